@@ -1,0 +1,56 @@
+"""The `maildesk` command: wiring only; each group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from maildesk.cli.common import CliContext, setup_logging
+from maildesk.errors import MaildeskError
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="MAILDESK_CONFIG",
+    help="Config file (default ./maildesk.yaml, or $MAILDESK_CONFIG).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+@click.version_option(package_name="maildesk")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """maildesk: an email help desk that runs as a daemon."""
+    setup_logging("debug" if verbose else None)
+    ctx.obj = CliContext(config_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from maildesk.cli import demo, ingest, quarantine, setup, tickets
+
+    for module in (setup, ingest, tickets, quarantine, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning our errors into a message and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except MaildeskError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))

@@ -1,0 +1,54 @@
+"""`maildesk ingest FILE... | -`: feed messages from files or stdin (for an MTA pipe)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from maildesk.cli.common import CliContext, pass_cli
+from maildesk.errors import MaildeskError
+
+EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--queue", help="Default queue for these messages.")
+@pass_cli
+def ingest(cli: CliContext, files: tuple[str, ...], queue: str | None) -> None:
+    """Ingest .eml FILES, or `-` for one message on stdin.
+
+    Exits 75 (EX_TEMPFAIL) when a message could not be stored, so an MTA retries.
+    """
+    from maildesk.pipeline import SourceInfo
+
+    try:
+        desk = cli.desk()
+        failed = 0
+        for name in files:
+            raw = sys.stdin.buffer.read() if name == "-" else _read(name)
+            source = SourceInfo(
+                source="stdin" if name == "-" else f"file:{Path(name).name}", queue=queue
+            )
+            result = desk.pipeline.process_one(raw, source)
+            label = result.ticket_ref or f"quarantine #{result.quarantine_id}"
+            detail = f" ({result.reason})" if result.reason else ""
+            click.echo(f"{name}: {result.outcome} {label}{detail}")
+            failed += not result.stored
+    except (MaildeskError, OSError) as exc:
+        click.echo(f"error: {exc}; the message was not stored, try again later", err=True)
+        sys.exit(EX_TEMPFAIL)
+    if failed:
+        click.echo(f"{failed} message(s) quarantined; see `maildesk quarantine list`", err=True)
+
+
+def _read(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
+
+
+COMMANDS = [ingest]

@@ -1,0 +1,117 @@
+"""`maildesk init`, `maildesk check` and `maildesk db upgrade|status`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from maildesk.cli.common import CliContext, pass_cli
+from maildesk.errors import FileProblems, MaildeskError
+from maildesk.resources import default_templates_dir, example_config, example_rules
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(directory: Path, force: bool) -> None:
+    """Write a working maildesk.yaml, rules.yaml and templates/ into DIRECTORY."""
+    from maildesk.config import load_config
+    from maildesk.store.db import make_engine, upgrade
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source, target in ((example_config(), "maildesk.yaml"), (example_rules(), "rules.yaml")):
+        path = directory / target
+        if path.exists() and not force:
+            click.echo(f"kept existing {path}")
+            continue
+        shutil.copyfile(source, path)
+        written.append(path)
+    templates = directory / "templates"
+    if not templates.exists() or force:
+        shutil.copytree(default_templates_dir(), templates, dirs_exist_ok=True)
+        written.append(templates)
+        config_file = directory / "maildesk.yaml"
+        text = config_file.read_text(encoding="utf-8")
+        config_file.write_text(
+            text.replace("# templates: templates", "templates: templates"), encoding="utf-8"
+        )
+    config = load_config(directory / "maildesk.yaml")
+    engine = make_engine(config.database_url())
+    upgrade(engine)
+    engine.dispose()
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"database ready: {config.database.url}")
+    click.echo("next: edit maildesk.yaml and rules.yaml, then `maildesk check`")
+
+
+@click.command()
+@pass_cli
+def check(cli: CliContext) -> None:
+    """Validate the config, the rules, the templates and the database schema."""
+    problems = 0
+    try:
+        config = cli.config()
+        click.echo(f"ok   config {config.source}")
+    except FileProblems as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    for name, check_fn in _checks():
+        try:
+            message = check_fn(config)
+            click.echo(f"ok   {name}: {message}")
+        except FileProblems as exc:
+            problems += len(exc.problems)
+            click.echo(f"FAIL {name}:\n{exc}", err=True)
+        except MaildeskError as exc:
+            problems += 1
+            click.echo(f"FAIL {name}: {exc}", err=True)
+    if problems:
+        raise SystemExit(1)
+
+
+def _checks() -> list:
+    from maildesk.checks import CHECKS
+
+    return CHECKS
+
+
+@click.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+@pass_cli
+def db_upgrade(cli: CliContext) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    from maildesk.store.db import make_engine, schema_revisions, upgrade
+
+    engine = make_engine(cli.config().database_url())
+    before, head = schema_revisions(engine)
+    upgrade(engine)
+    engine.dispose()
+    click.echo(
+        f"database at revision {head}" + ("" if before == head else f" (was {before or 'empty'})")
+    )
+
+
+@db.command("status")
+@pass_cli
+def db_status(cli: CliContext) -> None:
+    """Show the schema revision of the database and the newest one."""
+    from maildesk.store.db import make_engine, schema_revisions
+
+    engine = make_engine(cli.config().database_url())
+    current, head = schema_revisions(engine)
+    engine.dispose()
+    click.echo(f"database revision {current or '(none)'}; newest {head}")
+    if current != head:
+        click.echo("run `maildesk db upgrade`")
+        raise SystemExit(1)
+
+
+COMMANDS = [init, check, db]

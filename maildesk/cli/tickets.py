@@ -1,0 +1,96 @@
+"""`maildesk tickets list|show`."""
+
+from __future__ import annotations
+
+import click
+
+from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.store.queries import list_tickets, ticket_detail
+
+TICKET_COLUMNS = [
+    ("ref", "REF"),
+    ("status", "STATUS"),
+    ("priority", "PRIORITY"),
+    ("queue", "QUEUE"),
+    ("assignee", "ASSIGNEE"),
+    ("requester", "REQUESTER"),
+    ("message_count", "MSGS"),
+    ("subject", "SUBJECT"),
+]
+
+
+@click.group()
+def tickets() -> None:
+    """List and show tickets."""
+
+
+@tickets.command("list")
+@click.option(
+    "--status", help="Only tickets with this status (new, open, pending, resolved, closed)."
+)
+@click.option("--queue", help="Only tickets in this queue.")
+@click.option("--limit", type=int, help="At most this many tickets (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (format in README).")
+@pass_cli
+def list_cmd(
+    cli: CliContext, status: str | None, queue: str | None, limit: int | None, as_json: bool
+) -> None:
+    """List tickets, newest first."""
+    desk = cli.desk()
+    with desk.sessions() as session:
+        rows = list_tickets(session, status=status, queue=queue, limit=limit)
+    if as_json:
+        print_json(rows)
+    elif rows:
+        print_table(rows, TICKET_COLUMNS)
+    else:
+        click.echo("no tickets")
+
+
+@tickets.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (format in README).")
+@pass_cli
+def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
+    """Show one ticket with its messages, attachments and events."""
+    desk = cli.desk()
+    with desk.sessions() as session:
+        detail = ticket_detail(session, ref)
+    if as_json:
+        print_json(detail)
+        return
+    print_ticket(detail)
+
+
+def print_ticket(d: dict) -> None:
+    click.echo(f"{d['ref']}  {d['subject']}")
+    click.echo(
+        f"  status {d['status']} · priority {d['priority']} · queue {d['queue']} · "
+        f"assignee {d['assignee'] or '-'} · requester {d['requester']}"
+    )
+    if d["rules_fired"]:
+        click.echo(f"  rules fired: {', '.join(d['rules_fired'])}")
+    if d["tags"]:
+        click.echo(f"  tags: {', '.join(d['tags'])}")
+    for m in d["messages"]:
+        flag = " (internal)" if m["internal"] else ""
+        click.echo(
+            f"\n  --- message {m['id']} · {m['kind']} from {m['from']}{flag} · {m['received_at']}"
+        )
+        for line in (m["text"] or "").strip().splitlines()[:20]:
+            click.echo(f"  | {line}")
+        for a in m["attachments"]:
+            click.echo(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    if d["notifications"]:
+        click.echo("\n  notifications:")
+        for n in d["notifications"]:
+            click.echo(
+                f"    {n['status']:8} {n['template']:15} to {', '.join(n['to'])}: {n['subject']}"
+            )
+    click.echo("\n  events:")
+    for e in d["events"]:
+        change = f" {e['old'] or ''} -> {e['new'] or ''}" if e["old"] or e["new"] else ""
+        click.echo(f"    {e['at']} {e['actor']}: {e['kind']}{change} ({e['reason']})")
+
+
+COMMANDS = [tickets]

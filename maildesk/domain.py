@@ -1,0 +1,78 @@
+"""The help desk's vocabulary: statuses, priorities, who wrote a message, ticket snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+
+class Author(StrEnum):
+    """Who wrote a message, relative to the ticket it lands on."""
+
+    REQUESTER = "requester"
+    PARTICIPANT = "participant"  # a customer on Cc, or added with #cc
+    AGENT = "agent"
+    STRANGER = "stranger"
+    SYSTEM = "system"
+
+
+class MessageKind(StrEnum):
+    REQUEST = "request"  # the message that opened the ticket
+    REPLY = "reply"  # a customer's follow-up
+    AGENT_REPLY = "agent_reply"
+    NOTE = "note"  # internal, never shown to the requester
+    AUTO_REPLY = "auto_reply"  # out-of-office and other automatic mail
+    BOUNCE = "bounce"
+    NOTIFICATION = "notification"  # mail we sent
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """A read-only snapshot of a ticket, as the deciding steps see it."""
+
+    id: int
+    ref: str
+    subject: str
+    status: Status
+    priority: Priority
+    queue: str
+    assignee: str | None
+    requester: str
+    requester_name: str
+    created_at: datetime
+    updated_at: datetime
+    message_id: str
+    participants: dict[str, str] = field(default_factory=dict)  # address -> role
+    tags: tuple[str, ...] = ()
+    language: str = "en"
+    thread_ids: tuple[str, ...] = ()  # Message-IDs the requester has seen, oldest first
+    merged_into: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    sla_policy: str | None = None
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+
+    def is_participant(self, address: str) -> bool:
+        return address.lower() == self.requester or address.lower() in self.participants

@@ -1,0 +1,1 @@
+"""Everything that reads or writes the database or the blob store."""

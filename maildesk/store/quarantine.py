@@ -1,0 +1,98 @@
+"""Quarantine: messages that could not be processed, kept raw with the reason."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from maildesk.errors import NotFound
+from maildesk.parse import decode_header_value
+from maildesk.store.blobs import BlobStore
+from maildesk.store.models import QuarantineEntry
+
+
+def quarantine_message(
+    session: Session,
+    blobs: BlobStore,
+    raw: bytes,
+    source: str,
+    stage: str,
+    reason: str,
+    now: datetime,
+) -> QuarantineEntry:
+    """Store `raw` and a quarantine row; the same bytes held twice make one entry."""
+    digest = blobs.put(raw)
+    entry = session.scalars(
+        select(QuarantineEntry).where(
+            QuarantineEntry.raw_sha256 == digest, QuarantineEntry.status == "held"
+        )
+    ).first()
+    if entry is not None:
+        entry.attempts += 1
+        entry.reason = reason
+        entry.stage = stage
+        return entry
+    subject, sender = _peek_headers(raw)
+    entry = QuarantineEntry(
+        received_at=now,
+        source=source,
+        raw_sha256=digest,
+        raw_size=len(raw),
+        reason=reason[:4000],
+        stage=stage,
+        status="held",
+        attempts=1,
+        subject=subject,
+        from_addr=sender,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _peek_headers(raw: bytes) -> tuple[str, str]:
+    """Subject and From for display, best effort on bytes that failed to parse."""
+    try:
+        head = raw[:65536].split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+        msg = email.message_from_bytes(head, policy=email.policy.compat32)
+        return (
+            decode_header_value(msg.get("Subject", ""))[:500],
+            decode_header_value(msg.get("From", ""))[:320],
+        )
+    except Exception:
+        return "", ""
+
+
+def get_entry(session: Session, entry_id: int) -> QuarantineEntry:
+    entry = session.get(QuarantineEntry, entry_id)
+    if entry is None:
+        raise NotFound(
+            f"quarantine entry {entry_id} does not exist; see `maildesk quarantine list`"
+        )
+    return entry
+
+
+def retry_entry(desk: Any, entry_id: int) -> Any:
+    """Re-run a held entry; on success it is marked released with its ticket."""
+    from maildesk.pipeline import SourceInfo
+
+    with desk.sessions() as session:
+        entry = get_entry(session, entry_id)
+        if entry.status != "held":
+            raise NotFound(
+                f"quarantine entry {entry_id} was already released to {entry.ticket_ref}"
+            )
+        raw = desk.blobs.get(entry.raw_sha256)
+        source = entry.source
+    result = desk.pipeline.process_one(raw, SourceInfo(source=f"{source} (retry)"))
+    with desk.sessions() as session, session.begin():
+        entry = get_entry(session, entry_id)
+        if result.stored:
+            entry.status = "released"
+            entry.ticket_ref = result.ticket_ref
+    return result

@@ -1,0 +1,163 @@
+"""Read-only views of tickets for the CLI and its stable JSON output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from maildesk.errors import NotFound
+from maildesk.store.models import Message, OutboxEntry, Ticket
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def ticket_summary(ticket: Ticket, message_count: int) -> dict[str, Any]:
+    """The fields of `tickets list --json` (a stable, documented format)."""
+    return {
+        "ref": ticket.ref,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "requester": ticket.requester,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "message_count": message_count,
+        "tags": list(ticket.tags or []),
+    }
+
+
+def list_tickets(
+    session: Session,
+    *,
+    status: str | None = None,
+    queue: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Tickets, newest first, optionally filtered by status and queue."""
+    counts = (
+        select(Message.ticket_id, func.count(Message.id).label("n"))
+        .group_by(Message.ticket_id)
+        .subquery()
+    )
+    query = (
+        select(Ticket, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.ticket_id == Ticket.id)
+        .order_by(Ticket.id.desc())
+    )
+    if status:
+        query = query.where(Ticket.status == status)
+    if queue:
+        query = query.where(Ticket.queue == queue)
+    if limit:
+        query = query.limit(limit)
+    return [ticket_summary(t, n) for t, n in session.execute(query).all()]
+
+
+def get_ticket(session: Session, ref: str) -> Ticket:
+    """A ticket by reference (`MD-42`, case-insensitive); NotFound otherwise."""
+    ticket = session.scalars(
+        select(Ticket)
+        .where(func.upper(Ticket.ref) == ref.strip().upper())
+        .options(
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+            selectinload(Ticket.events),
+            selectinload(Ticket.participants),
+        )
+    ).first()
+    if ticket is None:
+        raise NotFound(f"no ticket {ref}; see `maildesk tickets list`")
+    return ticket
+
+
+def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
+    """The fields of `tickets show --json`: the summary plus messages, events and more."""
+    ticket = get_ticket(session, ref)
+    detail = ticket_summary(ticket, len(ticket.messages))
+    merged = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    linked = session.get(Ticket, ticket.linked_from_id) if ticket.linked_from_id else None
+    detail.update(
+        {
+            "requester_name": ticket.requester_name,
+            "language": ticket.language,
+            "message_id": ticket.message_id,
+            "rules_fired": list(ticket.rules_fired or []),
+            "first_response_at": _iso(ticket.first_response_at),
+            "resolved_at": _iso(ticket.resolved_at),
+            "closed_at": _iso(ticket.closed_at),
+            "sla_policy": ticket.sla_policy,
+            "first_response_due": _iso(ticket.first_response_due),
+            "resolution_due": _iso(ticket.resolution_due),
+            "merged_into": merged.ref if merged else None,
+            "linked_from": linked.ref if linked else None,
+            "spam": ticket.spam,
+            "participants": [
+                {"address": p.address, "name": p.name, "role": p.role} for p in ticket.participants
+            ],
+            "messages": [_message(m) for m in ticket.messages],
+            "events": [
+                {
+                    "at": _iso(e.at),
+                    "actor": e.actor,
+                    "kind": e.kind,
+                    "old": e.old,
+                    "new": e.new,
+                    "reason": e.reason,
+                }
+                for e in ticket.events
+            ],
+            "notifications": [
+                {
+                    "message_id": o.message_id,
+                    "template": o.template,
+                    "to": list(o.recipients),
+                    "subject": o.subject,
+                    "status": o.status,
+                    "created_at": _iso(o.created_at),
+                    "sent_at": _iso(o.sent_at),
+                }
+                for o in session.scalars(
+                    select(OutboxEntry)
+                    .where(OutboxEntry.ticket_id == ticket.id)
+                    .order_by(OutboxEntry.id)
+                )
+            ],
+        }
+    )
+    return detail
+
+
+def _message(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "message_id": m.message_id,
+        "direction": m.direction,
+        "author_kind": m.author_kind,
+        "kind": m.kind,
+        "internal": m.internal,
+        "from": m.from_addr,
+        "from_name": m.from_name,
+        "to": list(m.to_addrs or []),
+        "cc": list(m.cc_addrs or []),
+        "subject": m.subject,
+        "date": _iso(m.date),
+        "received_at": _iso(m.created_at),
+        "text": m.text_body,
+        "has_html": m.html_body is not None,
+        "raw_sha256": m.raw_sha256,
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in m.attachments
+        ],
+    }
