@@ -1,0 +1,105 @@
+"""Business-hours arithmetic: SLA due times and elapsed working time.
+
+A Calendar has weekly opening hours in a time zone, plus holidays. All inputs and
+outputs are aware UTC datetimes; local time only matters inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Opening hours per weekday (0 = Monday) as (start, end) local times, and holidays."""
+
+    timezone: str = "UTC"
+    hours: dict[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
+    holidays: frozenset[date] = frozenset()
+
+    @classmethod
+    def always_open(cls) -> Calendar:
+        """A 24/7 calendar: business time equals wall-clock time."""
+        full = ((time(0), time(23, 59, 59, 999999)),)
+        return cls("UTC", dict.fromkeys(range(7), full))
+
+    @classmethod
+    def office(
+        cls,
+        timezone: str,
+        days: Iterable[int] = range(5),
+        start: time = time(9),
+        end: time = time(17),
+        holidays: Iterable[date] = (),
+    ) -> Calendar:
+        """Same opening hours on each of `days` (0 = Monday)."""
+        return cls(timezone, {d: ((start, end),) for d in days}, frozenset(holidays))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_open(self, moment: datetime) -> bool:
+        """True when `moment` falls inside opening hours."""
+        local = moment.astimezone(self.tz)
+        return any(s <= local < e for s, e in self._intervals_on(local.date()))
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The moment `duration` of business time after `start`."""
+        if duration <= timedelta(0):
+            return start
+        remaining = duration
+        for begin, end in self._intervals_from(start):
+            span = end - begin
+            if span >= remaining:
+                return begin + remaining
+            remaining -= span
+        raise ValueError("calendar has no opening hours")  # _intervals_from never ends otherwise
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Business time elapsed from `start` to `end` (zero if end <= start)."""
+        total = timedelta(0)
+        if end <= start:
+            return total
+        for begin, stop in self._intervals_from(start):
+            if begin >= end:
+                break
+            total += min(stop, end) - begin
+        return total
+
+    def _intervals_on(self, day: date) -> list[tuple[datetime, datetime]]:
+        if day in self.holidays:
+            return []
+        tz = self.tz
+        result = []
+        for s, e in self.hours.get(day.weekday(), ()):
+            begin = datetime.combine(day, s, tz)
+            end = (
+                datetime.combine(day, e, tz)
+                if e != time(23, 59, 59, 999999)
+                else (datetime.combine(day + timedelta(days=1), time(0), tz))
+            )
+            result.append((begin, end))
+        return result
+
+    def _intervals_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Opening intervals (UTC) from `start` onwards, clipped at `start`."""
+        if not any(self.hours.values()):
+            raise ValueError("calendar has no opening hours")
+        day = start.astimezone(self.tz).date()
+        empty_days = 0
+        while empty_days < 3700:  # ten years of holidays would be a broken calendar
+            intervals = self._intervals_on(day)
+            empty_days = 0 if intervals else empty_days + 1
+            for begin, end in intervals:
+                begin_utc, end_utc = begin.astimezone(UTC), end.astimezone(UTC)
+                if end_utc <= start:
+                    continue
+                yield max(begin_utc, start), end_utc
+            day += timedelta(days=1)
+        raise ValueError("calendar has no opening hours in the next ten years")
