@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.config import Config
 from maildesk.errors import RulesError
-from maildesk.outbox import Outbox
 from maildesk.pipeline import Clock, Pipeline, utcnow
 from maildesk.render import Renderer
 from maildesk.rules import RuleSet, load_rules
@@ -68,7 +67,6 @@ class Desk:
     blobs: BlobStore
     rules: RulesHolder
     renderer: Renderer
-    outbox: Outbox
     pipeline: Pipeline
 
     @classmethod
@@ -78,12 +76,15 @@ class Desk:
         if check_schema:
             require_current_schema(engine)
         sessions = make_sessionmaker(engine)
-        blobs = BlobStore(config.storage.path)
+        blobs = BlobStore(
+            config.storage.path,
+            inline_max=config.storage.inline_max_bytes,
+            fsync=config.storage.fsync,
+        )
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
-        outbox = Outbox(config, renderer)
-        pipeline = Pipeline(config, sessions, blobs, rules, outbox, clock=clock)
-        return cls(config, engine, sessions, blobs, rules, renderer, outbox, pipeline)
+        pipeline = Pipeline(config, sessions, blobs, rules, clock=clock)
+        return cls(config, engine, sessions, blobs, rules, renderer, pipeline)
 
     def close(self) -> None:
         self.engine.dispose()

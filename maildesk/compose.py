@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import email.charset
 import email.policy
 import email.utils
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
 
 from maildesk.parse import Address
 from maildesk.render import Rendered
 from maildesk.screen import LOOP_HEADER
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 MAX_REFERENCES = 20
+_WIRE = email.policy.compat32.clone(linesep="\r\n")  # SMTP wants CRLF line ends
+_UTF8_QP = email.charset.Charset("utf-8")
+_UTF8_QP.body_encoding = email.charset.QP
 
 
 def clean_header(value: str) -> str:
@@ -47,32 +53,73 @@ class Envelope:
     loop_token: str
 
 
-def compose(envelope: Envelope, body: Rendered) -> EmailMessage:
-    """An RFC 5322 message with a plain-text part and, when given, an HTML alternative."""
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = _header_address(envelope.sender)
-    msg["To"] = [_header_address(a) for a in envelope.to]
-    if envelope.cc:
-        msg["Cc"] = [_header_address(a) for a in envelope.cc]
-    msg["Reply-To"] = _header_address(envelope.reply_to)
-    msg["Subject"] = clean_header(envelope.subject)
-    msg["Date"] = email.utils.format_datetime(envelope.date)
-    msg["Message-ID"] = f"<{envelope.message_id}>"
-    if envelope.in_reply_to:
-        msg["In-Reply-To"] = f"<{clean_header(envelope.in_reply_to)}>"
-    refs = trim_references(envelope.references)
-    if refs:
-        msg["References"] = " ".join(f"<{clean_header(r)}>" for r in refs)
-    if envelope.automatic:
-        msg["Auto-Submitted"] = "auto-replied"
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "auto_reply"
-    msg[LOOP_HEADER] = clean_header(envelope.loop_token)
-    msg["X-Maildesk-Ticket"] = clean_header(envelope.ticket_ref)
-    msg.set_content(body.text, cte="quoted-printable" if not body.text.isascii() else "7bit")
+def compose(envelope: Envelope, body: Rendered) -> bytes:
+    """RFC 5322 bytes: a plain-text part and, when given, an HTML alternative."""
+    text = _text_part(body.text, "plain")
     if body.html:
-        msg.add_alternative(body.html, subtype="html")
-    return msg
+        msg: MIMENonMultipart | MIMEMultipart = MIMEMultipart("alternative")
+        msg.attach(text)
+        msg.attach(_text_part(body.html, "html"))
+    else:
+        msg = text
+    for name, value in _headers(envelope):
+        msg[name] = value
+    return msg.as_bytes(policy=_WIRE)
+
+
+def _headers(e: Envelope) -> list[tuple[str, str | Header]]:
+    headers: list[tuple[str, str | Header]] = [
+        ("From", format_address(e.sender)),
+        ("To", ", ".join(format_address(a) for a in e.to)),
+    ]
+    if e.cc:
+        headers.append(("Cc", ", ".join(format_address(a) for a in e.cc)))
+    headers += [
+        ("Reply-To", format_address(e.reply_to)),
+        ("Subject", encode_text(e.subject)),
+        ("Date", email.utils.format_datetime(e.date)),
+        ("Message-ID", f"<{clean_id(e.message_id)}>"),
+    ]
+    if e.in_reply_to:
+        headers.append(("In-Reply-To", f"<{clean_id(e.in_reply_to)}>"))
+    refs = trim_references([clean_id(r) for r in e.references])
+    if refs:
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
+    if e.automatic:
+        headers += [
+            ("Auto-Submitted", "auto-replied"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("Precedence", "auto_reply"),
+        ]
+    headers += [
+        (LOOP_HEADER, clean_header(e.loop_token)),
+        ("X-Maildesk-Ticket", clean_header(e.ticket_ref)),
+    ]
+    return headers
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    if text.isascii():
+        return MIMEText(text, subtype, "us-ascii")
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, _UTF8_QP)  # quoted-printable keeps the source readable
+    return part
+
+
+def encode_text(value: str, header_name: str = "Subject") -> str | Header:
+    """An unstructured header value: cleaned, and RFC 2047-encoded when not ASCII."""
+    value = clean_header(value)
+    return value if value.isascii() else Header(value, "utf-8", header_name=header_name)
+
+
+def format_address(addr: Address) -> str:
+    """`Name <addr>` with the name quoted or encoded as needed and no control characters."""
+    return email.utils.formataddr((clean_header(addr.name), clean_id(addr.address)), "utf-8")
+
+
+def clean_id(value: str) -> str:
+    """A Message-ID or address with anything that could end a header removed."""
+    return re.sub(r"[\s<>\x00-\x1f\x7f]", "", value)
 
 
 def trim_references(refs: list[str]) -> list[str]:
@@ -81,8 +128,3 @@ def trim_references(refs: list[str]) -> list[str]:
     if len(unique) <= MAX_REFERENCES:
         return unique
     return [unique[0], *unique[-(MAX_REFERENCES - 1) :]]
-
-
-def _header_address(addr: Address) -> HeaderAddress:
-    local, _, domain = addr.address.rpartition("@")
-    return HeaderAddress(display_name=clean_header(addr.name), username=local, domain=domain)

@@ -70,8 +70,11 @@ class DatabaseConfig(_Section):
 
 
 class StorageConfig(_Section):
-    # Raw messages and attachments, stored under their SHA-256.
+    # Raw messages and attachments are stored under their SHA-256: up to inline_max_bytes
+    # in the database (committed with the ticket change), bigger ones as files in `path`.
     path: Path = Path("data")
+    inline_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    fsync: bool = True
 
 
 class TicketsConfig(_Section):

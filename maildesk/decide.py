@@ -30,7 +30,6 @@ class Notice:
     from_agent: Address | None = None  # relayed replies show the agent's name
     body_text: str | None = None  # text relayed from an agent or customer
     extra: dict[str, Any] = field(default_factory=dict)
-    message_id: str | None = None  # set by the store for the ticket's first reply
 
 
 @dataclass

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from maildesk.app import Desk
 from maildesk.config import load_config
+from maildesk.outbox import render_entry
 from maildesk.resources import example_config, example_rules, sample_messages
 from maildesk.store.db import make_engine, upgrade
 from maildesk.store.models import OutboxEntry
@@ -60,17 +61,14 @@ def _ingest_and_report(desk: Desk, echo: Callable[[str], None], workdir: Path) -
         echo("\nTickets:")
         print_table(tickets, TICKET_COLUMNS)
         echo(f"\nNotifications queued in the outbox ({len(notices)}; the demo sends none):")
-        rows = [
-            {
-                "ticket": n.subject.split("]")[0].lstrip("[") if "]" in n.subject else "",
-                "template": n.template,
-                "to": ", ".join(n.recipients),
-                "subject": n.subject,
-            }
-            for n in notices
-        ]
+        rows = []
+        for n in notices:
+            render_entry(n, desk.renderer, desk.config)  # rendered for display, not committed
+            rows.append(
+                {"template": n.template, "to": ", ".join(n.recipients), "subject": n.subject}
+            )
         print_table(
             rows, [("template", "TEMPLATE"), ("to", "TO"), ("subject", "SUBJECT")], max_width=60
         )
-    echo("\nSee one ticket in full with: maildesk --config <dir>/maildesk.yaml tickets show MD-1")
+    echo("\nSee one ticket in full with: maildesk --config <dir>/maildesk.yaml tickets show MD-1\n")
     return {"outcomes": outcomes, "tickets": tickets, "notifications": len(notices)}

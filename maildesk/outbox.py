@@ -1,4 +1,10 @@
-"""The transactional outbox: notifications rendered and stored with the change that caused them."""
+"""The transactional outbox: notifications queued with the change that caused them.
+
+Ingest stores what to send (template, variables, headers) in the same transaction as
+the ticket change; the sender renders it once into bytes before the first attempt, so
+retries resend exactly the same message with the same Message-ID. A broken template
+therefore fails one notification, visibly, and never holds up incoming mail.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maildesk.compose import Envelope, compose, new_message_id
+from maildesk.compose import Envelope, compose
 from maildesk.config import Config
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
-from maildesk.store.models import OutboxEntry, ThreadRef, Ticket
+from maildesk.store.models import OutboxEntry
 
 
 @dataclass(frozen=True)
@@ -25,109 +31,134 @@ class ThreadContext:
     references: list[str]
 
 
-class Outbox:
-    """Queues notifications in the caller's transaction; a sender delivers them later."""
+@dataclass(frozen=True)
+class QueuedNotice:
+    """One outbox row to write: a notice for one group of recipients, with its Message-ID."""
 
-    def __init__(self, config: Config, renderer: Renderer):
-        self.config = config
-        self.renderer = renderer
+    notice: Notice
+    to: list[Address]
+    message_id: str
+    thread: ThreadContext
 
-    def enqueue(
-        self,
-        session: Session,
-        ticket: Ticket,
-        notice: Notice,
-        thread: ThreadContext,
-        now: datetime,
-        context: dict[str, Any],
-    ) -> list[OutboxEntry]:
-        """Render `notice` and add one outbox row per To recipient (agents) or one in all."""
-        groups = [[a] for a in notice.to] if notice.audience == "agents" else [notice.to]
-        if len(groups) > 1 and notice.message_id:
-            raise ValueError("a fixed Message-ID can only go to one group of recipients")
-        entries = []
-        for to in groups:
-            if not to:
-                continue
-            entries.append(self._entry(session, ticket, notice, to, thread, now, context))
-        return entries
 
-    def _entry(
-        self,
-        session: Session,
-        ticket: Ticket,
-        notice: Notice,
-        to: list[Address],
-        thread: ThreadContext,
-        now: datetime,
-        context: dict[str, Any],
-    ) -> OutboxEntry:
-        tickets = self.config.tickets
-        rendered = self.renderer.render(notice.template, ticket.language, context)
-        support = Address(tickets.support_name, tickets.support_address)
-        sender = (
-            Address(f"{notice.from_agent.name} via {tickets.support_name}", tickets.support_address)
-            if notice.from_agent
-            else support
-        )
-        message_id = notice.message_id or new_message_id(ticket.ref, tickets.id_domain)
-        subject = rendered.subject
-        if f"[{ticket.ref}]".lower() not in subject.lower():
-            subject = f"[{ticket.ref}] {subject}"  # the token is how replies find the ticket
-        cc = notice.cc if notice.audience == "requester" else []
-        envelope = Envelope(
-            sender=sender,
-            to=to,
-            cc=cc,
-            reply_to=support,
-            subject=subject,
-            message_id=message_id,
-            in_reply_to=thread.in_reply_to,
-            references=[r for r in thread.references if r != message_id],
-            date=now,
-            automatic=notice.automatic,
-            ticket_ref=ticket.ref,
-            loop_token=tickets.id_domain,
-        )
-        raw = compose(envelope, rendered).as_bytes()
-        entry = OutboxEntry(
-            created_at=now,
-            ticket_id=ticket.id,
-            template=notice.template,
-            audience=notice.audience,
-            automatic=notice.automatic,
-            to_addr=to[0].address,
-            recipients=[a.address for a in [*to, *cc]],
-            envelope_from=tickets.support_address,
-            message_id=message_id,
-            subject=subject,
-            raw=raw,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-        )
-        session.add(entry)
-        session.add(
-            ThreadRef(
-                message_id=message_id,
-                ticket_id=ticket.id,
-                ours=True,
-                visible=notice.audience == "requester",
-                created_at=now,
-            )
-        )
-        return entry
+def recipient_groups(notice: Notice) -> list[list[Address]]:
+    """Agents each get their own copy; the requester's copy goes to them and their CCs."""
+    if notice.audience == "agents":
+        return [[a] for a in notice.to]
+    return [notice.to] if notice.to else []
+
+
+def outbox_row(
+    config: Config,
+    *,
+    ticket_id: int,
+    language: str,
+    queued: QueuedNotice,
+    context: dict[str, Any],
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The outbox row for a queued notice, and the thread_refs row of its Message-ID."""
+    notice = queued.notice
+    cc = notice.cc if notice.audience == "requester" else []
+    headers = {
+        "to": [[a.name, a.address] for a in queued.to],
+        "cc": [[a.name, a.address] for a in cc],
+        "from_agent": [notice.from_agent.name, notice.from_agent.address]
+        if notice.from_agent
+        else None,
+        "in_reply_to": queued.thread.in_reply_to,
+        "references": [r for r in queued.thread.references if r != queued.message_id],
+    }
+    entry = {
+        "created_at": now,
+        "ticket_id": ticket_id,
+        "template": notice.template,
+        "audience": notice.audience,
+        "automatic": notice.automatic,
+        "to_addr": queued.to[0].address,
+        "recipients": [a.address for a in [*queued.to, *cc]],
+        "envelope_from": config.tickets.support_address,
+        "message_id": queued.message_id,
+        "language": language,
+        "context": context,
+        "headers": headers,
+        "subject": "",
+        "raw": None,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_by": None,
+        "claimed_until": None,
+        "last_error": None,
+        "sent_at": None,
+    }
+    ref = {
+        "message_id": queued.message_id,
+        "ticket_id": ticket_id,
+        "ours": True,
+        "visible": notice.audience == "requester",
+        "created_at": now,
+    }
+    return entry, ref
+
+
+def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
+    """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
+    if entry.raw is not None:
+        return entry.raw
+    tickets = config.tickets
+    rendered = renderer.render(entry.template, entry.language, entry.context)
+    ref = str(entry.context.get("ticket", {}).get("ref", ""))
+    subject = rendered.subject
+    if ref and f"[{ref}]".lower() not in subject.lower():
+        subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
+    headers = entry.headers
+    support = Address(tickets.support_name, tickets.support_address)
+    agent = headers.get("from_agent")
+    sender = (
+        Address(f"{agent[0]} via {tickets.support_name}", tickets.support_address)
+        if agent
+        else support
+    )
+    envelope = Envelope(
+        sender=sender,
+        to=[Address(n, a) for n, a in headers.get("to", [])],
+        cc=[Address(n, a) for n, a in headers.get("cc", [])],
+        reply_to=support,
+        subject=subject,
+        message_id=entry.message_id,
+        in_reply_to=headers.get("in_reply_to"),
+        references=list(headers.get("references", [])),
+        date=entry.created_at,
+        automatic=entry.automatic,
+        ticket_ref=ref,
+        loop_token=tickets.id_domain,
+    )
+    entry.raw = compose(envelope, rendered)
+    entry.subject = subject
+    return entry.raw
 
 
 def auto_replies_since(session: Session, address: str, since: datetime) -> int:
     """How many automatic notifications went to `address` since `since` (for rate limits)."""
-    query = select(func.count(OutboxEntry.id)).where(
-        OutboxEntry.to_addr == address,
-        OutboxEntry.automatic.is_(True),
-        OutboxEntry.audience == "requester",
-        OutboxEntry.created_at >= since,
+    return auto_reply_counts(session, [address], since).get(address, 0)
+
+
+def auto_reply_counts(session: Session, addresses: list[str], since: datetime) -> dict[str, int]:
+    """Automatic requester notifications per address since `since`, for many addresses at once."""
+    if not addresses:
+        return {}
+    query = (
+        select(OutboxEntry.to_addr, func.count(OutboxEntry.id))
+        .where(
+            OutboxEntry.to_addr.in_(set(addresses)),
+            OutboxEntry.automatic.is_(True),
+            OutboxEntry.audience == "requester",
+            OutboxEntry.created_at >= since,
+        )
+        .group_by(OutboxEntry.to_addr)
     )
-    return session.scalar(query) or 0
+    return {k: v for k, v in session.execute(query)}
 
 
 def one_hour_before(now: datetime) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -322,11 +323,32 @@ def _addresses(value: str | None) -> list[Address]:
     if not value:
         return []
     result = []
-    for name, addr in get_addresses(value, decode_names=True):
+    for name, addr in _split_addresses(value):
         addr = addr.strip().lower()
         if "@" in addr:
             result.append(Address(name.strip().replace("\x00", ""), addr))
     return result
+
+
+def _strict_getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    # strict=True (CVE-2023-27043 fix) exists only in newer patch releases.
+    try:
+        return email.utils.getaddresses(values, strict=True)  # type: ignore[call-arg]
+    except TypeError:
+        return email.utils.getaddresses(values)
+
+
+_STDLIB_GETADDRESSES = _strict_getaddresses
+
+
+def _split_addresses(value: str) -> list[tuple[str, str]]:
+    """(name, address) pairs: the stdlib's strict parser when it copes, else mail-parser's
+    recovering one (which is ten times slower, so only malformed headers pay for it)."""
+    if "=?" not in value and '"' not in value and "\\" not in value:
+        pairs = _STDLIB_GETADDRESSES([value])
+        if pairs and all(addr and "@" in addr for _, addr in pairs):
+            return pairs
+    return get_addresses(value, decode_names=True)
 
 
 def _first_address(value: str | None) -> Address | None:

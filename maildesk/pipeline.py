@@ -1,8 +1,10 @@
 """process_one(raw, source): parse, screen, thread, decide, store, outbox; one transaction.
 
-A batch shares one transaction; each message runs in its own savepoint, so one bad
-message is quarantined without spoiling the rest, and nothing is acknowledged to a
-source before the commit.
+A batch shares one transaction. Its messages are decided one after another against a
+BatchState (so a reply finds a ticket opened earlier in the batch) and written with
+one flush. If writing fails, the batch is redone message by message, each in its own
+savepoint, so one bad message is quarantined without spoiling the rest. Nothing is
+acknowledged to a source before the commit.
 """
 
 from __future__ import annotations
@@ -13,22 +15,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk.batch_state import BatchState, evolve, state_of_new_ticket
+from maildesk.compose import new_message_id
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
+from maildesk.domain import TicketState
 from maildesk.errors import ParseError, TemporaryFailure
-from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_before
+from maildesk.outbox import QueuedNotice, ThreadContext, recipient_groups
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import screen_message
 from maildesk.store.blobs import BlobStore
-from maildesk.store.models import Message, Receipt, Ticket
+from maildesk.store.lookup import load_batch_state
 from maildesk.store.quarantine import quarantine_message
-from maildesk.store.tickets import Applied, apply_decision, find_ticket, snapshot
-from maildesk.threading import thread_keys
+from maildesk.store.writer import Plan, TicketIds, add_receipt, write_plans
+from maildesk.threading import ThreadKeys, thread_keys
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,10 @@ class SourceInfo:
     queue: str | None = None  # the mailbox's default queue
 
     @property
-    def has_uid(self) -> bool:
-        return self.uidvalidity is not None and self.uid is not None
+    def receipt(self) -> tuple[str, int, int] | None:
+        if self.uidvalidity is None or self.uid is None:
+            return None
+        return (self.source, self.uidvalidity, self.uid)
 
 
 @dataclass
@@ -62,7 +68,7 @@ class IngestResult:
     message_pk: int | None = None
     quarantine_id: int | None = None
     reason: str = ""
-    notifications: list[str] = field(default_factory=list)  # outbox message ids
+    notifications: list[str] = field(default_factory=list)  # outbox Message-IDs
 
     @property
     def stored(self) -> bool:
@@ -78,7 +84,7 @@ class StageError(Exception):
 
 
 class Pipeline:
-    """The ingest pipeline, wired with its store, rules, outbox and clock."""
+    """The ingest pipeline, wired with its store, rules and clock."""
 
     def __init__(
         self,
@@ -86,14 +92,12 @@ class Pipeline:
         sessions: sessionmaker[Session],
         blobs: BlobStore,
         rules: Callable[[], RuleSet],
-        outbox: Outbox,
         clock: Clock = utcnow,
     ):
         self.config = config
         self.sessions = sessions
         self.blobs = blobs
         self.rules = rules
-        self.outbox = outbox
         self.clock = clock
         tickets = config.tickets
         self.own_addresses = frozenset(
@@ -105,222 +109,231 @@ class Pipeline:
         return self.process_batch([(raw, source or SourceInfo())])[0]
 
     def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
-        """Ingest messages in one transaction; raises TemporaryFailure if the commit fails."""
+        """Ingest messages in one transaction; raise TemporaryFailure if it cannot commit."""
         try:
             with self.sessions() as session, session.begin():
-                results = [self._guarded(session, raw, source) for raw, source in items]
+                results = self._run_guarded(session, items)
                 self.blobs.sync()
-        except TemporaryFailure:
-            raise
-        except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
-            raise
+        except OperationalError as exc:
+            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
         return results
 
-    def _guarded(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
+    def _run_guarded(
+        self, session: Session, items: Sequence[tuple[bytes, SourceInfo]]
+    ) -> list[IngestResult]:
+        if len(items) > 1:
+            try:
+                with session.begin_nested():
+                    return self._run(session, items)
+            except OperationalError:
+                raise
+            except Exception as exc:  # redo one by one: only the guilty message is quarantined
+                log.info(
+                    "batch of %d failed while writing (%s); retrying one by one", len(items), exc
+                )
+        return [self._run_one(session, raw, source) for raw, source in items]
+
+    def _run_one(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
         try:
             with session.begin_nested():
-                return self._process(session, raw, source)
-        except IntegrityError:
-            # Another daemon stored the same message first (unique Message-ID).
+                return self._run(session, [(raw, source)])[0]
+        except OperationalError:
+            raise
+        except IntegrityError as exc:
+            # Usually another daemon stored the same message a moment earlier.
             with session.begin_nested():
-                duplicate = self._already_stored(session, raw, source)
-                if duplicate is not None:
-                    return duplicate
-            return self._quarantine(session, raw, source, "store", "integrity error while storing")
+                again = self._run(session, [(raw, source)])[0]
+            if again.outcome == "duplicate":
+                return again
+            return self._quarantine(session, raw, source, "store", f"integrity error: {exc.orig}")
         except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                raise
-            stage = exc.stage if isinstance(exc, StageError) else "process"
-            reason = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
-            log.warning("quarantined message from %s at stage %s: %s", source.source, stage, reason)
-            return self._quarantine(session, raw, source, stage, reason)
+            stage = exc.stage if isinstance(exc, StageError) else "store"
+            return self._quarantine(session, raw, source, stage, f"{type(exc).__name__}: {exc}")
 
     def _quarantine(
         self, session: Session, raw: bytes, source: SourceInfo, stage: str, reason: str
     ) -> IngestResult:
+        log.warning("quarantined message from %s at stage %s: %s", source.source, stage, reason)
+        now = self.clock()
         with session.begin_nested():
-            entry = quarantine_message(
-                session, self.blobs, raw, source.source, stage, reason, self.clock()
-            )
-            self._record_receipt(session, source, None, "quarantined")
+            entry = quarantine_message(session, self.blobs, raw, source.source, stage, reason, now)
+            if source.receipt:
+                add_receipt(session, source.receipt, None, "quarantined", now)
         return IngestResult("quarantined", quarantine_id=entry.id, reason=reason)
 
-    def _process(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
-        if source.has_uid and self._has_receipt(session, source):
-            return IngestResult(
-                "duplicate", reason=f"{source.source} UID {source.uid} already ingested"
-            )
-        msg = self._parse(raw)
-        duplicate = self._find_duplicate(session, msg)
-        if duplicate is not None:
-            self._record_receipt(session, source, msg.dedup_key, "duplicate")
-            return duplicate
+    def _run(
+        self, session: Session, items: Sequence[tuple[bytes, SourceInfo]]
+    ) -> list[IngestResult]:
         now = self.clock()
-        self.blobs.put(raw, msg.sha256)
-        decision = self.decide(session, msg, now)
-        applied = apply_decision(
-            session,
-            decision,
-            msg,
-            prefix=self.config.tickets.prefix,
-            id_domain=self.config.tickets.id_domain,
-            source=source.source,
-            blobs=self.blobs,
-            now=now,
-        )
-        sent = self._enqueue_notices(session, applied, decision, msg, now)
-        self._record_receipt(session, source, msg.dedup_key, "stored")
-        return IngestResult(
-            "created" if applied.created else "added",
-            ticket_ref=applied.ticket.ref,
-            message_pk=applied.message.id,
-            notifications=sent,
-        )
+        prefix = self.config.tickets.prefix
+        parsed = [self._parse(raw) for raw, _ in items]
+        keyed = [(p, thread_keys(p, prefix)) for p in parsed if isinstance(p, ParsedMessage)]
+        receipts = [s.receipt for _, s in items if s.receipt]
+        with session.no_autoflush:
+            state = load_batch_state(session, keyed, receipts, prefix=prefix, now=now)
+            ids = TicketIds(session)
+            results: list[IngestResult | None] = []
+            plans: list[tuple[int, Plan]] = []
+            for index, ((raw, source), msg) in enumerate(zip(items, parsed, strict=True)):
+                if isinstance(msg, StageError):
+                    results.append(self._quarantine(session, raw, source, msg.stage, str(msg)))
+                    continue
+                duplicate = self._duplicate(session, state, msg, source, now)
+                if duplicate:
+                    results.append(duplicate)
+                    continue
+                plan = self._plan(msg, raw, source, state, ids, now)
+                plans.append((index, plan))
+                results.append(None)
+        write_plans(session, [p for _, p in plans], self.config, self.blobs)
+        for index, plan in plans:
+            results[index] = IngestResult(
+                "created" if plan.before is None else "added",
+                ticket_ref=plan.after.ref,
+                message_pk=plan.message_pk,
+                notifications=[q.message_id for q in plan.queued],
+            )
+        return [r for r in results if r is not None]
 
-    def _parse(self, raw: bytes) -> ParsedMessage:
+    def _parse(self, raw: bytes) -> ParsedMessage | StageError:
         try:
             return parse_message(raw)
         except ParseError as exc:
-            raise StageError("parse", str(exc)) from exc
+            return StageError("parse", str(exc))
         except Exception as exc:
-            raise StageError("parse", f"parser failed: {type(exc).__name__}: {exc}") from exc
+            return StageError("parse", f"parser failed: {type(exc).__name__}: {exc}")
 
-    def decide(self, session: Session, msg: ParsedMessage, now: datetime) -> Decision:
-        """Load the facts `decide` needs, then call it (pure)."""
-        prefix = self.config.tickets.prefix
-        ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
-        state = snapshot(session, ticket) if ticket is not None else None
+    def _duplicate(
+        self,
+        session: Session,
+        state: BatchState,
+        msg: ParsedMessage,
+        source: SourceInfo,
+        now: datetime,
+    ) -> IngestResult | None:
+        receipt = source.receipt
+        if receipt and receipt in state.receipts:
+            return IngestResult(
+                "duplicate", reason=f"{source.source} UID {source.uid} already ingested"
+            )
+        ref = state.stored.get(msg.dedup_key)
+        if ref is None:
+            return None
+        if receipt:
+            add_receipt(session, receipt, msg.dedup_key, "duplicate", now)
+            state.receipts.add(receipt)
+        return IngestResult("duplicate", ticket_ref=ref, reason=f"already stored ({msg.dedup_key})")
+
+    def _plan(
+        self,
+        msg: ParsedMessage,
+        raw: bytes,
+        source: SourceInfo,
+        state: BatchState,
+        ids: TicketIds,
+        now: datetime,
+    ) -> Plan:
+        keys: ThreadKeys = thread_keys(msg, self.config.tickets.prefix)
+        before = state.find_ticket(keys)
+        try:
+            decision = decide(msg, before, self._context(msg, state, now))
+        except Exception as exc:
+            raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
+        if decision.new_ticket is not None:
+            before = None
+            ticket_id = ids.allocate()
+            ref = f"{self.config.tickets.prefix}-{ticket_id}"
+            root = new_message_id(ref, self.config.tickets.id_domain)
+            start = state_of_new_ticket(
+                decision.new_ticket, ticket_id=ticket_id, ref=ref, message_id=root, now=now
+            )
+        else:
+            assert before is not None
+            start = before
+        after = evolve(start, decision, now)
+        queued = queue_notices(
+            decision, msg, start, after, self.config.tickets.id_domain, created=before is None
+        )
+        contexts = [notification_context(after, q.notice, msg, self.config) for q in queued]
+        state.record(
+            msg,
+            after,
+            visible_message=not decision.internal,
+            outbound=[(q.message_id, q.notice.audience == "requester") for q in queued],
+            automatic_to=[
+                q.to[0].address
+                for q in queued
+                if q.notice.automatic and q.notice.audience == "requester"
+            ],
+        )
+        return Plan(
+            msg, raw, decision, before, after, queued, contexts, source.source, source.receipt, now
+        )
+
+    def _context(self, msg: ParsedMessage, state: BatchState, now: datetime) -> DecideContext:
         tickets = self.config.tickets
-        screening = screen_message(
-            msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
-        )
-        recent = (
-            auto_replies_since(session, msg.from_addr, one_hour_before(now))
-            if screening.may_auto_reply
-            else 0
-        )
-        ctx = DecideContext(
+        return DecideContext(
             tickets=tickets,
             rules=self.rules(),
             now=now,
-            screening=screening,
+            screening=screen_message(
+                msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
+            ),
             facts=RuleFacts(now=now),
-            auto_replies_last_hour=recent,
+            auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
         )
-        return decide(msg, state, ctx)
 
-    def _enqueue_notices(
-        self,
-        session: Session,
-        applied: Applied,
-        decision: Decision,
-        msg: ParsedMessage,
-        now: datetime,
-    ) -> list[str]:
-        ticket = applied.ticket
-        sent: list[str] = []
-        if not decision.notices:
-            return sent
-        visible = list(snapshot(session, ticket).thread_ids)
-        for notice in decision.notices:
-            if applied.created and notice.audience == "requester" and not sent:
-                notice.message_id = ticket.message_id  # the acknowledgement is the thread's root
-            thread = self._thread_for(visible, msg, decision, notice)
-            context = notification_context(ticket, notice, msg, self.config)
-            entries = self.outbox.enqueue(session, ticket, notice, thread, now, context)
-            sent.extend(e.message_id for e in entries)
-        return sent
 
-    @staticmethod
-    def _thread_for(
-        visible: list[str], msg: ParsedMessage, decision: Decision, notice: Notice
-    ) -> ThreadContext:
-        """In-Reply-To the message being answered; References the thread the reader has seen."""
-        shown = notice.audience == "agents" or not decision.internal
-        answering = msg.message_id if msg.message_id and shown else None
-        refs = [r for r in visible if r != answering]
-        if answering:
-            refs.append(answering)
-        return ThreadContext(in_reply_to=answering or (refs[-1] if refs else None), references=refs)
+def queue_notices(
+    decision: Decision,
+    msg: ParsedMessage,
+    before: TicketState,
+    after: TicketState,
+    id_domain: str,
+    *,
+    created: bool,
+) -> list[QueuedNotice]:
+    """Give each notice its recipients, Message-ID and thread headers."""
+    queued: list[QueuedNotice] = []
+    for notice in decision.notices:
+        thread = thread_context(list(before.thread_ids), msg, decision, notice)
+        for group in recipient_groups(notice):
+            first_ack = created and notice.audience == "requester" and not queued
+            message_id = after.message_id if first_ack else new_message_id(after.ref, id_domain)
+            queued.append(QueuedNotice(notice, group, message_id, thread))
+    return queued
 
-    def _find_duplicate(self, session: Session, msg: ParsedMessage) -> IngestResult | None:
-        row = session.execute(
-            select(Message.id, Ticket.ref)
-            .join(Ticket, Ticket.id == Message.ticket_id)
-            .where(Message.dedup_key == msg.dedup_key)
-        ).first()
-        if row is None:
-            return None
-        return IngestResult(
-            "duplicate",
-            ticket_ref=row.ref,
-            message_pk=row.id,
-            reason=f"already stored ({msg.dedup_key})",
-        )
 
-    def _already_stored(
-        self, session: Session, raw: bytes, source: SourceInfo
-    ) -> IngestResult | None:
-        try:
-            msg = parse_message(raw)
-        except ParseError:
-            return None
-        return self._find_duplicate(session, msg)
-
-    def _has_receipt(self, session: Session, source: SourceInfo) -> bool:
-        return (
-            session.scalar(
-                select(Receipt.id).where(
-                    Receipt.source == source.source,
-                    Receipt.uidvalidity == source.uidvalidity,
-                    Receipt.uid == source.uid,
-                )
-            )
-            is not None
-        )
-
-    def _record_receipt(
-        self, session: Session, source: SourceInfo, key: str | None, outcome: str
-    ) -> None:
-        if not source.has_uid or self._has_receipt(session, source):
-            return
-        assert source.uidvalidity is not None and source.uid is not None
-        session.add(
-            Receipt(
-                source=source.source,
-                uidvalidity=source.uidvalidity,
-                uid=source.uid,
-                dedup_key=key,
-                outcome=outcome,
-                at=self.clock(),
-            )
-        )
+def thread_context(
+    visible: list[str], msg: ParsedMessage, decision: Decision, notice: Notice
+) -> ThreadContext:
+    """In-Reply-To the message being answered; References what the reader has seen."""
+    shown = notice.audience == "agents" or not decision.internal
+    answering = msg.message_id if msg.message_id and shown else None
+    refs = [r for r in visible if r != answering]
+    if answering:
+        refs.append(answering)
+    return ThreadContext(in_reply_to=answering or (refs[-1] if refs else None), references=refs)
 
 
 def notification_context(
-    ticket: Ticket, notice: Notice, msg: ParsedMessage | None, config: Config
+    ticket: TicketState, notice: Notice, msg: ParsedMessage | None, config: Config
 ) -> dict[str, Any]:
-    """The variables every notification template can use."""
+    """The variables every notification template can use (stored as JSON in the outbox)."""
     tickets = config.tickets
     return {
         "ticket": {
             "ref": ticket.ref,
             "subject": ticket.subject,
-            "status": ticket.status,
-            "priority": ticket.priority,
+            "status": ticket.status.value,
+            "priority": ticket.priority.value,
             "queue": ticket.queue,
             "assignee": ticket.assignee or "",
             "requester": ticket.requester,
             "requester_name": ticket.requester_name or ticket.requester,
-            "created_at": ticket.created_at,
+            "created_at": ticket.created_at.isoformat(),
         },
         "support": {"address": tickets.support_address, "name": tickets.support_name},
         "agent": {"name": notice.from_agent.name, "address": notice.from_agent.address}

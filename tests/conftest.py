@@ -46,13 +46,12 @@ def write_config(directory: Path, *, database_url: str | None = None, extra: str
     if not (directory / "rules.yaml").exists():
         shutil.copyfile(example_rules(), directory / "rules.yaml")
     url = database_url or "sqlite:///maildesk.db"
+    storage = "" if "storage:" in extra else "storage:\n  path: data\n"
     (directory / "maildesk.yaml").write_text(
         f"""
 database:
   url: {url}
-storage:
-  path: data
-tickets:
+{storage}tickets:
   prefix: MD
   support_address: {SUPPORT}
   support_name: Example Support

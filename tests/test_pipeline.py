@@ -8,8 +8,9 @@ import hashlib
 
 from sqlalchemy import func, select
 
+from maildesk.outbox import render_entry
 from maildesk.pipeline import SourceInfo
-from maildesk.store.models import Attachment, Message, OutboxEntry, QuarantineEntry, Ticket
+from maildesk.store.models import Attachment, Blob, Message, OutboxEntry, QuarantineEntry, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
 
@@ -32,7 +33,8 @@ def test_new_message_opens_ticket_and_queues_acknowledgement(desk):
             "customer@example.org",
         )
         ack = s.scalars(select(OutboxEntry).where(OutboxEntry.template == "ack")).one()
-    sent = email.message_from_bytes(ack.raw, policy=email.policy.default)
+        raw = render_entry(ack, desk.renderer, desk.config)
+    sent = email.message_from_bytes(raw, policy=email.policy.default)
     assert sent["To"].addresses[0].addr_spec == "customer@example.org"
     assert "[MD-1]" in sent["Subject"]
     assert sent["Auto-Submitted"] == "auto-replied"
@@ -101,7 +103,7 @@ def test_unparseable_file_is_quarantined_and_next_file_still_processes(desk):
     with desk.sessions() as s:
         entry = s.get(QuarantineEntry, bad.quarantine_id)
         assert entry.stage == "parse"
-        assert desk.blobs.get(entry.raw_sha256).startswith(b"\x00\x01\x02")
+        assert desk.blobs.get(s, entry.raw_sha256).startswith(b"\x00\x01\x02")
 
 
 def test_bad_message_in_a_batch_does_not_spoil_the_others(desk):
@@ -121,7 +123,7 @@ def test_failure_inside_processing_is_quarantined_with_reason(desk, monkeypatch)
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(pipeline_module, "apply_decision", explode)
+    monkeypatch.setattr(pipeline_module, "write_plans", explode)
     result = desk.pipeline.process_one(make_mail())
     assert result.outcome == "quarantined"
     assert "RuntimeError: disk on fire" in result.reason
@@ -132,11 +134,11 @@ def test_quarantine_retry_ingests_once_fixed(desk, monkeypatch):
     import maildesk.pipeline as pipeline_module
     from maildesk.store.quarantine import retry_entry
 
-    real = pipeline_module.apply_decision
-    monkeypatch.setattr(pipeline_module, "apply_decision", lambda *a, **k: 1 / 0)
+    real = pipeline_module.write_plans
+    monkeypatch.setattr(pipeline_module, "write_plans", lambda *a, **k: 1 / 0)
     held = desk.pipeline.process_one(make_mail(subject="Retry me"))
     assert held.outcome == "quarantined"
-    monkeypatch.setattr(pipeline_module, "apply_decision", real)
+    monkeypatch.setattr(pipeline_module, "write_plans", real)
     result = retry_entry(desk, held.quarantine_id)
     assert (result.outcome, result.ticket_ref) == ("created", "MD-1")
     with desk.sessions() as s:
@@ -144,35 +146,38 @@ def test_quarantine_retry_ingests_once_fixed(desk, monkeypatch):
         assert (entry.status, entry.ticket_ref) == ("released", "MD-1")
 
 
-def test_attachments_round_trip_byte_exact_with_safe_names(desk):
+def test_attachments_round_trip_byte_exact_with_safe_names(make_desk):
+    # A small inline limit sends the big attachment to a file and keeps the small one in the DB.
+    desk = make_desk(extra="storage: {path: data, inline_max_bytes: 5000}")
     png = bytes(range(256)) * 40
+    passwd = b"root:x:0:0\n"
     raw = make_mail(
         attachments=[
-            ("../../etc/passwd", "application/octet-stream", b"root:x:0:0\n"),
+            ("../../etc/passwd", "application/octet-stream", passwd),
             ("pic.png", "image/png", png),
         ]
     )
     desk.pipeline.process_one(raw)
     with desk.sessions() as s:
         atts = {a.filename: a for a in s.scalars(select(Attachment))}
-    assert set(atts) == {"passwd", "pic.png"}
-    assert desk.blobs.get(atts["pic.png"].sha256) == png
-    assert atts["pic.png"].sha256 == hashlib.sha256(png).hexdigest()
-    assert desk.blobs.get(atts["passwd"].sha256) == b"root:x:0:0\n"
-    stored = desk.blobs.path_for(atts["passwd"].sha256)
-    assert stored.is_relative_to(desk.blobs.root) and "passwd" not in stored.name
+        assert set(atts) == {"passwd", "pic.png"}
+        assert desk.blobs.get(s, atts["pic.png"].sha256) == png
+        assert atts["pic.png"].sha256 == hashlib.sha256(png).hexdigest()
+        assert desk.blobs.get(s, atts["passwd"].sha256) == passwd
+    on_disk = {p.name for p in desk.blobs.root.rglob("*") if p.is_file()}
+    assert hashlib.sha256(png).hexdigest() in on_disk  # big: a file named by its hash
+    assert hashlib.sha256(passwd).hexdigest() not in on_disk  # small: in the database
+    assert not any("passwd" in name for name in on_disk)
 
 
 def test_same_attachment_in_two_messages_is_stored_once(desk):
     data = b"%PDF-1.4 invoice" * 100
     desk.pipeline.process_one(make_mail(attachments=[("a.pdf", "application/pdf", data)]))
     desk.pipeline.process_one(make_mail(attachments=[("b.pdf", "application/pdf", data)]))
-    files = [
-        p
-        for p in desk.blobs.root.rglob("*")
-        if p.is_file() and p.name == hashlib.sha256(data).hexdigest()
-    ]
-    assert len(files) == 1
+    digest = hashlib.sha256(data).hexdigest()
+    with desk.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Blob).where(Blob.sha256 == digest)) == 1
+        assert s.scalar(select(func.count()).select_from(Attachment)) == 2
 
 
 def test_imap_uid_is_ingested_once_even_if_message_differs(desk):

@@ -85,7 +85,7 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     with desk.sessions() as session:
         entry = get_entry(session, entry_id)
         if raw:
-            click.get_binary_stream("stdout").write(desk.blobs.get(entry.raw_sha256))
+            click.get_binary_stream("stdout").write(desk.blobs.get(session, entry.raw_sha256))
             return
         print_json(_row(entry))
 

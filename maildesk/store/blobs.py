@@ -1,52 +1,59 @@
-"""Content-addressed file storage for raw messages and attachments.
+"""Content-addressed storage for raw messages and attachments.
 
-Files live under their SHA-256, so the same attachment sent twice is stored once and a
-name chosen by a sender never becomes a path.
+Everything is stored under its SHA-256, so the same attachment sent twice is stored
+once and a name chosen by a sender never becomes a path. Blobs up to a size limit go
+into the `blobs` table in the same transaction as the rows that point at them (fast,
+atomic, one backup); bigger ones are written as files `root/ab/<sha256>` (atomic temp
+file + rename, flushed to disk before the transaction that refers to them commits).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from maildesk.store.models import Blob
+
+# Called with (sha256, data) for a blob that belongs in the database.
+InlineSink = Callable[[str, bytes], None]
+
 
 class BlobStore:
-    """Stores bytes under `root/ab/cd/<sha256>`; writes are atomic (temp file + rename)."""
+    """Puts bytes in the database or in files by size; gets them back by SHA-256."""
 
-    def __init__(self, root: Path, *, fsync: bool = True):
+    def __init__(self, root: Path, *, inline_max: int = 1024 * 1024, fsync: bool = True):
         self.root = Path(root)
+        self.inline_max = inline_max
         self.fsync = fsync
         self._unsynced: list[Path] = []
+        self._dirs: set[Path] = set()
 
-    def path_for(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
-
-    def put(self, data: bytes, sha256: str | None = None) -> str:
-        """Store `data` (if not there yet) and return its SHA-256."""
+    def put(self, data: bytes, inline: InlineSink, sha256: str | None = None) -> str:
+        """Store `data`: small ones through `inline` (a DB row), big ones as a file."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
-        path = self.path_for(digest)
-        if path.exists():
-            return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._unsynced.append(path)
+        if len(data) <= self.inline_max:
+            inline(digest, data)
+        else:
+            self._write_file(digest, data)
         return digest
 
+    def put_now(self, session: Session, data: bytes) -> str:
+        """Store `data` right away in the caller's transaction."""
+        return self.put(data, lambda sha, blob: insert_blobs(session, {sha: blob}))
+
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
-        """Store a stream without holding it in memory; return (SHA-256, size)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Store a stream as a file without holding it in memory; return (SHA-256, size)."""
+        self._ensure_dir(self.root)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         digest, size = hashlib.sha256(), 0
         try:
@@ -56,7 +63,7 @@ class BlobStore:
                     size += len(block)
                     fh.write(block)
             path = self.path_for(digest.hexdigest())
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_dir(path.parent)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -64,23 +71,86 @@ class BlobStore:
         self._unsynced.append(path)
         return digest.hexdigest(), size
 
-    def get(self, sha256: str) -> bytes:
-        """The stored bytes; FileNotFoundError when missing."""
+    def get(self, session: Session, sha256: str) -> bytes:
+        """The stored bytes; FileNotFoundError when neither the database nor a file has them."""
+        data = session.scalar(select(Blob.data).where(Blob.sha256 == sha256))
+        if data is not None:
+            return bytes(data)
         return self.path_for(sha256).read_bytes()
 
-    def open(self, sha256: str) -> BinaryIO:
+    def open_file(self, sha256: str) -> BinaryIO:
+        """A stored file (big blobs only)."""
         return self.path_for(sha256).open("rb")
 
-    def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists()
+    def path_for(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256
 
     def sync(self) -> None:
-        """Flush files written since the last sync to disk; call before committing rows."""
-        if self.fsync:
+        """Flush files written since the last sync to disk; call before committing rows.
+
+        One syncfs() for the whole batch where Linux has it, else one fsync per file.
+        """
+        if self.fsync and self._unsynced and not _syncfs(self.root):
             for path in self._unsynced:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync_path(path)
+            for directory in {p.parent for p in self._unsynced}:
+                _fsync_path(directory)  # the renames themselves must survive a power cut
         self._unsynced.clear()
+
+    def _write_file(self, digest: str, data: bytes) -> None:
+        path = self.path_for(digest)
+        if path.exists():
+            return
+        self._ensure_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._unsynced.append(path)
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory not in self._dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(directory)
+
+
+def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
+    """Insert blob rows, skipping those already stored (same hash, same bytes)."""
+    if not blobs:
+        return
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    rows = [{"sha256": sha, "size": len(data), "data": data} for sha, data in blobs.items()]
+    statement = module.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect not in ("postgresql", "sqlite"):
+        statement = insert(Blob)  # other databases: plain insert (duplicates were filtered)
+    session.execute(statement, rows)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_HAS_SYNCFS = hasattr(_LIBC, "syncfs")
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the whole file system holding `path` in one call (Linux); False if unavailable."""
+    if not _HAS_SYNCFS:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _LIBC.syncfs(fd) == 0
+    finally:
+        os.close(fd)

@@ -130,6 +130,20 @@ class Message(Base):
     )
 
 
+class Blob(Base):
+    """Raw messages and attachments up to `storage.inline_max_bytes`, keyed by SHA-256.
+
+    Kept in the database so they commit atomically with the rows that point at them;
+    bigger ones live as files under the storage path (store/blobs.py).
+    """
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Attachment(Base):
     __tablename__ = "attachments"
 
@@ -266,8 +280,13 @@ class OutboxEntry(Base):
     recipients: Mapped[list[Any]] = mapped_column(JSON)  # envelope recipients
     envelope_from: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(1000), unique=True)
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    # What to render: template variables and header data, fixed when the change happened.
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     subject: Mapped[str] = mapped_column(Text, default="")
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # The exact bytes, rendered before the first attempt so every retry resends the same mail.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]

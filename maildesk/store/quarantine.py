@@ -26,7 +26,7 @@ def quarantine_message(
     now: datetime,
 ) -> QuarantineEntry:
     """Store `raw` and a quarantine row; the same bytes held twice make one entry."""
-    digest = blobs.put(raw)
+    digest = blobs.put_now(session, raw)
     entry = session.scalars(
         select(QuarantineEntry).where(
             QuarantineEntry.raw_sha256 == digest, QuarantineEntry.status == "held"
@@ -87,7 +87,7 @@ def retry_entry(desk: Any, entry_id: int) -> Any:
             raise NotFound(
                 f"quarantine entry {entry_id} was already released to {entry.ticket_ref}"
             )
-        raw = desk.blobs.get(entry.raw_sha256)
+        raw = desk.blobs.get(session, entry.raw_sha256)
         source = entry.source
     result = desk.pipeline.process_one(raw, SourceInfo(source=f"{source} (retry)"))
     with desk.sessions() as session, session.begin():

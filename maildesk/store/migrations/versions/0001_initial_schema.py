@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:47:15.441841
+Create Date: 2026-11-23 17:04:38.975445
 """
 
 from collections.abc import Sequence
@@ -25,6 +25,13 @@ def upgrade() -> None:
         sa.Column("queue", sa.String(length=100), nullable=False),
         sa.Column("last_agent", sa.String(length=320), nullable=True),
         sa.PrimaryKeyConstraint("queue"),
+    )
+    op.create_table(
+        "blobs",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("sha256"),
     )
     op.create_table(
         "leases",
@@ -207,8 +214,11 @@ def upgrade() -> None:
         sa.Column("recipients", sa.JSON(), nullable=False),
         sa.Column("envelope_from", sa.String(length=320), nullable=False),
         sa.Column("message_id", sa.String(length=1000), nullable=False),
+        sa.Column("language", sa.String(length=10), nullable=False),
+        sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column(
@@ -328,5 +338,6 @@ def downgrade() -> None:
     op.drop_table("quarantine")
     op.drop_table("mailbox_state")
     op.drop_table("leases")
+    op.drop_table("blobs")
     op.drop_table("assignment_state")
     # ### end Alembic commands ###

@@ -1,0 +1,86 @@
+"""Ingest N generated messages on SQLite; print messages/s, latency per batch and peak RSS.
+
+    python bench/ingest.py [N] [--batch 100]
+
+Run it twice with different N to see that memory stays flat in N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import generate
+from maildesk.app import Desk
+from maildesk.config import load_config
+from maildesk.pipeline import SourceInfo
+from maildesk.resources import example_rules
+from maildesk.store.db import make_engine, upgrade
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", type=int, nargs="?", default=5000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--dir", help="work folder (default: a temp dir, removed afterwards)")
+    args = parser.parse_args()
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="maildesk-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(example_rules(), work / "rules.yaml")
+    (work / "maildesk.yaml").write_text(
+        "database: {url: 'sqlite:///bench.db'}\nstorage: {path: data}\n"
+    )
+    config = load_config(work / "maildesk.yaml")
+    engine = make_engine(config.database_url())
+    upgrade(engine)
+    engine.dispose()
+    desk = Desk.build(config)
+
+    messages = list(generate(args.n))
+    total_bytes = sum(len(m) for m in messages)
+    rss_before = peak_rss_mb()
+    batch_latency = []
+    outcomes: dict[str, int] = {}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for i in range(0, len(messages), args.batch):
+        chunk = [(raw, SourceInfo(source="bench")) for raw in messages[i : i + args.batch]]
+        t0 = time.perf_counter()
+        for result in desk.pipeline.process_batch(chunk):
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        batch_latency.append(time.perf_counter() - t0)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    desk.close()
+
+    per_msg = sorted(b / args.batch * 1000 for b in batch_latency)
+    q = statistics.quantiles(per_msg, n=100) if len(per_msg) > 1 else per_msg * 99
+    print(f"messages        {args.n} ({total_bytes / 1e6:.1f} MB, batch {args.batch})")
+    print(f"outcomes        {outcomes}")
+    print(f"throughput      {args.n / elapsed:.0f} messages/s ({elapsed:.2f} s wall)")
+    print(
+        f"CPU-bound rate  {args.n / cpu:.0f} messages/s ({cpu:.2f} s CPU; what an idle machine reaches)"
+    )
+    print(
+        f"per message     p50 {q[49]:.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms (batch time / batch size)"
+    )
+    print(
+        f"peak RSS        {peak_rss_mb():.0f} MB (before ingest, with the corpus in memory: {rss_before:.0f} MB)"
+    )
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Load, in a handful of queries, everything a batch needs to decide its messages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from maildesk.batch_state import BatchState
+from maildesk.domain import Priority, Status, TicketState
+from maildesk.outbox import auto_reply_counts, one_hour_before
+from maildesk.parse import ParsedMessage
+from maildesk.store.models import Message, Receipt, ThreadRef, Ticket
+from maildesk.threading import ThreadKeys
+
+_CHUNK = 500  # bound the size of IN (...) lists
+
+
+def load_batch_state(
+    session: Session,
+    messages: Sequence[tuple[ParsedMessage, ThreadKeys]],
+    receipts: Iterable[tuple[str, int, int]],
+    *,
+    prefix: str,
+    now: datetime,
+) -> BatchState:
+    """Tickets the messages may thread into, duplicates, receipts and auto-reply counts."""
+    state = BatchState(prefix=prefix)
+    state.stored = _stored(session, [m.dedup_key for m, _ in messages])
+    state.receipts = _received(session, list(receipts))
+    reference_ids = list({i for _, k in messages for i in k.reference_ids})
+    state.thread_refs = _thread_refs(session, reference_ids)
+    refs = {f"{prefix}-{n}".upper() for _, k in messages for n in k.ticket_numbers}
+    for ticket in _tickets(session, set(state.thread_refs.values()), refs):
+        state.add_ticket(ticket)
+    senders = [m.from_addr for m, _ in messages if m.from_addr]
+    state.auto_replies = auto_reply_counts(session, senders, one_hour_before(now))
+    return state
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _stored(session: Session, keys: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(set(keys))):
+        query = (
+            select(Message.dedup_key, Ticket.ref)
+            .join(Ticket, Ticket.id == Message.ticket_id)
+            .where(Message.dedup_key.in_(chunk))
+        )
+        found.update({k: v for k, v in session.execute(query)})
+    return found
+
+
+def _received(session: Session, receipts: list[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for source, validity, uid in receipts:
+        groups[(source, validity)].append(uid)
+    found = set()
+    for (source, validity), uids in groups.items():
+        for chunk in _chunks(uids):
+            query = select(Receipt.uid).where(
+                Receipt.source == source, Receipt.uidvalidity == validity, Receipt.uid.in_(chunk)
+            )
+            found.update((source, validity, uid) for uid in session.scalars(query))
+    return found
+
+
+def _thread_refs(session: Session, message_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(message_ids):
+        query = select(ThreadRef.message_id, ThreadRef.ticket_id).where(
+            ThreadRef.message_id.in_(chunk)
+        )
+        found.update({k: v for k, v in session.execute(query)})
+    return found
+
+
+def _tickets(session: Session, ids: set[int], refs: set[str]) -> list[TicketState]:
+    """Tickets by id or ref, plus the tickets they were merged into, as snapshots."""
+    loaded: dict[int, Ticket] = {}
+    wanted_ids, wanted_refs = set(ids), set(refs)
+    while wanted_ids or wanted_refs:
+        conditions = []
+        if wanted_ids:
+            conditions.append(Ticket.id.in_(wanted_ids))
+        if wanted_refs:
+            conditions.append(func.upper(Ticket.ref).in_(wanted_refs))
+        query = select(Ticket).where(or_(*conditions)).options(selectinload(Ticket.participants))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=Ticket)  # two daemons never change one ticket at once
+        new = {t.id: t for t in session.scalars(query) if t.id not in loaded}
+        loaded.update(new)
+        wanted_ids = {t.merged_into_id for t in new.values() if t.merged_into_id} - set(loaded)
+        wanted_refs = set()
+    threads = _visible_threads(session, list(loaded))
+    refs_by_id = {t.id: t.ref for t in loaded.values()}
+    return [snapshot(t, threads.get(t.id, ()), refs_by_id) for t in loaded.values()]
+
+
+def _visible_threads(session: Session, ticket_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    threads: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(ticket_ids):
+        query = (
+            select(ThreadRef.ticket_id, ThreadRef.message_id)
+            .where(ThreadRef.ticket_id.in_(chunk), ThreadRef.visible.is_(True))
+            .order_by(ThreadRef.id)
+        )
+        for ticket_id, message_id in session.execute(query):
+            threads[ticket_id].append(message_id)
+    return {k: tuple(v) for k, v in threads.items()}
+
+
+def snapshot(
+    ticket: Ticket, thread_ids: tuple[str, ...], refs_by_id: dict[int, str]
+) -> TicketState:
+    """The read-only view of a stored ticket that the deciding step gets."""
+    return TicketState(
+        id=ticket.id,
+        ref=ticket.ref,
+        subject=ticket.subject,
+        status=Status(ticket.status),
+        priority=Priority(ticket.priority),
+        queue=ticket.queue,
+        assignee=ticket.assignee,
+        requester=ticket.requester,
+        requester_name=ticket.requester_name,
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        message_id=ticket.message_id,
+        participants={p.address: p.role for p in ticket.participants if p.role != "requester"},
+        tags=tuple(ticket.tags or ()),
+        language=ticket.language,
+        thread_ids=thread_ids,
+        merged_into=refs_by_id.get(ticket.merged_into_id) if ticket.merged_into_id else None,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+        closed_at=ticket.closed_at,
+        sla_policy=ticket.sla_policy,
+        first_response_due=ticket.first_response_due,
+        resolution_due=ticket.resolution_due,
+    )

@@ -1,0 +1,353 @@
+"""Turn decided messages into rows, with one bulk INSERT per table per batch.
+
+Ticket and message ids are handed out before writing (TicketIds, RowIds), so every
+row can be built as a plain dict and inserted with SQLAlchemy's ORM bulk INSERT;
+only tickets that already existed are updated through their loaded ORM objects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from maildesk.config import Config
+from maildesk.decide import Change, Decision
+from maildesk.domain import Status, TicketState
+from maildesk.filenames import safe_filename
+from maildesk.outbox import QueuedNotice, outbox_row
+from maildesk.parse import ParsedMessage
+from maildesk.store.blobs import BlobStore, insert_blobs
+from maildesk.store.models import (
+    Attachment,
+    Base,
+    Event,
+    Message,
+    OutboxEntry,
+    Participant,
+    Receipt,
+    ThreadRef,
+    Ticket,
+)
+from maildesk.store.tickets import change_ticket
+
+
+@dataclass
+class Plan:
+    """One decided message, ready to be written."""
+
+    msg: ParsedMessage
+    raw: bytes
+    decision: Decision
+    before: TicketState | None  # None when the message opens the ticket
+    after: TicketState
+    queued: list[QueuedNotice]
+    contexts: list[dict[str, Any]]
+    source: str
+    receipt: tuple[str, int, int] | None
+    now: datetime
+    message_pk: int | None = field(default=None)
+
+
+class RowIds:
+    """Hands out primary keys before insert, so rows can refer to each other in one batch."""
+
+    def __init__(self, session: Session, model: type[Base], table: str):
+        self.session = session
+        self.model = model
+        self.table = table
+        self._next: int | None = None
+
+    def allocate(self) -> int:
+        if self.session.get_bind().dialect.name == "postgresql":
+            sql = text(f"SELECT nextval(pg_get_serial_sequence('{self.table}', 'id'))")
+            return int(self.session.scalar(sql))
+        if self._next is None:  # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE)
+            self._next = (self.session.scalar(select(func.max(self.model.id))) or 0) + 1  # type: ignore[attr-defined]
+        allocated, self._next = self._next, self._next + 1
+        return allocated
+
+
+class TicketIds(RowIds):
+    def __init__(self, session: Session):
+        super().__init__(session, Ticket, "tickets")
+
+
+class Rows:
+    """Rows to insert, per model, in an order that satisfies foreign keys."""
+
+    ORDER = (Ticket, Participant, Message, Attachment, Event, ThreadRef, Receipt, OutboxEntry)
+
+    def __init__(self) -> None:
+        self.rows: dict[type[Base], list[dict[str, Any]]] = defaultdict(list)
+        self.blobs: dict[str, bytes] = {}
+
+    def blob(self, sha256: str, data: bytes) -> None:
+        self.blobs.setdefault(sha256, data)
+
+    def add(self, model: type[Base], **values: Any) -> dict[str, Any]:
+        self.rows[model].append(values)
+        return values
+
+    def insert(self, session: Session) -> None:
+        insert_blobs(session, self.blobs)
+        for model in self.ORDER:
+            rows = self.rows.get(model)
+            if rows:
+                for group in _same_keys(rows):
+                    session.execute(model.__table__.insert(), group)
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows split into runs with the same columns (executemany needs one column set)."""
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        return [rows]
+    groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[frozenset(row)].append(row)
+    return list(groups.values())
+
+
+def write_plans(session: Session, plans: list[Plan], config: Config, blobs: BlobStore) -> None:
+    """Insert every row for `plans`; changes to existing tickets go through their ORM objects."""
+    rows = Rows()
+    message_ids = RowIds(session, Message, "messages")
+    new_tickets: dict[int, dict[str, Any]] = {}
+    for plan in plans:
+        if plan.before is None:
+            new_tickets[plan.after.id] = _new_ticket(rows, plan)
+        ticket: Ticket | dict[str, Any] | None = new_tickets.get(plan.after.id)
+        if ticket is None:
+            ticket = session.get(Ticket, plan.after.id)
+            if ticket is None:
+                raise LookupError(f"ticket {plan.after.ref} vanished while processing")
+        _write_plan(rows, ticket, plan, config, blobs, message_ids.allocate())
+    rows.insert(session)
+    session.flush()
+
+
+def add_receipt(
+    session: Session, receipt: tuple[str, int, int], key: str | None, outcome: str, now: datetime
+) -> None:
+    source, validity, uid = receipt
+    session.add(
+        Receipt(
+            source=source, uidvalidity=validity, uid=uid, dedup_key=key, outcome=outcome, at=now
+        )
+    )
+
+
+def _new_ticket(rows: Rows, plan: Plan) -> dict[str, Any]:
+    new, state = plan.decision.new_ticket, plan.after
+    assert new is not None
+    ticket = rows.add(
+        Ticket,
+        id=state.id,
+        ref=state.ref,
+        subject=new.subject[:2000],
+        status=Status.NEW.value,
+        priority=new.priority.value,
+        queue=new.queue,
+        assignee=new.assignee,
+        requester=new.requester.address,
+        requester_name=new.requester.name,
+        language=new.language,
+        tags=list(dict.fromkeys(new.tags)),
+        rules_fired=list(plan.decision.rule_hits),
+        message_id=state.message_id,
+        created_at=plan.now,
+        updated_at=plan.now,
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
+        last_customer_at=None,
+        last_agent_at=None,
+        sla_policy=new.sla_policy,
+        first_response_due=state.first_response_due,
+        resolution_due=state.resolution_due,
+        sla_state={},
+        reopen_count=0,
+        spam=new.spam,
+        merged_into_id=None,
+        linked_from_id=new.linked_from,
+    )
+    rows.add(
+        Participant,
+        ticket_id=state.id,
+        address=new.requester.address,
+        name=new.requester.name,
+        role="requester",
+        bouncing=False,
+    )
+    hits = f"; rules: {', '.join(plan.decision.rule_hits)}" if plan.decision.rule_hits else ""
+    _event(
+        rows,
+        state.id,
+        plan.now,
+        plan.decision.actor,
+        "created",
+        None,
+        state.ref,
+        f"new request in queue {new.queue}, priority {new.priority.value}{hits}",
+    )
+    if new.assignee:
+        _event(
+            rows,
+            state.id,
+            plan.now,
+            "rules",
+            "assignee",
+            None,
+            new.assignee,
+            f"assigned by rules{hits}",
+        )
+    return ticket
+
+
+def _event(
+    rows: Rows,
+    ticket_id: int,
+    at: datetime,
+    actor: str,
+    kind: str,
+    old: str | None,
+    new: str | None,
+    reason: str,
+) -> None:
+    rows.add(
+        Event, ticket_id=ticket_id, at=at, actor=actor, kind=kind, old=old, new=new, reason=reason
+    )
+
+
+def _write_plan(
+    rows: Rows,
+    ticket: Ticket | dict[str, Any],
+    plan: Plan,
+    config: Config,
+    blobs: BlobStore,
+    message_pk: int,
+) -> None:
+    decision, now, ticket_id = plan.decision, plan.now, plan.after.id
+    for change in decision.changes:
+        logged = change_ticket(ticket, change, now)
+        if logged is not None:
+            _event(rows, ticket_id, now, decision.actor, change.field, *logged, change.reason)
+    _add_participants(rows, plan)
+    for kind, reason in decision.notes:
+        _event(rows, ticket_id, now, decision.actor, kind, None, None, reason)
+    plan.message_pk = message_pk
+    blobs.put(plan.raw, rows.blob, plan.msg.sha256)
+    _message_rows(rows, plan, blobs, message_pk)
+    for queued, context in zip(plan.queued, plan.contexts, strict=True):
+        entry, ref = outbox_row(
+            config,
+            ticket_id=ticket_id,
+            language=plan.after.language,
+            queued=queued,
+            context=context,
+            now=now,
+        )
+        rows.add(OutboxEntry, **entry)
+        rows.add(ThreadRef, **ref)
+    if plan.receipt:
+        source, validity, uid = plan.receipt
+        rows.add(
+            Receipt,
+            source=source,
+            uidvalidity=validity,
+            uid=uid,
+            dedup_key=plan.msg.dedup_key,
+            outcome="stored",
+            at=now,
+        )
+    _touch(ticket, decision, now)
+
+
+def _touch(ticket: Ticket | dict[str, Any], decision: Decision, now: datetime) -> None:
+    updates: dict[str, Any] = {"updated_at": now}
+    if decision.author.value in ("requester", "participant") and not decision.internal:
+        updates["last_customer_at"] = now
+    elif decision.author.value == "agent":
+        updates["last_agent_at"] = now
+    for key, value in updates.items():
+        if isinstance(ticket, dict):
+            ticket[key] = value
+        else:
+            setattr(ticket, key, value)
+
+
+def _add_participants(rows: Rows, plan: Plan) -> None:
+    known = set(plan.before.participants) if plan.before else set()
+    known.add(plan.after.requester)
+    for address, role in plan.decision.participants:
+        if address.address in known:
+            continue
+        known.add(address.address)
+        rows.add(
+            Participant,
+            ticket_id=plan.after.id,
+            address=address.address,
+            name=address.name,
+            role=role,
+            bouncing=False,
+        )
+
+
+def _message_rows(rows: Rows, plan: Plan, blobs: BlobStore, message_pk: int) -> None:
+    msg, decision = plan.msg, plan.decision
+    rows.add(
+        Message,
+        id=message_pk,
+        ticket_id=plan.after.id,
+        dedup_key=msg.dedup_key,
+        direction="in",
+        author_kind=decision.author.value,
+        kind=decision.kind.value,
+        internal=decision.internal,
+        message_id=msg.message_id,
+        in_reply_to=" ".join(msg.in_reply_to) or None,
+        references=" ".join(msg.references) or None,
+        from_addr=msg.from_addr,
+        from_name=msg.sender.name if msg.sender else "",
+        to_addrs=[str(a) for a in msg.to],
+        cc_addrs=[str(a) for a in msg.cc],
+        subject=msg.subject,
+        date=msg.date,
+        text_body=msg.text,
+        html_body=msg.html,
+        raw_sha256=msg.sha256,
+        raw_size=msg.size,
+        source=plan.source,
+        screen_reason=decision.screening.reason or None,
+        commands=list(decision.commands),
+        created_at=plan.now,
+    )
+    for att in msg.attachments:
+        rows.add(
+            Attachment,
+            message_id=message_pk,
+            filename=safe_filename(att.filename),
+            content_type=att.content_type[:255],
+            size=att.size,
+            sha256=blobs.put(att.data, rows.blob),
+            content_id=att.content_id,
+            inline=att.inline,
+        )
+    before_thread = plan.before.thread_ids if plan.before else ()
+    if msg.message_id and msg.message_id not in before_thread:
+        rows.add(
+            ThreadRef,
+            message_id=msg.message_id,
+            ticket_id=plan.after.id,
+            ours=False,
+            visible=not decision.internal,
+            created_at=plan.now,
+        )
+
+
+__all__ = ["Change", "Plan", "TicketIds", "add_receipt", "write_plans"]
