@@ -204,23 +204,28 @@ def load_config(path: Path, *, missing_ok: bool = False) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
-    def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else base / p
-
+    """Every relative path in the config (files, folders, SQLite URL) made relative to `base`."""
+    config = _absolutize(config, base)
     url = config.database.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
-            url = f"sqlite:///{base / rel}"
-    return config.model_copy(
-        update={
-            "database": config.database.model_copy(update={"url": url}),
-            "storage": config.storage.model_copy(update={"path": fix(config.storage.path)}),
-            "rules": fix(config.rules),
-            "templates": fix(config.templates),
-            "knowledge_base": fix(config.knowledge_base),
+            database = config.database.model_copy(update={"url": f"sqlite:///{base / rel}"})
+            config = config.model_copy(update={"database": database})
+    return config
+
+
+def _absolutize(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, list):
+        return [_absolutize(v, base) for v in value]
+    if isinstance(value, BaseModel):
+        updates = {
+            name: _absolutize(getattr(value, name), base) for name in type(value).model_fields
         }
-    )
+        return value.model_copy(update=updates)
+    return value
 
 
 def _problems_from(exc: ValidationError, doc: YamlDocument) -> list[Problem]:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from maildesk.cli.common import CliContext, pass_cli
 from maildesk.errors import MaildeskError
@@ -37,7 +38,7 @@ def ingest(cli: CliContext, files: tuple[str, ...], queue: str | None) -> None:
             detail = f" ({result.reason})" if result.reason else ""
             click.echo(f"{name}: {result.outcome} {label}{detail}")
             failed += not result.stored
-    except (MaildeskError, OSError) as exc:
+    except (MaildeskError, OSError, OperationalError) as exc:
         click.echo(f"error: {exc}; the message was not stored, try again later", err=True)
         sys.exit(EX_TEMPFAIL)
     if failed:

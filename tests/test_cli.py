@@ -1,0 +1,154 @@
+"""The maildesk command as an admin or an MTA uses it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from maildesk.cli import cli
+from tests.conftest import make_mail
+
+
+@pytest.fixture
+def desk_dir(tmp_path):
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "desk")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "desk"
+
+
+def run(desk_dir, *args, input=None):
+    return CliRunner().invoke(
+        cli, ["--config", str(desk_dir / "maildesk.yaml"), *args], input=input
+    )
+
+
+def test_init_writes_a_working_desk(desk_dir):
+    assert (desk_dir / "maildesk.yaml").exists() and (desk_dir / "rules.yaml").exists()
+    assert (desk_dir / "templates" / "en" / "ack.txt.j2").exists()
+    result = run(desk_dir, "check")
+    assert result.exit_code == 0, result.output
+    assert "ok   database: schema is current" in result.output
+
+
+def test_ingest_file_and_stdin_then_list_and_show_json(desk_dir, tmp_path):
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(make_mail(subject="Cannot log in", message_id="<cli-1@example.org>"))
+    assert "created MD-1" in run(desk_dir, "ingest", str(eml)).output
+    reply = make_mail(subject="Re: [MD-1] Cannot log in", body="Still broken")
+    assert "added MD-1" in run(desk_dir, "ingest", "-", input=reply).output
+
+    listed = json.loads(run(desk_dir, "tickets", "list", "--json").output)
+    assert len(listed) == 1
+    ticket = listed[0]
+    for key in (
+        "ref",
+        "subject",
+        "status",
+        "priority",
+        "queue",
+        "assignee",
+        "requester",
+        "created_at",
+        "updated_at",
+        "message_count",
+    ):
+        assert key in ticket
+    assert (ticket["ref"], ticket["subject"], ticket["message_count"]) == (
+        "MD-1",
+        "Cannot log in",
+        2,
+    )
+
+    shown = json.loads(run(desk_dir, "tickets", "show", "md-1", "--json").output)
+    assert [m["text"].strip() for m in shown["messages"]] == [
+        "Something is broken.",
+        "Still broken",
+    ]
+    assert shown["events"][0]["kind"] == "created"
+    assert {n["template"] for n in shown["notifications"]} >= {"ack"}
+
+
+def test_tickets_list_filters_by_status_and_queue(desk_dir, tmp_path):
+    for i in range(3):
+        eml = tmp_path / f"{i}.eml"
+        eml.write_bytes(make_mail(subject=f"Request {i}", sender=f"c{i}@example.org"))
+        run(desk_dir, "ingest", str(eml))
+    assert (
+        len(json.loads(run(desk_dir, "tickets", "list", "--status", "new", "--json").output)) == 3
+    )
+    assert json.loads(run(desk_dir, "tickets", "list", "--status", "closed", "--json").output) == []
+    assert json.loads(run(desk_dir, "tickets", "list", "--queue", "billing", "--json").output) == []
+    table = run(desk_dir, "tickets", "list").output
+    assert "Request 2" in table and table.splitlines()[0].startswith("REF")
+
+
+def test_show_unknown_ticket_says_how_to_find_one(desk_dir):
+    result = run(desk_dir, "tickets", "show", "MD-99")
+    assert result.exit_code != 0
+    assert "no ticket MD-99" in str(result.exception) + result.output
+
+
+def test_garbage_goes_to_quarantine_and_retry_reports_still_failing(desk_dir, tmp_path):
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"\x00\x01binary")
+    result = run(desk_dir, "ingest", str(bad))
+    assert result.exit_code == 0 and "quarantined" in result.output
+    held = json.loads(run(desk_dir, "quarantine", "list", "--json").output)
+    assert len(held) == 1 and held[0]["stage"] == "parse"
+    retry = run(desk_dir, "quarantine", "retry", str(held[0]["id"]))
+    assert retry.exit_code != 0 and "still failing" in retry.output
+
+
+def test_ingest_exits_75_when_the_database_cannot_be_written(desk_dir, tmp_path):
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(make_mail())
+    locker = sqlite3.connect(desk_dir / "maildesk.db", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        import maildesk.store.db as db
+
+        original = db._sqlite_pragmas
+
+        def short_timeout(conn, record):
+            original(conn, record)
+            conn.execute("PRAGMA busy_timeout=100")
+
+        db._sqlite_pragmas = short_timeout
+        try:
+            result = run(desk_dir, "ingest", str(eml))
+        finally:
+            db._sqlite_pragmas = original
+    finally:
+        locker.rollback()
+        locker.close()
+    assert result.exit_code == 75, result.output
+    assert "try again later" in result.output
+
+
+def test_run_refuses_out_of_date_schema(tmp_path):
+    (tmp_path / "maildesk.yaml").write_text("database: {url: 'sqlite:///fresh.db'}\n")
+    from maildesk.resources import example_rules
+
+    (tmp_path / "rules.yaml").write_text(example_rules().read_text())
+    result = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / "maildesk.yaml"), "tickets", "list"]
+    )
+    assert result.exit_code != 0
+    assert "maildesk db upgrade" in str(result.exception)
+
+
+def test_demo_prints_tickets_and_notifications():
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "01-outlook-russian-new.eml" in out and "-> created     MD-1" in out
+    assert "05-gmail-duplicate-delivery.eml    -> duplicate   MD-2" in out
+    assert "08-binary-garbage.eml              -> quarantined" in out
+    assert "Не открывается личный кабинет" in out  # the Russian subject, decoded
+    assert (
+        "ack             maria.garcia@gmail.example    [MD-2] Invoice 2026-1187 charged twice"
+        in out
+    )
