@@ -30,9 +30,12 @@ RUSSIAN = """Готово, кабинет снова открывается.
 > Не открывается личный кабинет
 """
 
-SIGNATURE = "Your invoice is attached.\n\n-- \n" + """Alice Archer
+SIGNATURE = (
+    "Your invoice is attached.\n\n-- \n"
+    + """Alice Archer
 Example Support, +49 30 1234
 """
+)
 
 
 def test_quoted_history_from_each_client_is_trimmed():
