@@ -24,6 +24,7 @@ from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import screen_message
+from maildesk.store.assignment import last_assigned, open_counts, record_assignment
 from maildesk.store.blobs import BlobStore
 from maildesk.store.models import Message, Receipt, Ticket
 from maildesk.store.quarantine import quarantine_message
@@ -163,7 +164,7 @@ class Pipeline:
             return duplicate
         now = self.clock()
         self.blobs.put(raw, msg.sha256)
-        decision = self.decide(session, msg, now)
+        decision = self.decide(session, msg, now, source)
         applied = apply_decision(
             session,
             decision,
@@ -174,6 +175,9 @@ class Pipeline:
             blobs=self.blobs,
             now=now,
         )
+        new = decision.new_ticket
+        if applied.created and new is not None and new.assign_strategy and new.assignee:
+            record_assignment(session, new.queue, new.assignee)
         sent = self._enqueue_notices(session, applied, decision, msg, now)
         self._record_receipt(session, source, msg.dedup_key, "stored")
         return IngestResult(
@@ -191,7 +195,13 @@ class Pipeline:
         except Exception as exc:
             raise StageError("parse", f"parser failed: {type(exc).__name__}: {exc}") from exc
 
-    def decide(self, session: Session, msg: ParsedMessage, now: datetime) -> Decision:
+    def decide(
+        self,
+        session: Session,
+        msg: ParsedMessage,
+        now: datetime,
+        source: SourceInfo | None = None,
+    ) -> Decision:
         """Load the facts `decide` needs, then call it (pure)."""
         prefix = self.config.tickets.prefix
         ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
@@ -205,17 +215,36 @@ class Pipeline:
             if screening.may_auto_reply
             else 0
         )
+        rules = self.rules()
         ctx = DecideContext(
             tickets=tickets,
-            rules=self.rules(),
+            rules=rules,
             now=now,
             screening=screening,
-            facts=RuleFacts(now=now),
+            facts=self._rule_facts(session, rules, now, source),
             auto_replies_last_hour=recent,
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
         )
         return decide(msg, state, ctx)
+
+    @staticmethod
+    def _rule_facts(
+        session: Session, rules: RuleSet, now: datetime, source: SourceInfo | None
+    ) -> RuleFacts:
+        """The facts rules read; ticket counts are queried only when a strategy needs them."""
+        source = source or SourceInfo()
+        counts: dict[str, int] = {}
+        last: dict[str, str] = {}
+        if rules.needs_assignment_facts:
+            counts, last = open_counts(session), last_assigned(session)
+        return RuleFacts(
+            now=now,
+            open_counts=counts,
+            last_assigned=last,
+            mailbox=source.source,
+            mailbox_queue=source.queue,
+        )
 
     def _enqueue_notices(
         self,

@@ -130,6 +130,8 @@ def apply_decision(
         created = False
     for change in decision.changes:
         apply_change(session, ticket, change, decision.actor, now)
+    if not created and decision.rule_hits:
+        _record_follow_up_rules(session, ticket, decision, now)
     _add_participants(session, ticket, decision.participants)
     for kind, text in decision.notes:
         session.add(
@@ -162,6 +164,8 @@ def _create_ticket(
         created_at=now,
         updated_at=now,
         sla_policy=new.sla_policy,
+        first_response_due=new.first_response_due,
+        resolution_due=new.resolution_due,
         sla_state={},
         spam=new.spam,
         linked_from_id=new.linked_from,
@@ -198,10 +202,26 @@ def _create_ticket(
                 actor="rules",
                 kind="assignee",
                 new=new.assignee,
-                reason=f"assigned by rules{hits}",
+                reason=f"assigned by {new.assign_strategy or 'rules'}{hits}",
             )
         )
     return ticket
+
+
+def _record_follow_up_rules(
+    session: Session, ticket: Ticket, decision: Decision, now: datetime
+) -> None:
+    """Rules that fired on a follow-up join the ticket's list, with an event saying when."""
+    ticket.rules_fired = list(dict.fromkeys([*(ticket.rules_fired or []), *decision.rule_hits]))
+    session.add(
+        Event(
+            ticket_id=ticket.id,
+            at=now,
+            actor="rules",
+            kind="rules",
+            reason=f"rules fired on a follow-up: {', '.join(decision.rule_hits)}",
+        )
+    )
 
 
 _TIMESTAMPS = {Status.RESOLVED: "resolved_at", Status.CLOSED: "closed_at"}
