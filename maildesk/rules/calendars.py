@@ -41,9 +41,9 @@ def load_calendars(scope: Scope, raw: Any) -> dict[str, Calendar]:
         if name == ALWAYS_OPEN:
             inner.error(path, f"'{ALWAYS_OPEN}' is built in (always open); choose another name")
             continue
-        calendar = _calendar(inner, path, body)
-        if calendar is not None:
-            calendars[str(name)] = calendar
+        # A broken calendar gets a stand-in, so references to it are not reported too;
+        # the problem already recorded keeps the file from loading.
+        calendars[str(name)] = _calendar(inner, path, body) or Calendar.always_open()
     return calendars
 
 

@@ -67,7 +67,7 @@ def build_rules(doc: YamlDocument) -> RuleSet:
     cond_env = ConditionEnv(calendars, default_calendar)
     rules = _rules(top, data.get("rules"), env, cond_env)
     if problems:
-        raise RulesError(doc.file, problems)
+        raise RulesError(doc.file, sorted(problems, key=lambda p: p.line or 0))
     return RuleSet(
         source=doc.file,
         default_queue=str(default["queue"]),
@@ -125,16 +125,19 @@ def _agents(scope: Scope, raw: dict[Any, Any], queue_names: set[str]) -> dict[st
         if body is None:
             continue
         inner.unknown_keys(path, body, AGENT_KEYS)
+        address = None
         if "address" not in body:
             inner.error(path, "missing 'address'", " — every agent needs an email address")
-            continue
-        address = inner.address((*path, "address"), body["address"], "address")
+        else:
+            address = inner.address((*path, "address"), body["address"], "address")
         queues = _names(inner, (*path, "queues"), body.get("queues", []), queue_names, "queue")
         away = inner.flag((*path, "away"), body.get("away", False), "away")
-        if address is None or queues is None or away is None:
-            continue
-        if address in seen:
+        if address is not None and address in seen:
             inner.error((*path, "address"), f"address {address} is also agent '{seen[address]}'")
+            address = None
+        if address is None or queues is None or away is None:
+            # A stand-in keeps references to this agent from being reported as well.
+            agents[str(key)] = Agent(str(key), f"{key}@invalid.invalid", str(key))
             continue
         seen[address] = str(key)
         agents[str(key)] = Agent(
@@ -241,18 +244,17 @@ def _rules(scope: Scope, raw: Any, env: ActionEnv, cond_env: ConditionEnv) -> li
         name = spec.get("name") if isinstance(spec, dict) else None
         label = f"rule '{name}'" if isinstance(name, str) and name else f"rule #{index + 1}"
         inner = scope.within(label)
-        rule = _rule(inner, path, spec, env, cond_env)
-        if rule is None:
-            continue
-        if rule.name in names:
+        if isinstance(name, str) and name.strip() in names:
             inner.error(
                 (*path, "name"),
-                f"duplicate rule name (also rule #{names[rule.name]})",
-                " — names must be unique, they are recorded on tickets",
+                f"duplicate rule name (also rule #{names[name.strip()]})",
+                " — names must be unique: tickets record the rules that fired by name",
             )
-            continue
-        names[rule.name] = index + 1
-        rules.append(rule)
+        elif isinstance(name, str):
+            names[name.strip()] = index + 1
+        rule = _rule(inner, path, spec, env, cond_env)
+        if rule is not None:
+            rules.append(rule)
     return rules
 
 
@@ -263,8 +265,11 @@ def _rule(
     if body is None:
         return None
     scope.unknown_keys(path, body, RULE_KEYS)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
+    raw_name = body.get("name")
+    name = (
+        scope.text((*path, "name"), raw_name, "the rule's name") if raw_name is not None else None
+    )
+    if raw_name is None or (name is not None and not name.strip()):
         scope.error(
             path, "missing 'name'", " — every rule needs a unique name, e.g. name: vip-customers"
         )
