@@ -87,7 +87,7 @@ def test_rules_test_explains_and_touches_nothing(make_desk, tmp_path):
     assert "rule russian-speakers (rules.yaml:" in out and "MATCHED" in out
     assert "yes header Content-Language starts_with 'ru' — Content-Language is 'ru-RU'" in out
     assert "rule spam-flagged (rules.yaml:" in out and "not matched" in out
-    assert "found 'Срочно' in body" in out
+    assert "found 'срочно' in body" in out
     assert "queue        russian   (rule russian-speakers)" in out
     assert "priority     urgent   (rule urgent-keywords)" in out
     assert "assignee     dmitry@example.com by least_open" in out

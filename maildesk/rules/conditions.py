@@ -8,6 +8,7 @@ matching time is linear in the input, so no message can make a rule hang.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,28 +39,38 @@ class MessageView:
         self.msg = msg
         self.facts = facts
         self.agent_addresses = agent_addresses
-        self._folded: dict[str, list[str]] = {}
-        self._headers: dict[str, list[str]] = {}
+        self._prepared: dict[tuple[str, str], list[Any]] = {}
+        self._open: dict[str, bool] = {}
         # The queue chosen so far; the engine moves it as matching rules set a queue.
         self.current_queue: str | None = None
 
-    def values(self, name: str, folded: bool) -> list[str]:
-        """The values of text field `name`, case-folded when `folded`."""
-        raw = getattr(self, f"f_{name}")
-        if not folded:
-            return raw
-        if name == "queue":  # changes during evaluation, so never cached
-            return [v.casefold() for v in raw]
-        if name not in self._folded:
-            self._folded[name] = [v.casefold() for v in raw]
-        return self._folded[name]
+    def values(self, name: str, prep: str) -> list[Any]:
+        """Text field `name`'s values, prepared as a matcher wants them (see PREPARE)."""
+        key = (name, prep)
+        try:
+            return self._prepared[key]
+        except KeyError:
+            pass
+        result = [PREPARE[prep](v) for v in getattr(self, f"f_{name}")]
+        if name != "queue":  # the queue moves during evaluation, so it is never kept
+            self._prepared[key] = result
+        return result
 
-    def header(self, name: str, folded: bool) -> list[str]:
-        key = f"{name.lower()}:{folded}"
-        if key not in self._headers:
-            found = self.msg.header_all(name)
-            self._headers[key] = [v.casefold() for v in found] if folded else found
-        return self._headers[key]
+    def header(self, name: str, prep: str) -> list[Any]:
+        key = ("header:" + name.lower(), prep)
+        try:
+            return self._prepared[key]
+        except KeyError:
+            pass
+        result = [PREPARE[prep](v) for v in self.msg.header_all(name)]
+        self._prepared[key] = result
+        return result
+
+    def is_open(self, name: str, calendar: Calendar) -> bool:
+        """Is calendar `name` open at facts.now (asked once per message)?"""
+        if name not in self._open:
+            self._open[name] = calendar.is_open(self.facts.now)
+        return self._open[name]
 
     @cached_property
     def f_from(self) -> list[str]:
@@ -171,12 +182,30 @@ class Condition(Protocol):
 # --- matchers: one compiled test of one text value --------------------------------------
 
 
+_WORD = re.compile(r"\w+")  # letters of every script, digits, underscore; linear time
+
+
+def words_of(text: str) -> tuple[frozenset[str], str]:
+    """The words of `text` as a set, and joined as ' w1 w2 … ' for phrase lookups."""
+    found = _WORD.findall(text)
+    return frozenset(found), " " + " ".join(found) + " "
+
+
+# How a field's values are prepared for a matcher, once per message.
+PREPARE: dict[str, Callable[[str], Any]] = {
+    "raw": lambda v: v,
+    "folded": str.casefold,
+    "words": words_of,
+    "folded_words": lambda v: words_of(v.casefold()),
+}
+
+
 @dataclass(frozen=True)
 class Matcher:
-    """Finds what an operator looks for in one value; `folded` values are case-folded."""
+    """Finds what an operator looks for in one prepared value (see PREPARE)."""
 
-    find: Callable[[str], str | None]
-    folded: bool
+    find: Callable[[Any], str | None]
+    prep: str
 
 
 def _regex(pattern: str, case_sensitive: bool) -> Any:
@@ -194,31 +223,64 @@ def regex_error(exc: Exception) -> str:
 
 def make_matcher(op: str, values: list[str], case_sensitive: bool) -> Matcher:
     """A matcher for text operator `op`; `matches` patterns must already be valid."""
-    fold = not case_sensitive
-    needles = [v.casefold() for v in values] if fold else list(values)
+    fold = "raw" if case_sensitive else "folded"
+    needles = list(values) if case_sensitive else [v.casefold() for v in values]
     if op in ("is", "in"):
-        wanted = set(needles)
+        wanted = frozenset(needles)
         return Matcher(lambda v: v if v in wanted else None, fold)
     if op == "contains":
-        return Matcher(lambda v: next((n for n in needles if n in v), None), fold)
+
+        def contains(value: str) -> str | None:
+            for needle in needles:
+                if needle in value:
+                    return needle
+            return None
+
+        return Matcher(contains, fold)
     if op == "starts_with":
-        prefixes = tuple(needles)
-        return Matcher(lambda v: next((n for n in prefixes if v.startswith(n)), None), fold)
+        return Matcher(lambda v: _first(needles, v.startswith), fold)
     if op == "ends_with":
-        suffixes = tuple(needles)
-        return Matcher(lambda v: next((n for n in suffixes if v.endswith(n)), None), fold)
+        return Matcher(lambda v: _first(needles, v.endswith), fold)
     if op == "domain":
         domains = [d.casefold().lstrip("@") for d in values]
-        return Matcher(lambda v: _domain_match(v, domains), True)
+        return Matcher(lambda v: _domain_match(v, domains), "folded")
     if op == "contains_word":
-        words = "|".join(re2.escape(w) for w in values)
-        # \b in RE2 knows only ASCII letters; this boundary also works for Cyrillic and Polish.
-        pattern = _regex(rf"(?:^|[^\pL\pN_])({words})(?:$|[^\pL\pN_])", case_sensitive)
-        return Matcher(lambda v: _group(pattern.search(v), 1), False)
+        return _word_matcher(values, "words" if case_sensitive else "folded_words")
     if op == "matches":
         patterns = [_regex(p, case_sensitive) for p in values]
-        return Matcher(lambda v: _first_match(patterns, v), False)
+        return Matcher(lambda v: _first_match(patterns, v), "raw")
     raise ValueError(f"unknown operator {op}")
+
+
+def _first(needles: list[str], test: Callable[[str], bool]) -> str | None:
+    for needle in needles:
+        if test(needle):
+            return needle
+    return None
+
+
+def _word_matcher(values: list[str], prep: str) -> Matcher:
+    """Whole words (or phrases of words), in any script: a set lookup per word."""
+    single: dict[str, str] = {}  # prepared word -> as written in rules.yaml
+    phrases: dict[str, str] = {}  # ' w1 w2 ' -> as written
+    for value in values:
+        words, joined = PREPARE[prep](value)
+        if len(words) == 1 and joined.count(" ") == 2:
+            single[next(iter(words))] = value
+        elif words:
+            phrases[joined] = value
+
+    def find(prepared: tuple[frozenset[str], str]) -> str | None:
+        words, joined = prepared
+        for word, written in single.items():
+            if word in words:
+                return written
+        for phrase, written in phrases.items():
+            if phrase in joined:
+                return written
+        return None
+
+    return Matcher(find, prep)
 
 
 def _first_match(patterns: list[Any], value: str) -> str | None:
@@ -229,13 +291,12 @@ def _first_match(patterns: list[Any], value: str) -> str | None:
     return None
 
 
-def _group(match: Any, index: int) -> str | None:
-    return None if match is None else match.group(index)
-
-
 def _domain_match(address: str, domains: list[str]) -> str | None:
     domain = address.rpartition("@")[2]
-    return next((d for d in domains if domain == d or domain.endswith("." + d)), None)
+    for d in domains:
+        if domain == d or domain.endswith("." + d):
+            return d
+    return None
 
 
 # --- condition nodes ----------------------------------------------------------------------
@@ -259,17 +320,27 @@ class TextTest:
     matcher: Matcher
     description: str
 
+    def __post_init__(self) -> None:
+        self._key = (self.field_name, self.matcher.prep)
+        self._find = self.matcher.find
+
     def test(self, view: MessageView) -> bool:
-        find = self.matcher.find
-        return any(find(v) is not None for v in view.values(self.field_name, self.matcher.folded))
+        # The hottest code in maildesk with many rules: cached values, a plain loop.
+        values = view._prepared.get(self._key)
+        if values is None:
+            values = view.values(self.field_name, self.matcher.prep)
+        find = self._find
+        for value in values:  # noqa: SIM110 - see above
+            if find(value) is not None:
+                return True
+        return False
 
     def explain(self, view: MessageView) -> Trace:
-        values = view.values(self.field_name, self.matcher.folded)
-        for value in values:
+        for value in view.values(self.field_name, self.matcher.prep):
             found = self.matcher.find(value)
             if found is not None:
                 return Trace(self.description, True, f"found {found!r} in {self.field_name}")
-        shown = view.values(self.field_name, False)
+        shown = view.values(self.field_name, "raw")
         return Trace(self.description, False, _show(shown, self.field_name))
 
 
@@ -284,12 +355,16 @@ class HeaderTest:
 
     def test(self, view: MessageView) -> bool:
         if self.matcher is None:
-            return bool(view.header(self.name, False)) == self.exists
+            return bool(view.header(self.name, "raw")) == self.exists
         find = self.matcher.find
-        return any(find(v) is not None for v in view.header(self.name, self.matcher.folded))
+        # A plain loop: this runs for every rule and message, and any(<generator>) is slower.
+        for value in view.header(self.name, self.matcher.prep):  # noqa: SIM110
+            if find(value) is not None:
+                return True
+        return False
 
     def explain(self, view: MessageView) -> Trace:
-        shown = view.header(self.name, False)
+        shown = view.header(self.name, "raw")
         result = self.test(view)
         if not shown:
             return Trace(self.description, result, f"no {self.name} header")
@@ -342,11 +417,11 @@ class BusinessHoursTest:
     description: str
 
     def test(self, view: MessageView) -> bool:
-        return self.calendar.is_open(view.facts.now) == self.expected
+        return view.is_open(self.calendar_name, self.calendar) == self.expected
 
     def explain(self, view: MessageView) -> Trace:
         local = view.facts.now.astimezone(self.calendar.tz)
-        state = "open" if self.calendar.is_open(view.facts.now) else "closed"
+        state = "open" if view.is_open(self.calendar_name, self.calendar) else "closed"
         detail = f"{local:%a %Y-%m-%d %H:%M} {self.calendar.timezone}: {self.calendar_name} {state}"
         return Trace(self.description, self.test(view), detail)
 
@@ -356,8 +431,14 @@ class AllOf:
     children: list[Condition]
     description: str = "all of"
 
+    def __post_init__(self) -> None:
+        self._tests = tuple(c.test for c in self.children)
+
     def test(self, view: MessageView) -> bool:
-        return all(c.test(view) for c in self.children)
+        for test in self._tests:  # noqa: SIM110 - a plain loop is faster than all(<generator>)
+            if not test(view):
+                return False
+        return True
 
     def explain(self, view: MessageView) -> Trace:
         traces = [c.explain(view) for c in self.children]
@@ -371,8 +452,14 @@ class AnyOf:
     children: list[Condition]
     description: str = "any of"
 
+    def __post_init__(self) -> None:
+        self._tests = tuple(c.test for c in self.children)
+
     def test(self, view: MessageView) -> bool:
-        return any(c.test(view) for c in self.children)
+        for test in self._tests:  # noqa: SIM110 - a plain loop is faster than any(<generator>)
+            if test(view):
+                return True
+        return False
 
     def explain(self, view: MessageView) -> Trace:
         traces = [c.explain(view) for c in self.children]

@@ -129,6 +129,9 @@ class RuleSet:
     def __post_init__(self) -> None:
         self._by_address = {a.address: a for a in self.agents.values()}
         self._agent_addresses = frozenset(self._by_address)
+        # The rules evaluate() walks, chosen once: enabled ones, and those opted in to follow-ups.
+        self._for_new = tuple(r for r in self.rules if r.enabled)
+        self._for_follow_up = tuple(r for r in self._for_new if r.follow_ups)
         self.needs_assignment_facts = any(r.uses_strategy for r in self.rules) or any(
             isinstance(a.value, Assign) and a.value.kind == "strategy" for a in self.default_actions
         )
@@ -189,12 +192,13 @@ class RuleSet:
         outcomes: list[RuleOutcome] = []
         hits: list[str] = []
         stopped_by: str | None = None
-        for rule in self.rules:
-            skip = self._skip_reason(rule, follow_up, stopped_by)
-            if skip:
-                if explain:
+        walk = self.rules if explain else self._for_follow_up if follow_up else self._for_new
+        for rule in walk:
+            if explain:
+                skip = self._skip_reason(rule, follow_up, stopped_by)
+                if skip:
                     outcomes.append(RuleOutcome(rule.name, rule.line, "skipped", skip))
-                continue
+                    continue
             trace = rule.condition.explain(view) if explain else None
             matched = trace.result if trace is not None else rule.condition.test(view)
             if not matched:
@@ -210,6 +214,8 @@ class RuleSet:
                     RuleOutcome(rule.name, rule.line, "matched", reason, trace, applied)
                 )
             if rule.stop:
+                if not explain:
+                    break
                 stopped_by = rule.name
         routing = self._follow_up_routing(draft) if follow_up else self._finish(draft, facts, notes)
         routing.hits = hits
