@@ -24,7 +24,12 @@ from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import screen_message
-from maildesk.store.assignment import last_assigned, open_counts, record_assignment
+from maildesk.store.assignment import (
+    last_assigned,
+    lock_assignments,
+    open_counts,
+    record_assignment,
+)
 from maildesk.store.blobs import BlobStore
 from maildesk.store.models import Message, Receipt, Ticket
 from maildesk.store.quarantine import quarantine_message
@@ -237,6 +242,7 @@ class Pipeline:
         counts: dict[str, int] = {}
         last: dict[str, str] = {}
         if rules.needs_assignment_facts:
+            lock_assignments(session)
             counts, last = open_counts(session), last_assigned(session)
         return RuleFacts(
             now=now,

@@ -1,10 +1,13 @@
-"""Rules through the real pipeline on SQLite: assignment, follow-ups, SLA, spam, notices."""
+"""Rules through the real pipeline (SQLite; PostgreSQL for two daemons): assignment, follow-ups, SLA, spam, notices."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import pairwise
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -240,3 +243,24 @@ def test_mailbox_queue_from_the_source_is_the_starting_queue(make_desk):
     desk.pipeline.process_one(make_mail(), SourceInfo(source="billing-box", queue="billing"))
     with desk.sessions() as s:
         assert s.scalars(select(Ticket.queue)).one() == "billing"
+
+
+@pytest.mark.postgres
+def test_two_daemons_on_postgresql_share_round_robin_fairly(make_desk, postgres_url):
+    desks = [make_desk(f"daemon{n}", database_url=postgres_url, rules=ROUND_ROBIN) for n in (1, 2)]
+
+    def feed(desk, tag: str) -> None:
+        for n in range(10):
+            desk.pipeline.process_one(
+                make_mail(subject=f"{tag} {n}", sender=f"{tag}{n}@example.org")
+            )
+
+    workers = [threading.Thread(target=feed, args=(d, f"d{i}")) for i, d in enumerate(desks)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    got = assignees(desks[0])
+    assert len(got) == 20
+    assert Counter(got) == {"alice@example.com": 10, "bob@example.com": 10}
+    assert all(a != b for a, b in pairwise(got))  # strictly alternating

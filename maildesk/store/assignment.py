@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from maildesk.domain import Status
@@ -10,6 +10,17 @@ from maildesk.store.models import AssignmentState, Ticket
 
 # Tickets that still need work from their assignee count towards least_open.
 UNRESOLVED = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value)
+_ASSIGNMENT_LOCK = 0x6D64_A551  # a PostgreSQL advisory lock key of our own ("md assign")
+
+
+def lock_assignments(session: Session) -> None:
+    """Make daemons take turns at assigning until this transaction ends (PostgreSQL).
+
+    Otherwise two daemons could read the same round-robin pointer and open counts and
+    hand two tickets to one agent. SQLite already serialises writing transactions.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ASSIGNMENT_LOCK})
 
 
 def open_counts(session: Session) -> dict[str, int]:
@@ -28,14 +39,8 @@ def open_counts(session: Session) -> dict[str, int]:
 
 
 def last_assigned(session: Session) -> dict[str, str]:
-    """queue -> the agent address that got the queue's previous ticket by strategy.
-
-    On PostgreSQL the rows stay locked until commit, so two daemons take turns
-    instead of both handing the next ticket to the same agent.
-    """
+    """queue -> the agent address that got the queue's previous ticket by strategy."""
     query = select(AssignmentState.queue, AssignmentState.last_agent)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
     return {queue: agent for queue, agent in session.execute(query).all() if agent}
 
 
