@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import re2  # noqa: E402
+import re2
 
-from maildesk.parse import ParsedMessage, parse_message  # noqa: E402
-from maildesk.rules import RuleFacts, RuleSet, parse_rules  # noqa: E402
+from maildesk.parse import ParsedMessage, parse_message
+from maildesk.rules import RuleFacts, RuleSet, parse_rules
 
 HEADER = """\
 version: 1
@@ -82,9 +82,11 @@ def messages(n: int) -> list[ParsedMessage]:
         msg["To"] = "support@example.com"
         msg["Subject"] = ["Printer broken", f"Order #{k % 40}123 late", f"word{k % 30} help"][k % 3]
         msg["Message-ID"] = f"<bench-{k}@example.org>"
-        msg.set_content(("Hello, I see error code %d since Monday.\n" % (k % 100)) * 20)
+        msg.set_content(f"Hello, I see error code {k % 100} since Monday.\n" * 20)
         if k % 5 == 0:
-            msg.add_attachment(b"%PDF-1.4" * 100, maintype="application", subtype="pdf", filename="a.pdf")
+            msg.add_attachment(
+                b"%PDF-1.4" * 100, maintype="application", subtype="pdf", filename="a.pdf"
+            )
         samples.append(parse_message(msg.as_bytes()))
     return samples
 

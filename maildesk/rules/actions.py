@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from maildesk.domain import Priority
 from maildesk.rules.model import STRATEGIES, Agent
 from maildesk.rules.schema import Scope
 from maildesk.yamlfile import Path_, did_you_mean
@@ -225,7 +224,3 @@ def _addresses(
             return None
         result.append(address)
     return Action(key, result)
-
-
-def priority_of(value: Any) -> Priority | None:
-    return value if isinstance(value, Priority) else None

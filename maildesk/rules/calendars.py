@@ -27,6 +27,7 @@ from maildesk.yamlfile import Path_, did_you_mean
 ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _END_OF_DAY = time(23, 59, 59, 999999)  # how Calendar spells "until midnight"
+_PENDING = Calendar.always_open()  # a policy's calendar until the default one is known
 
 
 def load_calendars(scope: Scope, raw: Any) -> dict[str, Calendar]:
@@ -217,19 +218,15 @@ def _policy(
     if not any(targets.values()):
         scope.error(path, "an SLA policy needs first_response, resolution or both")
         return None
-    calendar_name = body.get("calendar", _DEFAULT)
-    if calendar_name is _DEFAULT:
+    if "calendar" not in body:  # fill_default_calendar gives it the default route's calendar
         return SlaPolicy(name, targets["first_response"], targets["resolution"], "", _PENDING)
+    calendar_name = body["calendar"]
     found = scope.reference((*path, "calendar"), calendar_name, calendars, "calendar", "defined")
     if found is None:
         return None
     return SlaPolicy(
         name, targets["first_response"], targets["resolution"], found, calendars[found]
     )
-
-
-_DEFAULT = object()
-_PENDING = Calendar.always_open()  # replaced by the default calendar once it is known
 
 
 def _by_priority(scope: Scope, raw: Any, policies: dict[Any, Any]) -> dict[Priority, str]:
