@@ -26,35 +26,40 @@ class RulesHolder:
 
     path: Path
     current: RuleSet
-    mtime: float = field(default=0.0)
+    signature: tuple[int, ...] = field(default=())  # the file as last read (mtime, size, inode)
+    last_error: str | None = None  # why the newest file was rejected, until a good one loads
 
     @classmethod
     def load(cls, path: Path) -> RulesHolder:
-        return cls(path, load_rules(path), _mtime(path))
+        return cls(path, load_rules(path), _signature(path))
 
     def __call__(self) -> RuleSet:
         return self.current
 
     def reload_if_changed(self) -> bool:
         """Reload when the file changed; on error log it and keep the last good rules."""
-        mtime = _mtime(self.path)
-        if mtime == self.mtime:
+        signature = _signature(self.path)
+        if signature == self.signature:
             return False
-        self.mtime = mtime
+        self.signature = signature
         try:
-            self.current = load_rules(self.path)
+            rules = load_rules(self.path)
         except RulesError as exc:
+            self.last_error = str(exc)
             log.error("rules not reloaded, keeping the last good rules: %s", exc)
             return False
-        log.info("rules reloaded from %s", self.path)
+        self.current, self.last_error = rules, None
+        log.info("rules reloaded from %s: %d rules", self.path, len(rules.rules))
         return True
 
 
-def _mtime(path: Path) -> float:
+def _signature(path: Path) -> tuple[int, ...]:
+    """mtime, size and inode: an editor's save changes at least one of them."""
     try:
-        return path.stat().st_mtime_ns / 1e9
+        st = path.stat()
     except OSError:
-        return 0.0
+        return ()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @dataclass

@@ -29,6 +29,14 @@ class BatchState:
     stored: dict[str, str] = field(default_factory=dict)  # dedup key -> ticket ref
     receipts: set[ReceiptKey] = field(default_factory=set)
     auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
+    # Facts for assignment strategies, kept current as this batch assigns tickets.
+    open_counts: dict[str, int] = field(default_factory=dict)
+    last_assigned: dict[str, str] = field(default_factory=dict)
+
+    def assigned(self, queue: str, agent: str) -> None:
+        """A strategy gave `agent` a ticket in `queue`: later messages must see it."""
+        self.open_counts[agent] = self.open_counts.get(agent, 0) + 1
+        self.last_assigned[queue] = agent
 
     def add_ticket(self, state: TicketState) -> None:
         self.tickets[state.id] = state
@@ -101,6 +109,8 @@ def state_of_new_ticket(
         tags=tuple(dict.fromkeys(new.tags)),
         language=new.language,
         sla_policy=new.sla_policy,
+        first_response_due=new.first_response_due,
+        resolution_due=new.resolution_due,
     )
 
 

@@ -4,16 +4,62 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from maildesk.config import Config
-from maildesk.errors import MaildeskError, SecretError
+from maildesk.errors import MaildeskError, Problem, RulesError, SecretError
+
+if TYPE_CHECKING:
+    from maildesk.rules import RuleSet
 
 
 def check_rules(config: Config) -> str:
+    """rules.yaml loads, and agrees with maildesk.yaml's mailboxes and the templates."""
     from maildesk.rules import load_rules
 
     rules = load_rules(config.rules)
-    return f"{config.rules}: {len(rules.queues)} queues, {len(rules.agents)} agents"
+    problems = rules_cross_problems(config, rules)
+    if problems:
+        raise RulesError(str(config.rules), problems)
+    return (
+        f"{config.rules}: {len(rules.rules)} rules, {len(rules.queues)} queues, "
+        f"{len(rules.agents)} agents, {len(rules.sla_policies)} SLA policies"
+    )
+
+
+def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
+    """What rules.yaml names that lives elsewhere: mailbox queues and auto-reply templates."""
+    from maildesk.render import Renderer
+
+    problems = []
+    for mailbox in config.mailboxes:
+        if mailbox.queue and mailbox.queue not in rules.queues:
+            problems.append(
+                Problem(
+                    config.source,
+                    None,
+                    f"mailbox '{mailbox.name}' has queue '{mailbox.queue}', which rules.yaml "
+                    f"does not define (queues: {', '.join(rules.queues)})",
+                )
+            )
+    available = set(Renderer(config.templates).template_names())
+    wanted = [(rules.default_auto_reply, "default", None)] + [
+        (a.value, f"rule '{r.name}'", r.line)
+        for r in rules.rules
+        for a in r.actions
+        if a.field == "auto_reply"
+    ]
+    for template, where, line in wanted:
+        if template and f"{rules.default_language}/{template}" not in available:
+            problems.append(
+                Problem(
+                    rules.source,
+                    line,
+                    f"auto_reply template '{template}' in {where} does not exist "
+                    f"(looked for {rules.default_language}/{template}.txt.j2 in the templates)",
+                )
+            )
+    return problems
 
 
 def check_templates(config: Config) -> str:

@@ -44,6 +44,8 @@ class NewTicket:
     language: str
     tags: list[str] = field(default_factory=list)
     sla_policy: str | None = None
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
     spam: bool = False
     linked_from: int | None = None  # the closed ticket a reply reopened as a new one
     assign_strategy: str | None = None
@@ -139,6 +141,8 @@ def _new_ticket(
         language=routing.language or ctx.rules.queue_language(queue),
         tags=list(routing.tags),
         sla_policy=routing.sla_policy,
+        first_response_due=routing.first_response_due,
+        resolution_due=routing.resolution_due,
         spam=routing.spam,
         linked_from=linked_from.id if linked_from else None,
         assign_strategy=routing.assign_strategy,
@@ -152,21 +156,27 @@ def _new_ticket(
         new_ticket=new,
         rule_hits=list(routing.hits),
     )
-    decision.participants = [(a, "cc") for a in msg.cc + msg.to if _is_customer(a.address, ctx)] + [
-        (Address("", w), "watcher") for w in routing.watchers
+    decision.participants = [
+        *((a, "cc") for a in msg.cc + msg.to if _is_customer(a.address, ctx)),
+        *((Address("", c), "cc") for c in routing.cc),
+        *((_agent_address(w, ctx), "watcher") for w in routing.watchers),
     ]
     if linked_from:
         decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
     quiet = routing.spam or routing.ignore
     if routing.auto_reply and not quiet and _may_auto_reply(ctx):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
-    if not quiet:
-        agents = _agents_to_tell(new.assignee, queue, ctx)
-        if agents:
-            decision.notices.append(Notice("new_ticket", agents, "agents", body_text=msg.text))
-        for address in routing.notify:
-            decision.notices.append(Notice("new_ticket", [Address("", address)], "agents"))
+    # Spam and ignored mail reach only the addresses a rule names in `notify`.
+    agents = [] if quiet else _agents_to_tell(new.assignee, queue, ctx)
+    extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
+    agents += [_agent_address(a, ctx) for a in dict.fromkeys(extra) if a not in _told(agents)]
+    if agents:
+        decision.notices.append(Notice("new_ticket", agents, "agents", body_text=msg.text))
     return decision
+
+
+def _told(people: list[Address]) -> set[str]:
+    return {p.address for p in people}
 
 
 def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
@@ -198,6 +208,7 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
     ]
     agents = _agents_to_tell(ticket.assignee, ticket.queue, ctx)
+    agents += [_agent_address(a, ctx) for a in routing.notify if a not in _told(agents)]
     if agents:
         decision.notices.append(Notice("customer_reply", agents, "agents", body_text=msg.text))
     return decision
@@ -254,6 +265,11 @@ def _may_auto_reply(ctx: DecideContext) -> bool:
 
 def _is_customer(address: str, ctx: DecideContext) -> bool:
     return address not in ctx.own_addresses and ctx.rules.agent_by_address(address) is None
+
+
+def _agent_address(address: str, ctx: DecideContext) -> Address:
+    agent = ctx.rules.agent_by_address(address)
+    return Address(agent.name if agent else "", address)
 
 
 def _agents_to_tell(assignee: str | None, queue: str, ctx: DecideContext) -> list[Address]:

@@ -28,6 +28,7 @@ from maildesk.outbox import QueuedNotice, ThreadContext, recipient_groups
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import screen_message
+from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.blobs import BlobStore
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.quarantine import quarantine_message
@@ -169,8 +170,15 @@ class Pipeline:
         parsed = [self._parse(raw) for raw, _ in items]
         keyed = [(p, thread_keys(p, prefix)) for p in parsed if isinstance(p, ParsedMessage)]
         receipts = [s.receipt for _, s in items if s.receipt]
+        rules = self.rules()  # one version of the rules for the whole batch
         with session.no_autoflush:
             state = load_batch_state(session, keyed, receipts, prefix=prefix, now=now)
+            if rules.needs_assignment_facts:
+                lock_assignments(session)
+                state.open_counts, state.last_assigned = (
+                    open_counts(session),
+                    last_assigned(session),
+                )
             ids = TicketIds(session)
             results: list[IngestResult | None] = []
             plans: list[tuple[int, Plan]] = []
@@ -182,7 +190,7 @@ class Pipeline:
                 if duplicate:
                     results.append(duplicate)
                     continue
-                plan = self._plan(msg, raw, source, state, ids, now)
+                plan = self._plan(msg, raw, source, state, ids, rules, now)
                 plans.append((index, plan))
                 results.append(None)
         write_plans(session, [p for _, p in plans], self.config, self.blobs)
@@ -231,12 +239,13 @@ class Pipeline:
         source: SourceInfo,
         state: BatchState,
         ids: TicketIds,
+        rules: RuleSet,
         now: datetime,
     ) -> Plan:
         keys: ThreadKeys = thread_keys(msg, self.config.tickets.prefix)
         before = state.find_ticket(keys)
         try:
-            decision = decide(msg, before, self._context(msg, state, now))
+            decision = decide(msg, before, self._context(msg, source, state, rules, now))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.new_ticket is not None:
@@ -244,9 +253,10 @@ class Pipeline:
             ticket_id = ids.allocate()
             ref = f"{self.config.tickets.prefix}-{ticket_id}"
             root = new_message_id(ref, self.config.tickets.id_domain)
-            start = state_of_new_ticket(
-                decision.new_ticket, ticket_id=ticket_id, ref=ref, message_id=root, now=now
-            )
+            new = decision.new_ticket
+            start = state_of_new_ticket(new, ticket_id=ticket_id, ref=ref, message_id=root, now=now)
+            if new.assign_strategy and new.assignee:
+                state.assigned(new.queue, new.assignee)
         else:
             assert before is not None
             start = before
@@ -270,16 +280,30 @@ class Pipeline:
             msg, raw, decision, before, after, queued, contexts, source.source, source.receipt, now
         )
 
-    def _context(self, msg: ParsedMessage, state: BatchState, now: datetime) -> DecideContext:
+    def _context(
+        self,
+        msg: ParsedMessage,
+        source: SourceInfo,
+        state: BatchState,
+        rules: RuleSet,
+        now: datetime,
+    ) -> DecideContext:
         tickets = self.config.tickets
+        facts = RuleFacts(
+            now=now,
+            open_counts=state.open_counts,
+            last_assigned=state.last_assigned,
+            mailbox=source.source,
+            mailbox_queue=source.queue,
+        )
         return DecideContext(
             tickets=tickets,
-            rules=self.rules(),
+            rules=rules,
             now=now,
             screening=screen_message(
                 msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
             ),
-            facts=RuleFacts(now=now),
+            facts=facts,
             auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,

@@ -49,7 +49,7 @@ def _walk(
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node, problems)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 key = str(key)
             if key in result:
@@ -68,7 +68,19 @@ def _walk(
             lines[child] = item.start_mark.line + 1
             items.append(_walk(loader, item, child, lines, problems))
         return items
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, problems)
+
+
+def _scalar(loader: _Loader, node: yaml.Node, problems: list[str]) -> Any:
+    """A scalar's value; text that only looks like a date (2026-13-01) stays text."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        problems.append(f"{node.start_mark.line + 1}:cannot read this value: {exc.problem}")
+        return None
+    except ValueError:
+        # The validation that reads the value reports it with a better message.
+        return node.value
 
 
 def load_yaml(text: str, file: str) -> tuple[YamlDocument, list[Problem]]:

@@ -68,8 +68,12 @@ def print_ticket(d: dict) -> None:
         f"  status {d['status']} · priority {d['priority']} · queue {d['queue']} · "
         f"assignee {d['assignee'] or '-'} · requester {d['requester']}"
     )
-    if d["rules_fired"]:
-        click.echo(f"  rules fired: {', '.join(d['rules_fired'])}")
+    click.echo(f"  rules fired: {', '.join(d['rules_fired']) or 'none (default route)'}")
+    if d["sla_policy"]:
+        click.echo(
+            f"  SLA {d['sla_policy']}: first response due {d['first_response_due'] or '-'}, "
+            f"resolution due {d['resolution_due'] or '-'}"
+        )
     if d["tags"]:
         click.echo(f"  tags: {', '.join(d['tags'])}")
     for m in d["messages"]:

@@ -1,11 +1,15 @@
-"""What rules.yaml describes (agents, queues) and what evaluating it decides (Routing)."""
+"""What rules.yaml describes (agents, queues, SLA policies) and what evaluating it decides."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from maildesk.business_hours import Calendar
 from maildesk.domain import Priority
+
+# Assignment strategies a rule may name instead of an agent.
+STRATEGIES = ("round_robin", "least_open")
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,26 @@ class Queue:
     """A named queue with its agents and where its SLA breaches escalate to."""
 
     name: str
-    agents: tuple[str, ...] = ()  # agent keys
+    agents: tuple[str, ...] = ()  # agent keys, in the order strategies walk them
     escalation: str | None = None  # an agent key or a queue name
     language: str | None = None
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """Targets in business time, counted on `calendar` from the ticket's creation."""
+
+    name: str
+    first_response: timedelta | None
+    resolution: timedelta | None
+    calendar_name: str
+    calendar: Calendar
+
+    def due(self, start: datetime) -> tuple[datetime | None, datetime | None]:
+        """(first response due, resolution due) for a ticket opened at `start`."""
+        first = self.calendar.add(start, self.first_response) if self.first_response else None
+        done = self.calendar.add(start, self.resolution) if self.resolution else None
+        return first, done
 
 
 @dataclass
@@ -40,9 +61,12 @@ class Routing:
     assign_strategy: str | None = None  # round_robin or least_open
     tags: list[str] = field(default_factory=list)
     sla_policy: str | None = None
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
     auto_reply: str | None = None  # template name; None sends none
-    watchers: list[str] = field(default_factory=list)
-    notify: list[str] = field(default_factory=list)
+    watchers: list[str] = field(default_factory=list)  # addresses told about every change
+    cc: list[str] = field(default_factory=list)  # customer addresses copied on replies
+    notify: list[str] = field(default_factory=list)  # addresses sent a new-ticket notice
     spam: bool = False
     ignore: bool = False
     language: str | None = None
@@ -56,3 +80,5 @@ class RuleFacts:
     now: datetime
     open_counts: dict[str, int] = field(default_factory=dict)  # agent address -> open tickets
     last_assigned: dict[str, str] = field(default_factory=dict)  # queue -> agent address
+    mailbox: str | None = None  # the source the message came from (mailbox name, "cli")
+    mailbox_queue: str | None = None  # that mailbox's configured queue

@@ -14,11 +14,11 @@ _TIMESTAMPS = {Status.RESOLVED: "resolved_at", Status.CLOSED: "closed_at"}
 TicketRecord = Ticket | dict[str, Any]  # a loaded ticket, or the row of one this batch inserts
 
 
-def _get(ticket: TicketRecord, name: str) -> Any:
+def get_field(ticket: TicketRecord, name: str) -> Any:
     return ticket.get(name) if isinstance(ticket, dict) else getattr(ticket, name)
 
 
-def _set(ticket: TicketRecord, name: str, value: Any) -> None:
+def set_field(ticket: TicketRecord, name: str, value: Any) -> None:
     if isinstance(ticket, dict):
         ticket[name] = value
     else:
@@ -34,16 +34,16 @@ def change_ticket(
     """
     value: Any = change.value
     if change.field == "tag":
-        tags = list(_get(ticket, "tags") or [])
+        tags = list(get_field(ticket, "tags") or [])
         if value in tags:
             return None
-        _set(ticket, "tags", [*tags, value])
+        set_field(ticket, "tags", [*tags, value])
         return None, str(value)
-    old_value = _get(ticket, change.field)
+    old_value = get_field(ticket, change.field)
     stored = value.value if hasattr(value, "value") else value
     if old_value == stored:
         return None
-    _set(ticket, change.field, stored)
+    set_field(ticket, change.field, stored)
     if change.field == "status":
         _status_side_effects(ticket, Status(stored), Status(old_value), now)
     return _text(old_value), _text(stored)
@@ -52,11 +52,11 @@ def change_ticket(
 def _status_side_effects(ticket: TicketRecord, new: Status, old: Status, now: datetime) -> None:
     stamp = _TIMESTAMPS.get(new)
     if stamp:
-        _set(ticket, stamp, now)
+        set_field(ticket, stamp, now)
     if old in (Status.RESOLVED, Status.CLOSED) and new in (Status.OPEN, Status.PENDING, Status.NEW):
-        _set(ticket, "reopen_count", (_get(ticket, "reopen_count") or 0) + 1)
-        _set(ticket, "resolved_at", None)
-        _set(ticket, "closed_at", None)
+        set_field(ticket, "reopen_count", (get_field(ticket, "reopen_count") or 0) + 1)
+        set_field(ticket, "resolved_at", None)
+        set_field(ticket, "closed_at", None)
 
 
 def _text(value: Any) -> str | None:

@@ -21,6 +21,7 @@ from maildesk.domain import Status, TicketState
 from maildesk.filenames import safe_filename
 from maildesk.outbox import QueuedNotice, outbox_row
 from maildesk.parse import ParsedMessage
+from maildesk.store.assignment import record_assignment
 from maildesk.store.blobs import BlobStore, insert_blobs
 from maildesk.store.models import (
     Attachment,
@@ -33,7 +34,7 @@ from maildesk.store.models import (
     ThreadRef,
     Ticket,
 )
-from maildesk.store.tickets import change_ticket
+from maildesk.store.tickets import change_ticket, get_field, set_field
 
 
 @dataclass
@@ -128,6 +129,10 @@ def write_plans(session: Session, plans: list[Plan], config: Config, blobs: Blob
                 raise LookupError(f"ticket {plan.after.ref} vanished while processing")
         _write_plan(rows, ticket, plan, config, blobs, message_ids.allocate())
     rows.insert(session)
+    for plan in plans:
+        new = plan.decision.new_ticket
+        if new is not None and new.assign_strategy and new.assignee:
+            record_assignment(session, new.queue, new.assignee)
     session.flush()
 
 
@@ -237,6 +242,19 @@ def _write_plan(
         logged = change_ticket(ticket, change, now)
         if logged is not None:
             _event(rows, ticket_id, now, decision.actor, change.field, *logged, change.reason)
+    if plan.before is not None and decision.rule_hits:
+        fired = list(get_field(ticket, "rules_fired") or [])
+        set_field(ticket, "rules_fired", list(dict.fromkeys([*fired, *decision.rule_hits])))
+        _event(
+            rows,
+            ticket_id,
+            now,
+            "rules",
+            "rules",
+            None,
+            None,
+            f"rules fired on a follow-up: {', '.join(decision.rule_hits)}",
+        )
     _add_participants(rows, plan)
     for kind, reason in decision.notes:
         _event(rows, ticket_id, now, decision.actor, kind, None, None, reason)

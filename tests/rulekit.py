@@ -1,0 +1,71 @@
+"""Build small rule sets and messages for the rules tests."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+
+from maildesk.parse import ParsedMessage, parse_message
+from maildesk.rules import RuleFacts, RuleSet, parse_rules
+from tests.conftest import make_mail
+
+# Monday 23 Nov 2026, 11:00 in Berlin: the office calendar is open.
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+BASE = """\
+version: 1
+default:
+  queue: general
+  priority: normal
+  auto_reply: ack
+  calendar: office
+calendars:
+  office:
+    timezone: Europe/Berlin
+    hours: {mon-fri: "09:00-17:00"}
+    holidays: [2026-12-25]
+sla:
+  policies:
+    urgent: {first_response: 1h, resolution: 4h}
+    standard: {first_response: 4h, resolution: 16h}
+  by_priority: {urgent: urgent, normal: standard}
+queues:
+  general: {agents: [alice, bob, erin]}
+  billing: {agents: [carol]}
+agents:
+  alice: {address: alice@example.com, name: Alice}
+  bob: {address: bob@example.com, name: Bob}
+  erin: {address: erin@example.com, name: Erin, away: true}
+  carol: {address: carol@example.com, name: Carol}
+"""
+
+
+def rules_text(rules: str = "", base: str = BASE) -> str:
+    """BASE plus a `rules:` section written as YAML text."""
+    body = textwrap.dedent(rules).strip("\n")
+    return base + ("rules:\n" + textwrap.indent(body, "  ") + "\n" if body else "")
+
+
+def ruleset(rules: str = "", base: str = BASE) -> RuleSet:
+    return parse_rules(rules_text(rules, base))
+
+
+def message(**kwargs) -> ParsedMessage:
+    """A parsed message; keyword arguments as for conftest.make_mail."""
+    return parse_message(make_mail(**kwargs))
+
+
+def facts(now: datetime = MONDAY_MORNING, **kwargs) -> RuleFacts:
+    return RuleFacts(now=now, **kwargs)
+
+
+def one_rule(when: str) -> RuleSet:
+    """A rule set whose only rule, 'probe', has `when` (a YAML flow mapping)."""
+    return ruleset(f"- name: probe\n  when: {when}\n  then: {{tags: [hit]}}\n")
+
+
+def fires(when: str, msg: ParsedMessage | None = None, **fact_kwargs) -> bool:
+    """Does a rule with `when` fire on `msg` (default: a plain message)?"""
+    rules = one_rule(when)
+    routing = rules.evaluate(msg or message(), ticket=None, facts=facts(**fact_kwargs))
+    return routing.hits == ["probe"]

@@ -1,0 +1,266 @@
+"""Rules through the real pipeline (SQLite; PostgreSQL for two daemons): assignment, follow-ups, SLA, spam, notices."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from maildesk.cli import cli
+from maildesk.pipeline import SourceInfo
+from maildesk.store.models import AssignmentState, OutboxEntry, Participant, Ticket
+from maildesk.store.queries import ticket_detail
+from tests.conftest import make_mail
+from tests.rulekit import rules_text
+
+ROUND_ROBIN = rules_text("""
+    - name: spread
+      when: {queue: {is: general}}
+      then: {assignee: round_robin}
+""")
+
+LEAST_OPEN = rules_text("""
+    - name: for-alice
+      when: {subject: {starts_with: for alice}}
+      then: {assignee: alice}
+      stop: true
+    - name: balance
+      when: {queue: {is: general}}
+      then: {assignee: least_open}
+""")
+
+
+def assignees(desk) -> list[str | None]:
+    with desk.sessions() as s:
+        return list(s.scalars(select(Ticket.assignee).order_by(Ticket.id)))
+
+
+def test_round_robin_is_fair_over_many_tickets_and_skips_away_agents(make_desk):
+    desk = make_desk(rules=ROUND_ROBIN)
+    for n in range(30):
+        desk.pipeline.process_one(make_mail(subject=f"request {n}", sender=f"c{n}@example.org"))
+    got = assignees(desk)
+    assert Counter(got) == {"alice@example.com": 15, "bob@example.com": 15}  # erin is away
+    assert got[:4] == ["alice@example.com", "bob@example.com"] * 2
+    with desk.sessions() as s:
+        state = s.get(AssignmentState, "general")
+        assert state.last_agent == got[-1]
+
+
+def test_round_robin_pointer_survives_a_restart(make_desk, tmp_path):
+    desk = make_desk("rr", rules=ROUND_ROBIN)
+    desk.pipeline.process_one(make_mail(subject="one"))
+    desk.close()
+    again = make_desk("rr")  # same folder and database: a restarted daemon
+    again.pipeline.process_one(make_mail(subject="two"))
+    assert assignees(again) == ["alice@example.com", "bob@example.com"]
+
+
+def test_round_robin_in_one_batch_still_alternates(make_desk):
+    desk = make_desk(rules=ROUND_ROBIN)
+    batch = [(make_mail(subject=f"b{n}"), SourceInfo()) for n in range(6)]
+    desk.pipeline.process_batch(batch)
+    assert Counter(assignees(desk)) == {"alice@example.com": 3, "bob@example.com": 3}
+
+
+def test_least_open_evens_out_open_tickets_and_skips_away_agents(make_desk):
+    desk = make_desk(rules=LEAST_OPEN)
+    for n in range(3):
+        desk.pipeline.process_one(make_mail(subject=f"for alice {n}"))
+    for n in range(7):
+        desk.pipeline.process_one(make_mail(subject=f"anyone {n}"))
+    got = assignees(desk)
+    assert got[3:6] == ["bob@example.com"] * 3  # bob catches up first
+    assert Counter(got) == {"alice@example.com": 5, "bob@example.com": 5}
+
+
+def test_least_open_counts_only_unresolved_tickets(make_desk):
+    desk = make_desk(rules=LEAST_OPEN)
+    for n in range(2):
+        desk.pipeline.process_one(make_mail(subject=f"for alice {n}"))
+    with desk.sessions() as s, s.begin():
+        for t in s.scalars(select(Ticket)):
+            t.status = "resolved"
+    desk.pipeline.process_one(make_mail(subject="next one"))
+    assert assignees(desk)[-1] == "alice@example.com"  # 0 open each; alice is first in turn
+
+
+def test_away_agent_set_by_reload_gets_no_more_tickets(make_desk):
+    desk = make_desk(rules=ROUND_ROBIN)
+    desk.pipeline.process_one(make_mail(subject="first"))
+    rules_file = desk.config.rules
+    rules_file.write_text(
+        rules_file.read_text().replace(
+            "bob: {address: bob@example.com, name: Bob}",
+            "bob: {address: bob@example.com, name: Bob, away: true}",
+        )
+    )
+    assert desk.rules.reload_if_changed()
+    for n in range(3):
+        desk.pipeline.process_one(make_mail(subject=f"after {n}"))
+    assert assignees(desk) == ["alice@example.com"] * 4
+
+
+FOLLOW_UPS = rules_text("""
+    - name: urgent-words
+      follow_ups: true
+      when: {subject: {contains_word: [urgent, срочно, pilne]}}
+      then: {priority: urgent, tags: [urgent], notify: carol}
+    - name: invoices
+      when: {subject: {contains_word: invoice}}
+      then: {queue: billing}
+""")
+
+
+def test_follow_up_rules_raise_priority_and_are_recorded(make_desk):
+    desk = make_desk(rules=FOLLOW_UPS)
+    desk.pipeline.process_one(make_mail(subject="Printer broken", message_id="<p1@example.org>"))
+    reply = make_mail(subject="Re: [MD-1] invoice - now pilne!", in_reply_to="<p1@example.org>")
+    assert desk.pipeline.process_one(reply).ticket_ref == "MD-1"
+    with desk.sessions() as s:
+        detail = ticket_detail(s, "MD-1")
+        notified = [o.to_addr for o in s.scalars(select(OutboxEntry))]
+    assert (detail["priority"], detail["queue"]) == ("urgent", "general")  # invoices is new-only
+    assert detail["tags"] == ["urgent"]
+    assert detail["rules_fired"] == ["urgent-words"]
+    assert any(e["kind"] == "priority" and "urgent-words" in e["reason"] for e in detail["events"])
+    assert "carol@example.com" in notified
+
+
+def test_follow_up_never_lowers_priority(make_desk):
+    desk = make_desk(
+        rules=rules_text("""
+            - name: lower
+              follow_ups: true
+              when: {subject: {contains: thanks}}
+              then: {priority: low}
+            - name: urgent-new
+              when: {subject: {contains: outage}}
+              then: {priority: urgent}
+        """)
+    )
+    desk.pipeline.process_one(make_mail(subject="outage", message_id="<o1@example.org>"))
+    desk.pipeline.process_one(
+        make_mail(subject="Re: [MD-1] thanks", in_reply_to="<o1@example.org>")
+    )
+    with desk.sessions() as s:
+        assert s.scalars(select(Ticket.priority)).one() == "urgent"
+
+
+def test_ticket_stores_rules_fired_sla_policy_and_due_times(make_desk, clock):
+    clock.now = datetime(2026, 12, 24, 15, 0, tzinfo=UTC)  # Thu 16:00 Berlin; 25 Dec is a holiday
+    desk = make_desk(
+        rules=rules_text("""
+            - name: urgent
+              when: {subject: {contains: urgent}}
+              then: {priority: urgent}
+        """)
+    )
+    desk.pipeline.process_one(make_mail(subject="urgent: down"))
+    with desk.sessions() as s:
+        t = s.scalars(select(Ticket)).one()
+        assert (t.sla_policy, t.rules_fired) == ("urgent", ["urgent"])
+        assert t.first_response_due == datetime(2026, 12, 24, 16, 0, tzinfo=UTC)  # 1h: Thu 17:00
+        assert t.resolution_due == datetime(2026, 12, 28, 11, 0, tzinfo=UTC)  # 4h: Mon 12:00
+
+
+def test_tickets_show_prints_the_rules_that_fired(make_desk):
+    desk = make_desk(rules=FOLLOW_UPS)
+    desk.pipeline.process_one(make_mail(subject="Urgent: invoice missing"))
+    config = desk.config.source
+    result = CliRunner().invoke(cli, ["--config", config, "tickets", "show", "MD-1"])
+    assert result.exit_code == 0, result.output
+    assert "rules fired: urgent-words, invoices" in result.output
+    assert "SLA urgent: first response due" in result.output
+
+
+def test_spam_is_stored_and_nobody_is_told(make_desk):
+    desk = make_desk(
+        rules=rules_text("""
+            - name: spam
+              when: {header: {name: X-Spam-Flag, is: "YES"}}
+              then: {spam: true}
+              stop: true
+        """)
+    )
+    result = desk.pipeline.process_one(make_mail(headers={"X-Spam-Flag": "YES"}))
+    assert result.outcome == "created" and result.notifications == []
+    with desk.sessions() as s:
+        t = s.scalars(select(Ticket)).one()
+        assert t.spam and t.rules_fired == ["spam"] and t.sla_policy is None
+
+
+def test_ignored_mail_is_stored_tagged_and_only_notify_addresses_hear(make_desk):
+    desk = make_desk(
+        rules=rules_text("""
+            - name: newsletters
+              when: {header: {name: List-Id, exists: true}}
+              then: {ignore: true, notify: [postmaster@example.com]}
+        """)
+    )
+    desk.pipeline.process_one(make_mail(headers={"List-Id": "<news.shop.example>"}))
+    with desk.sessions() as s:
+        t = s.scalars(select(Ticket)).one()
+        sent = [(o.template, o.to_addr) for o in s.scalars(select(OutboxEntry))]
+    assert "ignored" in t.tags
+    assert sent == [("new_ticket", "postmaster@example.com")]
+
+
+def test_watchers_cc_and_notify_reach_the_ticket(make_desk):
+    desk = make_desk(
+        rules=rules_text("""
+            - name: vip
+              when: {from: {domain: example.org}}
+              then:
+                watchers: [carol]
+                cc: [boss@example.org]
+                notify: [ops@example.com]
+        """)
+    )
+    desk.pipeline.process_one(make_mail())
+    with desk.sessions() as s:
+        roles = {p.address: p.role for p in s.scalars(select(Participant))}
+        told = sorted(
+            o.to_addr for o in s.scalars(select(OutboxEntry)) if o.template == "new_ticket"
+        )
+    assert roles["carol@example.com"] == "watcher"
+    assert roles["boss@example.org"] == "cc"
+    assert told == [
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "ops@example.com",
+    ]
+
+
+def test_mailbox_queue_from_the_source_is_the_starting_queue(make_desk):
+    desk = make_desk(rules=rules_text(""))
+    desk.pipeline.process_one(make_mail(), SourceInfo(source="billing-box", queue="billing"))
+    with desk.sessions() as s:
+        assert s.scalars(select(Ticket.queue)).one() == "billing"
+
+
+@pytest.mark.postgres
+def test_two_daemons_on_postgresql_share_round_robin_fairly(make_desk, postgres_url):
+    desks = [make_desk(f"daemon{n}", database_url=postgres_url, rules=ROUND_ROBIN) for n in (1, 2)]
+
+    def feed(desk, tag: str) -> None:
+        for n in range(10):
+            desk.pipeline.process_one(
+                make_mail(subject=f"{tag} {n}", sender=f"{tag}{n}@example.org")
+            )
+
+    workers = [threading.Thread(target=feed, args=(d, f"d{i}")) for i, d in enumerate(desks)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    got = assignees(desks[0])
+    assert len(got) == 20
+    assert Counter(got) == {"alice@example.com": 10, "bob@example.com": 10}
+    assert all(a != b for a, b in pairwise(got))  # strictly alternating
