@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -18,11 +18,12 @@ from maildesk.report.business_time import BusinessClock
 from maildesk.report.figures import (
     EMPTY,
     Figures,
+    Key,
     Measured,
     Period,
+    Tally,
     TicketRow,
     histogram,
-    is_open_at,
     measure,
     tally,
 )
@@ -90,19 +91,24 @@ def build_report(
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
     calendar = calendar or Calendar.always_open()
     as_of = min(period.end, now)
-    measured = measure(rows, BusinessClock(calendar), now)
     if period.start is None:
-        first = min((r.created_at for r in rows), default=as_of)
-        period = Period(first, period.end)
-    totals = _totals(measured, period, as_of)
-    load = _by_attribute(measured, period, as_of, "agent", agent_names or {})
+        period = Period(min((r.created_at for r in rows), default=as_of), period.end)
+    measured = measure(rows, period, BusinessClock(calendar), now)
+    names = agent_names or {}
+    per_agent = tally(measured, _attribute_key("agent"))
+    totals = Tally()
+    for part in per_agent.values():  # every ticket has one assignee (or none): a partition
+        totals.add(part)
+    load = _groups(per_agent, "agent", names)
     load.sort(key=lambda g: (g.key is None, -g.figures.backlog, -g.figures.resolved, g.label))
     unit = _volume_unit(period)
     volume = _by_time(measured, period, as_of, unit, calendar.tz)
     if by in TIME_UNITS:
         groups = volume if by == unit else _by_time(measured, period, as_of, by, calendar.tz)
+    elif by == "agent":
+        groups = _groups(per_agent, by, names)
     elif by is not None:
-        groups = _by_attribute(measured, period, as_of, by, agent_names or {})
+        groups = _groups(tally(measured, _attribute_key(by)), by, names)
     else:
         groups = []
     return Report(
@@ -110,17 +116,17 @@ def build_report(
         as_of=as_of,
         calendar=calendar,
         by=by,
-        totals=totals,
+        totals=totals.figures(),
         groups=groups,
         volume_unit=unit,
         volume=volume,
         load=load,
         first_response_histogram=histogram(
-            (m.first_response_seconds or 0 for m in measured if m.row.first_response_at in period),
+            (m.first_response_seconds for m in measured if m.first_response_seconds is not None),
             HISTOGRAM_EDGES_HOURS,
         ),
         resolution_histogram=histogram(
-            (m.resolution_seconds or 0 for m in measured if m.row.done_at in period),
+            (m.resolution_seconds for m in measured if m.resolution_seconds is not None),
             HISTOGRAM_EDGES_HOURS,
         ),
         comments=sorted(
@@ -129,32 +135,23 @@ def build_report(
     )
 
 
-def _totals(measured: list[Measured], period: Period, as_of: datetime) -> Figures:
-    found = tally(
-        measured,
-        lambda row, moment: "all" if moment in period else None,
-        lambda row: "all" if is_open_at(row, as_of) else None,
-    )
-    return found.get("all", EMPTY)
+def _attribute_key(by: str) -> Key:
+    """Group by a ticket's queue, priority or assignee ('agent')."""
+    index = TicketRow._fields.index("assignee" if by == "agent" else by)
+
+    def key(m: Measured, moment: datetime) -> str:
+        value = m.row[index]
+        return UNASSIGNED if value is None else value  # addresses never look like this
+
+    return key
 
 
-def _by_attribute(
-    measured: list[Measured], period: Period, as_of: datetime, by: str, names: dict[str, str]
-) -> list[Group]:
-    def key_of(row: TicketRow) -> str:
-        value = row.assignee if by == "agent" else getattr(row, by)
-        return UNASSIGNED if value is None else str(value)  # addresses never look like this
-
-    found = tally(
-        measured,
-        lambda row, moment: key_of(row) if moment in period else None,
-        lambda row: key_of(row) if is_open_at(row, as_of) else None,
-    )
+def _groups(tallies: dict[Hashable, Tally], by: str, names: dict[str, str]) -> list[Group]:
     groups = [
-        Group(None, UNASSIGNED, figures)
+        Group(None, UNASSIGNED, t.figures())
         if key == UNASSIGNED
-        else Group(str(key), names.get(str(key), str(key)), figures)
-        for key, figures in found.items()
+        else Group(str(key), names.get(str(key), str(key)), t.figures())
+        for key, t in tallies.items()
     ]
     groups.sort(key=lambda g: _attribute_order(by, g))
     return groups
@@ -174,18 +171,21 @@ def _by_time(
     """One group per day/week/month of the period (empty ones too), in order."""
     assert period.start is not None
     buckets = time_buckets(period.start, period.end, unit, tz)
-    found = tally(
-        measured,
-        lambda row, moment: bucket_label(moment, unit, tz) if moment in period else None,
-        lambda row: None,
-    )
+    starts = [start for _, start, _ in buckets]
+
+    def bucket(m: Measured, moment: datetime) -> int:
+        return bisect.bisect_right(starts, moment) - 1
+
+    found = tally(measured, bucket, backlog=False)
+    # Open at the end of each bucket: created before it minus resolved before it.
     created = sorted(m.row.created_at for m in measured)
     done = sorted(d for m in measured if (d := m.row.done_at) is not None)
     groups = []
-    for label, start, end in buckets:
+    for index, (label, start, end) in enumerate(buckets):
         moment = min(end, as_of)
         backlog = bisect.bisect_left(created, moment) - bisect.bisect_left(done, moment)
-        figures = dataclasses.replace(found.get(label, EMPTY), backlog=max(backlog, 0))
+        tallied = found[index].figures() if index in found else EMPTY
+        figures = dataclasses.replace(tallied, backlog=max(backlog, 0))
         groups.append(Group(label, label, figures, start, end))
     return groups
 

@@ -24,7 +24,9 @@ Median and 90th percentile use linear interpolation between the nearest ranks
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,9 +74,18 @@ class Period:
 
 
 class Measured(NamedTuple):
-    """A ticket with what the report derives from it, computed once."""
+    """A ticket with what the report derives from it for one period, computed once.
+
+    Each `*_in` flag says the event happened in the period; durations are measured
+    only for events in it, breaches only for tickets created in it.
+    """
 
     row: TicketRow
+    created_in: bool
+    done_in: bool
+    first_response_in: bool
+    rating_in: bool
+    open_at_end: bool
     first_response_seconds: float | None
     resolution_seconds: float | None
     first_response_breached: bool | None  # None: no first-response target
@@ -82,16 +93,34 @@ class Measured(NamedTuple):
     rating_at: datetime | None
 
 
-def measure(rows: Iterable[TicketRow], clock: BusinessClock, now: datetime) -> list[Measured]:
-    """Business-hours durations and SLA breaches (as known `now`) for each row."""
+def measure(
+    rows: Iterable[TicketRow], period: Period, clock: BusinessClock, now: datetime
+) -> list[Measured]:
+    """Flags, business-hours durations and SLA breaches (as known `now`) for each row."""
+    as_of = min(period.end, now)
     result = []
     for row in rows:
         done = row.done_at
-        fr = clock.seconds(row.created_at, row.first_response_at) if row.first_response_at else None
-        res = clock.seconds(row.created_at, done) if done else None
-        fr_breached, res_breached = breaches(row, now)
+        created_in = row.created_at in period
+        done_in = done in period
+        fr_in = row.first_response_at in period
         rating_at = (row.rated_at or done or row.created_at) if row.rating is not None else None
-        result.append(Measured(row, fr, res, fr_breached, res_breached, rating_at))
+        fr_breached, res_breached = breaches(row, now) if created_in else (None, None)
+        result.append(
+            Measured(
+                row,
+                created_in,
+                done_in,
+                fr_in,
+                rating_at in period and 1 <= (row.rating or 0) <= 5,
+                row.created_at < as_of and (done is None or done >= as_of),
+                clock.seconds(row.created_at, row.first_response_at) if fr_in else None,
+                clock.seconds(row.created_at, done) if done_in else None,
+                fr_breached,
+                res_breached,
+                rating_at,
+            )
+        )
     return result
 
 
@@ -199,7 +228,9 @@ class Figures:
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """Running counts and durations of one group; `figures()` gives the result."""
+
     created: int = 0
     resolved: int = 0
     backlog: int = 0
@@ -212,6 +243,17 @@ class _Tally:
     reopens: int = 0
     reopened: int = 0
     ratings: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+
+    def add(self, other: Tally) -> None:
+        """Fold `other` into this tally (groups that partition the tickets add up)."""
+        for name in (
+            "created", "resolved", "backlog", "sla_tickets", "sla_breached",
+            "first_breached", "resolution_breached", "reopens", "reopened",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.first_response += other.first_response
+        self.resolution += other.resolution
+        self.ratings = [a + b for a, b in zip(self.ratings, other.ratings, strict=True)]
 
     def figures(self) -> Figures:
         return Figures(
@@ -229,63 +271,42 @@ class _Tally:
         )
 
 
-# Where an event falls: the group it counts in, or None when it is outside the report.
-Placer = Callable[[TicketRow, datetime | None], Hashable | None]
+# The group an event counts in, from the ticket and the moment of the event.
+Key = Callable[[Measured, datetime], Hashable]
 
 
-def tally(
-    measured: Iterable[Measured], place: Placer, open_place: Callable[[TicketRow], Hashable | None]
-) -> dict[Hashable, Figures]:
-    """Figures per group: `place` puts each event in a group, `open_place` each open ticket."""
-    tallies: dict[Hashable, _Tally] = {}
-
-    def at(key: Hashable) -> _Tally:
-        found = tallies.get(key)
-        if found is None:
-            found = tallies[key] = _Tally()
-        return found
-
+def tally(measured: Iterable[Measured], key: Key, *, backlog: bool = True) -> dict[Hashable, Tally]:
+    """A Tally per group: `key` puts each event of the period (and, with `backlog`, each
+    ticket open at its end) in a group."""
+    tallies: defaultdict[Hashable, Tally] = defaultdict(Tally)
     for m in measured:
         row = m.row
-        key = place(row, row.created_at)
-        if key is not None:
-            _count_created(at(key), m)
-        key = place(row, row.done_at)
-        if key is not None:
-            t = at(key)
+        if m.created_in:
+            t = tallies[key(m, row.created_at)]
+            t.created += 1
+            if row.reopen_count:
+                t.reopens += row.reopen_count
+                t.reopened += 1
+            first, resolution = m.first_response_breached, m.resolution_breached
+            if first is not None or resolution is not None:
+                t.sla_tickets += 1
+                t.sla_breached += 1 if first or resolution else 0
+                t.first_breached += 1 if first else 0
+                t.resolution_breached += 1 if resolution else 0
+        if m.done_in:
+            t = tallies[key(m, row.done_at)]
             t.resolved += 1
-            if m.resolution_seconds is not None:
-                t.resolution.append(m.resolution_seconds)
-        key = place(row, row.first_response_at)
-        if key is not None and m.first_response_seconds is not None:
-            at(key).first_response.append(m.first_response_seconds)
-        key = place(row, m.rating_at)
-        if key is not None and row.rating is not None and 1 <= row.rating <= 5:
-            at(key).ratings[row.rating - 1] += 1
-        key = open_place(row)
-        if key is not None:
-            at(key).backlog += 1
-    return {key: t.figures() for key, t in tallies.items()}
+            t.resolution.append(m.resolution_seconds)
+        if m.first_response_in:
+            tallies[key(m, row.first_response_at)].first_response.append(m.first_response_seconds)
+        if m.rating_in:
+            tallies[key(m, m.rating_at)].ratings[row.rating - 1] += 1
+        if backlog and m.open_at_end:
+            tallies[key(m, row.created_at)].backlog += 1
+    return dict(tallies)
 
 
-def _count_created(t: _Tally, m: Measured) -> None:
-    t.created += 1
-    t.reopens += m.row.reopen_count or 0
-    t.reopened += 1 if m.row.reopen_count else 0
-    if m.first_response_breached is not None or m.resolution_breached is not None:
-        t.sla_tickets += 1
-        t.sla_breached += 1 if (m.first_response_breached or m.resolution_breached) else 0
-        t.first_breached += 1 if m.first_response_breached else 0
-        t.resolution_breached += 1 if m.resolution_breached else 0
-
-
-def is_open_at(row: TicketRow, moment: datetime) -> bool:
-    """Created before `moment` and not resolved before it."""
-    done = row.done_at
-    return row.created_at < moment and (done is None or done >= moment)
-
-
-EMPTY = _Tally().figures()
+EMPTY = Tally().figures()
 
 
 def histogram(values: Iterable[float], edges_hours: Sequence[float]) -> list[int]:
@@ -293,6 +314,5 @@ def histogram(values: Iterable[float], edges_hours: Sequence[float]) -> list[int
     counts = [0] * (len(edges_hours) + 1)
     limits = [h * 3600 for h in edges_hours]
     for value in values:
-        index = next((i for i, limit in enumerate(limits) if value < limit), len(limits))
-        counts[index] += 1
+        counts[bisect.bisect_right(limits, value)] += 1
     return counts

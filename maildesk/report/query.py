@@ -6,14 +6,27 @@ requests anyone had to answer.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, or_, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    String,
+    and_,
+    create_engine,
+    or_,
+    select,
+    type_coerce,
+)
 
 from maildesk.report.build import RatingComment
 from maildesk.report.figures import Period, TicketRow
 from maildesk.store.db import make_engine
-from maildesk.store.models import Ticket
+from maildesk.store.models import Ticket, UTCDateTime
 
 _T = Ticket.__table__.c
 _COLUMNS = (
@@ -33,6 +46,8 @@ _COLUMNS = (
     _T.rating,
     _T.rated_at,
 )
+_TIMES = tuple(i for i, c in enumerate(_COLUMNS) if isinstance(c.type, UTCDateTime))
+_STATE = _COLUMNS.index(_T.sla_state)
 
 
 def read_engine(url: str) -> Engine:
@@ -50,7 +65,9 @@ def _counted():
 def load_rows(conn: Connection, period: Period) -> list[TicketRow]:
     """Tickets that have anything to say about `period`: created before its end, and
     created, answered, resolved or rated within it, or still open at its start."""
-    query = select(*_COLUMNS).where(_counted(), _T.created_at < period.end)
+    raw = conn.dialect.name == "sqlite"
+    columns = [_raw_column(c) if raw else c for c in _COLUMNS]
+    query = select(*columns).where(_counted(), _T.created_at < period.end)
     if period.start is not None:
         since = period.start
         query = query.where(
@@ -62,7 +79,30 @@ def load_rows(conn: Connection, period: Period) -> list[TicketRow]:
                 _T.rated_at >= since,
             )
         )
-    return [TicketRow._make(row) for row in conn.execute(query)]
+    result = conn.execute(query)
+    if not raw:
+        return [TicketRow._make(row) for row in result]
+    return [_from_sqlite(row) for row in result]
+
+
+def _raw_column(column: Any) -> Any:
+    """The column as SQLite stores it: times and JSON as text, parsed in `_from_sqlite`."""
+    if isinstance(column.type, UTCDateTime | JSON):
+        return type_coerce(column, String).label(column.name)
+    return column
+
+
+def _from_sqlite(row: Sequence[Any]) -> TicketRow:
+    # SQLAlchemy stores UTC times on SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'. Parsing them
+    # here is several times faster than the type's own result processing, which
+    # matters at 100,000 tickets.
+    values = list(row)
+    for i in _TIMES:
+        if values[i] is not None:
+            values[i] = datetime.fromisoformat(values[i] + "+00:00")
+    state = values[_STATE]
+    values[_STATE] = json.loads(state) if state and state != "{}" else None
+    return TicketRow._make(values)
 
 
 def load_comments(conn: Connection, period: Period) -> list[RatingComment]:
