@@ -27,10 +27,9 @@ from sqlalchemy import insert
 from maildesk.business_hours import Calendar
 from maildesk.report import Period, report_from_database
 from maildesk.report.export import report_csv, report_dict
-from maildesk.report.query import read_engine
 from maildesk.report.render_html import render_html
 from maildesk.report.render_text import render_text
-from maildesk.store.db import make_engine, upgrade
+from maildesk.store.db import make_engine, read_engine, upgrade
 from maildesk.store.models import Ticket
 
 START = datetime(2025, 11, 24, tzinfo=UTC)

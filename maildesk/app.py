@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk import metrics
 from maildesk.config import Config
 from maildesk.errors import RulesError
+from maildesk.kb import KnowledgeBase
 from maildesk.outbox import Outbox
 from maildesk.pipeline import Clock, Pipeline, utcnow
 from maildesk.render import Renderer
@@ -70,6 +72,7 @@ class Desk:
     renderer: Renderer
     outbox: Outbox
     pipeline: Pipeline
+    knowledge_base: KnowledgeBase | None = None
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = utcnow, check_schema: bool = True) -> Desk:
@@ -82,8 +85,18 @@ class Desk:
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
         outbox = Outbox(config, renderer)
-        pipeline = Pipeline(config, sessions, blobs, rules, outbox, clock=clock)
-        return cls(config, engine, sessions, blobs, rules, renderer, outbox, pipeline)
+        kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
+        pipeline = Pipeline(
+            config,
+            sessions,
+            blobs,
+            rules,
+            outbox,
+            clock=clock,
+            knowledge_base=kb,
+            on_batch=metrics.observe_batch,
+        )
+        return cls(config, engine, sessions, blobs, rules, renderer, outbox, pipeline, kb)
 
     def close(self) -> None:
         self.engine.dispose()

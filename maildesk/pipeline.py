@@ -8,6 +8,7 @@ source before the commit.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
 from maildesk.errors import ParseError, TemporaryFailure
+from maildesk.kb import KnowledgeBase, kb_context
 from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_before
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
@@ -33,6 +35,7 @@ from maildesk.threading import thread_keys
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+BatchObserver = Callable[[Sequence["IngestResult"], float], None]
 
 
 def utcnow() -> datetime:
@@ -63,6 +66,7 @@ class IngestResult:
     quarantine_id: int | None = None
     reason: str = ""
     notifications: list[str] = field(default_factory=list)  # outbox message ids
+    seconds: float = 0.0  # time spent processing it, before the commit
 
     @property
     def stored(self) -> bool:
@@ -88,8 +92,12 @@ class Pipeline:
         rules: Callable[[], RuleSet],
         outbox: Outbox,
         clock: Clock = utcnow,
+        knowledge_base: KnowledgeBase | None = None,
+        on_batch: BatchObserver | None = None,
     ):
         self.config = config
+        self.knowledge_base = knowledge_base  # suggests articles in acknowledgements
+        self.on_batch = on_batch  # told of every committed batch (metrics)
         self.sessions = sessions
         self.blobs = blobs
         self.rules = rules
@@ -106,9 +114,10 @@ class Pipeline:
 
     def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
         """Ingest messages in one transaction; raises TemporaryFailure if the commit fails."""
+        started = time.perf_counter()
         try:
             with self.sessions() as session, session.begin():
-                results = [self._guarded(session, raw, source) for raw, source in items]
+                results = [self._timed(session, raw, source) for raw, source in items]
                 self.blobs.sync()
         except TemporaryFailure:
             raise
@@ -118,7 +127,15 @@ class Pipeline:
             if isinstance(exc, OperationalError):
                 raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
             raise
+        if self.on_batch is not None:
+            self.on_batch(results, time.perf_counter() - started)
         return results
+
+    def _timed(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
+        started = time.perf_counter()
+        result = self._guarded(session, raw, source)
+        result.seconds = time.perf_counter() - started
+        return result
 
     def _guarded(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
         try:
@@ -235,6 +252,9 @@ class Pipeline:
                 notice.message_id = ticket.message_id  # the acknowledgement is the thread's root
             thread = self._thread_for(visible, msg, decision, notice)
             context = notification_context(ticket, notice, msg, self.config)
+            if applied.created and notice.audience == "requester" and self.knowledge_base:
+                request = f"{msg.subject}\n{msg.text}"
+                context.update(kb_context(self.knowledge_base.suggest(request)))
             entries = self.outbox.enqueue(session, ticket, notice, thread, now, context)
             sent.extend(e.message_id for e in entries)
         return sent

@@ -29,9 +29,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from maildesk.cli import demo, ingest, quarantine, report, satisfaction, setup, tickets
+    from maildesk.cli import demo, ingest, kb, quarantine, report, satisfaction, setup, tickets
 
-    for module in (setup, ingest, tickets, quarantine, report, satisfaction, demo):
+    for module in (setup, ingest, tickets, quarantine, report, satisfaction, kb, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -13,7 +13,7 @@ import click
 from maildesk.business_hours import Calendar
 from maildesk.cli.common import CliContext, pass_cli
 from maildesk.report import GROUPINGS, Period, report_from_database
-from maildesk.report.query import read_engine
+from maildesk.store.db import read_engine
 
 DEFAULT_DAYS = 30
 

@@ -14,10 +14,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
-    Engine,
     String,
     and_,
-    create_engine,
     or_,
     select,
     type_coerce,
@@ -25,7 +23,6 @@ from sqlalchemy import (
 
 from maildesk.report.build import RatingComment
 from maildesk.report.figures import Period, TicketRow
-from maildesk.store.db import make_engine
 from maildesk.store.models import Ticket, UTCDateTime
 
 _T = Ticket.__table__.c
@@ -48,14 +45,6 @@ _COLUMNS = (
 )
 _TIMES = tuple(i for i, c in enumerate(_COLUMNS) if isinstance(c.type, UTCDateTime))
 _STATE = _COLUMNS.index(_T.sla_state)
-
-
-def read_engine(url: str) -> Engine:
-    """An engine for reports. On SQLite it reads without taking the write lock first
-    (the daemon's engine begins every transaction IMMEDIATE), so ingest is not held up."""
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"timeout": 30})
-    return make_engine(url)
 
 
 def _counted():
