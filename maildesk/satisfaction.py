@@ -96,6 +96,30 @@ def find_token(text: str) -> str | None:
     return None
 
 
+def rating_reply(
+    text: str, *, ref: str, resolved: bool, secret: str | None, now: datetime
+) -> RatingReply | None:
+    """The rating in a requester's reply to ticket `ref`, for the deciding step.
+
+    Only a resolved (or closed) ticket takes ratings, so "2 more questions" on an open
+    ticket stays a message. A valid `rating-token` for this ticket (from a mailto rating
+    link) wins over the digit, which the customer may have edited; an invalid one is
+    ignored and the digit counts as in any reply.
+    """
+    if not resolved:
+        return None
+    reply = parse_rating(text)
+    token = find_token(text) if secret else None
+    if token and secret:
+        try:
+            token_ref, rating = verify_token(token, secret, now)
+        except RatingTokenError:
+            return reply
+        if token_ref.upper() == ref.upper():
+            return RatingReply(rating, reply.comment if reply else "")
+    return reply
+
+
 def rating_fields(reply: RatingReply, now: datetime) -> dict[str, Any]:
     """The ticket fields a rating sets (for `Change`s in the deciding step)."""
     return {"rating": reply.rating, "rating_comment": reply.comment or None, "rated_at": now}

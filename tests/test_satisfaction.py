@@ -21,6 +21,7 @@ from maildesk.satisfaction import (
     rating_context,
     rating_fields,
     rating_links,
+    rating_reply,
     verify_token,
 )
 from maildesk.store.models import Event, Ticket
@@ -70,6 +71,19 @@ SECRET = "s3cret-for-tests"
 )
 def test_parse_rating(text, expected):
     assert parse_rating(text) == expected
+
+
+def test_rating_reply_for_the_deciding_step():
+    def read(text, resolved=True, ref="MD-7"):
+        return rating_reply(text, ref=ref, resolved=resolved, secret=SECRET, now=NOW)
+
+    assert read("4\nThanks") == RatingReply(4, "Thanks")
+    assert read("4\nThanks", resolved=False) is None  # an open ticket takes no ratings
+    token = make_token("MD-7", 2, SECRET, NOW + timedelta(days=1))
+    assert read(f"5\n\n(rating-token: {token})") == RatingReply(2)  # the signed value wins
+    assert read(f"5\n\n(rating-token: {token})", ref="MD-8") == RatingReply(5)  # not this ticket
+    assert read("5\n\n(rating-token: MD-7.1.99.forged)") == RatingReply(5)
+    assert read(f"(rating-token: {token})") == RatingReply(2)
 
 
 def test_rating_fields_are_what_the_ticket_stores():
