@@ -194,26 +194,10 @@ def rating_links(
     return links
 
 
-def rating_context(
-    ref: str,
-    subject: str,
-    *,
-    support_address: str,
-    secret: str | None,
-    now: datetime,
-    days: float = 30,
-    link_base: str | None = None,
-) -> dict[str, Any]:
-    """The `rating` variable for the resolved notification (see templates/en/_rating.*)."""
-    links = rating_links(
-        ref,
-        subject,
-        support_address=support_address,
-        secret=secret,
-        now=now,
-        days=days,
-        link_base=link_base,
-    )
+def rating_context(ref: str, subject: str, **link_options: Any) -> dict[str, Any]:
+    """The `rating` variable for the resolved notification (see templates/en/_rating.*);
+    `link_options` are those of `rating_links`."""
+    links = rating_links(ref, subject, **link_options)
     return {
         "rating": {
             "links": [{"value": k.value, "label": k.label, "url": k.url} for k in links],

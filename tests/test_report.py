@@ -347,3 +347,22 @@ def test_cli_text_and_html_and_bad_dates(history_desk, monkeypatch, tmp_path):
         cli, ["--config", history_desk.config.source, "report", "--json", "--csv"]
     )
     assert result.exit_code != 0 and "choose one of" in result.output
+
+
+@pytest.mark.postgres
+def test_same_figures_on_postgresql(make_desk, postgres_url):
+    desk = make_desk("pg", database_url=postgres_url)
+    load_history(desk.engine)
+    data = report_dict(run(desk, by="week"))
+    assert figures(data["totals"])["first_response"] == {
+        "count": 140,
+        "median_seconds": 4500.0,
+        "p90_seconds": 7200.0,
+    }
+    assert (data["totals"]["created"], data["totals"]["resolved"], data["totals"]["backlog"]) == (
+        160,
+        160,
+        40,
+    )
+    assert data["totals"]["sla"]["breached"] == 90  # recorded sla_state read from JSON
+    assert [g["backlog"] for g in data["groups"]] == [30, 30, 30, 40]

@@ -85,3 +85,10 @@ def test_console_errors_are_detected(tmp_path):
     )
     run = open_page(bad, tmp_path / "profile", "--dump-dom")
     assert any("Content Security Policy" in line for line in run.console)
+
+
+def test_empty_period_says_so_instead_of_drawing(desk):
+    report = report_from_database(desk.engine, Period(PERIOD_START, PERIOD_END), now=NOW)
+    html = render_html(report)
+    assert html.count("No data in this period.") == 5
+    assert 'class="bar"' not in html
