@@ -50,7 +50,9 @@ def default_period(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 @click.command()
-@click.option("--since", metavar="DATE", help="First day (YYYY-MM-DD) or time; default: 30 days.")
+@click.option(
+    "--since", metavar="DATE", help="First day (YYYY-MM-DD) or time; default: the last 30 days."
+)
 @click.option("--until", metavar="DATE", help="Last day, included (YYYY-MM-DD), or end time.")
 @click.option("--by", type=click.Choice(GROUPINGS), help="One row per queue, agent, ... or week.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (format in the README).")
