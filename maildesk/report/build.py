@@ -63,7 +63,8 @@ class Report:
     """What `maildesk report` shows; `to_dict` gives its documented JSON form."""
 
     period: Period
-    as_of: datetime
+    as_of: datetime  # the end of the period, or now if that is earlier
+    generated_at: datetime
     calendar: Calendar
     by: str | None
     totals: Figures
@@ -114,6 +115,7 @@ def build_report(
     return Report(
         period=period,
         as_of=as_of,
+        generated_at=now,
         calendar=calendar,
         by=by,
         totals=totals.figures(),

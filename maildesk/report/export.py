@@ -79,6 +79,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "format": FORMAT_VERSION,
         "period": {"since": iso(report.period.start), "until": iso(report.period.end)},
         "as_of": iso(report.as_of),
+        "generated_at": iso(report.generated_at),
         "business_hours": describe_calendar(report),
         "by": report.by,
         "totals": figures_dict(report.totals),

@@ -26,6 +26,11 @@ def percent(share: float | None) -> str:
     return "-" if share is None else f"{share * 100:.1f}%"
 
 
+def moment_text(moment: datetime, report: Report) -> str:
+    """'2026-11-23 17:22 Europe/Berlin': a time in the report's time zone, to the minute."""
+    return f"{moment.astimezone(report.calendar.tz):%Y-%m-%d %H:%M} {report.calendar.timezone}"
+
+
 def period_text(report: Report) -> str:
     """'2026-11-01 to 2026-11-30 (Europe/Berlin)': whole days shown as dates, the end inclusive."""
     tz = report.calendar.tz
