@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk import metrics
 from maildesk.config import Config
 from maildesk.errors import RulesError
+from maildesk.kb import KnowledgeBase
 from maildesk.pipeline import Clock, Pipeline, utcnow
 from maildesk.render import Renderer
 from maildesk.rules import RuleSet, load_rules
@@ -73,6 +75,7 @@ class Desk:
     rules: RulesHolder
     renderer: Renderer
     pipeline: Pipeline
+    knowledge_base: KnowledgeBase | None = None
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = utcnow, check_schema: bool = True) -> Desk:
@@ -88,8 +91,17 @@ class Desk:
         )
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
-        pipeline = Pipeline(config, sessions, blobs, rules, clock=clock)
-        return cls(config, engine, sessions, blobs, rules, renderer, pipeline)
+        kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
+        pipeline = Pipeline(
+            config,
+            sessions,
+            blobs,
+            rules,
+            clock=clock,
+            knowledge_base=kb,
+            on_batch=metrics.observe_batch,
+        )
+        return cls(config, engine, sessions, blobs, rules, renderer, pipeline, kb)
 
     def close(self) -> None:
         self.engine.dispose()

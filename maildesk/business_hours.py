@@ -72,6 +72,10 @@ class Calendar:
             total += min(stop, end) - begin
         return total
 
+    def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The opening intervals of local `day`, as UTC (begin, end) pairs in order."""
+        return sorted((b.astimezone(UTC), e.astimezone(UTC)) for b, e in self._intervals_on(day))
+
     def _intervals_on(self, day: date) -> list[tuple[datetime, datetime]]:
         if day in self.holidays:
             return []

@@ -115,6 +115,15 @@ def check_database(config: Config) -> str:
     return "schema is current"
 
 
+def check_knowledge_base(config: Config) -> str:
+    """Every knowledge-base article parses (front matter, unique names)."""
+    if config.knowledge_base is None:
+        return "none configured"
+    from maildesk.kb import load_articles
+
+    return f"{len(load_articles(config.knowledge_base))} articles in {config.knowledge_base}"
+
+
 def sample_context(config: Config) -> dict:
     """Template variables for a made-up ticket, as `maildesk check` renders them."""
     now = datetime.now(UTC)
@@ -142,4 +151,5 @@ CHECKS: list[tuple[str, Callable[[Config], str]]] = [
     ("templates", check_templates),
     ("secrets", check_secrets),
     ("database", check_database),
+    ("knowledge base", check_knowledge_base),
 ]

@@ -145,6 +145,15 @@ class LimitsConfig(_Section):
     auto_replies_per_hour: int = Field(default=5, ge=0)
 
 
+class SatisfactionConfig(_Section):
+    # Signs the rating links in the "resolved" notification (see README, Satisfaction).
+    secret: Secret | None = None
+    # Rating links go to <link_base>?token=... (a web page that runs `maildesk rate`);
+    # without it they are mailto: links that reply to the support address.
+    link_base: str | None = None
+    link_days: float = Field(default=30, gt=0)  # how long a rating link stays valid
+
+
 class Config(_Section):
     """Everything in maildesk.yaml; paths are already resolved against its folder."""
 
@@ -159,6 +168,7 @@ class Config(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_port: int | None = None
     knowledge_base: Path | None = None
+    satisfaction: SatisfactionConfig = SatisfactionConfig()
     source: str = Field(default="<defaults>", exclude=True)
 
     @field_validator("mailboxes")

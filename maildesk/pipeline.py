@@ -10,6 +10,7 @@ acknowledged to a source before the commit.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
 from maildesk.domain import TicketState
 from maildesk.errors import ParseError, TemporaryFailure
+from maildesk.kb import KnowledgeBase, kb_context
 from maildesk.outbox import QueuedNotice, ThreadContext, recipient_groups
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
@@ -38,6 +40,7 @@ from maildesk.threading import ThreadKeys, thread_keys
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+BatchObserver = Callable[[Sequence["IngestResult"], float], None]
 
 
 def utcnow() -> datetime:
@@ -70,6 +73,7 @@ class IngestResult:
     quarantine_id: int | None = None
     reason: str = ""
     notifications: list[str] = field(default_factory=list)  # outbox Message-IDs
+    seconds: float = 0.0  # processing time before the commit (its share of the batch write)
 
     @property
     def stored(self) -> bool:
@@ -94,8 +98,12 @@ class Pipeline:
         blobs: BlobStore,
         rules: Callable[[], RuleSet],
         clock: Clock = utcnow,
+        knowledge_base: KnowledgeBase | None = None,
+        on_batch: BatchObserver | None = None,
     ):
         self.config = config
+        self.knowledge_base = knowledge_base  # suggests articles in acknowledgements
+        self.on_batch = on_batch  # told of every committed batch (metrics)
         self.sessions = sessions
         self.blobs = blobs
         self.rules = rules
@@ -111,12 +119,18 @@ class Pipeline:
 
     def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
         """Ingest messages in one transaction; raise TemporaryFailure if it cannot commit."""
+        started = time.perf_counter()
         try:
             with self.sessions() as session, session.begin():
                 results = self._run_guarded(session, items)
                 self.blobs.sync()
         except OperationalError as exc:
             raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+        elapsed = time.perf_counter() - started
+        for result in results:
+            result.seconds = elapsed / max(len(results), 1)
+        if self.on_batch is not None:
+            self.on_batch(results, elapsed)
         return results
 
     def _run_guarded(
@@ -265,6 +279,11 @@ class Pipeline:
             decision, msg, start, after, self.config.tickets.id_domain, created=before is None
         )
         contexts = [notification_context(after, q.notice, msg, self.config) for q in queued]
+        if before is None and self.knowledge_base is not None:
+            suggestions = kb_context(self.knowledge_base.suggest(f"{msg.subject}\n{msg.text}"))
+            for queued_notice, context in zip(queued, contexts, strict=True):
+                if queued_notice.notice.audience == "requester":
+                    context.update(suggestions)
         state.record(
             msg,
             after,

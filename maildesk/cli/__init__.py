@@ -29,9 +29,19 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from maildesk.cli import demo, ingest, quarantine, rules, setup, tickets
+    from maildesk.cli import (
+        demo,
+        ingest,
+        kb,
+        quarantine,
+        report,
+        rules,
+        satisfaction,
+        setup,
+        tickets,
+    )
 
-    for module in (setup, ingest, tickets, quarantine, rules, demo):
+    for module in (setup, ingest, tickets, quarantine, rules, report, satisfaction, kb, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

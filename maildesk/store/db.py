@@ -32,6 +32,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def read_engine(url: str) -> Engine:
+    """An engine for long reads (reports, metrics). On SQLite it reads without taking the
+    write lock first, as `make_engine`'s transactions do, so ingest is not held up."""
+    if url.startswith("sqlite"):
+        return create_engine(url, connect_args={"timeout": 30})
+    return make_engine(url)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks SAVEPOINT).
     dbapi_conn.isolation_level = None

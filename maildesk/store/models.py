@@ -86,6 +86,7 @@ class Ticket(Base):
     linked_from_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]  # when the requester last rated (satisfaction)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", foreign_keys="Message.ticket_id"

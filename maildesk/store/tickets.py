@@ -65,3 +65,26 @@ def _text(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def apply_change(session: Any, ticket: Ticket, change: Change, actor: str, now: datetime) -> bool:
+    """Change a loaded ticket and add its event to the session; False if nothing changed."""
+    from maildesk.store.models import Event
+
+    logged = change_ticket(ticket, change, now)
+    if logged is None:
+        return False
+    old, new = logged
+    session.add(
+        Event(
+            ticket_id=ticket.id,
+            at=now,
+            actor=actor,
+            kind=change.field,
+            old=old,
+            new=new,
+            reason=change.reason,
+        )
+    )
+    ticket.updated_at = now
+    return True
