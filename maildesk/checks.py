@@ -88,6 +88,12 @@ def sample_context(config: Config) -> dict:
         "agent": {"name": "Sample Agent", "address": "agent@example.com"},
         "body": "Sample text.",
         "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
+        "oversized": {
+            "message": "the message is 61.2 MB, over the 40.0 MB limit",
+            "attachments": [
+                {"name": "video.mp4", "size": "30.5 MB", "reason": "over the 25.0 MB limit"}
+            ],
+        },
     }
 
 

@@ -7,11 +7,13 @@ source before the commit.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,10 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
-from maildesk.errors import ParseError, TemporaryFailure
+from maildesk.errors import ParseError, ProcessingTimeout, TemporaryFailure
+from maildesk.incoming import IncomingMail
+from maildesk.largemail import SkeletonTooLarge, cut_skeleton
 from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_before
-from maildesk.parse import ParsedMessage, parse_message
+from maildesk.parse import ParsedMessage, ParseLimits, human_size
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.sandbox import InlineParser, MessageParser, shared_sandbox
 from maildesk.screen import screen_message
 from maildesk.store.blobs import BlobStore
 from maildesk.store.models import Message, Receipt, Ticket
@@ -33,6 +38,7 @@ from maildesk.threading import thread_keys
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Raw = bytes | IncomingMail
 
 
 def utcnow() -> datetime:
@@ -80,6 +86,11 @@ class StageError(Exception):
 class Pipeline:
     """The ingest pipeline, wired with its store, rules, outbox and clock."""
 
+    # Messages bigger than this are read through a skeleton (see largemail.py), and
+    # their part bodies above `spill_bytes` go straight to the blob store.
+    skeleton_from: int = 4 << 20
+    spill_bytes: int = 256 << 10
+
     def __init__(
         self,
         config: Config,
@@ -88,6 +99,7 @@ class Pipeline:
         rules: Callable[[], RuleSet],
         outbox: Outbox,
         clock: Clock = utcnow,
+        parser: MessageParser | None = None,
     ):
         self.config = config
         self.sessions = sessions
@@ -95,20 +107,49 @@ class Pipeline:
         self.rules = rules
         self.outbox = outbox
         self.clock = clock
+        self.parser = parser or (
+            shared_sandbox() if config.limits.isolate_parser else InlineParser()
+        )
         tickets = config.tickets
         self.own_addresses = frozenset(
             a.lower() for a in (tickets.support_address, tickets.comment_address) if a
         ) | frozenset(m.username.lower() for m in config.mailboxes if "@" in m.username)
 
-    def process_one(self, raw: bytes, source: SourceInfo | None = None) -> IngestResult:
+    def process_one(self, raw: Raw, source: SourceInfo | None = None) -> IngestResult:
         """Ingest one message in its own transaction."""
         return self.process_batch([(raw, source or SourceInfo())])[0]
 
-    def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
+    def process_file(
+        self, file: str | Path | BinaryIO, source: SourceInfo | None = None
+    ) -> IngestResult:
+        """Ingest one message from a path or a binary stream, never reading a big one
+        into memory whole (it is spooled to the blob store first)."""
+        if isinstance(file, str | Path):
+            with open(file, "rb") as fh:
+                return self.process_file(fh, source)
+        mail = self.receive(file)
+        try:
+            return self.process_one(mail, source)
+        finally:
+            mail.discard()
+
+    def receive(self, stream: BinaryIO) -> IncomingMail:
+        """Read a message from `stream`: in memory when small, else into a spool file.
+
+        The caller calls `discard()` on the result when done with it.
+        """
+        limits = self.config.limits
+        keep = limits.max_message_bytes if limits.oversized_keep == "headers" else None
+        return IncomingMail.spool(
+            stream, self.blobs, memory_limit=self.skeleton_from, keep_limit=keep
+        )
+
+    def process_batch(self, items: Sequence[tuple[Raw, SourceInfo]]) -> list[IngestResult]:
         """Ingest messages in one transaction; raises TemporaryFailure if the commit fails."""
+        mails = [(_incoming(raw), source) for raw, source in items]
         try:
             with self.sessions() as session, session.begin():
-                results = [self._guarded(session, raw, source) for raw, source in items]
+                results = [self._guarded(session, mail, source) for mail, source in mails]
                 self.blobs.sync()
         except TemporaryFailure:
             raise
@@ -120,7 +161,7 @@ class Pipeline:
             raise
         return results
 
-    def _guarded(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
+    def _guarded(self, session: Session, raw: IncomingMail, source: SourceInfo) -> IngestResult:
         try:
             with session.begin_nested():
                 return self._process(session, raw, source)
@@ -142,7 +183,7 @@ class Pipeline:
             return self._quarantine(session, raw, source, stage, reason)
 
     def _quarantine(
-        self, session: Session, raw: bytes, source: SourceInfo, stage: str, reason: str
+        self, session: Session, raw: IncomingMail, source: SourceInfo, stage: str, reason: str
     ) -> IngestResult:
         with session.begin_nested():
             entry = quarantine_message(
@@ -151,7 +192,7 @@ class Pipeline:
             self._record_receipt(session, source, None, "quarantined")
         return IngestResult("quarantined", quarantine_id=entry.id, reason=reason)
 
-    def _process(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
+    def _process(self, session: Session, raw: IncomingMail, source: SourceInfo) -> IngestResult:
         if source.has_uid and self._has_receipt(session, source):
             return IngestResult(
                 "duplicate", reason=f"{source.source} UID {source.uid} already ingested"
@@ -162,7 +203,7 @@ class Pipeline:
             self._record_receipt(session, source, msg.dedup_key, "duplicate")
             return duplicate
         now = self.clock()
-        self.blobs.put(raw, msg.sha256)
+        self._keep_raw(raw, msg)
         decision = self.decide(session, msg, now)
         applied = apply_decision(
             session,
@@ -183,13 +224,73 @@ class Pipeline:
             notifications=sent,
         )
 
-    def _parse(self, raw: bytes) -> ParsedMessage:
+    def _parse(self, mail: IncomingMail) -> ParsedMessage:
         try:
-            return parse_message(raw)
-        except ParseError as exc:
+            if mail.size > self.config.limits.max_message_bytes:
+                return self._headers_only(mail, self._too_big(mail))
+            if mail.size <= self.skeleton_from:
+                msg = self._parse_bytes(mail.bytes())
+            else:
+                msg = self._parse_large(mail)
+        except (ParseError, ProcessingTimeout) as exc:
             raise StageError("parse", str(exc)) from exc
         except Exception as exc:
             raise StageError("parse", f"parser failed: {type(exc).__name__}: {exc}") from exc
+        if not msg.oversized:
+            msg.sha256, msg.size = mail.sha256, mail.size
+        return msg
+
+    def _parse_limits(self) -> ParseLimits:
+        return ParseLimits(max_attachment_bytes=self.config.limits.max_attachment_bytes)
+
+    def _parse_bytes(self, raw: bytes, spilled: Any = None) -> ParsedMessage:
+        timeout = self.config.limits.processing_seconds
+        return self.parser.parse(raw, self._parse_limits(), spilled, timeout)
+
+    def _parse_large(self, mail: IncomingMail) -> ParsedMessage:
+        """Cut big bodies out to the blob store as they stream by; parse what is left."""
+        try:
+            with mail.open() as fh:
+                skeleton = cut_skeleton(
+                    fh,
+                    self.blobs,
+                    spill_bytes=self.spill_bytes,
+                    max_attachment_bytes=self.config.limits.max_attachment_bytes,
+                    body_spill_bytes=self._parse_limits().max_body_bytes,
+                )
+        except SkeletonTooLarge as exc:
+            return self._headers_only(mail, f"{exc}, too big to read")
+        msg = self._parse_bytes(skeleton.data, skeleton.spilled)
+        msg.defects.extend(skeleton.defects)
+        return msg
+
+    def _too_big(self, mail: IncomingMail) -> str:
+        limit = human_size(self.config.limits.max_message_bytes)
+        return f"the message is {human_size(mail.size)}, over the {limit} limit"
+
+    def _drops_body(self, mail: IncomingMail) -> bool:
+        limits = self.config.limits
+        return mail.size > limits.max_message_bytes and limits.oversized_keep == "headers"
+
+    def _headers_only(self, mail: IncomingMail, why: str) -> ParsedMessage:
+        """A message read by its headers alone; its text says why."""
+        head = mail.head()
+        msg = self._parse_bytes(head)
+        kept = "Only its headers were kept." if self._drops_body(mail) else "It is stored as is."
+        msg.oversized = why
+        msg.text = f"[maildesk: {why[:1].upper()}{why[1:]}; its content was not read. {kept}]"
+        msg.html = None
+        msg.attachments, msg.dropped = [], []
+        msg.size = mail.size
+        msg.sha256 = hashlib.sha256(head).hexdigest() if self._drops_body(mail) else mail.sha256
+        return msg
+
+    def _keep_raw(self, mail: IncomingMail, msg: ParsedMessage) -> None:
+        """Store the raw message (or, for oversized_keep: headers, only its headers)."""
+        if self._drops_body(mail):
+            self.blobs.put(mail.head(), msg.sha256)
+        else:
+            mail.store(self.blobs)
 
     def decide(self, session: Session, msg: ParsedMessage, now: datetime) -> Decision:
         """Load the facts `decide` needs, then call it (pure)."""
@@ -267,11 +368,11 @@ class Pipeline:
         )
 
     def _already_stored(
-        self, session: Session, raw: bytes, source: SourceInfo
+        self, session: Session, raw: IncomingMail, source: SourceInfo
     ) -> IngestResult | None:
         try:
-            msg = parse_message(raw)
-        except ParseError:
+            msg = self._parse(raw)
+        except StageError:
             return None
         return self._find_duplicate(session, msg)
 
@@ -303,6 +404,10 @@ class Pipeline:
                 at=self.clock(),
             )
         )
+
+
+def _incoming(raw: Raw) -> IncomingMail:
+    return raw if isinstance(raw, IncomingMail) else IncomingMail.from_bytes(raw)
 
 
 def notification_context(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -46,23 +47,48 @@ class BlobStore:
 
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
         """Store a stream without holding it in memory; return (SHA-256, size)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        fh, tmp = self.temp_file()
         digest, size = hashlib.sha256(), 0
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with fh:
                 while block := stream.read(chunk):
                     digest.update(block)
                     size += len(block)
                     fh.write(block)
-            path = self.path_for(digest.hexdigest())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._unsynced.append(path)
+            self.adopt(tmp, digest.hexdigest())
+        finally:
+            tmp.unlink(missing_ok=True)
         return digest.hexdigest(), size
+
+    def temp_file(self) -> tuple[BinaryIO, Path]:
+        """A new temporary file inside the store (same filesystem, so adopt() is cheap)."""
+        folder = self.root / ".tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="spool-")
+        return os.fdopen(fd, "w+b"), Path(tmp)
+
+    def adopt(self, tmp: Path, sha256: str) -> str:
+        """File the finished temporary file `tmp` under `sha256`; `tmp` stays for the caller.
+
+        A hard link, not a rename: the caller may still read `tmp` (to quarantine it or
+        parse it again) and removes it when done.
+        """
+        path = self.path_for(sha256)
+        if path.exists():
+            return sha256
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return sha256
+        except OSError:  # no hard links here: copy through a temp name, then rename
+            with tmp.open("rb") as src:
+                fh, copy = self.temp_file()
+                with fh:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+                os.replace(copy, path)
+        self._unsynced.append(path)
+        return sha256
 
     def get(self, sha256: str) -> bytes:
         """The stored bytes; FileNotFoundError when missing."""
