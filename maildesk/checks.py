@@ -59,11 +59,18 @@ def check_secrets(config: Config) -> str:
 
 
 def check_database(config: Config) -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maildesk.redact import redact
     from maildesk.store.db import make_engine, require_current_schema
 
     engine = make_engine(config.database_url())
     try:
         require_current_schema(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        raise MaildeskError(f"cannot use the database {where}: {redact(str(reason))}") from None
     finally:
         engine.dispose()
     return "schema is current"

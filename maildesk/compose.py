@@ -83,6 +83,10 @@ def trim_references(refs: list[str]) -> list[str]:
     return [unique[0], *unique[-(MAX_REFERENCES - 1) :]]
 
 
+_ADDRESS_JUNK = re.compile(r"[\x00-\x20\x7f\u2028\u2029\x85]+")
+
+
 def _header_address(addr: Address) -> HeaderAddress:
-    local, _, domain = addr.address.rpartition("@")
+    # Parsing already refuses such addresses; this holds for addresses from anywhere.
+    local, _, domain = _ADDRESS_JUNK.sub("", addr.address).rpartition("@")
     return HeaderAddress(display_name=clean_header(addr.name), username=local, domain=domain)
