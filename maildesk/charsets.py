@@ -10,7 +10,7 @@ from __future__ import annotations
 import binascii
 import re
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]*)\?=")
+ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]*)\?=")
 
 
 def decode_encoded_words(text: str) -> str:
@@ -26,7 +26,7 @@ def decode_encoded_words(text: str) -> str:
             out.append(decode_bytes(b"".join(pending), pending_charset, guess=False))
             pending.clear()
 
-    for match in _ENCODED_WORD.finditer(text):
+    for match in ENCODED_WORD.finditer(text):
         between = text[pos : match.start()]
         charset = match.group(1).partition("*")[0].lower()  # RFC 2231 language suffix
         if between.strip() or charset != pending_charset:

@@ -11,17 +11,57 @@ from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 
+from maildesk.charsets import decode_encoded_words
+from maildesk.errors import MaildeskError
 from maildesk.parse import Address
 from maildesk.render import Rendered
 from maildesk.screen import LOOP_HEADER
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
 MAX_REFERENCES = 20
 
 
+class ComposeError(MaildeskError):
+    """An outgoing message would not come out as the headers it was built from."""
+
+
 def clean_header(value: str) -> str:
-    """A header value with CR, LF and other control characters folded to one space."""
-    return _CONTROL.sub(" ", value).strip()
+    """A header value that stays one header line whatever is in it.
+
+    CR, LF and other control characters become one space. Encoded words are decoded
+    first (repeatedly: they may be nested), because the email package decodes them
+    when the header is set and, before CPython 3.11.10, wrote a decoded CR LF out as
+    a real line break (CVE-2024-6923). A `=?` still left is broken up.
+    """
+    for _ in range(5):
+        cleaned = _CONTROL.sub(" ", decode_encoded_words(value) if "=?" in value else value)
+        if cleaned == value:
+            break
+        value = cleaned
+    return _CONTROL.sub(" ", value).replace("=?", "= ?").strip()
+
+
+def safe_ids(ids: list[str]) -> list[str]:
+    """Message-IDs fit to repeat in In-Reply-To/References (plain `left@right`)."""
+    return [i for i in ids if len(i) <= 900 and _SAFE_ID.match(i)]
+
+
+def message_bytes(msg: EmailMessage) -> bytes:
+    """The message as bytes, checked to have exactly the header lines that were set."""
+    raw = msg.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    written = [
+        line.split(b":", 1)[0].strip().lower()
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in b" \t"
+    ]
+    expected = sorted(name.lower().encode() for name in msg)
+    if sorted(written) != expected:
+        raise ComposeError(
+            "refusing to send a notification whose headers came out different from what was set"
+        )
+    return raw
 
 
 def new_message_id(ref: str, domain: str) -> str:
@@ -58,11 +98,11 @@ def compose(envelope: Envelope, body: Rendered) -> EmailMessage:
     msg["Subject"] = clean_header(envelope.subject)
     msg["Date"] = email.utils.format_datetime(envelope.date)
     msg["Message-ID"] = f"<{envelope.message_id}>"
-    if envelope.in_reply_to:
-        msg["In-Reply-To"] = f"<{clean_header(envelope.in_reply_to)}>"
-    refs = trim_references(envelope.references)
+    if envelope.in_reply_to and safe_ids([envelope.in_reply_to]):
+        msg["In-Reply-To"] = f"<{envelope.in_reply_to}>"
+    refs = trim_references(safe_ids(envelope.references))
     if refs:
-        msg["References"] = " ".join(f"<{clean_header(r)}>" for r in refs)
+        msg["References"] = " ".join(f"<{r}>" for r in refs)
     if envelope.automatic:
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"

@@ -24,8 +24,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from maildesk.errors import MaildeskError, ParseError
-from maildesk.parse import MAX_DEPTH, SPILL_HEADER, Spilled, StoredPart
+from maildesk.parse import (
+    MAX_DEPTH,
+    SPILL_HEADER,
+    DroppedAttachment,
+    ParsedAttachment,
+    ParsedMessage,
+    Spilled,
+    StoredPart,
+    human_size,
+)
 from maildesk.store.blobs import BlobStore
+from maildesk.tnef import TnefError, parse_tnef
 
 CHUNK = 1 << 20
 MAX_LINE = 1 << 16
@@ -72,6 +82,38 @@ def cut_skeleton(
         if cutter.spill is not None:  # stopped half way: drop the unfinished temp file
             cutter.spill.abandon()
     return Skeleton(bytes(cutter.out), Spilled(cutter.nonce, cutter.parts), cutter.defects)
+
+
+def expand_stored_tnef(msg: ParsedMessage, blobs: BlobStore, max_attachment_bytes: int) -> None:
+    """Unpack the winmail.dat files that were cut out whole, as parse does for small ones."""
+    kept: list[ParsedAttachment] = []
+    for att in msg.attachments:
+        is_tnef = att.content_type == "application/ms-tnef" or att.filename.lower() == "winmail.dat"
+        if not (att.blob and is_tnef):
+            kept.append(att)
+            continue
+        try:
+            content = parse_tnef(blobs.get(att.blob))
+        except (TnefError, OSError):
+            kept.append(att)
+            continue
+        if not content.complete or not (content.files or content.body):
+            kept.append(att)
+        for index, item in enumerate(content.files, 1):
+            name = item.name or f"winmail-{index}.bin"
+            if len(item.data) > max_attachment_bytes:
+                reason = f"larger than the {human_size(max_attachment_bytes)} attachment limit"
+                msg.dropped.append(
+                    DroppedAttachment(name, item.content_type, len(item.data), reason)
+                )
+                continue
+            sha = blobs.put(item.data)
+            kept.append(
+                ParsedAttachment(name, item.content_type, b"", blob=sha, blob_size=len(item.data))
+            )
+        if content.body and not msg.text.strip():
+            msg.text = content.body.replace("\x00", "")
+    msg.attachments = kept
 
 
 class _Lines:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maildesk.compose import Envelope, compose, new_message_id
+from maildesk.compose import Envelope, compose, message_bytes, new_message_id
 from maildesk.config import Config
 from maildesk.decide import Notice
 from maildesk.parse import Address
@@ -89,7 +89,7 @@ class Outbox:
             ticket_ref=ticket.ref,
             loop_token=tickets.id_domain,
         )
-        raw = compose(envelope, rendered).as_bytes()
+        raw = message_bytes(compose(envelope, rendered))
         entry = OutboxEntry(
             created_at=now,
             ticket_id=ticket.id,

@@ -22,11 +22,12 @@ from email.message import Message
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
-from maildesk.charsets import decode_bytes, decode_encoded_words
+from maildesk.charsets import ENCODED_WORD, decode_bytes, decode_encoded_words
 from maildesk.errors import ParseError
 from maildesk.htmltext import html_to_text, sanitize_html
 from maildesk.tnef import TnefError, parse_tnef
 
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _ID_RE = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 _BARE_ID_RE = re.compile(r"^[^<>\s\x00-\x1f\x7f]+$")
 _WS_RE = re.compile(r"\s+")
@@ -35,8 +36,8 @@ _ANY_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ADDR_RE = re.compile(
     r"^[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,64}@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,253}$"
 )
-_UU_BLOCK = re.compile(rb"(?ms)^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t]*$")
-_GUESS_BOUNDARY = re.compile(r"(?m)^--([^\s]{1,200})[ \t]*$")
+_UU_BLOCK = re.compile(rb"(?ms)^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t\r]*$")
+_GUESS_BOUNDARY = re.compile(r"(?m)^--([^\s]{1,200})[ \t\r]*$")
 
 SPILL_HEADER = "X-Maildesk-Spilled"
 MAX_SUBJECT = 1000
@@ -182,6 +183,8 @@ def parse_message(
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise ParseError(f"expected bytes, got {type(raw).__name__}")
     raw = bytes(raw)
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark some tools write first
+        raw = raw[3:]
     if not raw.strip():
         raise ParseError("empty message: no headers and no body")
     try:
@@ -272,6 +275,8 @@ class _Bodies:
         if depth > MAX_DEPTH:
             raise ParseError(f"MIME nesting deeper than {MAX_DEPTH} levels")
         ctype = part.get_content_type()
+        if not _CONTENT_TYPE.match(ctype):
+            ctype = "text/plain"  # "/", "text" and other junk: read it as text, as clients do
         stored = self.spilled.lookup(part) if self.spilled else None
         if stored is not None:
             self._stored_leaf(part, ctype, stored)
@@ -361,11 +366,15 @@ class _Bodies:
             if ctype in ("text/plain", "text/html"):
                 filename = "message.txt" if ctype == "text/plain" else "message.html"
                 self.text.append(_body_note(stored.size, filename))
-            elif ctype == "message/rfc822":
+            elif ctype == "message/delivery-status":
+                filename = "delivery-status.txt"
+            elif ctype.startswith("message/"):
                 filename = "message.eml"
             else:
                 filename = _default_name(ctype, len(self.attachments) + 1)
         if stored.sha256 is None:
+            if self.text and self.text[-1] == _body_note(stored.size, filename):
+                self.text[-1] = f"[The message text is {_size(stored.size)}; too large to keep.]"
             self._drop(filename, ctype, stored.size)
             return
         self.attachments.append(
@@ -410,17 +419,25 @@ class _Bodies:
 
     def _attach_message(self, part: Message) -> None:
         inner = part.get_payload()
+        if part.get_content_type() == "message/delivery-status" and isinstance(inner, list):
+            blocks = [_message_bytes(block) for block in inner]
+            self._add("delivery-status.txt", "message/delivery-status", b"\n".join(blocks))
+            return
         if isinstance(inner, list) and inner:
-            try:
-                data = inner[0].as_bytes(policy=email.policy.compat32)
-            except Exception:  # a message the generator cannot write back: keep its text
-                data = str(inner[0]).encode("utf-8", "surrogateescape")
+            data = _message_bytes(inner[0])
             subject = decode_header_value(inner[0].get("Subject", "")) or "message"
         else:
             data = _payload_bytes(part)
             subject = "message"
         name = _filename(part) or f"{subject[:60]}.eml"
         self._add(name, "message/rfc822", data)
+
+
+def _message_bytes(message: Message) -> bytes:
+    try:
+        return message.as_bytes(policy=email.policy.compat32)
+    except Exception:  # a message the generator cannot write back: keep its text
+        return str(message).encode("utf-8", "surrogateescape")
 
 
 def _recover_multipart(part: Message, ctype: str) -> Message | None:
@@ -507,6 +524,8 @@ def _filename(part: Message) -> str:
 
 
 def _default_name(ctype: str, index: int) -> str:
+    if ctype.startswith("text/") and ctype not in ("text/html", "text/calendar"):
+        return f"attachment-{index}.txt"
     ext = {
         "text/plain": "txt",
         "text/html": "html",
@@ -543,6 +562,14 @@ def _addresses(value: str | None, defects: list[str] | None = None) -> list[Addr
     if not value:
         return []
     result = []
+    # Encoded words are atoms: a ":" or "," hidden in one must not split the header.
+    words: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        words.append(match.group(0))
+        return f'"mdew{len(words) - 1}x"'
+
+    value = ENCODED_WORD.sub(stash, value)
     try:
         pairs = get_addresses(value, decode_names=False)
     except Exception:
@@ -561,6 +588,7 @@ def _addresses(value: str | None, defects: list[str] | None = None) -> list[Addr
             if defects is not None:
                 defects.append(f"more than {MAX_ADDRESSES} addresses: the rest skipped")
             break
+        name = re.sub(r"mdew(\d+)x", lambda m: words[int(m.group(1))], name) if words else name
         clean_name = _clip(_WS_RE.sub(" ", decode_header_value(name)).strip(), MAX_NAME)
         result.append(Address(clean_name, addr))
     return result

@@ -23,7 +23,7 @@ from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
 from maildesk.errors import ParseError, ProcessingTimeout, TemporaryFailure
 from maildesk.incoming import IncomingMail
-from maildesk.largemail import SkeletonTooLarge, cut_skeleton
+from maildesk.largemail import SkeletonTooLarge, cut_skeleton, expand_stored_tnef
 from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_before
 from maildesk.parse import ParsedMessage, ParseLimits, human_size
 from maildesk.rules import RuleFacts, RuleSet
@@ -262,6 +262,7 @@ class Pipeline:
             return self._headers_only(mail, f"{exc}, too big to read")
         msg = self._parse_bytes(skeleton.data, skeleton.spilled)
         msg.defects.extend(skeleton.defects)
+        expand_stored_tnef(msg, self.blobs, self.config.limits.max_attachment_bytes)
         return msg
 
     def _too_big(self, mail: IncomingMail) -> str:
