@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
-import os
 import random
 import resource
 import subprocess
@@ -29,9 +29,11 @@ MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_message(path: Path, size: int, seed: int = 1) -> None:
-    """A Gmail-style message with `size` bytes of random (incompressible) attachment."""
+def write_message(path: Path, size: int, seed: int = 1) -> str:
+    """A Gmail-style message with `size` bytes of random (incompressible) attachment;
+    returns the attachment's SHA-256."""
     rng = random.Random(seed)
+    digest = hashlib.sha256()
     with path.open("wb") as fh:
         fh.write(
             b"From: Big Sender <big@example.org>\r\nTo: support@example.com\r\n"
@@ -40,17 +42,20 @@ def write_message(path: Path, size: int, seed: int = 1) -> None:
             b'Content-Type: multipart/mixed; boundary="000000000000big"\r\n\r\n'
             b"--000000000000big\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
             b"Hello, the logs you asked for are attached.\r\n\r\n"
-            b"--000000000000big\r\nContent-Type: application/octet-stream; name=\"logs.bin\"\r\n"
+            b'--000000000000big\r\nContent-Type: application/octet-stream; name="logs.bin"\r\n'
             b'Content-Disposition: attachment; filename="logs.bin"\r\n'
             b"Content-Transfer-Encoding: base64\r\n\r\n"
         )
         left = size
         while left:
             n = min(left, 57 * 20000)  # whole base64 lines
-            encoded = base64.encodebytes(rng.randbytes(n)).replace(b"\n", b"\r\n")
+            block = rng.randbytes(n)
+            digest.update(block)
+            encoded = base64.encodebytes(block).replace(b"\n", b"\r\n")
             fh.write(encoded)
             left -= n
         fh.write(b"--000000000000big--\r\n")
+    return digest.hexdigest()
 
 
 def child(args: argparse.Namespace) -> None:
@@ -89,7 +94,7 @@ def child(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with desk.sessions() as session:
-        stored = [a.size for a in session.query(Attachment)]
+        stored = [(a.size, a.sha256) for a in session.query(Attachment)]
     shared_sandbox().close()  # reap the parser child, so its peak shows in RUSAGE_CHILDREN
     worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(
@@ -120,11 +125,24 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="maildesk-bench-") as tmp:
         message = Path(tmp) / "big.eml"
-        write_message(message, args.size_mb * MB)
+        expected = write_message(message, args.size_mb * MB)
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--dir", tmp, "--message", str(message),
-             "--mode", args.mode, "--size-mb", str(args.size_mb)],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--dir",
+                tmp,
+                "--message",
+                str(message),
+                "--mode",
+                args.mode,
+                "--size-mb",
+                str(args.size_mb),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.returncode != 0:
             print(out.stdout, out.stderr, file=sys.stderr)
@@ -134,12 +152,16 @@ def main() -> int:
         raw_size = message.stat().st_size
     peak, base = data["peak_rss"], data["baseline_rss"]
     print(f"mode {args.mode}: {args.size_mb} MB attachment, message {raw_size / MB:.1f} MB on disk")
-    print(f"outcome {data['outcome']} {data['reason']}; attachments stored: {data['attachments_stored']}")
+    stored = data["attachments_stored"]
+    intact = stored == [[size, expected]]
+    print(f"outcome {data['outcome']} {data['reason']}; attachment stored intact: {intact}")
     print(f"ingest time {data['seconds']} s")
-    print(f"peak RSS {peak / MB:.1f} MB = {peak / size:.2f}x the attachment "
-          f"(baseline before ingest {base / MB:.1f} MB, growth {(peak - base) / MB:.1f} MB)")
+    print(
+        f"peak RSS {peak / MB:.1f} MB = {peak / size:.2f}x the attachment "
+        f"(baseline before ingest {base / MB:.1f} MB, growth {(peak - base) / MB:.1f} MB)"
+    )
     print(f"parser child peak RSS {data['parser_child_peak_rss'] / MB:.1f} MB")
-    ok = peak < 3 * size
+    ok = peak < 3 * size and (intact or args.mode == "oversized")
     print("target peak < 3x attachment size:", "met" if ok else "NOT met")
     return 0 if ok else 1
 

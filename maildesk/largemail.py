@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import collections
+import dataclasses
 import email.parser
 import email.policy
 import hashlib
@@ -32,6 +33,7 @@ from maildesk.parse import (
     ParsedMessage,
     Spilled,
     StoredPart,
+    decode_header_value,
     human_size,
 )
 from maildesk.store.blobs import BlobStore
@@ -314,7 +316,10 @@ class _Cutter:
                 self._emit(held)
             return
         index = len(self.parts)
-        self.parts[index] = spill.finish(strip_final_eol=is_child)
+        stored = spill.finish(strip_final_eol=is_child)
+        if ctype == "message/rfc822":
+            stored = dataclasses.replace(stored, name_hint=_subject(spill.head))
+        self.parts[index] = stored
         self.spill = None
         if self.out and not _ends_line(bytes(self.out[-1:])):
             self._emit(b"\r\n")
@@ -322,6 +327,14 @@ class _Cutter:
         self._emit(f"{SPILL_HEADER}: {self.nonce}:{index}\r\n\r\n".encode())
         if is_child:
             self._emit(b"\r\n")  # the line end before the next boundary belongs to it
+
+
+def _subject(head: bytes) -> str:
+    try:
+        parsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        return decode_header_value(parsed.get("Subject", ""))
+    except Exception:
+        return ""
 
 
 def _names_a_file(headers: Message) -> bool:
@@ -350,8 +363,13 @@ class _Spill:
         self.lines: list[bytes] = []
         self.buffered = 0
         self.last = b""  # the newest line, held back: its line end may not belong to the part
+        self.head = b""  # the first header block, for the subject of an attached message
+        self.in_head = True
 
     def write(self, line: bytes) -> None:
+        if self.in_head:
+            self.head += line
+            self.in_head = line not in (b"\r\n", b"\n", b"\r") and len(self.head) < 65536
         if self.last:
             self.lines.append(self.last)
             self.buffered += len(self.last)

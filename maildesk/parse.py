@@ -110,6 +110,7 @@ class StoredPart:
 
     sha256: str | None  # None: not kept, it was over the attachment limit
     size: int
+    name_hint: str = ""  # for an attached message: its subject
 
 
 @dataclass(frozen=True)
@@ -363,13 +364,13 @@ class _Bodies:
         """A part whose body the large-message reader already put in the blob store."""
         filename = _filename(part)
         if not filename:
-            if ctype in ("text/plain", "text/html"):
+            if ctype in ("text/plain", "text/html") and _disposition(part) != "attachment":
                 filename = "message.txt" if ctype == "text/plain" else "message.html"
                 self.text.append(_body_note(stored.size, filename))
             elif ctype == "message/delivery-status":
                 filename = "delivery-status.txt"
             elif ctype.startswith("message/"):
-                filename = "message.eml"
+                filename = f"{stored.name_hint[:60] or 'message'}.eml"
             else:
                 filename = _default_name(ctype, len(self.attachments) + 1)
         if stored.sha256 is None:

@@ -123,7 +123,9 @@ def file_cases() -> list[Case]:
             attachments=("smime.p7s",),
         ),
         _eml(
-            "apple-04-iphone-heic.eml", text=("Sent from my iPhone",), attachments=("IMG_0042.HEIC",)
+            "apple-04-iphone-heic.eml",
+            text=("Sent from my iPhone",),
+            attachments=("IMG_0042.HEIC",),
         ),
         _eml("thunderbird-01-format-flowed.eml", text=("CSV-Export bricht",)),
         _eml(
@@ -151,7 +153,9 @@ def file_cases() -> list[Case]:
             attachments=("app.conf",),
         ),
         _eml("old-01-x-uuencode-cte.eml", attachments=("report.txt",)),
-        _eml("jp-01-iso-2022-jp.eml", subject="ご請求の件について", text=("請求書が届いていません",)),
+        _eml(
+            "jp-01-iso-2022-jp.eml", subject="ご請求の件について", text=("請求書が届いていません",)
+        ),
         _eml("yahoo-01-no-mime-version.eml", text=("The reset link says expired",)),
         _eml(
             "dsn-01-bounce.eml",
@@ -205,7 +209,11 @@ def _multipart(
     **kwargs: object,
 ) -> bytes:
     """Parts as (headers, body); `declared` is the boundary named in Content-Type."""
-    header = ctype if declared is None else f'{ctype}; boundary="{boundary if declared == "same" else declared}"'
+    header = (
+        ctype
+        if declared is None
+        else f'{ctype}; boundary="{boundary if declared == "same" else declared}"'
+    )
     chunks = []
     for head, body in parts:
         body = body if isinstance(body, bytes) else body.encode("utf-8")
@@ -268,7 +276,7 @@ def _uu(name: str, data: bytes) -> str:
     return f"begin 644 {name}\n{lines}`\nend\n"
 
 
-def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bottom
+def generated_cases() -> list[Case]:
     """Every malformation the issue lists, one or more messages each."""
     rng = random.Random(20261203)
     cases: list[Case] = []
@@ -312,9 +320,7 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     )
     add(
         "multipart-with-base64-cte",
-        _multipart(
-            [text_part], mid="g6", headers=[("Content-Transfer-Encoding", "base64")]
-        ),
+        _multipart([text_part], mid="g6", headers=[("Content-Transfer-Encoding", "base64")]),
         text=("first part text",),
     )
     add(
@@ -325,6 +331,7 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     add("nesting-30", nested(30, 3, "g8"), text=("deep text",))
     add("nesting-150", nested(150, 3, "g9"), quarantine="nesting")
     add("nesting-3000", nested(3000, 1, "g10"), quarantine="nesting")
+
     # Wrong and unknown charsets.
     def charset_mail(charset: str, body: bytes, mid: str, cte: str = "8bit") -> bytes:
         return _mail(
@@ -337,7 +344,11 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
             ],
         )
 
-    add("unknown-charset", charset_mail("x-klingon", "naïve café".encode(), "g11"), text=("naïve café",))
+    add(
+        "unknown-charset",
+        charset_mail("x-klingon", "naïve café".encode(), "g11"),
+        text=("naïve café",),
+    )
     add(
         "utf8-label-on-cp1251",
         charset_mail("utf-8", "Прошу вернуть деньги".encode("cp1251"), "g12"),
@@ -437,7 +448,11 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
         text=("x",),
     )
     received = [("Received", f"from relay{i}.example by relay{i + 1}.example") for i in range(1000)]
-    add("thousand-received-headers", _mail("hop hop", mid="g34", headers=received), text=("hop hop",))
+    add(
+        "thousand-received-headers",
+        _mail("hop hop", mid="g34", headers=received),
+        text=("hop hop",),
+    )
     add(
         "garbage-line-in-headers",
         b"From: a@g35.example\r\nSubject: broken head\r\nThis is not a header\r\nMessage-ID: <g35@gen.example>\r\n\r\nbody\r\n",
@@ -474,7 +489,11 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     # Empty messages and things that are not mail.
     add("empty", b"", quarantine="empty message")
     add("whitespace-only", b"\r\n\r\n   \r\n\t\r\n", quarantine="empty message")
-    add("headers-only-no-blank-line", b"From: a@g44.example\r\nSubject: only headers\r\nMessage-ID: <g44@gen.example>", subject="only headers")
+    add(
+        "headers-only-no-blank-line",
+        b"From: a@g44.example\r\nSubject: only headers\r\nMessage-ID: <g44@gen.example>",
+        subject="only headers",
+    )
     add("body-only", b"Hello, this is just text.\nNo headers at all.\n", quarantine="no headers")
     add("random-binary", bytes(rng.getrandbits(8) for _ in range(4096)), quarantine="no headers")
     png = base64.b64decode(
@@ -482,22 +501,31 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     )
     add("png-file", png, quarantine="no headers")
     add("zip-file", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(200), quarantine="no headers")
-    add("pdf-file", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", quarantine="no headers")
+    add(
+        "pdf-file", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", quarantine="no headers"
+    )
     # Attachments of every odd kind.
     good_tnef = tnef([("notes.txt", b"tnef notes")])
     add(
         "tnef-truncated",
-        _multipart([text_part, _att("winmail.dat", good_tnef[:-10], "application/ms-tnef")], mid="g51"),
+        _multipart(
+            [text_part, _att("winmail.dat", good_tnef[:-10], "application/ms-tnef")], mid="g51"
+        ),
         attachments=("notes.txt", "winmail.dat"),
     )
     add(
         "tnef-not-tnef",
-        _multipart([text_part, _att("winmail.dat", b"not tnef at all", "application/ms-tnef")], mid="g52"),
+        _multipart(
+            [text_part, _att("winmail.dat", b"not tnef at all", "application/ms-tnef")], mid="g52"
+        ),
         attachments=("winmail.dat",),
     )
     add(
         "tnef-body-only",
-        _multipart([_att("winmail.dat", tnef([], body="Text only in TNEF"), "application/ms-tnef")], mid="g52b"),
+        _multipart(
+            [_att("winmail.dat", tnef([], body="Text only in TNEF"), "application/ms-tnef")],
+            mid="g52b",
+        ),
         text=("Text only in TNEF",),
         attachments=(),
     )
@@ -514,7 +542,10 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     inner = _mail("innermost text", subject="Level 3", mid="g55c")
     for level in (2, 1):
         inner = _multipart(
-            [("Content-Type: text/plain", f"level {level}"), ("Content-Type: message/rfc822", inner)],
+            [
+                ("Content-Type: text/plain", f"level {level}"),
+                ("Content-Type: message/rfc822", inner),
+            ],
             boundary=f"L{level}",
             subject=f"Level {level}",
             mid=f"g55{level}",
@@ -527,7 +558,13 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     add(
         "x-uuencode-without-begin",
         _multipart(
-            [text_part, ('Content-Type: application/octet-stream; name="u.bin"\nContent-Transfer-Encoding: x-uuencode', "no begin line here\n")],
+            [
+                text_part,
+                (
+                    'Content-Type: application/octet-stream; name="u.bin"\nContent-Transfer-Encoding: x-uuencode',
+                    "no begin line here\n",
+                ),
+            ],
             mid="g56",
         ),
         attachments=("u.bin",),
@@ -545,22 +582,56 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     )
 
     def raw_att(name: str, cte: str, body: bytes) -> tuple[str, bytes]:
-        return (f'Content-Type: application/octet-stream; name="{name}"\nContent-Transfer-Encoding: {cte}', body)
+        return (
+            f'Content-Type: application/octet-stream; name="{name}"\nContent-Transfer-Encoding: {cte}',
+            body,
+        )
 
-    add("base64-junk-characters", _multipart([text_part, raw_att("j.bin", "base64", b"aGVs!!bG8g##d29y**bGQ=")], mid="g58"), attachments=("j.bin",))
-    add("base64-bad-padding", _multipart([text_part, raw_att("p.bin", "base64", b"aGVsbG8")], mid="g59"), attachments=("p.bin",))
-    add("base64-length-4n1", _multipart([text_part, raw_att("l.bin", "base64", b"aGVsbG8gd")], mid="g60"), attachments=("l.bin",))
+    add(
+        "base64-junk-characters",
+        _multipart([text_part, raw_att("j.bin", "base64", b"aGVs!!bG8g##d29y**bGQ=")], mid="g58"),
+        attachments=("j.bin",),
+    )
+    add(
+        "base64-bad-padding",
+        _multipart([text_part, raw_att("p.bin", "base64", b"aGVsbG8")], mid="g59"),
+        attachments=("p.bin",),
+    )
+    add(
+        "base64-length-4n1",
+        _multipart([text_part, raw_att("l.bin", "base64", b"aGVsbG8gd")], mid="g60"),
+        attachments=("l.bin",),
+    )
     add(
         "quoted-printable-invalid",
-        _mail("price =ZZ 100 =\nsoft break", mid="g61", headers=[("Content-Transfer-Encoding", "quoted-printable")]),
+        _mail(
+            "price =ZZ 100 =\nsoft break",
+            mid="g61",
+            headers=[("Content-Transfer-Encoding", "quoted-printable")],
+        ),
         text=("price =ZZ 100",),
     )
-    add("unknown-cte", _mail("strange encoding body", mid="g62", headers=[("Content-Transfer-Encoding", "x-foo")]), text=("strange encoding body",))
-    add("content-type-no-subtype", _mail("typeless body", mid="g63", headers=[("Content-Type", "text")]), text=("typeless body",))
-    add("content-type-slash", _mail("slash body", mid="g64", headers=[("Content-Type", "/")]), text=("slash body",))
+    add(
+        "unknown-cte",
+        _mail("strange encoding body", mid="g62", headers=[("Content-Transfer-Encoding", "x-foo")]),
+        text=("strange encoding body",),
+    )
+    add(
+        "content-type-no-subtype",
+        _mail("typeless body", mid="g63", headers=[("Content-Type", "text")]),
+        text=("typeless body",),
+    )
+    add(
+        "content-type-slash",
+        _mail("slash body", mid="g64", headers=[("Content-Type", "/")]),
+        text=("slash body",),
+    )
     add(
         "text-as-attachment-without-name",
-        _multipart([text_part, ("Content-Type: text/plain\nContent-Disposition: attachment", "log lines")], mid="g65"),
+        _multipart(
+            [text_part, ("Content-Type: text/plain\nContent-Disposition: attachment", "log lines")],
+            mid="g65",
+        ),
         attachments=("attachment-1.txt",),
     )
     for n, (label, name, expected) in enumerate(
@@ -587,7 +658,13 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     add(
         "rfc2231-bad-percent",
         _multipart(
-            [text_part, ("Content-Type: application/octet-stream\nContent-Disposition: attachment; filename*=x-unknown''%ZZ%41.txt", "rfc2231")],
+            [
+                text_part,
+                (
+                    "Content-Type: application/octet-stream\nContent-Disposition: attachment; filename*=x-unknown''%ZZ%41.txt",
+                    "rfc2231",
+                ),
+            ],
             mid="g73",
         ),
     )
@@ -601,8 +678,16 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
         sender="first@dup.example",
         text=("dup body",),
     )
-    add("missing-date", b"From: a@g75.example\r\nSubject: no date\r\nMessage-ID: <g75@gen.example>\r\n\r\nundated\r\n", subject="no date")
-    add("missing-message-id", b"From: a@g76.example\r\nSubject: no id\r\n\r\nunidentified\r\n", text=("unidentified",))
+    add(
+        "missing-date",
+        b"From: a@g75.example\r\nSubject: no date\r\nMessage-ID: <g75@gen.example>\r\n\r\nundated\r\n",
+        subject="no date",
+    )
+    add(
+        "missing-message-id",
+        b"From: a@g76.example\r\nSubject: no id\r\n\r\nunidentified\r\n",
+        text=("unidentified",),
+    )
     add(
         "missing-from-with-return-path",
         b"Return-Path: <bounce@g77.example>\r\nSubject: no from\r\nMessage-ID: <g77@gen.example>\r\n\r\nwho am i\r\n",
@@ -621,14 +706,36 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
         _mail("x", headers=[("Message-ID", "<=?utf-8?q?a=0D=0ABcc:_x@y?=@evil.example>")]),
         text=("x",),
     )
-    add("message-id-5000-chars", _mail("long id", headers=[("Message-ID", "<" + "i" * 5000 + "@x>")]), text=("long id",))
+    add(
+        "message-id-5000-chars",
+        _mail("long id", headers=[("Message-ID", "<" + "i" * 5000 + "@x>")]),
+        text=("long id",),
+    )
     refs = " ".join(f"<ref{i}@x.example>" for i in range(5000))
-    add("5000-references", _mail("many refs", mid="g83", headers=[("References", refs)]), text=("many refs",))
-    add("date-garbage", _mail("bad date", mid="g84", headers=[("Date", "Mon, 99 Foo 2026 99:99:99 +9999")]), text=("bad date",))
-    add("date-year-9999", _mail("far date", mid="g85", headers=[("Date", "Fri, 31 Dec 9999 23:59:59 -1200")]), text=("far date",))
+    add(
+        "5000-references",
+        _mail("many refs", mid="g83", headers=[("References", refs)]),
+        text=("many refs",),
+    )
+    add(
+        "date-garbage",
+        _mail("bad date", mid="g84", headers=[("Date", "Mon, 99 Foo 2026 99:99:99 +9999")]),
+        text=("bad date",),
+    )
+    add(
+        "date-year-9999",
+        _mail("far date", mid="g85", headers=[("Date", "Fri, 31 Dec 9999 23:59:59 -1200")]),
+        text=("far date",),
+    )
     # HTML.
-    html = lambda body, mid: _mail(body, mid=mid, headers=[("Content-Type", "text/html; charset=utf-8")])  # noqa: E731
-    add("html-broken-markup", html("<p><b>unclosed bold <div>still here<table><tr><td>cell", "g86"), text=("unclosed bold", "still here", "cell"))
+    html = lambda body, mid: _mail(
+        body, mid=mid, headers=[("Content-Type", "text/html; charset=utf-8")]
+    )  # noqa: E731
+    add(
+        "html-broken-markup",
+        html("<p><b>unclosed bold <div>still here<table><tr><td>cell", "g86"),
+        text=("unclosed bold", "still here", "cell"),
+    )
     add(
         "html-meta-charset-mismatch",
         _mail(
@@ -652,19 +759,31 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     )
     add(
         "alternative-html-only",
-        _multipart([("Content-Type: text/html", "<p>only <i>html</i> here</p>")], ctype="multipart/alternative", mid="g89"),
+        _multipart(
+            [("Content-Type: text/html", "<p>only <i>html</i> here</p>")],
+            ctype="multipart/alternative",
+            mid="g89",
+        ),
         text=("only html here",),
     )
     add(
         "500-attachments",
-        _multipart([text_part] + [_att(f"f{i:03d}.txt", f"file {i}".encode(), "text/plain") for i in range(500)], mid="g90"),
+        _multipart(
+            [text_part]
+            + [_att(f"f{i:03d}.txt", f"file {i}".encode(), "text/plain") for i in range(500)],
+            mid="g90",
+        ),
         attachments=tuple(sorted(f"f{i:03d}.txt" for i in range(500))),
     )
     # Size limits and slow mail (the corpus desk's limits are small; see the constants above).
     big = rng.randbytes(MAX_MESSAGE)
     add(
         "over-message-limit",
-        _multipart([("Content-Type: text/plain", "huge mail"), _att("big.bin", big)], mid="g91", subject="Huge upload"),
+        _multipart(
+            [("Content-Type: text/plain", "huge mail"), _att("big.bin", big)],
+            mid="g91",
+            subject="Huge upload",
+        ),
         subject="Huge upload",
         oversized=True,
         text=("over the 3.0 MB limit",),
@@ -673,7 +792,11 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     add(
         "attachment-over-limit",
         _multipart(
-            [("Content-Type: text/plain", "two files"), _att("small.bin", b"small"), _att("too-big.bin", rng.randbytes(MAX_ATTACHMENT + 1))],
+            [
+                ("Content-Type: text/plain", "two files"),
+                _att("small.bin", b"small"),
+                _att("too-big.bin", rng.randbytes(MAX_ATTACHMENT + 1)),
+            ],
             mid="g92",
         ),
         text=("two files",),
@@ -696,7 +819,10 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     add(
         "multipart-digest",
         _multipart(
-            [("", _mail("digest one", subject="D1", mid="g95a")), ("", _mail("digest two", subject="D2", mid="g95b"))],
+            [
+                ("", _mail("digest one", subject="D1", mid="g95a")),
+                ("", _mail("digest two", subject="D2", mid="g95b")),
+            ],
             ctype="multipart/digest",
             mid="g95",
         ),
@@ -708,7 +834,10 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
             _b64(b"0\x82opaque-signed-data"),
             mid="g96",
             headers=[
-                ("Content-Type", 'application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"'),
+                (
+                    "Content-Type",
+                    'application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"',
+                ),
                 ("Content-Transfer-Encoding", "base64"),
                 ("Content-Disposition", 'attachment; filename="smime.p7m"'),
             ],
@@ -717,12 +846,25 @@ def generated_cases() -> list[Case]:  # noqa: PLR0915 - one list, read top to bo
     )
     add(
         "format-flowed-delsp",
-        _mail("flowed  \nline", mid="g97", headers=[("Content-Type", "text/plain; format=flowed; delsp=yes")]),
+        _mail(
+            "flowed  \nline",
+            mid="g97",
+            headers=[("Content-Type", "text/plain; format=flowed; delsp=yes")],
+        ),
         text=("flowed",),
     )
     add(
         "content-id-injection",
-        _multipart([text_part, ("Content-Type: image/png\nContent-ID: <=?utf-8?q?a=0D=0Ab?=>\nContent-Transfer-Encoding: base64", _b64(png))], mid="g98"),
+        _multipart(
+            [
+                text_part,
+                (
+                    "Content-Type: image/png\nContent-ID: <=?utf-8?q?a=0D=0Ab?=>\nContent-Transfer-Encoding: base64",
+                    _b64(png),
+                ),
+            ],
+            mid="g98",
+        ),
         attachments=("attachment-1.png",),
     )
     add(

@@ -307,7 +307,7 @@ def _store_message(
     session.add(message)
     session.flush()
     for att in msg.attachments:
-        digest = blobs.put(att.data)
+        digest = att.blob or blobs.put(att.data)  # big parts were stored while parsing
         session.add(
             Attachment(
                 message_id=message.id,
