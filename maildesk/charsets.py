@@ -8,6 +8,7 @@ are decoded here rather than by mail-parser, which drops undecodable text.
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 
 ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]*)\?=")
@@ -57,6 +58,8 @@ def decode_bytes(data: bytes, charset: str | None, *, guess: bool = True) -> str
     """Decode text in its declared charset; when that is missing or fails, UTF-8, then
     the likeliest of Windows-1251, KOI8-R and Windows-1252."""
     declared = _charset_alias(charset) if charset else None
+    if declared and not _known(declared):
+        declared = None
     if declared and not (guess and declared in _GUESSABLE and not data.isascii()):
         try:
             return data.decode(declared)
@@ -67,7 +70,10 @@ def decode_bytes(data: bytes, charset: str | None, *, guess: bool = True) -> str
     except UnicodeDecodeError:
         pass
     if declared and declared not in _GUESSABLE:
-        return data.decode(declared, "replace") if _known(declared) else _guess_8bit(data)
+        try:
+            return data.decode(declared, "replace")
+        except (UnicodeError, ValueError):  # codecs such as idna fail even with "replace"
+            pass
     return _guess_8bit(data)
 
 
@@ -76,11 +82,11 @@ _GUESSABLE = {"utf-8", "cp1252"}
 
 
 def _known(charset: str) -> bool:
+    """A text codec Python has (not "base64", "zlib" and the like)."""
     try:
-        b"".decode(charset)
+        return bool(getattr(codecs.lookup(charset), "_is_text_encoding", True))
     except LookupError:
         return False
-    return True
 
 
 def _guess_8bit(data: bytes) -> str:
