@@ -727,10 +727,11 @@ def generated_cases() -> list[Case]:
         _mail("far date", mid="g85", headers=[("Date", "Fri, 31 Dec 9999 23:59:59 -1200")]),
         text=("far date",),
     )
+
     # HTML.
-    html = lambda body, mid: _mail(
-        body, mid=mid, headers=[("Content-Type", "text/html; charset=utf-8")]
-    )  # noqa: E731
+    def html(body: str, mid: str) -> bytes:
+        return _mail(body, mid=mid, headers=[("Content-Type", "text/html; charset=utf-8")])
+
     add(
         "html-broken-markup",
         html("<p><b>unclosed bold <div>still here<table><tr><td>cell", "g86"),

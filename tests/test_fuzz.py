@@ -24,10 +24,30 @@ from tests.corpus_cases import file_cases
 EXAMPLES = int(os.environ.get("MAILDESK_FUZZ_EXAMPLES", "150"))
 SEEDS = [c.raw for c in file_cases()]
 TOKENS = [
-    b"\r\n", b"\r", b"\n", b"\r\n\r\n", b"--", b"\x00", b"\xff\xfe", b"=?utf-8?q?=0D=0ABcc:_x?=",
-    b"=?", b"?=", b"Content-Type: multipart/mixed; boundary=\"x\"\r\n", b"--x\r\n", b"--x--",
-    b"Content-Transfer-Encoding: base64\r\n", b"begin 644 f\r\n", b"\r\nend\r\n", b": ", b"\t",
-    b"charset=x-unknown", b"<", b">", b"\xe2\x80\xa8", b"Subject: ", b"From: <@>\r\n",
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b"\r\n\r\n",
+    b"--",
+    b"\x00",
+    b"\xff\xfe",
+    b"=?utf-8?q?=0D=0ABcc:_x?=",
+    b"=?",
+    b"?=",
+    b'Content-Type: multipart/mixed; boundary="x"\r\n',
+    b"--x\r\n",
+    b"--x--",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"begin 644 f\r\n",
+    b"\r\nend\r\n",
+    b": ",
+    b"\t",
+    b"charset=x-unknown",
+    b"<",
+    b">",
+    b"\xe2\x80\xa8",
+    b"Subject: ",
+    b"From: <@>\r\n",
 ]
 
 

@@ -23,9 +23,22 @@ EVIL = [
     "x\x85Bcc: victim@evil.example\x0b\x0c",
 ]
 SET_HEADERS = {
-    "from", "to", "reply-to", "subject", "date", "message-id", "in-reply-to", "references",
-    "auto-submitted", "x-auto-response-suppress", "precedence", "x-maildesk-loop",
-    "x-maildesk-ticket", "content-type", "content-transfer-encoding", "mime-version",
+    "from",
+    "to",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "auto-submitted",
+    "x-auto-response-suppress",
+    "precedence",
+    "x-maildesk-loop",
+    "x-maildesk-ticket",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
 }
 
 
