@@ -85,7 +85,7 @@ def _known(charset: str) -> bool:
     """A text codec Python has (not "base64", "zlib" and the like)."""
     try:
         return bool(getattr(codecs.lookup(charset), "_is_text_encoding", True))
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return False
 
 
