@@ -17,7 +17,12 @@ from maildesk.pipeline import Clock, Pipeline, utcnow
 from maildesk.render import Renderer
 from maildesk.rules import RuleSet, load_rules
 from maildesk.store.blobs import BlobStore
-from maildesk.store.db import make_engine, make_sessionmaker, require_current_schema
+from maildesk.store.db import (
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+    require_current_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +75,17 @@ class Desk:
 
     config: Config
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # for work that writes
     blobs: BlobStore
     rules: RulesHolder
     renderer: Renderer
     pipeline: Pipeline
     knowledge_base: KnowledgeBase | None = None
+    readers: sessionmaker[Session] | None = None  # read-only: never waits for a writer
+
+    def read_session(self) -> Session:
+        """A session for reading only (listing, showing, reports)."""
+        return (self.readers or self.sessions)()
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = utcnow, check_schema: bool = True) -> Desk:
@@ -84,10 +94,12 @@ class Desk:
         if check_schema:
             require_current_schema(engine)
         sessions = make_sessionmaker(engine)
+        readers = make_read_sessionmaker(engine)
         blobs = BlobStore(
             config.storage.path,
             inline_max=config.storage.inline_max_bytes,
             fsync=config.storage.fsync,
+            sessions=readers,
         )
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
@@ -101,7 +113,7 @@ class Desk:
             knowledge_base=kb,
             on_batch=metrics.observe_batch,
         )
-        return cls(config, engine, sessions, blobs, rules, renderer, pipeline, kb)
+        return cls(config, engine, sessions, blobs, rules, renderer, pipeline, kb, readers)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -26,7 +26,7 @@ class BatchState:
     tickets: dict[int, TicketState] = field(default_factory=dict)
     ref_ids: dict[str, int] = field(default_factory=dict)  # upper-case ref -> ticket id
     thread_refs: dict[str, int] = field(default_factory=dict)  # Message-ID -> ticket id
-    stored: dict[str, str] = field(default_factory=dict)  # dedup key -> ticket ref
+    stored: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (ref, message pk)
     receipts: set[ReceiptKey] = field(default_factory=set)
     auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
     # Facts for assignment strategies, kept current as this batch assigns tickets.
@@ -69,6 +69,7 @@ class BatchState:
         msg: ParsedMessage,
         state: TicketState,
         *,
+        message_pk: int,
         visible_message: bool,
         outbound: list[tuple[str, bool]],
         automatic_to: list[str],
@@ -84,7 +85,7 @@ class BatchState:
             if visible:
                 thread.append(message_id)
         self.add_ticket(replace(state, thread_ids=tuple(thread)))
-        self.stored[msg.dedup_key] = state.ref
+        self.stored[msg.dedup_key] = (state.ref, message_pk)
         for address in automatic_to:
             self.auto_replies[address] = self.auto_replies.get(address, 0) + 1
 

@@ -105,11 +105,18 @@ def check_secrets(config: Config) -> str:
 
 
 def check_database(config: Config) -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maildesk.redact import redact
     from maildesk.store.db import make_engine, require_current_schema
 
     engine = make_engine(config.database_url())
     try:
         require_current_schema(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        raise MaildeskError(f"cannot use the database {where}: {redact(str(reason))}") from None
     finally:
         engine.dispose()
     return "schema is current"
@@ -143,6 +150,12 @@ def sample_context(config: Config) -> dict:
         "agent": {"name": "Sample Agent", "address": "agent@example.com"},
         "body": "Sample text.",
         "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
+        "oversized": {
+            "message": "the message is 61.2 MB, over the 40.0 MB limit",
+            "attachments": [
+                {"name": "video.mp4", "size": "30.5 MB", "reason": "over the 25.0 MB limit"}
+            ],
+        },
     }
 
 

@@ -14,20 +14,43 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
 
+from maildesk.charsets import decode_encoded_words
+from maildesk.errors import MaildeskError
 from maildesk.parse import Address
 from maildesk.render import Rendered
 from maildesk.screen import LOOP_HEADER
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
 MAX_REFERENCES = 20
 _WIRE = email.policy.compat32.clone(linesep="\r\n")  # SMTP wants CRLF line ends
 _UTF8_QP = email.charset.Charset("utf-8")
 _UTF8_QP.body_encoding = email.charset.QP
 
 
+class ComposeError(MaildeskError):
+    """An outgoing message would not come out as the headers it was built from."""
+
+
 def clean_header(value: str) -> str:
-    """A header value with CR, LF and other control characters folded to one space."""
-    return _CONTROL.sub(" ", value).strip()
+    """A header value that stays one header line whatever is in it.
+
+    CR, LF and other control characters become one space. Encoded words are decoded
+    first (repeatedly: they may be nested), because mail clients decode them and the
+    email package, before CPython 3.11.10, wrote a decoded CR LF out as a real line
+    break (CVE-2024-6923). A `=?` still left is broken up.
+    """
+    for _ in range(5):
+        cleaned = _CONTROL.sub(" ", decode_encoded_words(value) if "=?" in value else value)
+        if cleaned == value:
+            break
+        value = cleaned
+    return _CONTROL.sub(" ", value).replace("=?", "= ?").strip()
+
+
+def safe_ids(ids: list[str]) -> list[str]:
+    """Message-IDs fit to repeat in In-Reply-To/References (plain `left@right`)."""
+    return [i for i in ids if len(i) <= 900 and _SAFE_ID.match(i)]
 
 
 def new_message_id(ref: str, domain: str) -> str:
@@ -64,7 +87,23 @@ def compose(envelope: Envelope, body: Rendered) -> bytes:
         msg = text
     for name, value in _headers(envelope):
         msg[name] = value
-    return msg.as_bytes(policy=_WIRE)
+    return _checked_bytes(msg)
+
+
+def _checked_bytes(msg: MIMENonMultipart | MIMEMultipart) -> bytes:
+    """The message as bytes, checked to have exactly the header lines that were set."""
+    raw = msg.as_bytes(policy=_WIRE)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    written = [
+        line.split(b":", 1)[0].strip().lower()
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in b" \t"
+    ]
+    if sorted(written) != sorted(name.lower().encode() for name in msg):
+        raise ComposeError(
+            "refusing to send a notification whose headers came out different from what was set"
+        )
+    return raw
 
 
 def _headers(e: Envelope) -> list[tuple[str, str | Header]]:
@@ -80,9 +119,9 @@ def _headers(e: Envelope) -> list[tuple[str, str | Header]]:
         ("Date", email.utils.format_datetime(e.date)),
         ("Message-ID", f"<{clean_id(e.message_id)}>"),
     ]
-    if e.in_reply_to:
-        headers.append(("In-Reply-To", f"<{clean_id(e.in_reply_to)}>"))
-    refs = trim_references([clean_id(r) for r in e.references])
+    if e.in_reply_to and safe_ids([e.in_reply_to]):
+        headers.append(("In-Reply-To", f"<{e.in_reply_to}>"))
+    refs = trim_references(safe_ids(e.references))
     if refs:
         headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if e.automatic:
@@ -119,7 +158,7 @@ def format_address(addr: Address) -> str:
 
 def clean_id(value: str) -> str:
     """A Message-ID or address with anything that could end a header removed."""
-    return re.sub(r"[\s<>\x00-\x1f\x7f]", "", value)
+    return re.sub(r"[\s<>\x00-\x1f\x7f\u0085\u2028\u2029]", "", value)
 
 
 def trim_references(refs: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from maildesk.errors import ConfigError, Problem, SecretError
+from maildesk.redact import remember_secret
 from maildesk.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
 DEFAULT_CONFIG = "maildesk.yaml"
@@ -27,7 +28,15 @@ class Secret(_Section):
     command: str | None = None
 
     def read(self, what: str) -> str:
-        """The secret's value; raises SecretError naming the source, never the value."""
+        """The secret's value; raises SecretError naming the source, never the value.
+
+        The value is remembered, so logs and error messages show *** in its place.
+        """
+        value = self._read(what)
+        remember_secret(value)
+        return value
+
+    def _read(self, what: str) -> str:
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
@@ -141,7 +150,11 @@ class LimitsConfig(_Section):
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     # Oversized messages: keep everything raw, or only their headers.
     oversized_keep: Literal["raw", "headers"] = "raw"
+    # Longest a message may take to parse; slower ones are quarantined.
     processing_seconds: float = Field(default=30, gt=0)
+    # Parse in a child process, so a slow message can be stopped at processing_seconds
+    # on any thread. Off: parse in-process; the limit then holds only on the main thread.
+    isolate_parser: bool = True
     auto_replies_per_hour: int = Field(default=5, ge=0)
 
 
@@ -182,11 +195,12 @@ class Config(_Section):
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password filled in from its secret, if any."""
-        if self.database.password is None:
-            return self.database.url
         from sqlalchemy.engine import make_url
 
         url = make_url(self.database.url)
+        remember_secret(url.password if isinstance(url.password, str) else None)
+        if self.database.password is None:
+            return self.database.url
         secret = self.database.password.read("database password")
         return url.set(password=secret).render_as_string(hide_password=False)
 
@@ -249,10 +263,17 @@ def _problems_from(exc: ValidationError, doc: YamlDocument) -> list[Problem]:
                 f" — allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
             )
             message = f"unknown key '{key}'{hint}"
+        elif any(str(part) in _SECRET_KEYS for part in loc):
+            # Never echo what was written where a secret belongs: it may be the secret.
+            how = "{env: NAME}, {file: PATH} or {command: CMD}"
+            message = f"{key}: {error['msg']} (write {how})"
         else:
             message = f"{key}: {error['msg']} (got {_short(error.get('input'))})"
         problems.append(doc.problem(loc, message))
     return problems
+
+
+_SECRET_KEYS = {"password", "oauth2_token", "token", "secret"}
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -12,10 +12,12 @@ from typing import Any
 
 from maildesk.config import TicketsConfig
 from maildesk.domain import Author, MessageKind, Priority, Status, TicketState
-from maildesk.parse import Address, ParsedMessage
+from maildesk.parse import Address, ParsedMessage, human_size
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import MailClass, Screening
 from maildesk.threading import strip_token
+
+OVERSIZED_TAG = "oversized"
 
 
 @dataclass
@@ -96,6 +98,12 @@ class DecideContext:
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
+    decision = _decide(msg, ticket, ctx)
+    _size_limits(msg, ctx, decision)
+    return decision
+
+
+def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     if ticket is not None:
         author = classify_author(msg, ticket, ctx)
         if author is Author.STRANGER:
@@ -164,7 +172,7 @@ def _new_ticket(
     if linked_from:
         decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
     quiet = routing.spam or routing.ignore
-    if routing.auto_reply and not quiet and _may_auto_reply(ctx):
+    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
     # Spam and ignored mail reach only the addresses a rule names in `notify`.
     agents = [] if quiet else _agents_to_tell(new.assignee, queue, ctx)
@@ -249,6 +257,36 @@ def _apply_follow_up_routing(routing: Any, ticket: TicketState, decision: Decisi
     for tag in routing.tags:
         if tag not in ticket.tags:
             decision.changes.append(Change("tag", tag, reason))
+
+
+def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> None:
+    """Over a size limit: log what was not kept, tag the ticket, tell the sender why."""
+    notes = []
+    if msg.oversized:
+        notes.append(f"{msg.oversized}; only its headers were read")
+    notes += [
+        f"attachment {d.filename!r} ({human_size(d.size)}) not kept: {d.reason}"
+        for d in msg.dropped
+    ]
+    if not notes:
+        return
+    decision.notes.extend(("size_limit", note) for note in notes)
+    if decision.new_ticket is not None:
+        decision.new_ticket.tags.append(OVERSIZED_TAG)
+    else:
+        decision.changes.append(Change("tag", OVERSIZED_TAG, "message over a size limit"))
+    if msg.sender is None or not _may_auto_reply(ctx):
+        return
+    details = {
+        "message": msg.oversized,
+        "attachments": [
+            {"name": d.filename, "size": human_size(d.size), "reason": d.reason}
+            for d in msg.dropped
+        ],
+    }
+    decision.notices.append(
+        Notice("oversized", [msg.sender], "requester", extra={"oversized": details})
+    )
 
 
 def _automatic_kind(screening: Screening) -> MessageKind | None:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,22 +25,26 @@ from maildesk.compose import new_message_id
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, Notice, decide
 from maildesk.domain import TicketState
-from maildesk.errors import ParseError, TemporaryFailure
+from maildesk.errors import TemporaryFailure
+from maildesk.incoming import IncomingMail
 from maildesk.kb import KnowledgeBase, kb_context
 from maildesk.outbox import QueuedNotice, ThreadContext, recipient_groups
-from maildesk.parse import ParsedMessage, parse_message
+from maildesk.parse import ParsedMessage
+from maildesk.reader import MessageReader, ReadError
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import screen_message
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.blobs import BlobStore
 from maildesk.store.lookup import load_batch_state
+from maildesk.store.models import Message
 from maildesk.store.quarantine import quarantine_message
-from maildesk.store.writer import Plan, TicketIds, add_receipt, write_plans
+from maildesk.store.writer import Plan, RowIds, TicketIds, add_receipt, write_plans
 from maildesk.threading import ThreadKeys, thread_keys
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Raw = bytes | IncomingMail
 BatchObserver = Callable[[Sequence["IngestResult"], float], None]
 
 
@@ -100,8 +105,10 @@ class Pipeline:
         clock: Clock = utcnow,
         knowledge_base: KnowledgeBase | None = None,
         on_batch: BatchObserver | None = None,
+        reader: MessageReader | None = None,
     ):
         self.config = config
+        self.reader = reader or MessageReader(config, blobs)
         self.knowledge_base = knowledge_base  # suggests articles in acknowledgements
         self.on_batch = on_batch  # told of every committed batch (metrics)
         self.sessions = sessions
@@ -113,16 +120,37 @@ class Pipeline:
             a.lower() for a in (tickets.support_address, tickets.comment_address) if a
         ) | frozenset(m.username.lower() for m in config.mailboxes if "@" in m.username)
 
-    def process_one(self, raw: bytes, source: SourceInfo | None = None) -> IngestResult:
+    def process_one(self, raw: Raw, source: SourceInfo | None = None) -> IngestResult:
         """Ingest one message in its own transaction."""
         return self.process_batch([(raw, source or SourceInfo())])[0]
 
-    def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
+    def process_file(
+        self, file: str | Path | BinaryIO, source: SourceInfo | None = None
+    ) -> IngestResult:
+        """Ingest one message from a path or a binary stream, never reading a big one
+        into memory whole (it is spooled to the blob store first)."""
+        if isinstance(file, str | Path):
+            with open(file, "rb") as fh:
+                return self.process_file(fh, source)
+        mail = self.reader.receive(file)
+        try:
+            return self.process_one(mail, source)
+        finally:
+            mail.discard()
+
+    def process_batch(self, items: Sequence[tuple[Raw, SourceInfo]]) -> list[IngestResult]:
         """Ingest messages in one transaction; raise TemporaryFailure if it cannot commit."""
         started = time.perf_counter()
+        mails = [_incoming(raw) for raw, _ in items]
+        entries = [
+            _Entry(mail, source, parsed)
+            for mail, (_, source), parsed in zip(
+                mails, items, self.reader.read_all(mails), strict=True
+            )
+        ]
         try:
             with self.sessions() as session, session.begin():
-                results = self._run_guarded(session, items)
+                results = self._run_guarded(session, entries)
                 self.blobs.sync()
         except OperationalError as exc:
             raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
@@ -133,57 +161,57 @@ class Pipeline:
             self.on_batch(results, elapsed)
         return results
 
-    def _run_guarded(
-        self, session: Session, items: Sequence[tuple[bytes, SourceInfo]]
-    ) -> list[IngestResult]:
-        if len(items) > 1:
+    def _run_guarded(self, session: Session, entries: list[_Entry]) -> list[IngestResult]:
+        if len(entries) > 1:
             try:
                 with session.begin_nested():
-                    return self._run(session, items)
+                    return self._run(session, entries)
             except OperationalError:
                 raise
             except Exception as exc:  # redo one by one: only the guilty message is quarantined
                 log.info(
-                    "batch of %d failed while writing (%s); retrying one by one", len(items), exc
+                    "batch of %d failed while writing (%s); retrying one by one", len(entries), exc
                 )
-        return [self._run_one(session, raw, source) for raw, source in items]
+        return [self._run_one(session, entry) for entry in entries]
 
-    def _run_one(self, session: Session, raw: bytes, source: SourceInfo) -> IngestResult:
+    def _run_one(self, session: Session, entry: _Entry) -> IngestResult:
         try:
             with session.begin_nested():
-                return self._run(session, [(raw, source)])[0]
+                return self._run(session, [entry])[0]
         except OperationalError:
             raise
         except IntegrityError as exc:
             # Usually another daemon stored the same message a moment earlier.
             with session.begin_nested():
-                again = self._run(session, [(raw, source)])[0]
+                again = self._run(session, [entry])[0]
             if again.outcome == "duplicate":
                 return again
-            return self._quarantine(session, raw, source, "store", f"integrity error: {exc.orig}")
+            return self._quarantine(session, entry, "store", f"integrity error: {exc.orig}")
         except Exception as exc:
             stage = exc.stage if isinstance(exc, StageError) else "store"
-            return self._quarantine(session, raw, source, stage, f"{type(exc).__name__}: {exc}")
+            return self._quarantine(session, entry, stage, f"{type(exc).__name__}: {exc}")
 
-    def _quarantine(
-        self, session: Session, raw: bytes, source: SourceInfo, stage: str, reason: str
-    ) -> IngestResult:
+    def _quarantine(self, session: Session, entry: _Entry, stage: str, reason: str) -> IngestResult:
+        source = entry.source
         log.warning("quarantined message from %s at stage %s: %s", source.source, stage, reason)
         now = self.clock()
         with session.begin_nested():
-            entry = quarantine_message(session, self.blobs, raw, source.source, stage, reason, now)
+            held = quarantine_message(
+                session, self.blobs, entry.mail, source.source, stage, reason, now
+            )
             if source.receipt:
                 add_receipt(session, source.receipt, None, "quarantined", now)
-        return IngestResult("quarantined", quarantine_id=entry.id, reason=reason)
+        return IngestResult("quarantined", quarantine_id=held.id, reason=reason)
 
-    def _run(
-        self, session: Session, items: Sequence[tuple[bytes, SourceInfo]]
-    ) -> list[IngestResult]:
+    def _run(self, session: Session, entries: list[_Entry]) -> list[IngestResult]:
         now = self.clock()
         prefix = self.config.tickets.prefix
-        parsed = [self._parse(raw) for raw, _ in items]
-        keyed = [(p, thread_keys(p, prefix)) for p in parsed if isinstance(p, ParsedMessage)]
-        receipts = [s.receipt for _, s in items if s.receipt]
+        keyed = [
+            (e.parsed, thread_keys(e.parsed, prefix))
+            for e in entries
+            if isinstance(e.parsed, ParsedMessage)
+        ]
+        receipts = [e.source.receipt for e in entries if e.source.receipt]
         rules = self.rules()  # one version of the rules for the whole batch
         with session.no_autoflush:
             state = load_batch_state(session, keyed, receipts, prefix=prefix, now=now)
@@ -194,17 +222,19 @@ class Pipeline:
                     last_assigned(session),
                 )
             ids = TicketIds(session)
+            message_ids = RowIds(session, Message, "messages")
             results: list[IngestResult | None] = []
             plans: list[tuple[int, Plan]] = []
-            for index, ((raw, source), msg) in enumerate(zip(items, parsed, strict=True)):
-                if isinstance(msg, StageError):
-                    results.append(self._quarantine(session, raw, source, msg.stage, str(msg)))
+            for index, entry in enumerate(entries):
+                msg = entry.parsed
+                if isinstance(msg, ReadError):
+                    results.append(self._quarantine(session, entry, msg.stage, str(msg)))
                     continue
-                duplicate = self._duplicate(session, state, msg, source, now)
+                duplicate = self._duplicate(session, state, msg, entry.source, now)
                 if duplicate:
                     results.append(duplicate)
                     continue
-                plan = self._plan(msg, raw, source, state, ids, rules, now)
+                plan = self._plan(msg, entry, state, (ids, message_ids), rules, now)
                 plans.append((index, plan))
                 results.append(None)
         write_plans(session, [p for _, p in plans], self.config, self.blobs)
@@ -216,14 +246,6 @@ class Pipeline:
                 notifications=[q.message_id for q in plan.queued],
             )
         return [r for r in results if r is not None]
-
-    def _parse(self, raw: bytes) -> ParsedMessage | StageError:
-        try:
-            return parse_message(raw)
-        except ParseError as exc:
-            return StageError("parse", str(exc))
-        except Exception as exc:
-            return StageError("parse", f"parser failed: {type(exc).__name__}: {exc}")
 
     def _duplicate(
         self,
@@ -238,33 +260,38 @@ class Pipeline:
             return IngestResult(
                 "duplicate", reason=f"{source.source} UID {source.uid} already ingested"
             )
-        ref = state.stored.get(msg.dedup_key)
-        if ref is None:
+        stored = state.stored.get(msg.dedup_key)
+        if stored is None:
             return None
+        ref, message_pk = stored
         if receipt:
             add_receipt(session, receipt, msg.dedup_key, "duplicate", now)
             state.receipts.add(receipt)
-        return IngestResult("duplicate", ticket_ref=ref, reason=f"already stored ({msg.dedup_key})")
+        return IngestResult(
+            "duplicate",
+            ticket_ref=ref,
+            message_pk=message_pk,
+            reason=f"already stored ({msg.dedup_key})",
+        )
 
     def _plan(
         self,
         msg: ParsedMessage,
-        raw: bytes,
-        source: SourceInfo,
+        entry: _Entry,
         state: BatchState,
-        ids: TicketIds,
+        ids: tuple[TicketIds, RowIds],
         rules: RuleSet,
         now: datetime,
     ) -> Plan:
         keys: ThreadKeys = thread_keys(msg, self.config.tickets.prefix)
         before = state.find_ticket(keys)
         try:
-            decision = decide(msg, before, self._context(msg, source, state, rules, now))
+            decision = decide(msg, before, self._context(msg, entry.source, state, rules, now))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.new_ticket is not None:
             before = None
-            ticket_id = ids.allocate()
+            ticket_id = ids[0].allocate()
             ref = f"{self.config.tickets.prefix}-{ticket_id}"
             root = new_message_id(ref, self.config.tickets.id_domain)
             new = decision.new_ticket
@@ -284,9 +311,11 @@ class Pipeline:
             for queued_notice, context in zip(queued, contexts, strict=True):
                 if queued_notice.notice.audience == "requester":
                     context.update(suggestions)
+        message_pk = ids[1].allocate()
         state.record(
             msg,
             after,
+            message_pk=message_pk,
             visible_message=not decision.internal,
             outbound=[(q.message_id, q.notice.audience == "requester") for q in queued],
             automatic_to=[
@@ -295,9 +324,13 @@ class Pipeline:
                 if q.notice.automatic and q.notice.audience == "requester"
             ],
         )
-        return Plan(
-            msg, raw, decision, before, after, queued, contexts, source.source, source.receipt, now
+        source = entry.source
+        plan = Plan(
+            msg, decision, before, after, queued, contexts, source.source, source.receipt, now
         )
+        plan.message_pk = message_pk
+        plan.keep_raw = lambda inline: self.reader.keep_raw(entry.mail, msg, inline)
+        return plan
 
     def _context(
         self,
@@ -327,6 +360,19 @@ class Pipeline:
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
         )
+
+
+@dataclass
+class _Entry:
+    """One message of a batch: as received, where from, and as read."""
+
+    mail: IncomingMail
+    source: SourceInfo
+    parsed: ParsedMessage | ReadError
+
+
+def _incoming(raw: Raw) -> IncomingMail:
+    return raw if isinstance(raw, IncomingMail) else IncomingMail.from_bytes(raw)
 
 
 def queue_notices(

@@ -103,7 +103,7 @@ def test_unparseable_file_is_quarantined_and_next_file_still_processes(desk):
     with desk.sessions() as s:
         entry = s.get(QuarantineEntry, bad.quarantine_id)
         assert entry.stage == "parse"
-        assert desk.blobs.get(s, entry.raw_sha256).startswith(b"\x00\x01\x02")
+        assert desk.blobs.get(entry.raw_sha256, s).startswith(b"\x00\x01\x02")
 
 
 def test_bad_message_in_a_batch_does_not_spoil_the_others(desk):
@@ -161,9 +161,9 @@ def test_attachments_round_trip_byte_exact_with_safe_names(make_desk):
     with desk.sessions() as s:
         atts = {a.filename: a for a in s.scalars(select(Attachment))}
         assert set(atts) == {"passwd", "pic.png"}
-        assert desk.blobs.get(s, atts["pic.png"].sha256) == png
+        assert desk.blobs.get(atts["pic.png"].sha256, s) == png
         assert atts["pic.png"].sha256 == hashlib.sha256(png).hexdigest()
-        assert desk.blobs.get(s, atts["passwd"].sha256) == passwd
+        assert desk.blobs.get(atts["passwd"].sha256, s) == passwd
     on_disk = {p.name for p in desk.blobs.root.rglob("*") if p.is_file()}
     assert hashlib.sha256(png).hexdigest() in on_disk  # big: a file named by its hash
     assert hashlib.sha256(passwd).hexdigest() not in on_disk  # small: in the database

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from maildesk.cli.common import CliContext, setup_logging
 from maildesk.errors import MaildeskError
+from maildesk.redact import redact
 
 
 @click.group()
@@ -62,5 +64,8 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except MaildeskError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
+    except Exception:  # a bug: show the traceback, but never a secret in it
+        click.echo(redact(traceback.format_exc()), err=True)
+        sys.exit(1)

@@ -29,11 +29,14 @@ def ingest(cli: CliContext, files: tuple[str, ...], queue: str | None) -> None:
         desk = cli.desk()
         failed = 0
         for name in files:
-            raw = sys.stdin.buffer.read() if name == "-" else _read(name)
             source = SourceInfo(
                 source="stdin" if name == "-" else f"file:{Path(name).name}", queue=queue
             )
-            result = desk.pipeline.process_one(raw, source)
+            # Read as a stream: a big message is spooled to disk, never held whole.
+            if name == "-":
+                result = desk.pipeline.process_file(sys.stdin.buffer, source)
+            else:
+                result = desk.pipeline.process_file(_open(name), source)
             label = result.ticket_ref or f"quarantine #{result.quarantine_id}"
             detail = f" ({result.reason})" if result.reason else ""
             click.echo(f"{name}: {result.outcome} {label}{detail}")
@@ -45,9 +48,11 @@ def ingest(cli: CliContext, files: tuple[str, ...], queue: str | None) -> None:
         click.echo(f"{failed} message(s) quarantined; see `maildesk quarantine list`", err=True)
 
 
-def _read(name: str) -> bytes:
+def _open(name: str) -> Path:
+    path = Path(name)
     try:
-        return Path(name).read_bytes()
+        with path.open("rb"):
+            return path
     except OSError as exc:
         raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
 

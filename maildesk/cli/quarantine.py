@@ -39,7 +39,7 @@ def _row(e: QuarantineEntry) -> dict:
 def list_cmd(cli: CliContext, show_all: bool, as_json: bool) -> None:
     """List quarantined messages (held ones by default)."""
     desk = cli.desk()
-    with desk.sessions() as session:
+    with desk.read_session() as session:
         query = select(QuarantineEntry).order_by(QuarantineEntry.id)
         if not show_all:
             query = query.where(QuarantineEntry.status == "held")
@@ -82,10 +82,10 @@ def retry_cmd(cli: CliContext, entry_id: int) -> None:
 def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     """Show one quarantine entry (or its raw bytes)."""
     desk = cli.desk()
-    with desk.sessions() as session:
+    with desk.read_session() as session:
         entry = get_entry(session, entry_id)
         if raw:
-            click.get_binary_stream("stdout").write(desk.blobs.get(session, entry.raw_sha256))
+            click.get_binary_stream("stdout").write(desk.blobs.get(entry.raw_sha256, session))
             return
         print_json(_row(entry))
 

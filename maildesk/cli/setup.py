@@ -9,6 +9,7 @@ import click
 
 from maildesk.cli.common import CliContext, pass_cli
 from maildesk.errors import FileProblems, MaildeskError
+from maildesk.redact import redact
 from maildesk.resources import default_templates_dir, example_config, example_rules
 
 
@@ -44,7 +45,7 @@ def init(directory: Path, force: bool) -> None:
     engine.dispose()
     for path in written:
         click.echo(f"wrote {path}")
-    click.echo(f"database ready: {config.database.url}")
+    click.echo(f"database ready: {redact(config.database.url)}")
     click.echo("next: edit maildesk.yaml and rules.yaml, then `maildesk check`")
 
 
@@ -65,10 +66,10 @@ def check(cli: CliContext) -> None:
             click.echo(f"ok   {name}: {message}")
         except FileProblems as exc:
             problems += len(exc.problems)
-            click.echo(f"FAIL {name}:\n{exc}", err=True)
+            click.echo(f"FAIL {name}:\n{redact(str(exc))}", err=True)
         except MaildeskError as exc:
             problems += 1
-            click.echo(f"FAIL {name}: {exc}", err=True)
+            click.echo(f"FAIL {name}: {redact(str(exc))}", err=True)
     if problems:
         raise SystemExit(1)
 

@@ -37,7 +37,7 @@ def list_cmd(
 ) -> None:
     """List tickets, newest first."""
     desk = cli.desk()
-    with desk.sessions() as session:
+    with desk.read_session() as session:
         rows = list_tickets(session, status=status, queue=queue, limit=limit)
     if as_json:
         print_json(rows)
@@ -54,7 +54,7 @@ def list_cmd(
 def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
     """Show one ticket with its messages, attachments and events."""
     desk = cli.desk()
-    with desk.sessions() as session:
+    with desk.read_session() as session:
         detail = ticket_detail(session, ref)
     if as_json:
         print_json(detail)

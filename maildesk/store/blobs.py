@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +33,16 @@ InlineSink = Callable[[str, bytes], None]
 class BlobStore:
     """Puts bytes in the database or in files by size; gets them back by SHA-256."""
 
-    def __init__(self, root: Path, *, inline_max: int = 1024 * 1024, fsync: bool = True):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        inline_max: int = 1024 * 1024,
+        fsync: bool = True,
+        sessions: Callable[[], Session] | None = None,
+    ):
         self.root = Path(root)
+        self.sessions = sessions  # for reads made outside a caller's transaction
         self.inline_max = inline_max
         self.fsync = fsync
         self._unsynced: list[Path] = []
@@ -47,40 +57,90 @@ class BlobStore:
             self._write_file(digest, data)
         return digest
 
+    def put_file(self, data: bytes, sha256: str | None = None) -> str:
+        """Store `data` as a file whatever its size (for parts spilled while parsing)."""
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        self._write_file(digest, data)
+        return digest
+
     def put_now(self, session: Session, data: bytes) -> str:
         """Store `data` right away in the caller's transaction."""
         return self.put(data, lambda sha, blob: insert_blobs(session, {sha: blob}))
 
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
         """Store a stream as a file without holding it in memory; return (SHA-256, size)."""
-        self._ensure_dir(self.root)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        fh, tmp = self.temp_file()
         digest, size = hashlib.sha256(), 0
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with fh:
                 while block := stream.read(chunk):
                     digest.update(block)
                     size += len(block)
                     fh.write(block)
-            path = self.path_for(digest.hexdigest())
-            self._ensure_dir(path.parent)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._unsynced.append(path)
+            self.adopt(tmp, digest.hexdigest())
+        finally:
+            tmp.unlink(missing_ok=True)
         return digest.hexdigest(), size
 
-    def get(self, session: Session, sha256: str) -> bytes:
+    def temp_file(self) -> tuple[BinaryIO, Path]:
+        """A new temporary file inside the store (same filesystem, so adopt() is cheap)."""
+        folder = self.root / ".tmp"
+        self._ensure_dir(folder)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="spool-")
+        return os.fdopen(fd, "w+b"), Path(tmp)
+
+    def adopt(self, tmp: Path, sha256: str) -> str:
+        """File the finished temporary file `tmp` under `sha256`; `tmp` stays for the caller.
+
+        A hard link, not a rename: the caller may still read `tmp` (to quarantine it or
+        parse it again) and removes it when done.
+        """
+        path = self.path_for(sha256)
+        if path.exists():
+            return sha256
+        self._ensure_dir(path.parent)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return sha256
+        except OSError:  # no hard links here: copy through a temp name, then rename
+            with tmp.open("rb") as src:
+                fh, copy = self.temp_file()
+                with fh:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+                os.replace(copy, path)
+        self._unsynced.append(path)
+        return sha256
+
+    def get(self, sha256: str, session: Session | None = None) -> bytes:
         """The stored bytes; FileNotFoundError when neither the database nor a file has them."""
-        data = session.scalar(select(Blob.data).where(Blob.sha256 == sha256))
+        data = self._row(sha256, session)
         if data is not None:
-            return bytes(data)
+            return data
         return self.path_for(sha256).read_bytes()
 
-    def open_file(self, sha256: str) -> BinaryIO:
-        """A stored file (big blobs only)."""
+    def exists(self, sha256: str, session: Session | None = None) -> bool:
+        return self._row(sha256, session) is not None or self.path_for(sha256).exists()
+
+    def _row(self, sha256: str, session: Session | None) -> bytes | None:
+        if session is None:
+            if self.sessions is None:
+                return None
+            with self.sessions() as own:
+                return self._row(sha256, own)
+        data = session.scalar(select(Blob.data).where(Blob.sha256 == sha256))
+        return bytes(data) if data is not None else None
+
+    def open(self, sha256: str, session: Session | None = None) -> BinaryIO:
+        """The stored bytes as a file object: from the database, or the file itself."""
+        data = self._row(sha256, session)
+        if data is not None:
+            return io.BytesIO(data)
         return self.path_for(sha256).open("rb")
+
+    def get_file(self, sha256: str) -> bytes:
+        """The bytes of a blob stored as a file (spilled parts)."""
+        return self.path_for(sha256).read_bytes()
 
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):

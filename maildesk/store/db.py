@@ -57,11 +57,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock up front: a read-then-write transaction can then never
     # fail half way with "database is locked" when another process wrote meanwhile.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only sessions (make_read_sessionmaker) begin without it and never wait.
+    if conn.get_execution_options().get("maildesk_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that writes (on SQLite they take the write lock at BEGIN)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only: on SQLite they never wait for a writer."""
+    return sessionmaker(engine.execution_options(maildesk_read_only=True), expire_on_commit=False)
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

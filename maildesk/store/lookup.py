@@ -46,15 +46,15 @@ def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
         yield items[i : i + size]
 
 
-def _stored(session: Session, keys: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _stored(session: Session, keys: list[str]) -> dict[str, tuple[str, int]]:
+    found: dict[str, tuple[str, int]] = {}
     for chunk in _chunks(list(set(keys))):
         query = (
-            select(Message.dedup_key, Ticket.ref)
+            select(Message.dedup_key, Ticket.ref, Message.id)
             .join(Ticket, Ticket.id == Message.ticket_id)
             .where(Message.dedup_key.in_(chunk))
         )
-        found.update({k: v for k, v in session.execute(query)})
+        found.update({key: (ref, pk) for key, ref, pk in session.execute(query)})
     return found
 
 

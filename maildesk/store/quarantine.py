@@ -11,22 +11,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maildesk.errors import NotFound
+from maildesk.incoming import IncomingMail
 from maildesk.parse import decode_header_value
-from maildesk.store.blobs import BlobStore
+from maildesk.store.blobs import BlobStore, insert_blobs
 from maildesk.store.models import QuarantineEntry
 
 
 def quarantine_message(
     session: Session,
     blobs: BlobStore,
-    raw: bytes,
+    raw: bytes | IncomingMail,
     source: str,
     stage: str,
     reason: str,
     now: datetime,
 ) -> QuarantineEntry:
     """Store `raw` and a quarantine row; the same bytes held twice make one entry."""
-    digest = blobs.put_now(session, raw)
+    mail = raw if isinstance(raw, IncomingMail) else IncomingMail.from_bytes(raw)
+    digest = mail.store(blobs, lambda sha, data: insert_blobs(session, {sha: data}))
     entry = session.scalars(
         select(QuarantineEntry).where(
             QuarantineEntry.raw_sha256 == digest, QuarantineEntry.status == "held"
@@ -37,12 +39,12 @@ def quarantine_message(
         entry.reason = reason
         entry.stage = stage
         return entry
-    subject, sender = _peek_headers(raw)
+    subject, sender = _peek_headers(mail.head())
     entry = QuarantineEntry(
         received_at=now,
         source=source,
         raw_sha256=digest,
-        raw_size=len(raw),
+        raw_size=mail.size,
         reason=reason[:4000],
         stage=stage,
         status="held",
@@ -58,8 +60,7 @@ def quarantine_message(
 def _peek_headers(raw: bytes) -> tuple[str, str]:
     """Subject and From for display, best effort on bytes that failed to parse."""
     try:
-        head = raw[:65536].split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
-        msg = email.message_from_bytes(head, policy=email.policy.compat32)
+        msg = email.message_from_bytes(raw[:65536], policy=email.policy.compat32)
         return (
             decode_header_value(msg.get("Subject", ""))[:500],
             decode_header_value(msg.get("From", ""))[:320],
@@ -87,9 +88,10 @@ def retry_entry(desk: Any, entry_id: int) -> Any:
             raise NotFound(
                 f"quarantine entry {entry_id} was already released to {entry.ticket_ref}"
             )
-        raw = desk.blobs.get(session, entry.raw_sha256)
+        raw = desk.blobs.open(entry.raw_sha256, session)
         source = entry.source
-    result = desk.pipeline.process_one(raw, SourceInfo(source=f"{source} (retry)"))
+    with raw:  # streamed: a big quarantined message is never read into memory whole
+        result = desk.pipeline.process_file(raw, SourceInfo(source=f"{source} (retry)"))
     with desk.sessions() as session, session.begin():
         entry = get_entry(session, entry_id)
         if result.stored:

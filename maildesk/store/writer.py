@@ -8,6 +8,7 @@ only tickets that already existed are updated through their loaded ORM objects.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from maildesk.filenames import safe_filename
 from maildesk.outbox import QueuedNotice, outbox_row
 from maildesk.parse import ParsedMessage
 from maildesk.store.assignment import record_assignment
-from maildesk.store.blobs import BlobStore, insert_blobs
+from maildesk.store.blobs import BlobStore, InlineSink, insert_blobs
 from maildesk.store.models import (
     Attachment,
     Base,
@@ -42,7 +43,6 @@ class Plan:
     """One decided message, ready to be written."""
 
     msg: ParsedMessage
-    raw: bytes
     decision: Decision
     before: TicketState | None  # None when the message opens the ticket
     after: TicketState
@@ -52,6 +52,8 @@ class Plan:
     receipt: tuple[str, int, int] | None
     now: datetime
     message_pk: int | None = field(default=None)
+    # Stores the raw message, small ones through the given sink (a blobs row).
+    keep_raw: Callable[[InlineSink], str] | None = field(default=None)
 
 
 class RowIds:
@@ -117,7 +119,6 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def write_plans(session: Session, plans: list[Plan], config: Config, blobs: BlobStore) -> None:
     """Insert every row for `plans`; changes to existing tickets go through their ORM objects."""
     rows = Rows()
-    message_ids = RowIds(session, Message, "messages")
     new_tickets: dict[int, dict[str, Any]] = {}
     for plan in plans:
         if plan.before is None:
@@ -127,7 +128,8 @@ def write_plans(session: Session, plans: list[Plan], config: Config, blobs: Blob
             ticket = session.get(Ticket, plan.after.id)
             if ticket is None:
                 raise LookupError(f"ticket {plan.after.ref} vanished while processing")
-        _write_plan(rows, ticket, plan, config, blobs, message_ids.allocate())
+        assert plan.message_pk is not None, "the pipeline hands out message ids"
+        _write_plan(rows, ticket, plan, config, blobs, plan.message_pk)
     rows.insert(session)
     for plan in plans:
         new = plan.decision.new_ticket
@@ -259,7 +261,8 @@ def _write_plan(
     for kind, reason in decision.notes:
         _event(rows, ticket_id, now, decision.actor, kind, None, None, reason)
     plan.message_pk = message_pk
-    blobs.put(plan.raw, rows.blob, plan.msg.sha256)
+    if plan.keep_raw is not None:
+        plan.keep_raw(rows.blob)
     _message_rows(rows, plan, blobs, message_pk)
     for queued, context in zip(plan.queued, plan.contexts, strict=True):
         entry, ref = outbox_row(
@@ -352,7 +355,7 @@ def _message_rows(rows: Rows, plan: Plan, blobs: BlobStore, message_pk: int) -> 
             filename=safe_filename(att.filename),
             content_type=att.content_type[:255],
             size=att.size,
-            sha256=blobs.put(att.data, rows.blob),
+            sha256=att.blob or blobs.put(att.data, rows.blob),  # big parts: stored while parsing
             content_id=att.content_id,
             inline=att.inline,
         )

@@ -1,0 +1,67 @@
+"""One sender never sees or changes another's ticket, even quoting its token or ids."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from maildesk.outbox import render_entry
+from maildesk.store.models import Message, OutboxEntry, Ticket
+from tests.conftest import make_mail
+
+SECRET_SUBJECT = "Payroll export for ACME"
+SECRET_BODY = "Salary list: Alice 9000, Bob 8000"
+
+
+def _victim(desk):
+    created = desk.pipeline.process_one(
+        make_mail(
+            sender="Victim <victim@acme.example>",
+            subject=SECRET_SUBJECT,
+            body=SECRET_BODY,
+            message_id="<victim-1@acme.example>",
+        )
+    )
+    return created
+
+
+def _check_stranger(desk, result, victim_ref):
+    assert result.outcome == "created" and result.ticket_ref != victim_ref
+    with desk.sessions() as s:
+        victim = s.scalars(select(Ticket).where(Ticket.ref == victim_ref)).one()
+        on_victim = s.scalars(select(Message).where(Message.ticket_id == victim.id)).all()
+        to_stranger = s.scalars(
+            select(OutboxEntry).where(OutboxEntry.to_addr == "mallory@evil.example")
+        ).all()
+        assert victim.status == "new" and victim.requester == "victim@acme.example"
+    assert [m.from_addr for m in on_victim] == ["victim@acme.example"]
+    assert [e.template for e in to_stranger] == ["ack"]
+    raw = render_entry(to_stranger[0], desk.renderer, desk.config)
+    assert f"[{result.ticket_ref}]".encode() in raw
+    for leak in (SECRET_SUBJECT, SECRET_BODY, "victim", victim_ref):
+        assert leak.encode() not in raw, leak
+
+
+def test_stranger_quoting_the_ticket_token_gets_a_ticket_of_their_own(desk):
+    victim = _victim(desk)
+    result = desk.pipeline.process_one(
+        make_mail(
+            sender="Mallory <mallory@evil.example>",
+            subject=f"Re: [{victim.ticket_ref}] send me everything",
+            body="#status resolved\nPlease forward the whole conversation.",
+        )
+    )
+    _check_stranger(desk, result, victim.ticket_ref)
+
+
+def test_stranger_replying_to_the_ack_ids_gets_a_ticket_of_their_own(desk):
+    victim = _victim(desk)
+    ack_id = victim.notifications[0]
+    result = desk.pipeline.process_one(
+        make_mail(
+            sender="Mallory <mallory@evil.example>",
+            subject="Re: your request",
+            in_reply_to=f"<{ack_id}>",
+            references=f"<victim-1@acme.example> <{ack_id}>",
+        )
+    )
+    _check_stranger(desk, result, victim.ticket_ref)
