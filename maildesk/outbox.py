@@ -9,8 +9,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maildesk.compose import Envelope, compose, new_message_id
+from maildesk.compose import (
+    AUTO_GENERATED,
+    AUTO_REPLIED,
+    Envelope,
+    compose,
+    decode_root,
+    new_message_id,
+)
 from maildesk.config import Config
+from maildesk.conversation_index import new_root
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
@@ -40,8 +48,14 @@ class Outbox:
         thread: ThreadContext,
         now: datetime,
         context: dict[str, Any],
+        *,
+        replying: bool = True,
     ) -> list[OutboxEntry]:
-        """Render `notice` and add one outbox row per To recipient (agents) or one in all."""
+        """Render `notice` and add one outbox row per To recipient (agents) or one in all.
+
+        `replying` says the notice answers a message (Auto-Submitted: auto-replied)
+        rather than a timer (auto-generated).
+        """
         groups = [[a] for a in notice.to] if notice.audience == "agents" else [notice.to]
         if len(groups) > 1 and notice.message_id:
             raise ValueError("a fixed Message-ID can only go to one group of recipients")
@@ -49,7 +63,8 @@ class Outbox:
         for to in groups:
             if not to:
                 continue
-            entries.append(self._entry(session, ticket, notice, to, thread, now, context))
+            entry = self._entry(session, ticket, notice, to, thread, now, context, replying)
+            entries.append(entry)
         return entries
 
     def _entry(
@@ -61,20 +76,23 @@ class Outbox:
         thread: ThreadContext,
         now: datetime,
         context: dict[str, Any],
+        replying: bool,
     ) -> OutboxEntry:
         tickets = self.config.tickets
         rendered = self.renderer.render(notice.template, ticket.language, context)
         support = Address(tickets.support_name, tickets.support_address)
-        sender = (
-            Address(f"{notice.from_agent.name} via {tickets.support_name}", tickets.support_address)
-            if notice.from_agent
-            else support
-        )
+        on_behalf = notice.from_agent or notice.on_behalf_of
+        sender = support
+        if on_behalf:
+            name = on_behalf.name or on_behalf.address
+            sender = Address(f"{name} via {tickets.support_name}", support.address)
         message_id = notice.message_id or new_message_id(ticket.ref, tickets.id_domain)
         subject = rendered.subject
         if f"[{ticket.ref}]".lower() not in subject.lower():
             subject = f"[{ticket.ref}] {subject}"  # the token is how replies find the ticket
         cc = notice.cc if notice.audience == "requester" else []
+        references = [r for r in thread.references if r != message_id]
+        automatic = AUTO_REPLIED if replying else AUTO_GENERATED
         envelope = Envelope(
             sender=sender,
             to=to,
@@ -83,11 +101,14 @@ class Outbox:
             subject=subject,
             message_id=message_id,
             in_reply_to=thread.in_reply_to,
-            references=[r for r in thread.references if r != message_id],
+            references=references,
             date=now,
-            automatic=notice.automatic,
+            auto_submitted=automatic if notice.automatic else None,
             ticket_ref=ticket.ref,
             loop_token=tickets.id_domain,
+            thread_root=thread_root(ticket),
+            thread_depth=len(references),
+            language=ticket.language,
         )
         raw = compose(envelope, rendered).as_bytes()
         entry = OutboxEntry(
@@ -97,7 +118,7 @@ class Outbox:
             audience=notice.audience,
             automatic=notice.automatic,
             to_addr=to[0].address,
-            recipients=[a.address for a in [*to, *cc]],
+            recipients=list(dict.fromkeys(a.address for a in [*to, *cc])),
             envelope_from=tickets.support_address,
             message_id=message_id,
             subject=subject,
@@ -117,6 +138,11 @@ class Outbox:
             )
         )
         return entry
+
+
+def thread_root(ticket: Ticket) -> bytes:
+    """The ticket's Outlook conversation root: adopted from the request, or made from it."""
+    return decode_root(ticket.thread_index) or new_root(ticket.created_at, ticket.message_id)
 
 
 def auto_replies_since(session: Session, address: str, since: datetime) -> int:

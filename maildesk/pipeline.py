@@ -11,24 +11,29 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk.bounce import BounceReport, read_bounce
 from maildesk.config import Config
-from maildesk.decide import DecideContext, Decision, Notice, decide
+from maildesk.decide import DecideContext, Decision, decide
+from maildesk.domain import Author
 from maildesk.errors import ParseError, TemporaryFailure
-from maildesk.outbox import Outbox, ThreadContext, auto_replies_since, one_hour_before
+from maildesk.notifications import Notifier, notification_context
+from maildesk.outbox import Outbox, auto_replies_since, one_hour_before
 from maildesk.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet
-from maildesk.screen import screen_message
+from maildesk.screen import MailClass, Screening, screen_message
 from maildesk.store.blobs import BlobStore
+from maildesk.store.bounces import clear_bouncing, record_bounce
 from maildesk.store.models import Message, Receipt, Ticket
 from maildesk.store.quarantine import quarantine_message
 from maildesk.store.tickets import Applied, apply_decision, find_ticket, snapshot
-from maildesk.threading import thread_keys
+from maildesk.threading import ThreadKeys, subject_ticket_numbers, thread_keys
+
+__all__ = ["IngestResult", "Pipeline", "SourceInfo", "notification_context"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,7 @@ class Pipeline:
         self.blobs = blobs
         self.rules = rules
         self.outbox = outbox
+        self.notifier = Notifier(config, outbox)
         self.clock = clock
         tickets = config.tickets
         self.own_addresses = frozenset(
@@ -163,7 +169,13 @@ class Pipeline:
             return duplicate
         now = self.clock()
         self.blobs.put(raw, msg.sha256)
-        decision = self.decide(session, msg, now)
+        screening = self.screen(msg)
+        bounce = (
+            read_bounce(raw, own_domain=self.config.tickets.id_domain)
+            if screening.kind is MailClass.BOUNCE
+            else None
+        )
+        decision = self.decide(session, msg, now, screening=screening, bounce=bounce)
         applied = apply_decision(
             session,
             decision,
@@ -174,6 +186,10 @@ class Pipeline:
             blobs=self.blobs,
             now=now,
         )
+        if bounce is not None:
+            record_bounce(session, applied.ticket, bounce, msg.from_addr or "mailer-daemon", now)
+        elif not screening.automatic and msg.from_addr:
+            clear_bouncing(session, applied.ticket, msg.from_addr, now)
         sent = self._enqueue_notices(session, applied, decision, msg, now)
         self._record_receipt(session, source, msg.dedup_key, "stored")
         return IngestResult(
@@ -191,15 +207,29 @@ class Pipeline:
         except Exception as exc:
             raise StageError("parse", f"parser failed: {type(exc).__name__}: {exc}") from exc
 
-    def decide(self, session: Session, msg: ParsedMessage, now: datetime) -> Decision:
+    def screen(self, msg: ParsedMessage) -> Screening:
+        """Is `msg` an auto-reply, a bounce, list mail or our own mail coming back?"""
+        return screen_message(
+            msg, own_domain=self.config.tickets.id_domain, own_addresses=self.own_addresses
+        )
+
+    def decide(
+        self,
+        session: Session,
+        msg: ParsedMessage,
+        now: datetime,
+        *,
+        screening: Screening | None = None,
+        bounce: BounceReport | None = None,
+    ) -> Decision:
         """Load the facts `decide` needs, then call it (pure)."""
         prefix = self.config.tickets.prefix
-        ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
+        ticket = self._bounced_ticket(session, bounce) if bounce else None
+        if ticket is None:
+            ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
         state = snapshot(session, ticket) if ticket is not None else None
         tickets = self.config.tickets
-        screening = screen_message(
-            msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
-        )
+        screening = screening or self.screen(msg)
         recent = (
             auto_replies_since(session, msg.from_addr, one_hour_before(now))
             if screening.may_auto_reply
@@ -217,6 +247,17 @@ class Pipeline:
         )
         return decide(msg, state, ctx)
 
+    def _bounced_ticket(self, session: Session, bounce: BounceReport) -> Ticket | None:
+        """The ticket a bounce is about: by the returned Message-ID, else its ticket header."""
+        prefix = self.config.tickets.prefix
+        ref = bounce.ticket_ref
+        numbers = subject_ticket_numbers(f"[{ref}]", prefix) if ref else []
+        ids = [bounce.original_message_id] if bounce.original_message_id else []
+        if not numbers and not ids:
+            return None
+        by_id = find_ticket(session, ThreadKeys([], ids), prefix) if ids else None
+        return by_id or find_ticket(session, ThreadKeys(numbers, []), prefix)
+
     def _enqueue_notices(
         self,
         session: Session,
@@ -225,31 +266,18 @@ class Pipeline:
         msg: ParsedMessage,
         now: datetime,
     ) -> list[str]:
-        ticket = applied.ticket
-        sent: list[str] = []
         if not decision.notices:
-            return sent
-        visible = list(snapshot(session, ticket).thread_ids)
-        for notice in decision.notices:
-            if applied.created and notice.audience == "requester" and not sent:
-                notice.message_id = ticket.message_id  # the acknowledgement is the thread's root
-            thread = self._thread_for(visible, msg, decision, notice)
-            context = notification_context(ticket, notice, msg, self.config)
-            entries = self.outbox.enqueue(session, ticket, notice, thread, now, context)
-            sent.extend(e.message_id for e in entries)
-        return sent
-
-    @staticmethod
-    def _thread_for(
-        visible: list[str], msg: ParsedMessage, decision: Decision, notice: Notice
-    ) -> ThreadContext:
-        """In-Reply-To the message being answered; References the thread the reader has seen."""
-        shown = notice.audience == "agents" or not decision.internal
-        answering = msg.message_id if msg.message_id and shown else None
-        refs = [r for r in visible if r != answering]
-        if answering:
-            refs.append(answering)
-        return ThreadContext(in_reply_to=answering or (refs[-1] if refs else None), references=refs)
+            return []
+        from_requester_side = decision.author in (Author.REQUESTER, Author.PARTICIPANT)
+        entries = self.notifier.queue(
+            session,
+            applied.ticket,
+            decision.notices,
+            now,
+            msg=msg,
+            requester_saw_msg=from_requester_side and not decision.internal,
+        )
+        return [e.message_id for e in entries]
 
     def _find_duplicate(self, session: Session, msg: ParsedMessage) -> IngestResult | None:
         row = session.execute(
@@ -303,33 +331,3 @@ class Pipeline:
                 at=self.clock(),
             )
         )
-
-
-def notification_context(
-    ticket: Ticket, notice: Notice, msg: ParsedMessage | None, config: Config
-) -> dict[str, Any]:
-    """The variables every notification template can use."""
-    tickets = config.tickets
-    return {
-        "ticket": {
-            "ref": ticket.ref,
-            "subject": ticket.subject,
-            "status": ticket.status,
-            "priority": ticket.priority,
-            "queue": ticket.queue,
-            "assignee": ticket.assignee or "",
-            "requester": ticket.requester,
-            "requester_name": ticket.requester_name or ticket.requester,
-            "created_at": ticket.created_at,
-        },
-        "support": {"address": tickets.support_address, "name": tickets.support_name},
-        "agent": {"name": notice.from_agent.name, "address": notice.from_agent.address}
-        if notice.from_agent
-        else None,
-        "body": notice.body_text or "",
-        "message": {
-            "from": str(msg.sender) if msg and msg.sender else "",
-            "subject": msg.subject if msg else "",
-        },
-        **notice.extra,
-    }

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.decide import Change, Decision
-from maildesk.domain import Priority, Status, TicketState
+from maildesk.domain import Author, Priority, Status, TicketState
 from maildesk.filenames import safe_filename
 from maildesk.parse import Address, ParsedMessage
 from maildesk.store.blobs import BlobStore
@@ -159,6 +159,7 @@ def _create_ticket(
         tags=list(dict.fromkeys(new.tags)),
         rules_fired=list(decision.rule_hits),
         message_id=f"{placeholder}@{id_domain}",
+        thread_index=new.thread_index,
         created_at=now,
         updated_at=now,
         sla_policy=new.sla_policy,
@@ -320,7 +321,8 @@ def _store_message(
             )
         )
     if msg.message_id:
-        visible = not decision.internal
+        # The requester sees what agents write only as our relayed copy, never the original.
+        visible = not decision.internal and decision.author is not Author.AGENT
         existing = session.scalar(
             select(ThreadRef.id).where(ThreadRef.message_id == msg.message_id)
         )

@@ -1,0 +1,319 @@
+"""Notifications of a ticket: what each template is for, what it sees, how it threads.
+
+Each reader has their own view of a conversation: the requester (and CCs) see the
+messages they wrote and the notifications we sent them; an agent sees the
+notifications we sent to them and their own replies. A notification answers the
+message its reader just sent, or else the last one they saw, and refers to the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from maildesk.config import Config
+from maildesk.decide import Change, Notice, status_notices
+from maildesk.domain import Status, TicketState
+from maildesk.outbox import Outbox, ThreadContext
+from maildesk.parse import Address, ParsedMessage
+from maildesk.rules import RuleSet
+from maildesk.store.models import Message, OutboxEntry, ThreadRef, Ticket
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """One notification event: who reads it and the extra variables its template gets."""
+
+    audience: str  # requester or agents
+    purpose: str
+    sample: dict[str, Any] = field(default_factory=dict)
+    has_agent: bool = False  # `agent` is set (else None)
+
+
+def _sample_sla(stage: str) -> dict[str, Any]:
+    return {
+        "sla": {
+            "stage": stage,
+            "kind": "first_response",
+            "policy": "standard",
+            "due_at": datetime(2026, 11, 23, 14, 0).astimezone(),
+            "escalated_to": "Carol Chen",
+        }
+    }
+
+
+TEMPLATES: dict[str, TemplateSpec] = {
+    "ack": TemplateSpec("requester", "a new request was received: its reference, how to reply"),
+    "agent_reply": TemplateSpec("requester", "an agent's reply, relayed", has_agent=True),
+    "status_resolved": TemplateSpec("requester", "the ticket was resolved: how to reopen it"),
+    "status_closed": TemplateSpec("requester", "the ticket was closed"),
+    "new_ticket": TemplateSpec("agents", "a new ticket for the assignee or the queue"),
+    "customer_reply": TemplateSpec("agents", "the requester or a CC wrote again"),
+    "sla_warning": TemplateSpec("agents", "an SLA due time is near", _sample_sla("warning")),
+    "sla_breach": TemplateSpec("agents", "an SLA due time passed", _sample_sla("breach")),
+    "command_error": TemplateSpec(
+        "agents",
+        "an agent's commands failed; nothing was applied",
+        {
+            "errors": ["#assign zed: no agent called zed", "#status done: not a status"],
+            "commands": ["#assign zed", "#status done"],
+        },
+        has_agent=True,
+    ),
+    "note": TemplateSpec("agents", "an internal note, to the other agents", has_agent=True),
+}
+
+
+def notification_context(
+    ticket: Ticket, notice: Notice, msg: ParsedMessage | None, config: Config
+) -> dict[str, Any]:
+    """The variables every notification template can use (README lists them)."""
+    tickets = config.tickets
+    agent = notice.from_agent
+    return {
+        "ticket": {
+            "ref": ticket.ref,
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "queue": ticket.queue,
+            "assignee": ticket.assignee or "",
+            "requester": ticket.requester,
+            "requester_name": ticket.requester_name or ticket.requester,
+            "created_at": ticket.created_at,
+            "language": ticket.language,
+        },
+        "support": {"address": tickets.support_address, "name": tickets.support_name},
+        "settings": _settings(config),
+        "agent": {"name": agent.name or agent.address, "address": agent.address} if agent else None,
+        "body": notice.body_text or "",
+        "message": {
+            "from": str(msg.sender) if msg and msg.sender else "",
+            "subject": msg.subject if msg else "",
+        },
+        **notice.extra,
+    }
+
+
+def sample_context(config: Config, template: str) -> dict[str, Any]:
+    """Variables for a made-up ticket, as `maildesk check` renders `template` with them."""
+    spec = TEMPLATES.get(template, TemplateSpec("requester", "custom"))
+    return {
+        "ticket": {
+            "ref": f"{config.tickets.prefix}-1",
+            "subject": "Sample request",
+            "status": "open",
+            "priority": "normal",
+            "queue": "general",
+            "assignee": "agent@example.com",
+            "requester": "customer@example.org",
+            "requester_name": "Sample Customer",
+            "created_at": datetime(2026, 11, 23, 9, 0).astimezone(),
+            "language": config.tickets.language,
+        },
+        "support": {"address": config.tickets.support_address, "name": config.tickets.support_name},
+        "settings": _settings(config),
+        "agent": {"name": "Sample Agent", "address": "agent@example.com"}
+        if spec.has_agent
+        else None,
+        "body": "Sample text.\nA second line with <b>markup</b> that must stay text.",
+        "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
+        **spec.sample,
+    }
+
+
+def _settings(config: Config) -> dict[str, Any]:
+    tickets = config.tickets
+    return {
+        "prefix": tickets.prefix,
+        "reply_to_closed": tickets.reply_to_closed,
+        "auto_close_days": tickets.auto_close_days,
+    }
+
+
+def requester_view(session: Session, ticket_id: int) -> list[str]:
+    """Message-IDs the requester has written or received on this ticket, oldest first."""
+    return list(
+        session.scalars(
+            select(ThreadRef.message_id)
+            .where(ThreadRef.ticket_id == ticket_id, ThreadRef.visible.is_(True))
+            .order_by(ThreadRef.id)
+        )
+    )
+
+
+def agent_view(session: Session, ticket_id: int, address: str) -> list[str]:
+    """Message-IDs agent `address` has received from us or written on this ticket."""
+    sent_to = select(OutboxEntry.message_id).where(
+        OutboxEntry.ticket_id == ticket_id, OutboxEntry.to_addr == address
+    )
+    written = select(Message.message_id).where(
+        Message.ticket_id == ticket_id, Message.from_addr == address
+    )
+    return list(
+        session.scalars(
+            select(ThreadRef.message_id)
+            .where(
+                ThreadRef.ticket_id == ticket_id,
+                or_(ThreadRef.message_id.in_(sent_to), ThreadRef.message_id.in_(written)),
+            )
+            .order_by(ThreadRef.id)
+        )
+    )
+
+
+def thread_for(view: list[str], answering: str | None) -> ThreadContext:
+    """In-Reply-To the message being answered (else the last one seen); References all."""
+    refs = [r for r in view if r != answering]
+    if answering:
+        refs.append(answering)
+    return ThreadContext(in_reply_to=refs[-1] if refs else None, references=refs)
+
+
+class Notifier:
+    """Queues a ticket's notifications in the outbox, each threaded for its reader."""
+
+    def __init__(self, config: Config, outbox: Outbox):
+        self.config = config
+        self.outbox = outbox
+
+    def queue(
+        self,
+        session: Session,
+        ticket: Ticket,
+        notices: list[Notice],
+        now: datetime,
+        *,
+        msg: ParsedMessage | None = None,
+        requester_saw_msg: bool = False,
+    ) -> list[OutboxEntry]:
+        """Render and queue `notices` about `ticket` in the caller's transaction.
+
+        `msg` is the message that caused them (None for timers); `requester_saw_msg`
+        says it came from the requester's side, so their notifications answer it.
+        """
+        entries: list[OutboxEntry] = []
+        for notice in notices:
+            for single in _per_reader(notice):
+                queued = self._queue_one(session, ticket, single, now, msg, requester_saw_msg)
+                entries.extend(queued)
+        return entries
+
+    def _queue_one(
+        self,
+        session: Session,
+        ticket: Ticket,
+        notice: Notice,
+        now: datetime,
+        msg: ParsedMessage | None,
+        requester_saw_msg: bool,
+    ) -> list[OutboxEntry]:
+        answering = msg.message_id if msg else None
+        if notice.audience == "requester":
+            view = requester_view(session, ticket.id)
+            if not requester_saw_msg:
+                answering = None
+            if notice.message_id is None and not _root_sent(session, ticket):
+                notice.message_id = ticket.message_id  # the first one is the thread's root
+        else:
+            reader = notice.to[0].address if notice.to else ""
+            view = agent_view(session, ticket.id, reader)
+            if msg is None or msg.from_addr != reader:
+                answering = None
+        context = notification_context(ticket, notice, msg, self.config)
+        thread = thread_for(view, answering)
+        return self.outbox.enqueue(
+            session, ticket, notice, thread, now, context, replying=msg is not None
+        )
+
+    def change_status(
+        self,
+        session: Session,
+        ticket: Ticket,
+        status: Status,
+        *,
+        actor: str,
+        reason: str,
+        now: datetime,
+    ) -> list[OutboxEntry]:
+        """Set `ticket`'s status outside the ingest pipeline (timers, CLI) and notify."""
+        from maildesk.store.tickets import apply_change, snapshot
+
+        before = snapshot(session, ticket)
+        change = Change("status", status, reason)
+        apply_change(session, ticket, change, actor, now)
+        ticket.updated_at = now
+        return self.queue(session, ticket, status_notices(before, [change]), now)
+
+
+def _per_reader(notice: Notice) -> list[Notice]:
+    # Each agent has their own view of the thread, so each gets their own copy.
+    if notice.audience != "agents" or len(notice.to) <= 1:
+        return [notice]
+    return [dataclasses.replace(notice, to=[a]) for a in notice.to]
+
+
+def _root_sent(session: Session, ticket: Ticket) -> bool:
+    return bool(session.scalar(select(exists().where(ThreadRef.message_id == ticket.message_id))))
+
+
+def sla_notices(
+    ticket: TicketState,
+    rules: RuleSet,
+    *,
+    stage: str,
+    kind: str,
+    due_at: datetime,
+    policy: str | None = None,
+) -> list[Notice]:
+    """SLA `stage` ("warning" or "breach") notices to the assignee and the escalation target."""
+    readers = _assignee_or_queue(ticket, rules)
+    target = _escalation_target(ticket.queue, rules)
+    for agent in target:
+        if agent.address not in {a.address for a in readers}:
+            readers.append(agent)
+    extra = {
+        "sla": {
+            "stage": stage,
+            "kind": kind,
+            "policy": policy or ticket.sla_policy or "",
+            "due_at": due_at,
+            "escalated_to": ", ".join(a.name or a.address for a in target),
+        }
+    }
+    if not readers:
+        return []
+    return [Notice(f"sla_{stage}", readers, "agents", extra=extra)]
+
+
+def _assignee_or_queue(ticket: TicketState, rules: RuleSet) -> list[Address]:
+    if ticket.assignee:
+        agent = rules.agent_by_address(ticket.assignee)
+        return [Address(agent.name if agent else "", ticket.assignee)]
+    return _queue_agents(ticket.queue, rules)
+
+
+def _queue_agents(queue: str, rules: RuleSet) -> list[Address]:
+    q = rules.queues.get(queue)
+    keys = q.agents if q else ()
+    return [
+        Address(rules.agents[k].name, rules.agents[k].address)
+        for k in keys
+        if k in rules.agents and not rules.agents[k].away
+    ]
+
+
+def _escalation_target(queue: str, rules: RuleSet) -> list[Address]:
+    q = rules.queues.get(queue)
+    target = q.escalation if q else None
+    if not target:
+        return []
+    if target in rules.agents:
+        agent = rules.agents[target]
+        return [Address(agent.name, agent.address)]
+    return _queue_agents(target, rules)
