@@ -88,11 +88,11 @@ def compose(envelope: Envelope, body: Rendered) -> EmailMessage:
         msg["Precedence"] = "auto_reply"
     msg[LOOP_HEADER] = clean_header(envelope.loop_token)
     msg["X-Maildesk-Ticket"] = clean_header(envelope.ticket_ref)
-    if envelope.language:
-        msg["Content-Language"] = clean_header(envelope.language)
     msg.set_content(body.text)
     if body.html:
         msg.add_alternative(body.html, subtype="html")
+    if envelope.language:  # after the body: setting content drops Content-* headers
+        msg["Content-Language"] = clean_header(envelope.language)
     return msg
 
 

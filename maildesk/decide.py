@@ -137,8 +137,9 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         return Author.REQUESTER
     if sender in ticket.participants:
         return Author.PARTICIPANT
-    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY):
-        # Daemons and out-of-office robots answer from addresses we never saw.
+    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY, MailClass.OWN):
+        # Daemons and out-of-office robots answer from addresses we never saw, and our
+        # own notifications come back from the support address.
         return Author.SYSTEM
     return Author.STRANGER
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +28,7 @@ from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import MailClass, Screening, screen_message
 from maildesk.store.blobs import BlobStore
 from maildesk.store.bounces import clear_bouncing, record_bounce
-from maildesk.store.models import Message, Receipt, Ticket
+from maildesk.store.models import Message, OutboxEntry, Receipt, Ticket
 from maildesk.store.quarantine import quarantine_message
 from maildesk.store.tickets import Applied, apply_decision, find_ticket, snapshot
 from maildesk.threading import ThreadKeys, subject_ticket_numbers, thread_keys
@@ -36,6 +36,9 @@ from maildesk.threading import ThreadKeys, subject_ticket_numbers, thread_keys
 __all__ = ["IngestResult", "Pipeline", "SourceInfo", "notification_context"]
 
 log = logging.getLogger(__name__)
+
+# An auto-reply that names no ticket belongs to what we last sent its sender this recently.
+AUTO_REPLY_WINDOW = timedelta(days=7)
 
 Clock = Callable[[], datetime]
 
@@ -224,12 +227,14 @@ class Pipeline:
     ) -> Decision:
         """Load the facts `decide` needs, then call it (pure)."""
         prefix = self.config.tickets.prefix
+        screening = screening or self.screen(msg)
         ticket = self._bounced_ticket(session, bounce) if bounce else None
         if ticket is None:
             ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
+        if ticket is None and screening.kind is MailClass.AUTO_REPLY and msg.from_addr:
+            ticket = self._recently_notified(session, msg.from_addr, now)
         state = snapshot(session, ticket) if ticket is not None else None
         tickets = self.config.tickets
-        screening = screening or self.screen(msg)
         recent = (
             auto_replies_since(session, msg.from_addr, one_hour_before(now))
             if screening.may_auto_reply
@@ -257,6 +262,20 @@ class Pipeline:
             return None
         by_id = find_ticket(session, ThreadKeys([], ids), prefix) if ids else None
         return by_id or find_ticket(session, ThreadKeys(numbers, []), prefix)
+
+    def _recently_notified(self, session: Session, address: str, now: datetime) -> Ticket | None:
+        """The ticket we last wrote to `address` about, for auto-replies that quote nothing."""
+        ticket_id = session.scalar(
+            select(OutboxEntry.ticket_id)
+            .where(
+                OutboxEntry.to_addr == address,
+                OutboxEntry.created_at >= now - AUTO_REPLY_WINDOW,
+                OutboxEntry.ticket_id.is_not(None),
+            )
+            .order_by(OutboxEntry.id.desc())
+            .limit(1)
+        )
+        return session.get(Ticket, ticket_id) if ticket_id is not None else None
 
     def _enqueue_notices(
         self,

@@ -40,7 +40,7 @@ def record_bounce(
                 ticket_id=ticket.id,
                 at=now,
                 actor=actor,
-                kind="bounce",
+                kind="bouncing",
                 new=recipient.address,
                 reason=reason + about,
             )
@@ -76,7 +76,7 @@ def clear_bouncing(session: Session, ticket: Ticket, address: str, now: datetime
             ticket_id=ticket.id,
             at=now,
             actor=address,
-            kind="bounce_cleared",
+            kind="bouncing_cleared",
             old=address,
             reason="mail arrived from the address that bounced",
         )
