@@ -46,6 +46,59 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """What to write to one outbox row after trying to send it."""
+
+    entry_id: int
+    values: dict[str, Any]
+    delivered: bool = False  # the server took it for at least one recipient
+
+
+# A plain successful send (attempts and sent_at are filled in when written).
+SENT: dict[str, Any] = {
+    "status": "sent",
+    "claimed_by": None,
+    "claimed_until": None,
+    "last_error": None,
+}
+
+
+class _MarkWriter:
+    """Writes marks in a worker thread while the next messages go out.
+
+    Each write covers everything sent since the previous write began, so a slow
+    database costs throughput only, and a crash leaves at most the messages of one
+    write unrecorded: they are sent again (same Message-ID) after the lease.
+    """
+
+    def __init__(self, sender: OutboxSender):
+        self.sender = sender
+        self.waiting: list[Mark] = []
+        self.task: asyncio.Future[None] | None = None
+
+    async def add(self, mark: Mark) -> None:
+        self.waiting.append(mark)
+        if self.task is not None and not self.task.done():
+            return
+        if self.task is not None:
+            await self.task  # re-raise what went wrong in the previous write
+        self._start()
+
+    async def close(self) -> None:
+        if self.task is not None:
+            await self.task
+            self.task = None
+        if self.waiting:
+            self._start()
+            await self.task  # type: ignore[misc]
+            self.task = None
+
+    def _start(self) -> None:
+        marks, self.waiting = self.waiting, []
+        self.task = asyncio.ensure_future(asyncio.to_thread(self.sender._write_marks, marks))
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Exponential backoff with jitter for temporary failures of one notification."""
 
@@ -135,18 +188,10 @@ class OutboxSender:
             token, jobs = await asyncio.to_thread(self._claim)
             if not jobs:
                 return sent
-            renew_at = self.clock() + self.lease / 2
-            for index, job in enumerate(jobs):
-                if self.clock() >= renew_at:
-                    await asyncio.to_thread(self._renew, token)
-                    renew_at = self.clock() + self.lease / 2
-                try:
-                    sent += await self._deliver(job)
-                except SmtpUnavailable as exc:
-                    self.unavailable = str(exc)
-                    log.warning("outbox: %s; %d notification(s) wait", exc, len(jobs) - index)
-                    await asyncio.to_thread(self._release, token, str(exc))
-                    return sent
+            batch_sent, stopped = await self._send_batch(token, jobs)
+            sent += batch_sent
+            if stopped:
+                return sent
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
@@ -170,20 +215,78 @@ class OutboxSender:
         finally:
             await self.transport.close()
 
-    async def _deliver(self, job: Job) -> int:
+    async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
+        """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
+        marks = _MarkWriter(self)
+        renew_at = self.clock() + self.lease / 2
+        sent = 0
+        for index, job in enumerate(jobs):
+            if self.clock() >= renew_at:
+                await asyncio.to_thread(self._renew, token)
+                renew_at = self.clock() + self.lease / 2
+            try:
+                mark = await self._attempt(job)
+            except SmtpUnavailable as exc:
+                self.unavailable = str(exc)
+                log.warning("outbox: %s; %d notification(s) wait", exc, len(jobs) - index)
+                await marks.close()
+                await asyncio.to_thread(self._release, token, str(exc))
+                return sent, True
+            sent += mark.delivered
+            await marks.add(mark)
+        await marks.close()
+        return sent, False
+
+    async def _attempt(self, job: Job) -> Mark:
+        """Send one job; what to record about it (SmtpUnavailable passes through)."""
         try:
             refused = await self.transport.send(job.envelope_from, job.recipients, job.raw)
         except SmtpUnavailable:
             raise
         except SendError as exc:
-            still = _temporary(getattr(exc, "refused", {}))
             if exc.permanent:
-                await asyncio.to_thread(self._fail, job, str(exc))
-            else:
-                await asyncio.to_thread(self._retry_later, job, str(exc), still or job.recipients)
-            return 0
-        await asyncio.to_thread(self._mark_sent, job, refused)
-        return 1
+                log.error("outbox %s to %s failed: %s", job.message_id, job.recipients, exc)
+                return Mark(job.id, self._failed(job, str(exc)))
+            still = _temporary(getattr(exc, "refused", {})) or job.recipients
+            return Mark(job.id, self._later(job, str(exc), still))
+        return Mark(job.id, self._sent(job, refused), delivered=True)
+
+    def _sent(self, job: Job, refused: dict[str, Refusal]) -> dict[str, Any]:
+        if not refused:
+            return dict(SENT)
+        note = "some recipients refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items())
+        still = _temporary(refused)
+        if still:
+            # The others have it; only the recipients refused for now are tried again.
+            return self._later(job, note, still)
+        log.warning("outbox %s: sent, but %s", job.message_id, note)
+        return {**SENT, "last_error": note, "attempts": job.attempts + 1}
+
+    def _later(self, job: Job, error: str, recipients: list[str]) -> dict[str, Any]:
+        attempts = job.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "claimed_by": None,
+            "claimed_until": None,
+            "recipients": recipients,
+        }
+        if attempts >= self.config.max_attempts:
+            values.update(status="failed", last_error=f"gave up after {attempts} tries: {error}")
+            log.error("outbox %s: %s", job.message_id, values["last_error"])
+        else:
+            due = self.clock() + self.backoff.delay(attempts)
+            values.update(status="pending", next_attempt_at=due, last_error=error)
+            log.info("outbox %s: %s; next try at %s", job.message_id, error, due)
+        return values
+
+    def _failed(self, job: Job, error: str) -> dict[str, Any]:
+        return {
+            "status": "failed",
+            "attempts": job.attempts + 1,
+            "claimed_by": None,
+            "claimed_until": None,
+            "last_error": error,
+        }
 
     # Database steps: each is one short transaction, run in a worker thread.
 
@@ -244,68 +347,28 @@ class OutboxSender:
                 .execution_options(synchronize_session=False)
             )
 
-    def _mark_sent(self, job: Job, refused: dict[str, Refusal]) -> None:
-        note = "; ".join(f"{a}: {r}" for a, r in refused.items()) or None
-        values: dict[str, Any] = {
-            "status": "sent",
-            "sent_at": self.clock(),
-            "attempts": job.attempts + 1,
-            "claimed_by": None,
-            "claimed_until": None,
-            "last_error": f"some recipients refused: {note}" if note else None,
-        }
-        still = _temporary(refused)
-        if still:
-            # The others have it; only the recipients refused for now are tried again.
-            values.update(self._later(job, f"some recipients refused: {note}", still))
-        elif note:
-            log.warning("outbox %s: sent, but %s", job.message_id, note)
-        self._update(job.id, values)
-
-    def _retry_later(self, job: Job, error: str, recipients: list[str]) -> None:
-        values = self._later(job, error, recipients)
-        if values["status"] == "failed":
-            log.error("outbox %s: giving up: %s", job.message_id, values["last_error"])
-        else:
-            log.info("outbox %s: %s; next try %s", job.message_id, error, values["next_attempt_at"])
-        self._update(job.id, values)
-
-    def _later(self, job: Job, error: str, recipients: list[str]) -> dict[str, Any]:
-        attempts = job.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "claimed_by": None,
-            "claimed_until": None,
-            "recipients": recipients,
-        }
-        if attempts >= self.config.max_attempts:
-            values.update(status="failed", last_error=f"gave up after {attempts} tries: {error}")
-        else:
-            due = self.clock() + self.backoff.delay(attempts)
-            values.update(status="pending", next_attempt_at=due, last_error=error)
-        return values
-
-    def _fail(self, job: Job, error: str) -> None:
-        log.error("outbox %s to %s failed: %s", job.message_id, ", ".join(job.recipients), error)
-        self._update(
-            job.id,
-            {
-                "status": "failed",
-                "attempts": job.attempts + 1,
-                "claimed_by": None,
-                "claimed_until": None,
-                "last_error": error,
-            },
-        )
-
-    def _update(self, entry_id: int, values: dict[str, Any]) -> None:
+    def _write_marks(self, marks: list[Mark]) -> None:
+        """Record what happened to several jobs in one transaction."""
+        now = self.clock()
+        plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
         with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id == entry_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            if plain:
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id.in_(plain))
+                    .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            for mark in marks:
+                if mark.entry_id in plain:
+                    continue
+                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == mark.entry_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
 
     def _seconds_until_due(self) -> float:
         with self.sessions() as session:

@@ -157,7 +157,7 @@ def test_crash_between_send_and_mark_resends_the_same_message(make_desk, smtp_si
         raise Crash("killed after the server accepted the message")
 
     crashing = sender(desk)
-    crashing._mark_sent = crash  # the process dies before recording the send
+    crashing._write_marks = crash  # the process dies before recording the send
     with pytest.raises(Crash):
         asyncio.run(crashing.drain())
     assert len(smtp_sink.received) == 1
