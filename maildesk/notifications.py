@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, or_, select
@@ -41,7 +41,7 @@ def _sample_sla(stage: str) -> dict[str, Any]:
             "stage": stage,
             "kind": "first_response",
             "policy": "standard",
-            "due_at": datetime(2026, 11, 23, 14, 0).astimezone(),
+            "due_at": datetime(2026, 11, 23, 14, 0, tzinfo=UTC),
             "escalated_to": "Carol Chen",
         }
     }
@@ -113,7 +113,7 @@ def sample_context(config: Config, template: str) -> dict[str, Any]:
             "assignee": "agent@example.com",
             "requester": "customer@example.org",
             "requester_name": "Sample Customer",
-            "created_at": datetime(2026, 11, 23, 9, 0).astimezone(),
+            "created_at": datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
             "language": config.tickets.language,
         },
         "support": {"address": config.tickets.support_address, "name": config.tickets.support_name},

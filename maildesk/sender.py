@@ -170,21 +170,26 @@ class OutboxSender:
         self.backoff = backoff or Backoff()
         self.reconnect_min, self.reconnect_max = reconnect_seconds
         self.unavailable: str | None = None  # why the last drain stopped early
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # made by run(), in its own event loop
 
     def wake(self) -> None:
-        """Send now: new notifications were committed (call from the event loop)."""
-        self._wake.set()
+        """Send now: new notifications were committed.
 
-    async def drain(self) -> int:
+        Call it from the sender's event loop (from another thread use
+        `loop.call_soon_threadsafe(sender.wake)`).
+        """
+        if self._wake is not None:
+            self._wake.set()
+
+    async def drain(self, stop: asyncio.Event | None = None) -> int:
         """Send everything due now; return how many were sent.
 
-        Stops early, leaving the rest pending, when no SMTP session can be opened;
-        `self.unavailable` then says why.
+        Stops early, leaving the rest pending, when no SMTP session can be opened
+        (`self.unavailable` then says why) or, between batches, when `stop` is set.
         """
         self.unavailable = None
         sent = 0
-        while True:
+        while stop is None or not stop.is_set():
             token, jobs = await asyncio.to_thread(self._claim)
             if not jobs:
                 return sent
@@ -192,15 +197,17 @@ class OutboxSender:
             sent += batch_sent
             if stopped:
                 return sent
+        return sent
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
         delay = 0.0
+        self._wake = wake = asyncio.Event()
         try:
             while not stop.is_set():
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await self.drain()
+                    await self.drain(stop)
                     failed = self.unavailable is not None
                 except Exception:  # a database hiccup must not end the sender
                     log.exception("outbox sender failed; retrying")
@@ -211,7 +218,7 @@ class OutboxSender:
                 else:
                     delay = 0.0
                     wait = await asyncio.to_thread(self._seconds_until_due)
-                await _wait_any(stop, self._wake, wait)
+                await _wait_any(stop, wake, wait)
         finally:
             await self.transport.close()
 

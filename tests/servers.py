@@ -186,11 +186,12 @@ class SmtpSink:
     `on_message` is called with each Received (e.g. to deliver it to another desk).
     """
 
-    def __init__(self, port: int | None = None, tls_context=None):
+    def __init__(self, port: int | None = None, tls_context=None, users: dict | None = None):
         import threading
 
         self.port = port or free_port()
         self.tls_context = tls_context
+        self.users = users  # when set, AUTH LOGIN/PLAIN is required
         self.received: list[Received] = []
         self.refuse: dict[str, str] = {}
         self.data_replies: list[str] = []
@@ -223,12 +224,23 @@ class SmtpSink:
             self.on_message(item)
         return "250 2.0.0 OK queued"
 
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            user, password = auth_data.login.decode(), auth_data.password.decode()
+            return AuthResult(success=self.users.get(user) == password, handled=False)
+        return AuthResult(success=False, handled=False)
+
     def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
 
         kwargs = {}
         if self.tls_context is not None:
             kwargs = {"tls_context": self.tls_context, "require_starttls": True}
+        if self.users is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True)
+            kwargs.setdefault("auth_require_tls", False)
         self._controller = Controller(
             self, hostname="127.0.0.1", port=self.port, ready_timeout=10, **kwargs
         )

@@ -216,6 +216,25 @@ def test_tls_certificate_is_verified_by_default(make_desk, test_ca):
         sink.stop()
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_with_the_password_secret(make_desk, monkeypatch):
+    sink = SmtpSink(users={"support@example.com": "s3cret"}).start()
+    login = "  username: support@example.com\n  password: {env: MAILDESK_TEST_SMTP_PW}\n"
+    try:
+        desk = make_desk(extra=sink.smtp_config(extra=login), rules=NO_AGENTS)
+        ingest(desk, 1)
+        monkeypatch.setenv("MAILDESK_TEST_SMTP_PW", "wrong")
+        refused = sender(desk)
+        assert asyncio.run(refused.drain()) == 0
+        assert "refused the login of support@example.com" in refused.unavailable
+        assert "s3cret" not in refused.unavailable and "wrong" not in refused.unavailable
+        monkeypatch.setenv("MAILDESK_TEST_SMTP_PW", "s3cret")
+        assert send_all(desk) == 1
+        assert len(sink.received) == 1
+    finally:
+        sink.stop()
+
+
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
