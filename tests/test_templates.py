@@ -45,14 +45,20 @@ def test_russian_queue_gets_russian_notifications(make_desk):
     assert "Новая заявка MD-1" in parse(to_agent.raw).get_body(("plain",)).get_content()
 
 
+def admin_ack(make_desk, folder, text: str):
+    """A desk whose admin template folder holds only `en/ack.txt.j2` with `text`."""
+    (folder / "en").mkdir(parents=True)
+    (folder / "en" / "ack.txt.j2").write_text(text)
+    return make_desk(extra=f"templates: {folder}\n")
+
+
 def test_admin_override_of_the_text_drops_the_shipped_html(make_desk, tmp_path):
-    admin = tmp_path / "admin-templates"
-    (admin / "en").mkdir(parents=True)
-    (admin / "en" / "ack.txt.j2").write_text(
+    desk = admin_ack(
+        make_desk,
+        tmp_path / "admin-templates",
         "{% block subject %}We got it: {{ ticket.subject }}{% endblock %}\n"
-        "{% block body %}Ticket {{ ticket.ref }}. Our own words.{% endblock %}\n"
+        "{% block body %}Ticket {{ ticket.ref }}. Our own words.{% endblock %}\n",
     )
-    desk = make_desk(extra=f"templates: {admin}\n")
     desk.pipeline.process_one(make_mail(subject="Printer"))
     ack = parse(outbox_rows(desk)[0].raw)
     assert str(ack["Subject"]) == "[MD-1] We got it: Printer"  # the token is added when missing
@@ -63,13 +69,12 @@ def test_admin_override_of_the_text_drops_the_shipped_html(make_desk, tmp_path):
 def test_broken_admin_template_falls_back_to_the_shipped_one_at_send_time(
     make_desk, tmp_path, caplog
 ):
-    admin = tmp_path / "admin-templates"
-    (admin / "en").mkdir(parents=True)
-    (admin / "en" / "ack.txt.j2").write_text(
+    desk = admin_ack(
+        make_desk,
+        tmp_path / "admin-templates",
         "{% block subject %}{{ ticket.subject }}{% endblock %}\n{% block body %}\n"
-        "Hello {{ ticket.requester_nmae }}\n{% endblock %}\n"
+        "Hello {{ ticket.requester_nmae }}\n{% endblock %}\n",
     )
-    desk = make_desk(extra=f"templates: {admin}\n")
     with caplog.at_level(logging.ERROR):
         result = desk.pipeline.process_one(make_mail())
     assert result.outcome == "created"  # a template typo never loses the request

@@ -26,11 +26,7 @@ def record_bounce(
     about = f" about notification <{entry.message_id}>" if entry is not None else ""
     flagged = []
     for recipient in failed:
-        participant = session.scalar(
-            select(Participant).where(
-                Participant.ticket_id == ticket.id, Participant.address == recipient.address
-            )
-        )
+        participant = _participant(session, ticket, recipient.address)
         if participant is not None:
             participant.bouncing = True
             flagged.append(recipient.address)
@@ -61,14 +57,8 @@ def record_bounce(
 
 def clear_bouncing(session: Session, ticket: Ticket, address: str, now: datetime) -> bool:
     """Mail from a flagged address proves it works again: clear its flag."""
-    participant = session.scalar(
-        select(Participant).where(
-            Participant.ticket_id == ticket.id,
-            Participant.address == address,
-            Participant.bouncing.is_(True),
-        )
-    )
-    if participant is None:
+    participant = _participant(session, ticket, address)
+    if participant is None or not participant.bouncing:
         return False
     participant.bouncing = False
     session.add(
@@ -82,6 +72,14 @@ def clear_bouncing(session: Session, ticket: Ticket, address: str, now: datetime
         )
     )
     return True
+
+
+def _participant(session: Session, ticket: Ticket, address: str) -> Participant | None:
+    return session.scalar(
+        select(Participant).where(
+            Participant.ticket_id == ticket.id, Participant.address == address
+        )
+    )
 
 
 def _notification(session: Session, report: BounceReport) -> OutboxEntry | None:
