@@ -64,7 +64,10 @@ class Envelope:
 
 def compose(envelope: Envelope, body: Rendered) -> EmailMessage:
     """An RFC 5322 message with a plain-text part and, when given, an HTML alternative."""
-    msg = EmailMessage(policy=email.policy.SMTP)
+    addresses = [envelope.sender, *envelope.to, *envelope.cc, envelope.reply_to]
+    # A non-ASCII address can only be written as UTF-8 (RFC 6532), sent with SMTPUTF8.
+    utf8 = not all(a.address.isascii() for a in addresses)
+    msg = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     msg["From"] = _header_address(envelope.sender)
     msg["To"] = [_header_address(a) for a in envelope.to]
     if envelope.cc:

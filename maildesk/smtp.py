@@ -82,15 +82,17 @@ class SmtpTransport:
     ) -> dict[str, Refusal]:
         """One mail transaction; a dropped idle session is reopened before anything is sent."""
         smtp = await self._session()
+        # Internationalised addresses (RFC 6531) need the server's SMTPUTF8.
+        utf8 = not all(a.isascii() for a in (envelope_from, *recipients))
         try:
             try:
-                await smtp.mail(envelope_from)
+                await self._mail(smtp, envelope_from, utf8)
             except aiosmtplib.SMTPServerDisconnected:
                 # Dropped while idle; nothing was sent yet, so open a new session once.
                 self._smtp = None
                 smtp = await self._session()
-                await smtp.mail(envelope_from)
-            refused = await self._recipients(smtp, recipients)
+                await self._mail(smtp, envelope_from, utf8)
+            refused = await self._recipients(smtp, recipients, utf8)
             if len(refused) == len(recipients):
                 await _reset(smtp)
                 raise RecipientsRefused(refused)
@@ -123,13 +125,28 @@ class SmtpTransport:
         except (aiosmtplib.SMTPException, OSError):
             smtp.close()
 
-    async def _recipients(self, smtp: aiosmtplib.SMTP, recipients: list[str]) -> dict[str, Refusal]:
+    async def _mail(self, smtp: aiosmtplib.SMTP, envelope_from: str, utf8: bool) -> None:
+        if utf8 and not smtp.supports_extension("smtputf8"):
+            if not envelope_from.isascii():
+                raise SendError(
+                    f"{self.where} cannot take the sender {envelope_from}", permanent=True
+                )
+            utf8 = False  # the ASCII recipients still get it; the others are refused below
+        options = ["SMTPUTF8"] if utf8 else []
+        await smtp.mail(envelope_from, options=options, encoding="utf-8" if utf8 else "ascii")
+
+    async def _recipients(
+        self, smtp: aiosmtplib.SMTP, recipients: list[str], utf8: bool
+    ) -> dict[str, Refusal]:
         refused = {}
+        encoding = "utf-8" if utf8 and smtp.supports_extension("smtputf8") else "ascii"
         for address in recipients:
             try:
-                await smtp.rcpt(address)
+                await smtp.rcpt(address, encoding=encoding)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 refused[address] = Refusal(exc.code, exc.message)
+            except ValueError:  # non-ASCII and the server has no SMTPUTF8
+                refused[address] = Refusal(553, f"{self.where} does not take SMTPUTF8 addresses")
         return refused
 
     async def _session(self) -> aiosmtplib.SMTP:

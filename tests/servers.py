@@ -186,9 +186,16 @@ class SmtpSink:
     `on_message` is called with each Received (e.g. to deliver it to another desk).
     """
 
-    def __init__(self, port: int | None = None, tls_context=None, users: dict | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        tls_context=None,
+        users: dict | None = None,
+        smtputf8: bool = True,
+    ):
         import threading
 
+        self.smtputf8 = smtputf8
         self.port = port or free_port()
         self.tls_context = tls_context
         self.users = users  # when set, AUTH LOGIN/PLAIN is required
@@ -242,7 +249,12 @@ class SmtpSink:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
             kwargs.setdefault("auth_require_tls", False)
         self._controller = Controller(
-            self, hostname="127.0.0.1", port=self.port, ready_timeout=10, **kwargs
+            self,
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
+            enable_SMTPUTF8=self.smtputf8,
+            **kwargs,
         )
         self._controller.start()
         return self

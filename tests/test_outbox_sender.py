@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import threading
 from collections import Counter
@@ -331,3 +333,27 @@ queues:
 agents:
   alice: {address: alice@example.com, name: Alice Archer}
 """
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_internationalised_address_goes_out_with_smtputf8(make_desk, smtputf8):
+    sink = SmtpSink(smtputf8=smtputf8).start()
+    try:
+        desk = make_desk(extra=sink.smtp_config(), rules=NO_AGENTS)
+        raw = make_mail(sender="Placeholder <p@example.org>", subject="Grüße")
+        desk.pipeline.process_one(raw.replace(b"<p@example.org>", "<jürgen@example.org>".encode()))
+        ingest(desk, 1)
+        send_all(desk)
+    finally:
+        sink.stop()
+    unicode_ack, ascii_ack = outbox_rows(desk)
+    assert ascii_ack.status == "sent"  # never held up by the other one
+    if smtputf8:
+        assert unicode_ack.status == "sent"
+        received = next(r for r in sink.received if r.rcpt_tos == ["jürgen@example.org"])
+        # RFC 6532: the header is raw UTF-8 (the stdlib reads that back from text, not bytes).
+        message = email.message_from_string(received.data.decode(), policy=email.policy.default)
+        assert message["To"].addresses[0].addr_spec == "jürgen@example.org"
+    else:
+        assert unicode_ack.status == "failed"
+        assert "does not take SMTPUTF8 addresses" in unicode_ack.last_error
