@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ class Mark:
     delivered: bool = False  # the server took it for at least one recipient
 
 
+# Sends are recorded together: at most this many, or after this many seconds.
+MARK_BATCH = 100
+MARK_DELAY = 0.05
+
 # A plain successful send (attempts and sent_at are filled in when written).
 SENT: dict[str, Any] = {
     "status": "sent",
@@ -66,19 +71,26 @@ SENT: dict[str, Any] = {
 class _MarkWriter:
     """Writes marks in a worker thread while the next messages go out.
 
-    Each write covers everything sent since the previous write began, so a slow
-    database costs throughput only, and a crash leaves at most the messages of one
-    write unrecorded: they are sent again (same Message-ID) after the lease.
+    Marks are collected for up to MARK_DELAY seconds (or MARK_BATCH marks) and
+    written in one transaction, so the database costs little per message. A crash
+    leaves at most that many sends unrecorded: they are sent again, with the same
+    Message-ID, after the lease.
     """
 
     def __init__(self, sender: OutboxSender):
         self.sender = sender
         self.waiting: list[Mark] = []
+        self.since = 0.0
         self.task: asyncio.Future[None] | None = None
 
     async def add(self, mark: Mark) -> None:
+        now = time.monotonic()
+        if not self.waiting:
+            self.since = now
         self.waiting.append(mark)
         if self.task is not None and not self.task.done():
+            return
+        if len(self.waiting) < MARK_BATCH and now - self.since < MARK_DELAY:
             return
         if self.task is not None:
             await self.task  # re-raise what went wrong in the previous write
