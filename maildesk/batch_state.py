@@ -29,6 +29,7 @@ class BatchState:
     stored: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (ref, message pk)
     receipts: set[ReceiptKey] = field(default_factory=set)
     auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
+    last_notified: dict[str, int] = field(default_factory=dict)  # address -> ticket id
     # Facts for assignment strategies, kept current as this batch assigns tickets.
     open_counts: dict[str, int] = field(default_factory=dict)
     last_assigned: dict[str, str] = field(default_factory=dict)
@@ -54,6 +55,11 @@ class BatchState:
                 return self._follow(self.tickets[ticket_id])
         return None
 
+    def last_notified_ticket(self, address: str) -> TicketState | None:
+        """The ticket we last wrote to `address` about, for auto-replies that quote nothing."""
+        ticket_id = self.last_notified.get(address)
+        return self._follow(self.tickets[ticket_id]) if ticket_id in self.tickets else None
+
     def _follow(self, state: TicketState) -> TicketState:
         seen = {state.id}
         while state.merged_into:
@@ -71,20 +77,37 @@ class BatchState:
         *,
         message_pk: int,
         visible_message: bool,
-        outbound: list[tuple[str, bool]],
+        outbound: list[tuple[str, str | None]],
         automatic_to: list[str],
+        agent: str | None = None,
     ) -> None:
-        """Remember what a decided message changed, for the rest of the batch."""
+        """Remember what a decided message changed, for the rest of the batch.
+
+        `outbound` is (Message-ID, reader) per queued notification; reader None is the
+        requester's side, else the agent's address. `agent` is the author when an agent
+        wrote the message (it joins that agent's own thread).
+        """
         thread = list(state.thread_ids)
+        agents = {a: list(ids) for a, ids in state.agent_threads.items()}
         if msg.message_id:
             self.thread_refs.setdefault(msg.message_id, state.id)
             if visible_message and msg.message_id not in thread:
                 thread.append(msg.message_id)
-        for message_id, visible in outbound:
+            if agent:
+                agents.setdefault(agent, []).append(msg.message_id)
+        for message_id, reader in outbound:
             self.thread_refs[message_id] = state.id
-            if visible:
+            if reader is None:
                 thread.append(message_id)
-        self.add_ticket(replace(state, thread_ids=tuple(thread)))
+            else:
+                agents.setdefault(reader, []).append(message_id)
+        self.add_ticket(
+            replace(
+                state,
+                thread_ids=tuple(thread),
+                agent_threads={a: tuple(ids) for a, ids in agents.items()},
+            )
+        )
         self.stored[msg.dedup_key] = (state.ref, message_pk)
         for address in automatic_to:
             self.auto_replies[address] = self.auto_replies.get(address, 0) + 1
@@ -112,6 +135,7 @@ def state_of_new_ticket(
         sla_policy=new.sla_policy,
         first_response_due=new.first_response_due,
         resolution_due=new.resolution_due,
+        thread_index=new.thread_index,
     )
 
 

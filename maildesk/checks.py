@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from maildesk.config import Config
@@ -64,20 +63,42 @@ def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
 
 def check_templates(config: Config) -> str:
     """Render every template against a sample ticket, so errors show before mail is due."""
+    from maildesk.notifications import TEMPLATES
     from maildesk.render import Renderer, TemplateError
 
-    renderer = Renderer(config.templates)
+    renderer = Renderer(config.templates, default_language=config.tickets.language)
     names = renderer.template_names()
     errors = []
     for name in names:
         lang, _, template = name.partition("/")
         try:
-            renderer.render(template, lang, sample_context(config))
+            renderer.render_strict(template, lang, sample_context(config, template))
         except TemplateError as exc:
             errors.append(str(exc))
+    for template in _templates_rules_name(config):
+        if not any(n.endswith(f"/{template}") for n in names):
+            errors.append(f"rules.yaml names template '{template}', which does not exist")
     if errors:
         raise MaildeskError("template errors:\n  " + "\n  ".join(errors))
-    return f"{len(names)} templates render"
+    fallbacks = [
+        f"{lang}/{t}"
+        for lang in renderer.languages()
+        for t in TEMPLATES
+        if f"{lang}/{t}" not in names
+    ]
+    note = f"; in the default language instead: {', '.join(fallbacks)}" if fallbacks else ""
+    return f"{len(names)} templates render{note}"
+
+
+def _templates_rules_name(config: Config) -> list[str]:
+    from maildesk.errors import RulesError
+    from maildesk.rules import load_rules
+
+    try:
+        rules = load_rules(config.rules)
+    except (RulesError, OSError):
+        return []  # the rules check reports that
+    return [rules.default_auto_reply] if rules.default_auto_reply else []
 
 
 def check_secrets(config: Config) -> str:
@@ -131,32 +152,11 @@ def check_knowledge_base(config: Config) -> str:
     return f"{len(load_articles(config.knowledge_base))} articles in {config.knowledge_base}"
 
 
-def sample_context(config: Config) -> dict:
+def sample_context(config: Config, template: str = "ack") -> dict:
     """Template variables for a made-up ticket, as `maildesk check` renders them."""
-    now = datetime.now(UTC)
-    return {
-        "ticket": {
-            "ref": f"{config.tickets.prefix}-1",
-            "subject": "Sample request",
-            "status": "open",
-            "priority": "normal",
-            "queue": "general",
-            "assignee": "agent@example.com",
-            "requester": "customer@example.org",
-            "requester_name": "Sample Customer",
-            "created_at": now,
-        },
-        "support": {"address": config.tickets.support_address, "name": config.tickets.support_name},
-        "agent": {"name": "Sample Agent", "address": "agent@example.com"},
-        "body": "Sample text.",
-        "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
-        "oversized": {
-            "message": "the message is 61.2 MB, over the 40.0 MB limit",
-            "attachments": [
-                {"name": "video.mp4", "size": "30.5 MB", "reason": "over the 25.0 MB limit"}
-            ],
-        },
-    }
+    from maildesk.notifications import sample_context as for_template
+
+    return for_template(config, template)
 
 
 CHECKS: list[tuple[str, Callable[[Config], str]]] = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.charset
 import email.policy
 import email.utils
@@ -10,16 +11,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
+from typing import Any
 
 from maildesk.charsets import decode_encoded_words
+from maildesk.conversation_index import thread_index
 from maildesk.errors import MaildeskError
 from maildesk.parse import Address
 from maildesk.render import Rendered
 from maildesk.screen import LOOP_HEADER
 
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|отв)\s*:\s*)+", re.IGNORECASE)
+# RFC 3834: a response to a message is "auto-replied"; mail a timer sent is "auto-generated".
+AUTO_REPLIED = "auto-replied"
+AUTO_GENERATED = "auto-generated"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
 MAX_REFERENCES = 20
@@ -71,13 +80,20 @@ class Envelope:
     in_reply_to: str | None
     references: list[str]
     date: datetime
-    automatic: bool
+    auto_submitted: str | None  # None for mail a person wrote (relayed agent replies)
     ticket_ref: str
     loop_token: str
+    thread_root: bytes | None = None  # Outlook's 22-byte conversation header block
+    thread_depth: int = 0
+    language: str | None = None
 
 
 def compose(envelope: Envelope, body: Rendered) -> bytes:
     """RFC 5322 bytes: a plain-text part and, when given, an HTML alternative."""
+    addresses = [envelope.sender, *envelope.to, *envelope.cc, envelope.reply_to]
+    if not all(a.address.isascii() for a in addresses):
+        # A non-ASCII address can only be written as UTF-8 (RFC 6532), sent with SMTPUTF8.
+        return _compose_utf8(envelope, body)
     text = _text_part(body.text, "plain")
     if body.html:
         msg: MIMENonMultipart | MIMEMultipart = MIMEMultipart("alternative")
@@ -87,7 +103,43 @@ def compose(envelope: Envelope, body: Rendered) -> bytes:
         msg = text
     for name, value in _headers(envelope):
         msg[name] = value
+    if envelope.language:
+        msg["Content-Language"] = clean_header(envelope.language)
     return _checked_bytes(msg)
+
+
+def _compose_utf8(envelope: Envelope, body: Rendered) -> bytes:
+    """The rare internationalised-address case, built with the SMTPUTF8 policy."""
+    msg = EmailMessage(policy=email.policy.SMTPUTF8)
+    for name, value in _headers(envelope, utf8=True):
+        msg[name] = value
+    msg.set_content(body.text)
+    if body.html:
+        msg.add_alternative(body.html, subtype="html")
+    if envelope.language:  # after the body: setting content drops Content-* headers
+        msg["Content-Language"] = clean_header(envelope.language)
+    raw = msg.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    names = [ln.split(b":", 1)[0].lower() for ln in head.split(b"\r\n") if ln[:1] not in b" \t"]
+    if sorted(names) != sorted(n.lower().encode() for n in msg):
+        raise ComposeError("refusing to send a notification whose headers came out different")
+    return raw
+
+
+def thread_topic(subject: str) -> str:
+    """The subject without reply prefixes: what Outlook shows as the conversation's topic."""
+    return _REPLY_PREFIX.sub("", subject).strip()
+
+
+def decode_root(value: str | None) -> bytes | None:
+    """A stored base64 Thread-Index root as bytes (None when absent or damaged)."""
+    if not value:
+        return None
+    try:
+        data = base64.b64decode(value)
+    except ValueError:
+        return None
+    return data if len(data) == 22 else None
 
 
 def _checked_bytes(msg: MIMENonMultipart | MIMEMultipart) -> bytes:
@@ -106,16 +158,17 @@ def _checked_bytes(msg: MIMENonMultipart | MIMEMultipart) -> bytes:
     return raw
 
 
-def _headers(e: Envelope) -> list[tuple[str, str | Header]]:
-    headers: list[tuple[str, str | Header]] = [
-        ("From", format_address(e.sender)),
-        ("To", ", ".join(format_address(a) for a in e.to)),
+def _headers(e: Envelope, *, utf8: bool = False) -> list[tuple[str, Any]]:
+    fmt = _utf8_address if utf8 else format_address
+    headers: list[tuple[str, Any]] = [
+        ("From", fmt(e.sender)),
+        ("To", ", ".join(str(fmt(a)) for a in e.to)),
     ]
     if e.cc:
-        headers.append(("Cc", ", ".join(format_address(a) for a in e.cc)))
+        headers.append(("Cc", ", ".join(str(fmt(a)) for a in e.cc)))
     headers += [
-        ("Reply-To", format_address(e.reply_to)),
-        ("Subject", encode_text(e.subject)),
+        ("Reply-To", fmt(e.reply_to)),
+        ("Subject", clean_header(e.subject) if utf8 else encode_text(e.subject)),
         ("Date", email.utils.format_datetime(e.date)),
         ("Message-ID", f"<{clean_id(e.message_id)}>"),
     ]
@@ -124,9 +177,14 @@ def _headers(e: Envelope) -> list[tuple[str, str | Header]]:
     refs = trim_references(safe_ids(e.references))
     if refs:
         headers.append(("References", " ".join(f"<{r}>" for r in refs)))
-    if e.automatic:
+    # Outlook groups conversations by these two, not by References.
+    topic = clean_header(thread_topic(e.subject))
+    headers.append(("Thread-Topic", topic if utf8 else encode_text(topic, "Thread-Topic")))
+    if e.thread_root:
+        headers.append(("Thread-Index", thread_index(e.thread_root, e.thread_depth, e.date)))
+    if e.auto_submitted:
         headers += [
-            ("Auto-Submitted", "auto-replied"),
+            ("Auto-Submitted", e.auto_submitted),
             ("X-Auto-Response-Suppress", "All"),
             ("Precedence", "auto_reply"),
         ]
@@ -154,6 +212,11 @@ def encode_text(value: str, header_name: str = "Subject") -> str | Header:
 def format_address(addr: Address) -> str:
     """`Name <addr>` with the name quoted or encoded as needed and no control characters."""
     return email.utils.formataddr((clean_header(addr.name), clean_id(addr.address)), "utf-8")
+
+
+def _utf8_address(addr: Address) -> HeaderAddress:
+    local, _, domain = clean_id(addr.address).rpartition("@")
+    return HeaderAddress(display_name=clean_header(addr.name), username=local, domain=domain)
 
 
 def clean_id(value: str) -> str:

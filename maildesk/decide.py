@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from maildesk.config import TicketsConfig
+from maildesk.conversation_index import root_from_header
 from maildesk.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.parse import Address, ParsedMessage, human_size
 from maildesk.rules import RuleFacts, RuleSet
@@ -30,6 +31,7 @@ class Notice:
     automatic: bool = True
     cc: list[Address] = field(default_factory=list)
     from_agent: Address | None = None  # relayed replies show the agent's name
+    on_behalf_of: Address | None = None  # agents' copies show the customer's name in From
     body_text: str | None = None  # text relayed from an agent or customer
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,6 +54,7 @@ class NewTicket:
     linked_from: int | None = None  # the closed ticket a reply reopened as a new one
     assign_strategy: str | None = None
     assign_candidates: list[str] = field(default_factory=list)
+    thread_index: str | None = None  # Outlook's conversation root, when the request had one
 
 
 @dataclass
@@ -116,7 +119,22 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             return _new_ticket(msg, ctx, linked_from=ticket)
     if ticket is None:
         return _new_ticket(msg, ctx)
-    return _follow_up(msg, ticket, ctx)
+    decision = _follow_up(msg, ticket, ctx)
+    decision.notices.extend(status_notices(ticket, decision.changes))
+    return decision
+
+
+def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:
+    """Tell the requester (and CCs) when `changes` resolve or close `ticket`."""
+    notices = []
+    for change in changes:
+        if change.field != "status" or change.value == ticket.status:
+            continue
+        if change.value in (Status.RESOLVED, Status.CLOSED):
+            requester = Address(ticket.requester_name, ticket.requester)
+            ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
+            notices.append(Notice(f"status_{change.value}", [requester], "requester", cc=ccs))
+    return notices
 
 
 def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Author:
@@ -128,8 +146,9 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         return Author.REQUESTER
     if sender in ticket.participants:
         return Author.PARTICIPANT
-    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY):
-        # Daemons and out-of-office robots answer from addresses we never saw.
+    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY, MailClass.OWN):
+        # Daemons and out-of-office robots answer from addresses we never saw, and our
+        # own notifications come back from the support address.
         return Author.SYSTEM
     return Author.STRANGER
 
@@ -154,6 +173,7 @@ def _new_ticket(
         spam=routing.spam,
         linked_from=linked_from.id if linked_from else None,
         assign_strategy=routing.assign_strategy,
+        thread_index=root_from_header(msg.header("Thread-Index")),
     )
     kind = _automatic_kind(ctx.screening) or MessageKind.REQUEST
     decision = Decision(
@@ -171,7 +191,9 @@ def _new_ticket(
     ]
     if linked_from:
         decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
-    quiet = routing.spam or routing.ignore
+    # Out-of-office replies, bounces and our own mail that match no ticket are kept
+    # quietly: telling anyone about them is how two robots start a conversation.
+    quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
     if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
     # Spam and ignored mail reach only the addresses a rule names in `notify`.
@@ -179,7 +201,9 @@ def _new_ticket(
     extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
     agents += [_agent_address(a, ctx) for a in dict.fromkeys(extra) if a not in _told(agents)]
     if agents:
-        decision.notices.append(Notice("new_ticket", agents, "agents", body_text=msg.text))
+        decision.notices.append(
+            Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        )
     return decision
 
 
@@ -218,7 +242,9 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     agents = _agents_to_tell(ticket.assignee, ticket.queue, ctx)
     agents += [_agent_address(a, ctx) for a in routing.notify if a not in _told(agents)]
     if agents:
-        decision.notices.append(Notice("customer_reply", agents, "agents", body_text=msg.text))
+        decision.notices.append(
+            Notice("customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        )
     return decision
 
 

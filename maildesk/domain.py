@@ -73,6 +73,10 @@ class TicketState:
     sla_policy: str | None = None
     first_response_due: datetime | None = None
     resolution_due: datetime | None = None
+    thread_index: str | None = None  # Outlook conversation root (base64), when adopted
+    bouncing: tuple[str, ...] = ()  # participants whose mail bounced
+    # Message-IDs each agent has received from us or written, oldest first (their thread).
+    agent_threads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def is_participant(self, address: str) -> bool:
         return address.lower() == self.requester or address.lower() in self.participants

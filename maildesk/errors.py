@@ -78,3 +78,10 @@ class SendError(MaildeskError):
     def __init__(self, message: str, *, permanent: bool):
         super().__init__(message)
         self.permanent = permanent
+
+
+class SmtpUnavailable(SendError):
+    """No SMTP session could be opened (refused, TLS, login): no message was tried."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=False)

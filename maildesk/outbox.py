@@ -8,6 +8,7 @@ therefore fails one notification, visibly, and never holds up incoming mail.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maildesk.compose import Envelope, compose
+from maildesk.compose import AUTO_GENERATED, AUTO_REPLIED, Envelope, compose, decode_root
 from maildesk.config import Config
+from maildesk.conversation_index import new_root
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
@@ -56,18 +58,31 @@ def outbox_row(
     queued: QueuedNotice,
     context: dict[str, Any],
     now: datetime,
+    thread_root: str,
+    replying: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The outbox row for a queued notice, and the thread_refs row of its Message-ID."""
+    """The outbox row for a queued notice, and the thread_refs row of its Message-ID.
+
+    `replying` says the notice answers a message (Auto-Submitted: auto-replied) rather
+    than a timer or the command line (auto-generated); `thread_root` is the ticket's
+    Outlook conversation root (base64).
+    """
     notice = queued.notice
     cc = notice.cc if notice.audience == "requester" else []
+    on_behalf = notice.from_agent or notice.on_behalf_of
+    references = [r for r in queued.thread.references if r != queued.message_id]
+    automatic = (AUTO_REPLIED if replying else AUTO_GENERATED) if notice.automatic else None
     headers = {
         "to": [[a.name, a.address] for a in queued.to],
         "cc": [[a.name, a.address] for a in cc],
-        "from_agent": [notice.from_agent.name, notice.from_agent.address]
-        if notice.from_agent
+        "on_behalf_of": [on_behalf.name or on_behalf.address, on_behalf.address]
+        if on_behalf
         else None,
         "in_reply_to": queued.thread.in_reply_to,
-        "references": [r for r in queued.thread.references if r != queued.message_id],
+        "references": references,
+        "auto_submitted": automatic,
+        "thread_root": thread_root,
+        "thread_depth": len(references),
     }
     entry = {
         "created_at": now,
@@ -76,7 +91,7 @@ def outbox_row(
         "audience": notice.audience,
         "automatic": notice.automatic,
         "to_addr": queued.to[0].address,
-        "recipients": [a.address for a in [*queued.to, *cc]],
+        "recipients": list(dict.fromkeys(a.address for a in [*queued.to, *cc])),
         "envelope_from": config.tickets.support_address,
         "message_id": queued.message_id,
         "language": language,
@@ -114,12 +129,10 @@ def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> byte
         subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
     headers = entry.headers
     support = Address(tickets.support_name, tickets.support_address)
-    agent = headers.get("from_agent")
-    sender = (
-        Address(f"{agent[0]} via {tickets.support_name}", tickets.support_address)
-        if agent
-        else support
-    )
+    on_behalf = headers.get("on_behalf_of")
+    sender = support
+    if on_behalf:
+        sender = Address(f"{on_behalf[0]} via {tickets.support_name}", tickets.support_address)
     envelope = Envelope(
         sender=sender,
         to=[Address(n, a) for n, a in headers.get("to", [])],
@@ -130,13 +143,22 @@ def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> byte
         in_reply_to=headers.get("in_reply_to"),
         references=list(headers.get("references", [])),
         date=entry.created_at,
-        automatic=entry.automatic,
+        auto_submitted=headers.get("auto_submitted", AUTO_REPLIED if entry.automatic else None),
         ticket_ref=ref,
         loop_token=tickets.id_domain,
+        thread_root=decode_root(headers.get("thread_root")),
+        thread_depth=int(headers.get("thread_depth", 0)),
+        language=entry.language,
     )
     entry.raw = compose(envelope, rendered)
     entry.subject = subject
     return entry.raw
+
+
+def ticket_thread_root(thread_index: str | None, created_at: datetime, message_id: str) -> str:
+    """The ticket's Outlook conversation root (base64): the request's own, else made from it."""
+    root = decode_root(thread_index) or new_root(created_at, message_id)
+    return base64.b64encode(root).decode("ascii")
 
 
 def auto_replies_since(session: Session, address: str, since: datetime) -> int:

@@ -15,31 +15,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.batch_state import BatchState, evolve, state_of_new_ticket
+from maildesk.bounce import BounceReport, read_bounce
 from maildesk.compose import new_message_id
 from maildesk.config import Config
-from maildesk.decide import DecideContext, Decision, Notice, decide
-from maildesk.domain import TicketState
+from maildesk.decide import DecideContext, Decision, decide
+from maildesk.domain import Author, TicketState
 from maildesk.errors import TemporaryFailure
 from maildesk.incoming import IncomingMail
 from maildesk.kb import KnowledgeBase, kb_context
-from maildesk.outbox import QueuedNotice, ThreadContext, recipient_groups
+from maildesk.notifications import Notifier, notification_context, plan_notices
 from maildesk.parse import ParsedMessage
 from maildesk.reader import MessageReader, ReadError
 from maildesk.rules import RuleFacts, RuleSet
-from maildesk.screen import screen_message
+from maildesk.screen import MailClass, Screening, screen_message
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.blobs import BlobStore
+from maildesk.store.bounces import clear_bouncing, record_bounce
 from maildesk.store.lookup import load_batch_state
-from maildesk.store.models import Message
+from maildesk.store.models import Message, Ticket
 from maildesk.store.quarantine import quarantine_message
 from maildesk.store.writer import Plan, RowIds, TicketIds, add_receipt, write_plans
-from maildesk.threading import ThreadKeys, thread_keys
+from maildesk.threading import ThreadKeys, subject_ticket_numbers, thread_keys
+
+__all__ = ["IngestResult", "Pipeline", "SourceInfo", "notification_context"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ class Pipeline:
     ):
         self.config = config
         self.reader = reader or MessageReader(config, blobs)
+        self.notifier = Notifier(config)  # for changes made outside ingest (timers, CLI)
         self.knowledge_base = knowledge_base  # suggests articles in acknowledgements
         self.on_batch = on_batch  # told of every committed batch (metrics)
         self.sessions = sessions
@@ -206,15 +211,20 @@ class Pipeline:
     def _run(self, session: Session, entries: list[_Entry]) -> list[IngestResult]:
         now = self.clock()
         prefix = self.config.tickets.prefix
-        keyed = [
-            (e.parsed, thread_keys(e.parsed, prefix))
+        for entry in entries:
+            self._screen(entry)
+        auto_repliers = [
+            e.parsed.from_addr
             for e in entries
-            if isinstance(e.parsed, ParsedMessage)
+            if e.screening and e.screening.kind is MailClass.AUTO_REPLY and e.parsed.from_addr
         ]
+        keyed = [(e.parsed, self._keys(e)) for e in entries if isinstance(e.parsed, ParsedMessage)]
         receipts = [e.source.receipt for e in entries if e.source.receipt]
         rules = self.rules()  # one version of the rules for the whole batch
         with session.no_autoflush:
-            state = load_batch_state(session, keyed, receipts, prefix=prefix, now=now)
+            state = load_batch_state(
+                session, keyed, receipts, prefix=prefix, now=now, auto_repliers=auto_repliers
+            )
             if rules.needs_assignment_facts:
                 lock_assignments(session)
                 state.open_counts, state.last_assigned = (
@@ -238,6 +248,7 @@ class Pipeline:
                 plans.append((index, plan))
                 results.append(None)
         write_plans(session, [p for _, p in plans], self.config, self.blobs)
+        self._bounce_flags(session, [(entries[i], p) for i, p in plans])
         for index, plan in plans:
             results[index] = IngestResult(
                 "created" if plan.before is None else "added",
@@ -283,10 +294,9 @@ class Pipeline:
         rules: RuleSet,
         now: datetime,
     ) -> Plan:
-        keys: ThreadKeys = thread_keys(msg, self.config.tickets.prefix)
-        before = state.find_ticket(keys)
+        before = self._find_ticket(msg, entry, state)
         try:
-            decision = decide(msg, before, self._context(msg, entry.source, state, rules, now))
+            decision = decide(msg, before, self._context(msg, entry, state, rules, now))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.new_ticket is not None:
@@ -302,8 +312,13 @@ class Pipeline:
             assert before is not None
             start = before
         after = evolve(start, decision, now)
-        queued = queue_notices(
-            decision, msg, start, after, self.config.tickets.id_domain, created=before is None
+        queued = plan_notices(
+            decision.notices,
+            after,
+            self.config.tickets.id_domain,
+            msg=msg,
+            requester_saw_msg=decision.author in (Author.REQUESTER, Author.PARTICIPANT)
+            and not decision.internal,
         )
         contexts = [notification_context(after, q.notice, msg, self.config) for q in queued]
         if before is None and self.knowledge_base is not None:
@@ -312,12 +327,17 @@ class Pipeline:
                 if queued_notice.notice.audience == "requester":
                     context.update(suggestions)
         message_pk = ids[1].allocate()
+        new_thread_ref = bool(msg.message_id) and msg.message_id not in state.thread_refs
         state.record(
             msg,
             after,
             message_pk=message_pk,
-            visible_message=not decision.internal,
-            outbound=[(q.message_id, q.notice.audience == "requester") for q in queued],
+            visible_message=_visible(decision),
+            outbound=[
+                (q.message_id, None if q.notice.audience == "requester" else q.to[0].address)
+                for q in queued
+            ],
+            agent=msg.from_addr if decision.author is Author.AGENT else None,
             automatic_to=[
                 q.to[0].address
                 for q in queued
@@ -329,17 +349,77 @@ class Pipeline:
             msg, decision, before, after, queued, contexts, source.source, source.receipt, now
         )
         plan.message_pk = message_pk
+        plan.new_thread_ref = new_thread_ref
         plan.keep_raw = lambda inline: self.reader.keep_raw(entry.mail, msg, inline)
         return plan
+
+    def _screen(self, entry: _Entry) -> None:
+        """Is it an auto-reply, a bounce, list mail or our own mail coming back?"""
+        msg = entry.parsed
+        if not isinstance(msg, ParsedMessage):
+            return
+        tickets = self.config.tickets
+        entry.screening = screen_message(
+            msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
+        )
+        if entry.screening.kind is MailClass.BOUNCE and entry.mail.size <= 10 << 20:
+            entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
+
+    def _bounce_numbers(self, bounce: BounceReport) -> list[int]:
+        prefix = self.config.tickets.prefix
+        return subject_ticket_numbers(f"[{bounce.ticket_ref}]", prefix) if bounce.ticket_ref else []
+
+    def _keys(self, entry: _Entry) -> ThreadKeys:
+        """What may tie the message to a ticket; a bounce also names what it returns."""
+        assert isinstance(entry.parsed, ParsedMessage)
+        keys = thread_keys(entry.parsed, self.config.tickets.prefix)
+        bounce = entry.bounce
+        if bounce is None:
+            return keys
+        ids = [bounce.original_message_id] if bounce.original_message_id else []
+        numbers = self._bounce_numbers(bounce)
+        return ThreadKeys([*numbers, *keys.ticket_numbers], [*ids, *keys.reference_ids])
+
+    def _find_ticket(
+        self, msg: ParsedMessage, entry: _Entry, state: BatchState
+    ) -> TicketState | None:
+        bounce = entry.bounce
+        if bounce is not None:  # the notification it returns, else the ticket it names
+            original = bounce.original_message_id
+            found = state.find_ticket(ThreadKeys([], [original])) if original else None
+            numbers = self._bounce_numbers(bounce)
+            found = found or (state.find_ticket(ThreadKeys(numbers, [])) if numbers else None)
+            if found is not None:
+                return found
+        found = state.find_ticket(thread_keys(msg, self.config.tickets.prefix))
+        if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
+            found = state.last_notified_ticket(msg.from_addr)
+        return found
+
+    def _bounce_flags(self, session: Session, written: list[tuple[_Entry, Plan]]) -> None:
+        """Flag addresses a bounce reports; clear the flag when such an address writes again."""
+        for entry, plan in written:
+            sender = plan.msg.from_addr
+            if entry.bounce is not None:
+                ticket = session.get(Ticket, plan.after.id)
+                if ticket is not None:
+                    record_bounce(
+                        session, ticket, entry.bounce, sender or "mailer-daemon", plan.now
+                    )
+            elif plan.before is not None and sender in plan.before.bouncing:
+                ticket = session.get(Ticket, plan.after.id)
+                if ticket is not None and entry.screening and not entry.screening.automatic:
+                    clear_bouncing(session, ticket, sender, plan.now)
 
     def _context(
         self,
         msg: ParsedMessage,
-        source: SourceInfo,
+        entry: _Entry,
         state: BatchState,
         rules: RuleSet,
         now: datetime,
     ) -> DecideContext:
+        source = entry.source
         tickets = self.config.tickets
         facts = RuleFacts(
             now=now,
@@ -352,9 +432,8 @@ class Pipeline:
             tickets=tickets,
             rules=rules,
             now=now,
-            screening=screen_message(
-                msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
-            ),
+            screening=entry.screening
+            or screen_message(msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses),
             facts=facts,
             auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
@@ -369,69 +448,14 @@ class _Entry:
     mail: IncomingMail
     source: SourceInfo
     parsed: ParsedMessage | ReadError
+    screening: Screening | None = None
+    bounce: BounceReport | None = None
 
 
 def _incoming(raw: Raw) -> IncomingMail:
     return raw if isinstance(raw, IncomingMail) else IncomingMail.from_bytes(raw)
 
 
-def queue_notices(
-    decision: Decision,
-    msg: ParsedMessage,
-    before: TicketState,
-    after: TicketState,
-    id_domain: str,
-    *,
-    created: bool,
-) -> list[QueuedNotice]:
-    """Give each notice its recipients, Message-ID and thread headers."""
-    queued: list[QueuedNotice] = []
-    for notice in decision.notices:
-        thread = thread_context(list(before.thread_ids), msg, decision, notice)
-        for group in recipient_groups(notice):
-            first_ack = created and notice.audience == "requester" and not queued
-            message_id = after.message_id if first_ack else new_message_id(after.ref, id_domain)
-            queued.append(QueuedNotice(notice, group, message_id, thread))
-    return queued
-
-
-def thread_context(
-    visible: list[str], msg: ParsedMessage, decision: Decision, notice: Notice
-) -> ThreadContext:
-    """In-Reply-To the message being answered; References what the reader has seen."""
-    shown = notice.audience == "agents" or not decision.internal
-    answering = msg.message_id if msg.message_id and shown else None
-    refs = [r for r in visible if r != answering]
-    if answering:
-        refs.append(answering)
-    return ThreadContext(in_reply_to=answering or (refs[-1] if refs else None), references=refs)
-
-
-def notification_context(
-    ticket: TicketState, notice: Notice, msg: ParsedMessage | None, config: Config
-) -> dict[str, Any]:
-    """The variables every notification template can use (stored as JSON in the outbox)."""
-    tickets = config.tickets
-    return {
-        "ticket": {
-            "ref": ticket.ref,
-            "subject": ticket.subject,
-            "status": ticket.status.value,
-            "priority": ticket.priority.value,
-            "queue": ticket.queue,
-            "assignee": ticket.assignee or "",
-            "requester": ticket.requester,
-            "requester_name": ticket.requester_name or ticket.requester,
-            "created_at": ticket.created_at.isoformat(),
-        },
-        "support": {"address": tickets.support_address, "name": tickets.support_name},
-        "agent": {"name": notice.from_agent.name, "address": notice.from_agent.address}
-        if notice.from_agent
-        else None,
-        "body": notice.body_text or "",
-        "message": {
-            "from": str(msg.sender) if msg and msg.sender else "",
-            "subject": msg.subject if msg else "",
-        },
-        **notice.extra,
-    }
+def _visible(decision: Decision) -> bool:
+    """The requester sees an agent's words only as our relayed copy, never the original."""
+    return not decision.internal and decision.author is not Author.AGENT

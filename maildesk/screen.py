@@ -71,8 +71,9 @@ def screen_message(
 
 
 def _own_mail(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str]) -> str:
-    if msg.header(LOOP_HEADER) is not None:
-        return f"{LOOP_HEADER} header"
+    # Another maildesk's loop header names its own domain; its mail is not ours.
+    if any(v.strip().lower() == own_domain.lower() for v in msg.header_all(LOOP_HEADER)):
+        return f"{LOOP_HEADER}: {own_domain}"
     if (
         msg.message_id
         and _OUR_ID.match(msg.message_id)
@@ -85,10 +86,8 @@ def _own_mail(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str]
 
 
 def _bounce(msg: ParsedMessage) -> str:
-    if msg.content_type == "multipart/report":
-        report = (msg.header("Content-Type") or "").lower()
-        if "delivery-status" in report or "disposition-notification" not in report:
-            return "multipart/report delivery status"
+    if msg.content_type == "multipart/report" and not _is_read_receipt(msg):
+        return "multipart/report delivery status"
     local = msg.from_addr.partition("@")[0]
     if local in _DAEMON_LOCALPARTS:
         return f"sender {msg.from_addr}"
@@ -98,10 +97,18 @@ def _bounce(msg: ParsedMessage) -> str:
     return ""
 
 
+def _is_read_receipt(msg: ParsedMessage) -> bool:
+    return "disposition-notification" in (msg.header("Content-Type") or "").lower()
+
+
 def _auto_reply(msg: ParsedMessage) -> str:
-    auto_submitted = (msg.header("Auto-Submitted") or "").strip().lower()
+    raw = (msg.header("Auto-Submitted") or "").strip().lower()
+    # "no" may carry parameters or a comment: `no; x=y`, `no (typed by a person)`.
+    auto_submitted = re.split(r"[;(\s]", raw, maxsplit=1)[0]
     if auto_submitted and auto_submitted != "no":
-        return f"Auto-Submitted: {auto_submitted}"
+        return f"Auto-Submitted: {raw}"
+    if msg.content_type == "multipart/report" and _is_read_receipt(msg):
+        return "read receipt (disposition-notification report)"
     for name in ("X-Autoreply", "X-Autorespond"):
         if msg.header(name) is not None:
             return f"{name} header"

@@ -40,7 +40,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def write_config(directory: Path, *, database_url: str | None = None, extra: str = "") -> Path:
+def write_config(
+    directory: Path,
+    *,
+    database_url: str | None = None,
+    extra: str = "",
+    support: str = SUPPORT,
+    prefix: str = "MD",
+) -> Path:
     """A maildesk.yaml in `directory` with SQLite there (or `database_url`)."""
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "rules.yaml").exists():
@@ -52,8 +59,8 @@ def write_config(directory: Path, *, database_url: str | None = None, extra: str
 database:
   url: {url}
 {storage}tickets:
-  prefix: MD
-  support_address: {SUPPORT}
+  prefix: {prefix}
+  support_address: {support}
   support_name: Example Support
 rules: rules.yaml
 {extra}
@@ -74,12 +81,17 @@ def make_desk(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Desk]]
         database_url: str | None = None,
         extra: str = "",
         rules: str | None = None,
+        support: str = SUPPORT,
+        prefix: str = "MD",
     ) -> Desk:
         directory = tmp_path / name
         directory.mkdir(parents=True, exist_ok=True)
         if rules is not None:
             (directory / "rules.yaml").write_text(rules, encoding="utf-8")
-        config = load_config(write_config(directory, database_url=database_url, extra=extra))
+        path = write_config(
+            directory, database_url=database_url, extra=extra, support=support, prefix=prefix
+        )
+        config = load_config(path)
         engine = make_engine(config.database_url())
         upgrade(engine)
         engine.dispose()

@@ -37,6 +37,9 @@ SET_HEADERS = {
     "precedence",
     "x-maildesk-loop",
     "x-maildesk-ticket",
+    "thread-topic",
+    "thread-index",
+    "content-language",
     "content-type",
     "content-transfer-encoding",
     "mime-version",
@@ -64,7 +67,7 @@ def test_compose_never_emits_an_extra_header(evil):
         in_reply_to=f"{evil}@x.example",
         references=["ok@x.example", evil],
         date=datetime(2026, 11, 23, tzinfo=UTC),
-        automatic=True,
+        auto_submitted="auto-replied",
         ticket_ref="MD-1",
         loop_token="example.com",
     )

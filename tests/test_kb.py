@@ -205,7 +205,7 @@ def test_acknowledgement_without_a_match_has_no_suggestions(kb_desk):
     result = kb_desk.pipeline.process_one(make_mail(subject="Hello", body="Just saying hi."))
     text, html = _ack(kb_desk, result.ticket_ref)
     assert "While you wait" not in text and "While you wait" not in html
-    assert "we have received your request" in text
+    assert "We have opened ticket" in text
 
 
 def test_kb_commands_and_check(kb_desk):

@@ -35,6 +35,7 @@ def _register() -> None:
         demo,
         ingest,
         kb,
+        outbox,
         quarantine,
         report,
         rules,
@@ -43,7 +44,8 @@ def _register() -> None:
         tickets,
     )
 
-    for module in (setup, ingest, tickets, quarantine, rules, report, satisfaction, kb, demo):
+    modules = (setup, ingest, tickets, quarantine, outbox, rules, report, satisfaction, kb, demo)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -76,6 +76,9 @@ def print_ticket(d: dict) -> None:
         )
     if d["tags"]:
         click.echo(f"  tags: {', '.join(d['tags'])}")
+    bouncing = [p["address"] for p in d["participants"] if p["bouncing"]]
+    if bouncing:
+        click.echo(f"  mail to {', '.join(bouncing)} bounces")
     for m in d["messages"]:
         flag = " (internal)" if m["internal"] else ""
         click.echo(

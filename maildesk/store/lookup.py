@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -13,10 +13,12 @@ from maildesk.batch_state import BatchState
 from maildesk.domain import Priority, Status, TicketState
 from maildesk.outbox import auto_reply_counts, one_hour_before
 from maildesk.parse import ParsedMessage
-from maildesk.store.models import Message, Receipt, ThreadRef, Ticket
+from maildesk.store.models import Message, OutboxEntry, Receipt, ThreadRef, Ticket
 from maildesk.threading import ThreadKeys
 
 _CHUNK = 500  # bound the size of IN (...) lists
+# An auto-reply that names no ticket belongs to what we last sent its sender this recently.
+AUTO_REPLY_WINDOW = timedelta(days=7)
 
 
 def load_batch_state(
@@ -26,15 +28,25 @@ def load_batch_state(
     *,
     prefix: str,
     now: datetime,
+    auto_repliers: Sequence[str] = (),
 ) -> BatchState:
-    """Tickets the messages may thread into, duplicates, receipts and auto-reply counts."""
+    """Tickets the messages may thread into, duplicates, receipts and auto-reply counts.
+
+    `auto_repliers` are senders of auto-replies: the ticket each was last notified about
+    is loaded too, for out-of-office replies that quote nothing.
+    """
     state = BatchState(prefix=prefix)
     state.stored = _stored(session, [m.dedup_key for m, _ in messages])
     state.receipts = _received(session, list(receipts))
-    reference_ids = list({i for _, k in messages for i in k.reference_ids})
+    # Their own Message-IDs too: a message we already know (our own mail coming back)
+    # must not be recorded a second time.
+    own_ids = {m.message_id for m, _ in messages if m.message_id}
+    reference_ids = list({i for _, k in messages for i in k.reference_ids} | own_ids)
     state.thread_refs = _thread_refs(session, reference_ids)
+    state.last_notified = _last_notified(session, list(auto_repliers), now - AUTO_REPLY_WINDOW)
     refs = {f"{prefix}-{n}".upper() for _, k in messages for n in k.ticket_numbers}
-    for ticket in _tickets(session, set(state.thread_refs.values()), refs):
+    ids = set(state.thread_refs.values()) | set(state.last_notified.values())
+    for ticket in _tickets(session, ids, refs):
         state.add_ticket(ticket)
     senders = [m.from_addr for m, _ in messages if m.from_addr]
     state.auto_replies = auto_reply_counts(session, senders, one_hour_before(now))
@@ -82,6 +94,23 @@ def _thread_refs(session: Session, message_ids: list[str]) -> dict[str, int]:
     return found
 
 
+def _last_notified(session: Session, addresses: list[str], since: datetime) -> dict[str, int]:
+    """address -> the ticket we last sent it a notification about (since `since`)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(set(addresses))):
+        query = (
+            select(OutboxEntry.to_addr, OutboxEntry.ticket_id)
+            .where(
+                OutboxEntry.to_addr.in_(chunk),
+                OutboxEntry.created_at >= since,
+                OutboxEntry.ticket_id.is_not(None),
+            )
+            .order_by(OutboxEntry.id)
+        )
+        found.update({address: ticket_id for address, ticket_id in session.execute(query)})
+    return found
+
+
 def _tickets(session: Session, ids: set[int], refs: set[str]) -> list[TicketState]:
     """Tickets by id or ref, plus the tickets they were merged into, as snapshots."""
     loaded: dict[int, Ticket] = {}
@@ -100,8 +129,12 @@ def _tickets(session: Session, ids: set[int], refs: set[str]) -> list[TicketStat
         wanted_ids = {t.merged_into_id for t in new.values() if t.merged_into_id} - set(loaded)
         wanted_refs = set()
     threads = _visible_threads(session, list(loaded))
+    agent_threads = _agent_threads(session, list(loaded))
     refs_by_id = {t.id: t.ref for t in loaded.values()}
-    return [snapshot(t, threads.get(t.id, ()), refs_by_id) for t in loaded.values()]
+    return [
+        snapshot(t, threads.get(t.id, ()), refs_by_id, agent_threads.get(t.id, {}))
+        for t in loaded.values()
+    ]
 
 
 def _visible_threads(session: Session, ticket_ids: list[int]) -> dict[int, tuple[str, ...]]:
@@ -117,8 +150,36 @@ def _visible_threads(session: Session, ticket_ids: list[int]) -> dict[int, tuple
     return {k: tuple(v) for k, v in threads.items()}
 
 
+def _agent_threads(
+    session: Session, ticket_ids: list[int]
+) -> dict[int, dict[str, tuple[str, ...]]]:
+    """Per ticket and agent: what we sent them and what they wrote, in thread order."""
+    found: dict[int, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+    for chunk in _chunks(ticket_ids):
+        sent = (
+            select(OutboxEntry.ticket_id, OutboxEntry.to_addr, ThreadRef.message_id, ThreadRef.id)
+            .join(ThreadRef, ThreadRef.message_id == OutboxEntry.message_id)
+            .where(OutboxEntry.ticket_id.in_(chunk), OutboxEntry.audience == "agents")
+        )
+        written = (
+            select(Message.ticket_id, Message.from_addr, ThreadRef.message_id, ThreadRef.id)
+            .join(ThreadRef, ThreadRef.message_id == Message.message_id)
+            .where(Message.ticket_id.in_(chunk), Message.author_kind == "agent")
+        )
+        for query in (sent, written):
+            for ticket_id, address, message_id, order in session.execute(query):
+                found[ticket_id][address].append((order, message_id))
+    return {
+        ticket_id: {a: tuple(m for _, m in sorted(items)) for a, items in agents.items()}
+        for ticket_id, agents in found.items()
+    }
+
+
 def snapshot(
-    ticket: Ticket, thread_ids: tuple[str, ...], refs_by_id: dict[int, str]
+    ticket: Ticket,
+    thread_ids: tuple[str, ...],
+    refs_by_id: dict[int, str],
+    agent_threads: dict[str, tuple[str, ...]] | None = None,
 ) -> TicketState:
     """The read-only view of a stored ticket that the deciding step gets."""
     return TicketState(
@@ -145,4 +206,16 @@ def snapshot(
         sla_policy=ticket.sla_policy,
         first_response_due=ticket.first_response_due,
         resolution_due=ticket.resolution_due,
+        thread_index=ticket.thread_index,
+        bouncing=tuple(p.address for p in ticket.participants if p.bouncing),
+        agent_threads=agent_threads or {},
     )
+
+
+def load_ticket_state(session: Session, ticket: Ticket) -> TicketState:
+    """The snapshot of one loaded ticket, with its readers' threads (outside batch ingest)."""
+    threads = _visible_threads(session, [ticket.id])
+    agents = _agent_threads(session, [ticket.id])
+    merged = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    refs = {merged.id: merged.ref} if merged else {}
+    return snapshot(ticket, threads.get(ticket.id, ()), refs, agents.get(ticket.id, {}))

@@ -69,6 +69,8 @@ class Ticket(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     rules_fired: Mapped[list[Any]] = mapped_column(JSON, default=list)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # Outlook's conversation root (base64 Thread-Index) when the request carried one.
+    thread_index: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     first_response_at: Mapped[datetime | None]

@@ -98,7 +98,8 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
             "linked_from": linked.ref if linked else None,
             "spam": ticket.spam,
             "participants": [
-                {"address": p.address, "name": p.name, "role": p.role} for p in ticket.participants
+                {"address": p.address, "name": p.name, "role": p.role, "bouncing": p.bouncing}
+                for p in ticket.participants
             ],
             "messages": [_message(m) for m in ticket.messages],
             "events": [

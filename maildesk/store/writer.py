@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from maildesk.config import Config
 from maildesk.decide import Change, Decision
-from maildesk.domain import Status, TicketState
+from maildesk.domain import Author, Status, TicketState
 from maildesk.filenames import safe_filename
-from maildesk.outbox import QueuedNotice, outbox_row
+from maildesk.outbox import QueuedNotice, outbox_row, ticket_thread_root
 from maildesk.parse import ParsedMessage
 from maildesk.store.assignment import record_assignment
 from maildesk.store.blobs import BlobStore, InlineSink, insert_blobs
@@ -52,6 +52,7 @@ class Plan:
     receipt: tuple[str, int, int] | None
     now: datetime
     message_pk: int | None = field(default=None)
+    new_thread_ref: bool = True  # the Message-ID is not in thread_refs yet
     # Stores the raw message, small ones through the given sink (a blobs row).
     keep_raw: Callable[[InlineSink], str] | None = field(default=None)
 
@@ -167,6 +168,7 @@ def _new_ticket(rows: Rows, plan: Plan) -> dict[str, Any]:
         tags=list(dict.fromkeys(new.tags)),
         rules_fired=list(plan.decision.rule_hits),
         message_id=state.message_id,
+        thread_index=new.thread_index,
         created_at=plan.now,
         updated_at=plan.now,
         first_response_at=None,
@@ -264,6 +266,7 @@ def _write_plan(
     if plan.keep_raw is not None:
         plan.keep_raw(rows.blob)
     _message_rows(rows, plan, blobs, message_pk)
+    root = ticket_thread_root(plan.after.thread_index, plan.after.created_at, plan.after.message_id)
     for queued, context in zip(plan.queued, plan.contexts, strict=True):
         entry, ref = outbox_row(
             config,
@@ -272,6 +275,7 @@ def _write_plan(
             queued=queued,
             context=context,
             now=now,
+            thread_root=root,
         )
         rows.add(OutboxEntry, **entry)
         rows.add(ThreadRef, **ref)
@@ -359,14 +363,14 @@ def _message_rows(rows: Rows, plan: Plan, blobs: BlobStore, message_pk: int) -> 
             content_id=att.content_id,
             inline=att.inline,
         )
-    before_thread = plan.before.thread_ids if plan.before else ()
-    if msg.message_id and msg.message_id not in before_thread:
+    if msg.message_id and plan.new_thread_ref:
         rows.add(
             ThreadRef,
             message_id=msg.message_id,
             ticket_id=plan.after.id,
             ours=False,
-            visible=not decision.internal,
+            # The requester sees an agent's words only as our relayed copy.
+            visible=not decision.internal and decision.author is not Author.AGENT,
             created_at=plan.now,
         )
 

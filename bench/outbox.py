@@ -1,0 +1,166 @@
+"""Outbox sender throughput: notifications per second to a local SMTP server over one connection.
+
+    python bench/outbox.py [--count 3000] [--database-url URL]
+
+Queues COUNT acknowledgements through the real pipeline (SQLite in a temporary folder
+unless --database-url is given), starts an aiosmtpd sink in a separate process, then
+times one `OutboxSender.drain()`: claim, send over one SMTP connection, mark sent.
+Prints notifications/s, SMTP transaction latency percentiles and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from maildesk.app import Desk
+from maildesk.config import load_config
+from maildesk.pipeline import SourceInfo
+from maildesk.sender import build_sender
+from maildesk.store.db import make_engine, upgrade
+from maildesk.store.models import OutboxEntry
+
+RULES = """
+version: 1
+default: {queue: general, priority: normal, auto_reply: ack, language: en}
+queues:
+  general: {agents: []}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_desk(root: Path, port: int, database_url: str | None) -> Desk:
+    (root / "rules.yaml").write_text(RULES)
+    (root / "maildesk.yaml").write_text(
+        f"database:\n  url: {database_url or 'sqlite:///maildesk.db'}\n"
+        "tickets:\n  support_address: support@example.com\n  support_name: Example Support\n"
+        f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        # One requester per message, so the rate limit never holds an ack back.
+        "limits:\n  auto_replies_per_hour: 1000000\n"
+    )
+    config = load_config(root / "maildesk.yaml")
+    engine = make_engine(config.database_url())
+    upgrade(engine)
+    engine.dispose()
+    return Desk.build(config)
+
+
+def queue(desk: Desk, count: int) -> float:
+    """Ingest `count` requests (one acknowledgement each); seconds taken."""
+    started = time.perf_counter()
+    batch = []
+    for n in range(count):
+        raw = (
+            f"From: Customer {n} <customer{n}@example.org>\r\nTo: support@example.com\r\n"
+            f"Subject: Benchmark request {n}\r\nMessage-ID: <bench-{n}@example.org>\r\n"
+            "Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n\r\n"
+            "My printer is on fire. " * 20
+        ).encode()
+        batch.append((raw, SourceInfo(source="bench")))
+        if len(batch) == 200:
+            desk.pipeline.process_batch(batch)
+            batch = []
+    if batch:
+        desk.pipeline.process_batch(batch)
+    return time.perf_counter() - started
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c",
+         "aiosmtpd.handlers.Sink"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the aiosmtpd sink did not start")
+
+
+async def drain(desk: Desk) -> tuple[int, float, list[float]]:
+    sender = build_sender(desk.config, desk.sessions, batch_size=100)
+    latencies: list[float] = []
+    send = sender.transport.send
+
+    async def timed(envelope_from, recipients, raw):
+        started = time.perf_counter()
+        try:
+            return await send(envelope_from, recipients, raw)
+        finally:
+            latencies.append(time.perf_counter() - started)
+
+    sender.transport.send = timed  # type: ignore[method-assign]
+    started = time.perf_counter()
+    try:
+        sent = await sender.drain()
+    finally:
+        await sender.transport.close()
+    return sent, time.perf_counter() - started, latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="maildesk-bench-outbox-"))
+    port = free_port()
+    sink = start_sink(port)
+    desk = make_desk(root, port, args.database_url)
+    try:
+        queued_in = queue(desk, args.count)
+        with desk.sessions() as session:
+            pending = session.scalar(select(func.count(OutboxEntry.id)))
+            size = session.scalar(select(func.avg(func.length(OutboxEntry.raw))))
+        sent, seconds, latencies = asyncio.run(drain(desk))
+        with desk.sessions() as session:
+            done = session.scalar(
+                select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "sent")
+            )
+    finally:
+        desk.close()
+        sink.terminate()
+        sink.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"database: {database}; {pending} notifications queued in {queued_in:.1f} s "
+          f"(avg {size:.0f} bytes each)")  # fmt: skip
+    print(f"sent {sent} (marked sent: {done}) in {seconds:.2f} s over one SMTP connection")
+    print(f"throughput: {sent / seconds:.0f} notifications/s")
+    ms = [v * 1000 for v in latencies]
+    print(
+        "SMTP transaction latency ms: "
+        f"p50 {percentile(ms, 50):.2f}  p90 {percentile(ms, 90):.2f}  "
+        f"p99 {percentile(ms, 99):.2f}  max {max(ms):.2f}  mean {statistics.fmean(ms):.2f}"
+    )
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""`maildesk outbox list|show|retry|send`: notifications waiting, sent or failed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.errors import NotFound
+from maildesk.outbox import render_entry
+from maildesk.store.models import OutboxEntry, Ticket
+
+STATUSES = ("pending", "sending", "sent", "failed", "bounced")
+UNSENT = ("pending", "sending", "failed", "bounced")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def entry_row(entry: OutboxEntry, ref: str | None) -> dict[str, Any]:
+    """The fields of `outbox list --json` (a stable, documented format)."""
+    return {
+        "id": entry.id,
+        "ticket": ref,
+        "template": entry.template,
+        "audience": entry.audience,
+        "status": entry.status,
+        "to": list(entry.recipients),
+        "subject": entry.subject,
+        "message_id": entry.message_id,
+        "created_at": _iso(entry.created_at),
+        "attempts": entry.attempts,
+        "next_attempt_at": _iso(entry.next_attempt_at) if entry.status == "pending" else None,
+        "sent_at": _iso(entry.sent_at),
+        "last_error": entry.last_error,
+    }
+
+
+@click.group()
+def outbox() -> None:
+    """Notifications: waiting, sent, failed; resend them."""
+
+
+@outbox.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(STATUSES),
+    multiple=True,
+    help="Only this status (repeatable). Default: everything not sent yet.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every status, sent ones included.")
+@click.option("--limit", type=int, default=200, show_default=True, help="Newest this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (format in README).")
+@pass_cli
+def list_cmd(
+    cli: CliContext, statuses: tuple[str, ...], show_all: bool, limit: int, as_json: bool
+) -> None:
+    """List notifications, newest first."""
+    desk = cli.desk()
+    wanted = STATUSES if show_all else (statuses or UNSENT)
+    with desk.sessions() as session:
+        query = (
+            select(OutboxEntry, Ticket.ref)
+            .outerjoin(Ticket, Ticket.id == OutboxEntry.ticket_id)
+            .where(OutboxEntry.status.in_(wanted))
+            .order_by(OutboxEntry.id.desc())
+            .limit(limit)
+        )
+        rows = [entry_row(e, ref) for e, ref in session.execute(query).all()]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no notifications" + ("" if show_all or statuses else " waiting or failed"))
+        return
+    for row in rows:
+        row["to_list"] = ", ".join(row["to"])
+    columns = [
+        ("id", "ID"),
+        ("ticket", "TICKET"),
+        ("status", "STATUS"),
+        ("template", "TEMPLATE"),
+        ("to_list", "TO"),
+        ("attempts", "TRIES"),
+        ("last_error", "LAST ERROR"),
+    ]
+    print_table(rows, columns, max_width=60)
+
+
+@outbox.command("show")
+@click.argument("entry_id", type=int)
+@click.option("--raw", is_flag=True, help="Print the message exactly as it is sent.")
+@pass_cli
+def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
+    """Show one notification (or its raw RFC 5322 bytes)."""
+    desk = cli.desk()
+    with desk.sessions() as session, session.begin():
+        entry, ref = _get(session, entry_id)
+        if raw:
+            # Rendered (and kept) now if the sender has not done it yet: same bytes later.
+            click.get_binary_stream("stdout").write(render_entry(entry, desk.renderer, desk.config))
+            return
+        print_json(entry_row(entry, ref))
+
+
+@outbox.command("retry")
+@click.argument("entry_id", type=int)
+@click.option("--no-send", is_flag=True, help="Only queue it again; the daemon sends it.")
+@pass_cli
+def retry_cmd(cli: CliContext, entry_id: int, no_send: bool) -> None:
+    """Queue notification ENTRY_ID again (same bytes, same Message-ID) and send it."""
+    desk = cli.desk()
+    now = datetime.now(UTC)
+    with desk.sessions() as session, session.begin():
+        entry, _ = _get(session, entry_id)
+        if entry.status == "sending" and entry.claimed_until and entry.claimed_until > now:
+            raise click.ClickException(f"notification {entry_id} is being sent right now")
+        previous = entry.status
+        entry.status = "pending"
+        entry.attempts = 0
+        entry.next_attempt_at = now
+        entry.claimed_by = None
+        entry.claimed_until = None
+    click.echo(f"notification {entry_id} ({previous}) queued again")
+    if no_send:
+        return
+    _drain(cli)
+    with desk.sessions() as session:
+        entry, _ = _get(session, entry_id)
+        detail = f": {entry.last_error}" if entry.status != "sent" and entry.last_error else ""
+        click.echo(f"notification {entry_id}: {entry.status}{detail}")
+        if entry.status == "failed":
+            raise SystemExit(1)
+
+
+@outbox.command("send")
+@pass_cli
+def send_cmd(cli: CliContext) -> None:
+    """Send every notification that is due now, then exit (the daemon does this itself)."""
+    _drain(cli)
+
+
+def _drain(cli: CliContext) -> None:
+    from maildesk.sender import build_sender
+
+    desk = cli.desk()
+    sender = build_sender(cli.config(), desk.sessions)
+
+    async def drain() -> int:
+        try:
+            return await sender.drain()
+        finally:
+            await sender.transport.close()
+
+    sent = asyncio.run(drain())
+    click.echo(f"sent {sent} notification(s)")
+    if sender.unavailable:
+        raise click.ClickException(f"{sender.unavailable}; the rest stay queued")
+
+
+def _get(session: Any, entry_id: int) -> tuple[OutboxEntry, str | None]:
+    row = session.execute(
+        select(OutboxEntry, Ticket.ref)
+        .outerjoin(Ticket, Ticket.id == OutboxEntry.ticket_id)
+        .where(OutboxEntry.id == entry_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no notification {entry_id}; see `maildesk outbox list --all`")
+    return row[0], row[1]
+
+
+COMMANDS = [outbox]

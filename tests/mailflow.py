@@ -1,0 +1,66 @@
+"""Helpers for tests that send notifications to a real SMTP server and read them back."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select
+
+from maildesk.app import Desk
+from maildesk.outbox import render_entry
+from maildesk.sender import Backoff, OutboxSender, build_sender
+from maildesk.store.models import OutboxEntry, Ticket
+
+
+def sender(desk: Desk, **options: Any) -> OutboxSender:
+    """An OutboxSender for `desk` on the desk's own clock, over its configured SMTP."""
+    options.setdefault("clock", desk.pipeline.clock)
+    options.setdefault("backoff", Backoff(base_seconds=60, cap_seconds=3600))
+    return build_sender(desk.config, desk.sessions, **options)
+
+
+def send_all(desk: Desk, **options: Any) -> int:
+    """Drain the desk's outbox once over a fresh connection; the number sent."""
+    outbox_sender = sender(desk, **options)
+
+    async def drain() -> int:
+        try:
+            return await outbox_sender.drain()
+        finally:
+            await outbox_sender.transport.close()
+
+    return asyncio.run(drain())
+
+
+def outbox_rows(desk: Desk) -> list[OutboxEntry]:
+    """Every queued notification, rendered to bytes as the sender does before sending."""
+    with desk.sessions() as session, session.begin():
+        rows = list(session.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
+        for row in rows:
+            render_entry(row, desk.renderer, desk.config)
+        return rows
+
+
+def ticket(desk: Desk, ref: str = "MD-1") -> Ticket:
+    with desk.sessions() as session:
+        return session.scalars(select(Ticket).where(Ticket.ref == ref)).one()
+
+
+def parse(data: bytes) -> EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def ids(value: object) -> list[str]:
+    """The Message-IDs in a References/In-Reply-To header value, without brackets."""
+    return [part.strip("<>") for part in str(value or "").split()]
+
+
+def reply_to(message: EmailMessage, **headers: str) -> dict[str, str]:
+    """Threading headers a mail client sets when replying to `message`."""
+    own = str(message["Message-ID"])
+    refs = " ".join([*str(message.get("References", "")).split(), own]).strip()
+    return {"in_reply_to": own, "references": refs, **headers}
