@@ -21,7 +21,6 @@ KNOWN: dict[str, tuple[bool, str]] = {
     "cc": (True, "#cc ADDRESS"),
     "merge": (True, "#merge REF (e.g. #merge MD-42)"),
     "note": (False, "#note (keeps this reply internal)"),
-    "kb": (True, "#kb ARTICLE"),
 }
 _LINE = re.compile(r"^#([A-Za-z]+)\b[ \t]*(.*?)\s*$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -54,6 +53,7 @@ def parse_commands(text: str) -> CommandBlock:
     """Split leading `#command` lines from the body and check their syntax."""
     block = CommandBlock()
     lines = text.splitlines()
+    kept: list[str] = []
     index = 0
     while index < len(lines):
         line = lines[index].strip()
@@ -63,9 +63,12 @@ def parse_commands(text: str) -> CommandBlock:
             continue
         if not match:
             break
-        _take(block, match.group(1).lower(), match.group(2), line)
+        if match.group(1).lower() == "kb":  # `#kb NAME` is text: the article goes in its place
+            kept.append(lines[index])
+        else:
+            _take(block, match.group(1).lower(), match.group(2), line)
         index += 1
-    block.body = "\n".join(lines[index:]).strip("\n")
+    block.body = "\n".join([*kept, *lines[index:]]).strip("\n")
     return block
 
 

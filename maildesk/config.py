@@ -101,6 +101,12 @@ class TicketsConfig(_Section):
     # A stranger quoting a ticket's token opens a new ticket ("new") or is held ("hold").
     stranger_with_token: Literal["new", "hold"] = "new"
     require_agent_auth: bool = False
+    # Authentication-Results headers count only when added by these servers (your MX).
+    trusted_authserv: list[str] = []
+    pause_sla_when_pending: bool = True
+    sla_warning_fraction: float = Field(default=0.8, gt=0, lt=1)
+    # Remind the assignee (or queue) when an open ticket had no agent action this long.
+    remind_after_hours: float = Field(default=24, ge=0)
     language: str = "en"
 
     @property

@@ -6,97 +6,21 @@ Decision in one transaction, so everything here can be tested with plain data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from maildesk.config import TicketsConfig
+from maildesk.agent_mail import agent_mail
 from maildesk.conversation_index import root_from_header
-from maildesk.domain import Author, MessageKind, Priority, Status, TicketState
+from maildesk.decision import Change, DecideContext, Decision, NewTicket, Notice
+from maildesk.domain import Author, MessageKind, Status, TicketState
+from maildesk.lifecycle import customer_reply_status
 from maildesk.parse import Address, ParsedMessage, human_size
-from maildesk.rules import RuleFacts, RuleSet
+from maildesk.satisfaction import rating_fields, rating_reply
 from maildesk.screen import MailClass, Screening
 from maildesk.threading import strip_token
 
+__all__ = ["Change", "DecideContext", "Decision", "NewTicket", "Notice", "decide"]
+
 OVERSIZED_TAG = "oversized"
-
-
-@dataclass
-class Notice:
-    """A notification to render from `template` and queue in the outbox."""
-
-    template: str
-    to: list[Address]
-    audience: str  # "requester" or "agents"
-    automatic: bool = True
-    cc: list[Address] = field(default_factory=list)
-    from_agent: Address | None = None  # relayed replies show the agent's name
-    on_behalf_of: Address | None = None  # agents' copies show the customer's name in From
-    body_text: str | None = None  # text relayed from an agent or customer
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class NewTicket:
-    """The fields of a ticket this message opens."""
-
-    subject: str
-    requester: Address
-    queue: str
-    priority: Priority
-    assignee: str | None
-    language: str
-    tags: list[str] = field(default_factory=list)
-    sla_policy: str | None = None
-    first_response_due: datetime | None = None
-    resolution_due: datetime | None = None
-    spam: bool = False
-    linked_from: int | None = None  # the closed ticket a reply reopened as a new one
-    assign_strategy: str | None = None
-    assign_candidates: list[str] = field(default_factory=list)
-    thread_index: str | None = None  # Outlook's conversation root, when the request had one
-
-
-@dataclass
-class Change:
-    """One field set on the ticket, with the reason that goes in the event log."""
-
-    field: str
-    value: Any
-    reason: str
-
-
-@dataclass
-class Decision:
-    """Everything the store must do for one message, in one transaction."""
-
-    author: Author
-    kind: MessageKind
-    actor: str
-    screening: Screening
-    ticket_id: int | None = None
-    new_ticket: NewTicket | None = None
-    internal: bool = False
-    changes: list[Change] = field(default_factory=list)
-    participants: list[tuple[Address, str]] = field(default_factory=list)
-    notices: list[Notice] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (event kind, text)
-    rule_hits: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DecideContext:
-    """Configuration and facts the deciding step reads."""
-
-    tickets: TicketsConfig
-    rules: RuleSet
-    now: datetime
-    screening: Screening
-    facts: RuleFacts
-    auto_replies_last_hour: int = 0
-    auto_reply_limit: int = 5
-    own_addresses: frozenset[str] = frozenset()
 
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
@@ -226,14 +150,28 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         decision.notes.append((automatic.value, ctx.screening.reason))
         return decision
     if author is Author.AGENT:
-        return _agent_reply(msg, ticket, ctx, decision)
+        return agent_mail(
+            msg,
+            ticket,
+            ctx,
+            decision,
+            find_ticket=ctx.find_ticket or (lambda ref: None),
+            articles=list(ctx.kb_articles),
+        )
+    if _rating(msg, ticket, ctx, decision):
+        return decision
     routing = ctx.rules.evaluate(msg, ticket=ticket, facts=ctx.facts)
     decision.rule_hits = list(routing.hits)
     _apply_follow_up_routing(routing, ticket, decision)
-    if ticket.status in (Status.PENDING, Status.RESOLVED, Status.CLOSED):
+    status = customer_reply_status(
+        ticket.status, msg.text, thanks_keeps_resolved=ctx.tickets.thanks_keeps_resolved
+    )
+    if status is not None:
         decision.changes.append(
-            Change("status", Status.OPEN, f"customer replied to a {ticket.status} ticket")
+            Change("status", status, f"customer replied to a {ticket.status} ticket")
         )
+    elif ticket.status is Status.RESOLVED:
+        decision.notes.append(("thanks", "a thank-you on a resolved ticket: it stays resolved"))
     decision.participants = [
         (a, "cc")
         for a in msg.cc + msg.to
@@ -248,30 +186,20 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     return decision
 
 
-def _agent_reply(
+def _rating(
     msg: ParsedMessage, ticket: TicketState, ctx: DecideContext, decision: Decision
-) -> Decision:
-    agent = ctx.rules.agent_by_address(msg.from_addr)
-    assert agent is not None
-    decision.kind = MessageKind.AGENT_REPLY
-    if ticket.first_response_at is None:
-        decision.changes.append(Change("first_response_at", ctx.now, "first agent reply"))
-    if ticket.status is Status.NEW:
-        decision.changes.append(Change("status", Status.OPEN, "agent replied"))
-    requester = Address(ticket.requester_name, ticket.requester)
-    ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
-    decision.notices.append(
-        Notice(
-            "agent_reply",
-            [requester],
-            "requester",
-            automatic=False,
-            cc=ccs,
-            from_agent=Address(agent.name, agent.address),
-            body_text=msg.text,
-        )
+) -> bool:
+    """A reply that rates a resolved ticket is stored as its rating and reopens nothing."""
+    resolved = ticket.status in (Status.RESOLVED, Status.CLOSED)
+    reply = rating_reply(
+        msg.text, ref=ticket.ref, resolved=resolved, secret=ctx.rating_secret, now=ctx.now
     )
-    return decision
+    if reply is None:
+        return False
+    for name, value in rating_fields(reply, ctx.now).items():
+        decision.changes.append(Change(name, value, f"satisfaction rating by {msg.from_addr}"))
+    decision.notes.append(("rated", f"rated {reply.rating} of 5"))
+    return True
 
 
 def _apply_follow_up_routing(routing: Any, ticket: TicketState, decision: Decision) -> None:

@@ -66,6 +66,12 @@ TEMPLATES: dict[str, TemplateSpec] = {
         has_agent=True,
     ),
     "note": TemplateSpec("agents", "an internal note, to the other agents", has_agent=True),
+    "command_confirm": TemplateSpec(
+        "agents",
+        "an agent's commands were applied: what changed",
+        {"applied": ["status open -> pending", "assigned to Alice Archer"]},
+        has_agent=True,
+    ),
     "oversized": TemplateSpec(
         "requester",
         "a message or attachment was over a size limit: what was not kept",

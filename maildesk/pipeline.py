@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.batch_state import BatchState, evolve, state_of_new_ticket
 from maildesk.bounce import BounceReport, read_bounce
+from maildesk.commands import parse_commands
 from maildesk.compose import new_message_id
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, decide
@@ -223,7 +224,13 @@ class Pipeline:
         rules = self.rules()  # one version of the rules for the whole batch
         with session.no_autoflush:
             state = load_batch_state(
-                session, keyed, receipts, prefix=prefix, now=now, auto_repliers=auto_repliers
+                session,
+                keyed,
+                receipts,
+                prefix=prefix,
+                now=now,
+                auto_repliers=auto_repliers,
+                extra_refs=_merge_targets(entries, prefix),
             )
             if rules.needs_assignment_facts:
                 lock_assignments(session)
@@ -312,6 +319,8 @@ class Pipeline:
             assert before is not None
             start = before
         after = evolve(start, decision, now)
+        if decision.merge_into is not None:
+            after = replace(after, merged_into=decision.merge_into.ref)
         queued = plan_notices(
             decision.notices,
             after,
@@ -428,7 +437,15 @@ class Pipeline:
             mailbox=source.source,
             mailbox_queue=source.queue,
         )
+        prefix = tickets.prefix
+        kb = self.knowledge_base.articles() if self.knowledge_base is not None else []
+        secret = self.config.satisfaction.secret
         return DecideContext(
+            find_ticket=lambda ref: state.find_ticket(
+                ThreadKeys(subject_ticket_numbers(f"[{ref}]", prefix), [])
+            ),
+            kb_articles=tuple(kb),
+            rating_secret=secret.read("satisfaction secret") if secret else None,
             tickets=tickets,
             rules=rules,
             now=now,
@@ -459,3 +476,14 @@ def _incoming(raw: Raw) -> IncomingMail:
 def _visible(decision: Decision) -> bool:
     """The requester sees an agent's words only as our relayed copy, never the original."""
     return not decision.internal and decision.author is not Author.AGENT
+
+
+def _merge_targets(entries: list[_Entry], prefix: str) -> set[str]:
+    """Tickets named by `#merge REF` commands, loaded so the deciding step can check them."""
+    refs = set()
+    for entry in entries:
+        if isinstance(entry.parsed, ParsedMessage) and "#merge" in entry.parsed.text.lower():
+            for command in parse_commands(entry.parsed.text).named("merge"):
+                for number in subject_ticket_numbers(f"[{command.argument}]", prefix):
+                    refs.add(f"{prefix}-{number}".upper())
+    return refs

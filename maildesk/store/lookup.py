@@ -29,6 +29,7 @@ def load_batch_state(
     prefix: str,
     now: datetime,
     auto_repliers: Sequence[str] = (),
+    extra_refs: set[str] | None = None,
 ) -> BatchState:
     """Tickets the messages may thread into, duplicates, receipts and auto-reply counts.
 
@@ -45,6 +46,7 @@ def load_batch_state(
     state.thread_refs = _thread_refs(session, reference_ids)
     state.last_notified = _last_notified(session, list(auto_repliers), now - AUTO_REPLY_WINDOW)
     refs = {f"{prefix}-{n}".upper() for _, k in messages for n in k.ticket_numbers}
+    refs |= extra_refs or set()
     ids = set(state.thread_refs.values()) | set(state.last_notified.values())
     for ticket in _tickets(session, ids, refs):
         state.add_ticket(ticket)

@@ -260,6 +260,7 @@ def _write_plan(
             f"rules fired on a follow-up: {', '.join(decision.rule_hits)}",
         )
     _add_participants(rows, plan)
+    _merge(rows, plan)
     for kind, reason in decision.notes:
         _event(rows, ticket_id, now, decision.actor, kind, None, None, reason)
     plan.message_pk = message_pk
@@ -304,6 +305,33 @@ def _touch(ticket: Ticket | dict[str, Any], decision: Decision, now: datetime) -
             ticket[key] = value
         else:
             setattr(ticket, key, value)
+
+
+def _merge(rows: Rows, plan: Plan) -> None:
+    """#merge: the target ticket gets this ticket's requester in Cc and a note of it."""
+    target = plan.decision.merge_into
+    if target is None:
+        return
+    source = plan.after
+    if source.requester != target.requester and source.requester not in target.participants:
+        rows.add(
+            Participant,
+            ticket_id=target.id,
+            address=source.requester,
+            name=source.requester_name,
+            role="cc",
+            bouncing=False,
+        )
+    _event(
+        rows,
+        target.id,
+        plan.now,
+        plan.decision.actor,
+        "merged",
+        source.ref,
+        target.ref,
+        f"{source.ref} was merged into this ticket",
+    )
 
 
 def _add_participants(rows: Rows, plan: Plan) -> None:
