@@ -13,7 +13,7 @@ from typing import Any
 from maildesk.config import TicketsConfig
 from maildesk.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.parse import Address, ParsedMessage
-from maildesk.rules import RuleFacts, RuleSet
+from maildesk.rules import Routing, RuleFacts, RuleSet
 from maildesk.screen import MailClass, Screening
 from maildesk.threading import strip_token
 
@@ -91,6 +91,8 @@ class DecideContext:
     auto_replies_last_hour: int = 0
     auto_reply_limit: int = 5
     own_addresses: frozenset[str] = frozenset()
+    # The receiving mailbox's queue: it replaces the default route's queue.
+    default_queue: str | None = None
 
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
@@ -130,7 +132,7 @@ def _new_ticket(
 ) -> Decision:
     routing = ctx.rules.evaluate(msg, ticket=None, facts=ctx.facts)
     requester = msg.sender or Address("", "unknown@invalid")
-    queue = routing.queue or ctx.rules.default_queue
+    queue = _queue_for(routing, ctx)
     new = NewTicket(
         subject=strip_token(msg.subject, ctx.tickets.prefix) or "(no subject)",
         requester=requester,
@@ -168,6 +170,13 @@ def _new_ticket(
         for address in routing.notify:
             decision.notices.append(Notice("new_ticket", [Address("", address)], "agents"))
     return decision
+
+
+def _queue_for(routing: Routing, ctx: DecideContext) -> str:
+    """A rule that fired decides the queue; otherwise the mailbox's, then the default route's."""
+    if ctx.default_queue and not routing.hits:
+        return ctx.default_queue
+    return routing.queue or ctx.rules.default_queue
 
 
 def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:

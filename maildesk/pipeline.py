@@ -33,6 +33,7 @@ from maildesk.threading import thread_keys
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+BatchHook = Callable[[Session, list["IngestResult"]], None]
 
 
 def utcnow() -> datetime:
@@ -104,11 +105,22 @@ class Pipeline:
         """Ingest one message in its own transaction."""
         return self.process_batch([(raw, source or SourceInfo())])[0]
 
-    def process_batch(self, items: Sequence[tuple[bytes, SourceInfo]]) -> list[IngestResult]:
-        """Ingest messages in one transaction; raises TemporaryFailure if the commit fails."""
+    def process_batch(
+        self,
+        items: Sequence[tuple[bytes, SourceInfo]],
+        *,
+        in_transaction: BatchHook | None = None,
+    ) -> list[IngestResult]:
+        """Ingest messages in one transaction; raises TemporaryFailure if the commit fails.
+
+        `in_transaction(session, results)` runs last inside the same transaction (a source's
+        checkpoint); whatever it raises rolls the whole batch back.
+        """
         try:
             with self.sessions() as session, session.begin():
                 results = [self._guarded(session, raw, source) for raw, source in items]
+                if in_transaction is not None:
+                    in_transaction(session, results)
                 self.blobs.sync()
         except TemporaryFailure:
             raise
@@ -163,7 +175,7 @@ class Pipeline:
             return duplicate
         now = self.clock()
         self.blobs.put(raw, msg.sha256)
-        decision = self.decide(session, msg, now)
+        decision = self.decide(session, msg, now, default_queue=source.queue)
         applied = apply_decision(
             session,
             decision,
@@ -191,7 +203,9 @@ class Pipeline:
         except Exception as exc:
             raise StageError("parse", f"parser failed: {type(exc).__name__}: {exc}") from exc
 
-    def decide(self, session: Session, msg: ParsedMessage, now: datetime) -> Decision:
+    def decide(
+        self, session: Session, msg: ParsedMessage, now: datetime, default_queue: str | None = None
+    ) -> Decision:
         """Load the facts `decide` needs, then call it (pure)."""
         prefix = self.config.tickets.prefix
         ticket = find_ticket(session, thread_keys(msg, prefix), prefix)
@@ -214,6 +228,7 @@ class Pipeline:
             auto_replies_last_hour=recent,
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
+            default_queue=default_queue,
         )
         return decide(msg, state, ctx)
 

@@ -1,4 +1,4 @@
-"""Real servers for tests, started on loopback by the suite: PostgreSQL (and others as added).
+"""Real servers for tests, started on loopback by the suite: PostgreSQL and Dovecot.
 
 Under CI=true a server that cannot start is a failure, not a skip.
 """
@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,227 @@ def wait_for_port(host: str, port: int, timeout: float = 10) -> bool:
         except OSError:
             time.sleep(0.02)
     return False
+
+
+# --- Dovecot -------------------------------------------------------------------------------
+
+DOVECOT_MAIL_UID = 5000  # any non-root uid: Dovecot refuses mail access as root
+
+_DOVECOT_CONF = """\
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = maildesk-test-{name}
+protocols = imap lmtp
+listen = 127.0.0.1
+log_path = {d}/dovecot.log
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login xoauth2
+auth_failure_delay = 0
+first_valid_uid = {uid}
+first_valid_gid = {uid}
+mail_uid = {uid}
+mail_gid = {uid}
+mail_location = maildir:{d}/mail/%d/%n/Maildir
+mail_fsync = never
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/users/%u
+}}
+userdb {{
+  driver = static
+  args = home={d}/mail/%d/%n
+}}
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+"""
+
+
+class DovecotServer:
+    """A private Dovecot on loopback: IMAP (STARTTLS offered), IMAPS and LMTP, passwd-file users."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, root: Path, name: str = "main"):
+        self.root = root
+        self.name = name
+        self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.users: dict[str, str] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._counter = 0
+        for sub in ("run", "state", "mail", "users"):
+            (root / sub).mkdir(exist_ok=True)
+        os.chown(root / "mail", DOVECOT_MAIL_UID, DOVECOT_MAIL_UID)
+        self._make_certificate()
+        (root / "dovecot.conf").write_text(
+            _DOVECOT_CONF.format(
+                d=root,
+                name=name,
+                uid=DOVECOT_MAIL_UID,
+                imap=self.imap_port,
+                imaps=self.imaps_port,
+                lmtp=self.lmtp_port,
+            )
+        )
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate clients must trust for IMAPS/STARTTLS."""
+        return self.root / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout", str(self.root / "key.pem"), "-out", str(self.root / "cert.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        (self.root / "key.pem").chmod(0o644)  # read by Dovecot's unprivileged processes
+
+    def start(self) -> None:
+        """Start the master and wait for the IMAP greeting."""
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self._greets():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"Dovecot did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.01)
+
+    def _greets(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.imap_port), timeout=1) as s:
+                return s.recv(64).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the master (clients are disconnected with BYE)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def add_user(self, local: str = "user", password: str | None = None) -> str:
+        """A new, empty mailbox user; returns its address (unique per call)."""
+        self._counter += 1
+        address = f"{local}{self._counter}-{os.getpid()}@example.test"
+        self.set_password(address, password or f"pw-{self._counter}")
+        return address
+
+    def set_password(self, address: str, password: str) -> None:
+        # One passwd-file per user: Dovecot misses a change to a file rewritten within
+        # the second it last read it.
+        self.users[address] = password
+        (self.root / "users" / address).write_text(f"{address}:{{PLAIN}}{password}\n")
+
+    def client(self, user: str) -> Any:
+        """A logged-in imapclient connection (plaintext, loopback)."""
+        from imapclient import IMAPClient
+
+        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=30)
+        client.login(user, self.users[user])
+        return client
+
+    def deliver(self, user: str, raw: bytes, sender: str = "sender@example.org") -> None:
+        """Deliver one message to `user`'s INBOX over LMTP, as an MTA would."""
+        import smtplib
+
+        with smtplib.LMTP(self.host, self.lmtp_port) as lmtp:
+            lmtp.sendmail(sender, [user], raw)  # one recipient per transaction (smtplib desyncs)
+
+    def append(
+        self, user: str, messages: list[bytes], folder: str = "INBOX", flags: list[str] = ()
+    ) -> None:
+        """APPEND messages into `folder` (MULTIAPPEND in chunks), creating the folder if needed."""
+        items = [{"msg": m, "flags": list(flags)} for m in messages]
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for start in range(0, len(items), 200):
+                client.multiappend(folder, items[start : start + 200])
+
+    def flags(self, user: str, folder: str = "INBOX") -> dict[int, set[str]]:
+        """UID -> flags (as str) of every message in `folder`."""
+        with self.client(user) as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            fetched = client.fetch(uids, ["FLAGS"]) if uids else {}
+            return {
+                uid: {f.decode() if isinstance(f, bytes) else str(f) for f in data[b"FLAGS"]}
+                for uid, data in fetched.items()
+            }
+
+    def count(self, user: str, folder: str = "INBOX") -> int:
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
+
+
+def start_dovecot(name: str) -> DovecotServer:
+    """A started Dovecot in a fresh tmpfs folder (skip or fail when Dovecot is missing)."""
+    if shutil.which("dovecot") is None:
+        unavailable("Dovecot is not installed (Debian packages dovecot-imapd dovecot-lmtpd)")
+    if os.geteuid() != 0:
+        unavailable("the test Dovecot runs its mail processes as another uid; run as root")
+    server = DovecotServer(scratch_dir(f"maildesk-dovecot-{name}-"), name)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """One Dovecot for the session; tests take fresh users with `add_user()`."""
+    server = start_dovecot("session")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot of this test's own, for tests that stop or restart the server."""
+    server = start_dovecot("own")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

@@ -29,9 +29,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from maildesk.cli import demo, ingest, quarantine, setup, tickets
+    from maildesk.cli import daemon, demo, ingest, quarantine, setup, tickets
 
-    for module in (setup, ingest, tickets, quarantine, demo):
+    for module in (setup, ingest, daemon, tickets, quarantine, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 
