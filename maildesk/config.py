@@ -143,6 +143,8 @@ class DaemonConfig(_Section):
     lease_seconds: float = Field(default=60, ge=1)
     # Reconnect delays double from 1 s up to this, with random jitter.
     max_backoff_seconds: float = Field(default=300, ge=1)
+    # This machine's name in leases and `maildesk status` (default: the host name).
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class SmtpConfig(_Section):

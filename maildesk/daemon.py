@@ -221,7 +221,9 @@ class MailboxWorker:
     async def _failed(self, state: str, exc: BaseException, backoff: Backoff) -> None:
         delay = backoff.next()
         message = str(exc) or type(exc).__name__
-        log.error("mailbox %s: %s; retrying in %.0f s", self.name, message, delay)
+        if not message.startswith(f"mailbox {self.name}"):
+            message = f"mailbox {self.name}: {message}"
+        log.error("%s; retrying in %.0f s", message, delay)
         try:
             await self._db(self._record, state, message)
             await self._db(self._release)  # a healthier daemon may take over meanwhile
@@ -285,7 +287,7 @@ class Daemon:
         self.desk = desk
         self.config_path = config_path
         self.tasks = list(tasks)
-        self.holder = holder or leases.holder_id()
+        self.holder = holder or leases.holder_id(desk.config.daemon.node)
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
         self.workers: dict[str, tuple[MailboxWorker, asyncio.Task[None]]] = {}

@@ -23,9 +23,25 @@ from maildesk.errors import LeaseLost
 from maildesk.store.models import Lease
 
 
-def holder_id() -> str:
-    """A name for this process that is unique across machines and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+def holder_id(node: str | None = None) -> str:
+    """A name for this process, unique across machines and restarts: node:pid:random."""
+    return f"{node or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _dead_here(owner: str, holder: str) -> bool:
+    """True when `owner` ran on our node (same node name as `holder`) and has died."""
+    node, _, pid_text = owner.rpartition(":")[0].rpartition(":")
+    if not pid_text.isdigit() or node != holder.rpartition(":")[0].rpartition(":")[0]:
+        return False
+    if int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
 
 
 def db_now(session: Session) -> datetime:
@@ -63,6 +79,15 @@ def acquire(session: Session, name: str, holder: str, seconds: float) -> bool:
     )
     if taken.rowcount == 1:  # type: ignore[attr-defined]
         return True
+    owner = session.scalar(select(Lease.holder).where(Lease.name == name))
+    if owner is not None and _dead_here(owner, holder):
+        # Restarted after a crash on this machine: no need to wait for the expiry.
+        took = session.execute(
+            update(Lease)
+            .where(Lease.name == name, Lease.holder == owner)
+            .values(holder=holder, expires_at=until, acquired_at=now)
+        )
+        return took.rowcount == 1  # type: ignore[attr-defined]
     try:
         with session.begin_nested():
             session.add(Lease(name=name, holder=holder, expires_at=until, acquired_at=now))

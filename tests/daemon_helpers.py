@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from maildesk.config import load_config
-from maildesk.store.db import make_engine, upgrade
-from maildesk.store.models import Message, Receipt, Ticket
+from maildesk.store.db import make_engine, reader, upgrade
+from maildesk.store.models import MailboxState, Message, Receipt, Ticket
 from tests.conftest import write_config
 from tests.servers import DovecotServer
 
@@ -53,11 +53,17 @@ def desk_dir(
     *,
     database_url: str | None = None,
     lease_seconds: float = 60,
+    config_name: str = "maildesk.yaml",
+    node: str | None = None,
 ) -> Path:
     """A maildesk folder with the given mailbox entries and a migrated database."""
     extra = "log_level: info\nmailboxes:\n" + "".join(mailboxes)
     extra += f"daemon:\n  lease_seconds: {lease_seconds}\n  max_backoff_seconds: 2\n"
+    if node:
+        extra += f"  node: {node}\n"
     path = write_config(directory, database_url=database_url, extra=extra)
+    if config_name != path.name:
+        path = path.rename(path.with_name(config_name))
     engine = make_engine(load_config(path).database_url())
     upgrade(engine)
     engine.dispose()
@@ -143,7 +149,7 @@ class Db:
     """Read-only views of a desk's database, as `maildesk tickets` would see it."""
 
     def __init__(self, config: Path):
-        self.engine = make_engine(load_config(config).database_url())
+        self.engine = reader(make_engine(load_config(config).database_url()))
 
     def count(self, model: Any) -> int:
         with self.engine.connect() as conn:
@@ -162,6 +168,10 @@ class Db:
     def message_ids(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.scalars(select(Message.message_id)))
+
+    def state(self, mailbox: str = "support") -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(MailboxState.state).where(MailboxState.name == mailbox))
 
     def receipts(self) -> list[tuple[str, int, int]]:
         with self.engine.connect() as conn:

@@ -5,8 +5,10 @@ Under CI=true a server that cannot start is a failure, not a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -168,7 +170,7 @@ DOVECOT_MAIL_UID = 5000  # any non-root uid: Dovecot refuses mail access as root
 _DOVECOT_CONF = """\
 base_dir = {d}/run
 state_dir = {d}/state
-instance_name = maildesk-test-{name}
+instance_name = {instance}
 protocols = imap lmtp
 listen = 127.0.0.1
 log_path = {d}/dovecot.log
@@ -222,6 +224,7 @@ class DovecotServer:
     def __init__(self, root: Path, name: str = "main"):
         self.root = root
         self.name = name
+        self.instance = f"maildesk-{root.name}"  # unique: its processes are found by it
         self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
         self.users: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -233,7 +236,7 @@ class DovecotServer:
         (root / "dovecot.conf").write_text(
             _DOVECOT_CONF.format(
                 d=root,
-                name=name,
+                instance=self.instance,
                 uid=DOVECOT_MAIL_UID,
                 imap=self.imap_port,
                 imaps=self.imaps_port,
@@ -280,12 +283,35 @@ class DovecotServer:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        """Stop the master (clients are disconnected with BYE)."""
+    def stop(self, *, hard: bool = False) -> None:
+        """Stop Dovecot and every process of it, as `systemctl stop dovecot` does.
+
+        Without a service manager, IMAP processes would linger ~10 s after the master.
+        `hard` kills instead of waiting ~1 s for a clean shutdown.
+        """
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            if hard:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             self.proc.wait(15)
         self.proc = None
+        for pid in self._leftover_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _leftover_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"{self.instance}/".encode() in cmdline:
+                pids.append(int(entry.name))
+        return pids
 
     def restart(self) -> None:
         self.stop()
@@ -370,16 +396,17 @@ def dovecot() -> Iterator[DovecotServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(hard=True)
         shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture
 def own_dovecot() -> Iterator[DovecotServer]:
-    """A Dovecot of this test's own, for tests that stop or restart the server."""
+    """A Dovecot of this test's own, for tests that stop or restart the server, or fail
+    logins (Dovecot then delays every login from 127.0.0.1 by seconds)."""
     server = start_dovecot("own")
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(hard=True)
         shutil.rmtree(server.root, ignore_errors=True)

@@ -156,13 +156,18 @@ def test_move_to_takes_committed_mail_out_of_the_folder(dovecot, mailbox):
     assert count(desk, Ticket) == 4
 
 
-def test_wrong_password_is_an_auth_error_naming_the_mailbox(dovecot, mailbox):
-    user, _, ingest = mailbox(password="not-the-password")
+def test_wrong_password_is_an_auth_error_naming_the_mailbox(own_dovecot, make_desk, tmp_path):
+    user = own_dovecot.add_user("support")
+    entry = mailbox_yaml(own_dovecot, user, tmp_path, password="not-the-password")
+    desk = make_desk(extra="mailboxes:\n" + entry)
+    ingest = MailboxIngest(desk, desk.config.mailboxes[0])
     with pytest.raises(MailboxAuthError) as caught:
         ingest.open()
+    ingest.close()
     message = str(caught.value)
-    assert "mailbox support" in message and user in message
-    assert "AUTHENTICATIONFAILED" in message and "check the username and password" in message
+    assert message.startswith(f"mailbox support (127.0.0.1:{own_dovecot.imap_port}): login refused")
+    assert user in message
+    assert "[AUTHENTICATIONFAILED]" in message and "check the username and password" in message
 
 
 def test_tls_with_a_custom_ca_file(dovecot, mailbox):

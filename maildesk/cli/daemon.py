@@ -48,10 +48,13 @@ def status(cli: CliContext, as_json: bool) -> None:
 
     Exits 1 when a mailbox is failing, so a monitoring check can call it.
     """
+    from sqlalchemy.orm import Session
+
+    from maildesk.store.db import reader
     from maildesk.store.mailboxes import mailbox_status
 
     desk = cli.desk()
-    with desk.sessions() as session:
+    with Session(reader(desk.engine)) as session:
         rows = mailbox_status(session, desk.config)
     if as_json:
         print_json(rows)
@@ -68,7 +71,7 @@ def status(cli: CliContext, as_json: bool) -> None:
                 ("backlog", "BACKLOG"),
                 ("error", "LAST ERROR"),
             ],
-            max_width=60,
+            max_width=100,
         )
     if any(r["failing"] for r in rows):
         sys.exit(1)
@@ -76,6 +79,9 @@ def status(cli: CliContext, as_json: bool) -> None:
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     error = row["last_error"]
+    prefix = f"mailbox {row['name']} ("
+    if error and error.startswith(prefix) and "): " in error:
+        error = error.partition("): ")[2]  # the table already names the mailbox
     if error and row["last_error_at"]:
         error = f"{_ago(row['last_error_at'], row['now'])}: {error}"
     return {

@@ -20,6 +20,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import _parse_untagged_response
 
 from maildesk.config import MailboxConfig
 from maildesk.errors import MailboxAuthError, SecretError, SourceError
@@ -250,7 +251,7 @@ class ImapSource:
             step = min(1.0, left)
             started = time.monotonic()
             with self._errors("IDLE"):
-                responses = client.idle_check(timeout=step)
+                responses = _buffered_responses(client) or client.idle_check(timeout=step)
             if any(_is_bye(r) for r in responses):
                 raise SourceError(f"{self.where}: the server closed the connection (BYE)")
             if any(_is_new_mail(r) for r in responses):
@@ -291,7 +292,31 @@ class ImapSource:
 def _text(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else exc
     text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+    if len(text) > 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        text = text[2:-1]  # imapclient wraps server bytes in str(): "b'[AUTHENTICATIONFAILED]...'"
     return text or type(exc).__name__
+
+
+def _buffered_responses(client: IMAPClient) -> list[tuple[Any, ...]]:
+    """IDLE responses imaplib already read into its buffer, which idle_check() cannot see.
+
+    idle_check() waits for the socket to become readable; a response that arrived in the
+    same packet as IDLE's "+ idling" already sits in imaplib's buffer and would wait there
+    until the next packet.
+    """
+    imap = client._imap
+    sock = client.socket()
+    responses = []
+    sock.setblocking(False)
+    try:
+        while imap.file.peek(1)[:1]:
+            responses.append(_parse_untagged_response(imap._get_line()))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        pass
+    finally:
+        sock.setblocking(True)
+        client._set_read_timeout()
+    return responses
 
 
 def _is_bye(response: tuple[Any, ...]) -> bool:

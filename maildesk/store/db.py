@@ -49,7 +49,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock up front: a read-then-write transaction can then never
     # fail half way with "database is locked" when another process wrote meanwhile.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers (see `reader`) skip it, so a busy daemon cannot starve them.
+    deferred = conn.get_execution_options().get("maildesk_read_only")
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine for read-only work (status, listings): never waits for the write lock."""
+    return engine.execution_options(maildesk_read_only=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
