@@ -57,7 +57,7 @@ def desk_dir(
     node: str | None = None,
 ) -> Path:
     """A maildesk folder with the given mailbox entries and a migrated database."""
-    extra = "log_level: info\nmailboxes:\n" + "".join(mailboxes)
+    extra = "log_level: info\nmailboxes:" + ("\n" + "".join(mailboxes) if mailboxes else " []\n")
     extra += f"daemon:\n  lease_seconds: {lease_seconds}\n  max_backoff_seconds: 2\n"
     if node:
         extra += f"  node: {node}\n"

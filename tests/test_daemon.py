@@ -42,10 +42,6 @@ def status(config) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def state_of(config, name="support") -> str:
-    return next(r["state"] for r in status(config) if r["name"] == name)
-
-
 def all_seen(dovecot, user) -> bool:
     flags = dovecot.flags(user)
     return bool(flags) and all("\\Seen" in f for f in flags.values())

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from maildesk import leases
-from maildesk.daemon import Backoff
 from maildesk.errors import LeaseLost
 
 
@@ -61,12 +60,3 @@ def test_leases_are_per_mailbox(sessions):
         "mailbox:one": "a",
         "mailbox:two": "b",
     }
-
-
-def test_backoff_doubles_with_jitter_up_to_the_cap():
-    low = Backoff(cap=10, rng=lambda: 0.0)
-    assert [low.next() for _ in range(6)] == [0.5, 1, 2, 4, 5, 5]
-    high = Backoff(cap=10, rng=lambda: 1.0)
-    assert [high.next() for _ in range(5)] == [1, 2, 4, 8, 10]
-    high.reset()
-    assert high.next() == 1

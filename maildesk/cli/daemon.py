@@ -6,11 +6,14 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table, setup_logging
+
+if TYPE_CHECKING:
+    from maildesk.daemon import BackgroundTask
 
 
 @click.command()
@@ -27,7 +30,9 @@ def run(cli: CliContext, once: bool) -> None:
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
         setup_logging(config.log_level)
     desk = cli.desk()  # refuses an out-of-date schema
-    daemon = Daemon(desk, config_path=cli.path if cli.path.exists() else None)
+    daemon = Daemon(
+        desk, config_path=cli.path if cli.path.exists() else None, tasks=background_tasks(desk)
+    )
     code = asyncio.run(daemon.run_once() if once else daemon.run())
     if once:
         for outcome in daemon.outcomes:
@@ -38,6 +43,14 @@ def run(cli: CliContext, once: bool) -> None:
             else:
                 click.echo(f"{outcome.mailbox}: {outcome.ingested} message(s) ingested")
     sys.exit(code)
+
+
+def background_tasks(desk: Any) -> list[BackgroundTask]:
+    """The daemon's jobs besides the mailboxes (the outbox sender, the scheduler).
+
+    Each is `async def task(stop: asyncio.Event)`; see maildesk.daemon.BackgroundTask.
+    """
+    return []
 
 
 @click.command()
