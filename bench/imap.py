@@ -35,7 +35,7 @@ from maildesk.store.db import make_engine, reader  # noqa: E402
 from maildesk.store.models import Message  # noqa: E402
 from tests.conftest import make_mail  # noqa: E402
 from tests.daemon_helpers import desk_dir, mailbox_yaml  # noqa: E402
-from tests.servers import DovecotServer, scratch_dir  # noqa: E402
+from tests.servers import DovecotServer, running_dovecot  # noqa: E402
 
 BODY = ("The export to CSV stops at row 4096 and the file is cut off. " * 40).strip()
 
@@ -158,9 +158,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="maildesk-bench-imap-"))
-    server = DovecotServer(scratch_dir("maildesk-bench-dovecot-"), "bench")
-    server.start()
-    try:
+    with running_dovecot("bench") as server:
         raws = messages(args.messages, "backlog")
         user = server.add_user("backlog")
         started = time.perf_counter()
@@ -171,9 +169,6 @@ def main() -> None:
         ingest_rate, stored = imap_backlog(base, server, user, args.messages)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         latencies = idle_latency(base, server, args.latency, args.gap)
-    finally:
-        server.stop(hard=True)
-        shutil.rmtree(server.root, ignore_errors=True)
     size = sum(map(len, raws)) / len(raws)
     print(f"backlog: {args.messages} messages of {size:.0f} B, desks in {base}")
     print(f"  MULTIAPPEND into Dovecot (setup)        {append_rate:8.0f} msg/s")

@@ -194,10 +194,10 @@ class MailboxWorker:
         relay = asyncio.create_task(self._relay(interrupt, lost))
         try:
             await self._blocking(ingest.open)
-            backoff.reset()
             while not interrupt.is_set():
                 while await self._blocking(ingest.sync, interrupt) and not interrupt.is_set():
                     pass  # more may have arrived while we worked
+                backoff.reset()  # a whole round worked: the next failure retries quickly
                 if interrupt.is_set():
                     break
                 await self._blocking(ingest.wait, self.config.poll_seconds, interrupt)

@@ -378,35 +378,34 @@ class DovecotServer:
             return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
 
 
-def start_dovecot(name: str) -> DovecotServer:
-    """A started Dovecot in a fresh tmpfs folder (skip or fail when Dovecot is missing)."""
+@contextlib.contextmanager
+def running_dovecot(name: str) -> Iterator[DovecotServer]:
+    """A started Dovecot in a fresh tmpfs folder, removed afterwards (skip/fail if missing)."""
     if shutil.which("dovecot") is None:
         unavailable("Dovecot is not installed (Debian packages dovecot-imapd dovecot-lmtpd)")
+    if shutil.which("openssl") is None:
+        unavailable("openssl is not installed (it makes the test Dovecot's certificate)")
     if os.geteuid() != 0:
         unavailable("the test Dovecot runs its mail processes as another uid; run as root")
     server = DovecotServer(scratch_dir(f"maildesk-dovecot-{name}-"), name)
     server.start()
-    return server
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    """One Dovecot for the session; tests take fresh users with `add_user()`."""
-    server = start_dovecot("session")
     try:
         yield server
     finally:
         server.stop(hard=True)
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """One Dovecot for the session; tests take fresh users with `add_user()`."""
+    with running_dovecot("session") as server:
+        yield server
 
 
 @pytest.fixture
 def own_dovecot() -> Iterator[DovecotServer]:
     """A Dovecot of this test's own, for tests that stop or restart the server, or fail
     logins (Dovecot then delays every login from 127.0.0.1 by seconds)."""
-    server = start_dovecot("own")
-    try:
+    with running_dovecot("own") as server:
         yield server
-    finally:
-        server.stop(hard=True)
-        shutil.rmtree(server.root, ignore_errors=True)

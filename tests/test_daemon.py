@@ -149,26 +149,27 @@ def test_broken_mailboxes_are_reported_while_the_others_keep_working(dovecot, da
     db.close()
 
 
-def test_sighup_adds_a_mailbox_without_a_restart(dovecot, daemons, tmp_path):
+def test_sighup_adds_and_removes_mailboxes_without_a_restart(dovecot, daemons, tmp_path):
     first, second = dovecot.add_user("first"), dovecot.add_user("second")
-    config = desk_dir(tmp_path, [mailbox_yaml(dovecot, first, tmp_path, name="first")])
+    first_entry = mailbox_yaml(dovecot, first, tmp_path, name="first")
+    config = desk_dir(tmp_path, [first_entry])
     daemon = daemons(config)
     db = Db(config)
     wait_until(lambda: db.state("first") == "idle", 20, "first idles", daemon)
-    _insert_mailbox(config, mailbox_yaml(dovecot, second, tmp_path, name="second"))
+    # The new mailbox polls every second instead of IDLE: that path is exercised too.
+    polled = mailbox_yaml(dovecot, second, tmp_path, name="second", idle="false", poll_seconds=1)
+    config.write_text(config.read_text().replace(first_entry, polled))
     daemon.signal(signal.SIGHUP)
     daemon.wait_log("mailbox second: added")
+    daemon.wait_log("mailbox first: removed")
+    assert db.state("first") == "stopped"
     dovecot.deliver(second, make_mail(subject="to the new mailbox"))
+    dovecot.deliver(first, make_mail(subject="to the removed mailbox"))
     wait_until(lambda: db.tickets() == 1, 15, "a ticket from the added mailbox", daemon)
+    time.sleep(1.5)  # the removed mailbox would have been seen by now (IDLE: ~0.5 s)
+    assert db.subjects() == ["to the new mailbox"]
     assert daemon.stop() == 0
     db.close()
-
-
-def _insert_mailbox(config, entry: str) -> None:
-    """Add a `mailboxes:` entry to a config written by desk_dir."""
-    text = config.read_text()
-    head, _, tail = text.partition("daemon:\n")
-    config.write_text(head + entry + "daemon:\n" + tail)
 
 
 def test_run_refuses_an_out_of_date_schema(tmp_path):
