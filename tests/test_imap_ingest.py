@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,38 @@ def test_password_and_token_together_are_rejected(tmp_path):
     )
     with pytest.raises(ConfigError, match="exactly one of password: or oauth2_token:"):
         load_config(Path(path))
+
+
+@pytest.mark.postgres
+def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
+    dovecot, make_desk, postgres_url, tmp_path
+):
+    from maildesk import leases
+    from maildesk.errors import LeaseLost
+    from maildesk.sources.ingest import lease_name
+
+    user = dovecot.add_user("fenced")
+    entry = mailbox_yaml(dovecot, user, tmp_path, batch_size=5)
+    desk = make_desk("fenced", database_url=postgres_url, extra="mailboxes:\n" + entry)
+    config = desk.config.mailboxes[0]
+    dovecot.append(user, [make_mail(subject=f"fenced {i}") for i in range(10)])
+
+    def owner(holder: str, seconds: float) -> MailboxIngest:
+        with desk.sessions() as s, s.begin():
+            assert leases.acquire(s, lease_name(config.name), holder, seconds)
+        return MailboxIngest(desk, config, holder=holder, lease_seconds=seconds)
+
+    stalled = owner("node-a:1:stalled", 0.3)
+    stalled.open()
+    batch = stalled.source.unacknowledged_uids(10)[:5]
+    fetched = stalled.source.fetch(batch)  # node-a has a batch in hand ...
+    time.sleep(0.5)  # ... and hangs past its lease; node-b takes the mailbox over
+    taker = owner("node-b:2:taker", 60)
+    taker.open()
+    assert taker.sync() == 10
+    with pytest.raises(LeaseLost, match="node-b:2:taker holds it"):
+        stalled._commit(fetched, batch, backlog=5)  # refused: the transaction rolls back
+    for ingest in (stalled, taker):
+        ingest.close()
+    assert count(desk, Message) == 10
+    assert count(desk, Receipt) == 10
