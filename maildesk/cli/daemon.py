@@ -29,6 +29,7 @@ def run(cli: CliContext, once: bool) -> None:
     config = cli.config()
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
         setup_logging(config.log_level)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema check chatter
     desk = cli.desk()  # refuses an out-of-date schema
     daemon = Daemon(
         desk, config_path=cli.path if cli.path.exists() else None, tasks=background_tasks(desk)
