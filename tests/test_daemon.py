@@ -140,7 +140,9 @@ def test_broken_mailboxes_are_reported_while_the_others_keep_working(dovecot, da
     lines = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
     assert "auth-failed" in lines["wrongpw"]
     assert f"login refused for {bad}: [AUTHENTICATIONFAILED]" in lines["wrongpw"]
-    assert lines["good"].split()[1] == "idle"
+    good_line = lines["good"].split()
+    assert good_line[1] == "idle"
+    assert good_line[3].endswith("s") and good_line[4:6] == ["ago", "0"]  # last success, backlog
     wait_until(lambda: db.state("hung") == "error", 15, "the timeout", daemon)
     hung = next(r for r in status(config) if r["name"] == "hung")
     assert "timed out" in hung["last_error"]

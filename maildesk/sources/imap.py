@@ -139,9 +139,10 @@ class ImapSource:
     def new_uids(self, after_uid: int) -> list[int]:
         """UIDs above `after_uid`, not marked deleted, in ascending order."""
         client = self._client()
-        # Forget EXISTS announcements seen so far: this search covers them. One that
+        # Forget the untagged responses imaplib collected (EXISTS, EXPUNGE after MOVE ...):
+        # this search covers them, and over months they would pile up. An EXISTS that
         # arrives after it is noticed when IDLE starts (see wait()).
-        client._imap.untagged_responses.pop("EXISTS", None)
+        client._imap.untagged_responses.clear()
         with self._errors("search"):
             found = client.search(["UID", f"{after_uid + 1}:*", "NOT", "DELETED"])
         # "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8).
