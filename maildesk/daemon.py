@@ -127,8 +127,11 @@ class MailboxWorker:
             leases.release(session, self.lease, self.holder)
 
     def _owner(self) -> str:
-        with self.desk.sessions() as session:
-            lease = leases.current(session, self.lease)
+        try:
+            with self.desk.sessions() as session:
+                lease = leases.current(session, self.lease)
+        except Exception:  # the database is down: that was logged already
+            return "(unknown: database unavailable)"
         return lease.holder if lease and lease.live else "nobody"
 
     async def _try_acquire(self) -> bool:
@@ -251,7 +254,12 @@ class MailboxWorker:
     async def run_once(self) -> OnceOutcome:
         """Ingest everything pending, then return; skip a mailbox another daemon owns."""
         outcome = OnceOutcome(self.name)
-        if not await self._try_acquire():
+        try:
+            acquired = await self._db(self._acquire)
+        except Exception as exc:
+            outcome.error = f"cannot take the lease: {exc}"
+            return outcome
+        if not acquired:
             outcome.skipped = f"held by {await self._db(self._owner)}"
             return outcome
         ingest = self._ingest()
@@ -260,8 +268,10 @@ class MailboxWorker:
             while count := await self._blocking(ingest.sync, None):
                 outcome.ingested += count
             await self._db(self._record, "stopped")
-        except MaildeskError as exc:
-            outcome.error = str(exc)
+        except Exception as exc:
+            if not isinstance(exc, MaildeskError):
+                log.exception("mailbox %s: unexpected error", self.name)
+            outcome.error = str(exc) or type(exc).__name__
             state = "auth-failed" if isinstance(exc, MailboxAuthError) else "error"
             with contextlib.suppress(Exception):
                 await self._db(self._record, state, str(exc))

@@ -20,6 +20,7 @@ from maildesk import leases
 from maildesk.config import MailboxConfig
 from maildesk.pipeline import IngestResult, SourceInfo
 from maildesk.sources.imap import FetchedMessage, FolderInfo, ImapSource
+from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import (
     advance,
     load_checkpoint,
@@ -63,7 +64,7 @@ class MailboxIngest:
         """Connect and check the checkpoint against the folder's UIDVALIDITY."""
         info = self.source.connect()
         uidnext = info.uidnext or max(self.source.new_uids(0), default=0) + 1
-        with self.desk.sessions() as session, session.begin():
+        with temporary_failures(), self.desk.sessions() as session, session.begin():
             self._renew(session)
             checkpoint = load_checkpoint(session, self.name)
             if checkpoint.uidvalidity != info.uidvalidity:
@@ -92,7 +93,7 @@ class MailboxIngest:
 
         When `interrupt` is set, the batch in hand is finished and acknowledged first.
         """
-        with self.desk.sessions() as session:
+        with temporary_failures(), self.desk.sessions() as session:
             last_uid = load_checkpoint(session, self.name).last_uid
         todo = self._unfinished(last_uid) + self.source.new_uids(last_uid)
         if not todo:
@@ -114,7 +115,7 @@ class MailboxIngest:
         waiting = self.source.unacknowledged_uids(last_uid)
         if not waiting:
             return []
-        with self.desk.sessions() as session:
+        with temporary_failures(), self.desk.sessions() as session:
             committed = received_uids(session, self.name, self.uidvalidity, waiting)
         if committed:
             log.info(
@@ -160,7 +161,7 @@ class MailboxIngest:
             leases.renew(session, self.lease_name, self.holder, self.lease_seconds)
 
     def _record(self, state: str, *, success: bool = False, backlog: int | None = None) -> None:
-        with self.desk.sessions() as session, session.begin():
+        with temporary_failures(), self.desk.sessions() as session, session.begin():
             self._renew(session)
             set_state(
                 session,
