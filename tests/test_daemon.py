@@ -225,3 +225,20 @@ def test_two_daemons_on_postgres_store_500_messages_exactly_once(
     assert db.messages() == total
     assert survivor.stop() == 0
     db.close()
+
+
+def test_under_systemd_log_lines_carry_journald_priorities(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = desk_dir(tmp_path, [])  # no mailboxes: one warning
+    done = subprocess.run(
+        [sys.executable, "-m", "maildesk", "--config", str(config), "run", "--once"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JOURNAL_STREAM": "8:12345"},
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert done.stderr.startswith("<4>maildesk.daemon: no mailboxes configured;")

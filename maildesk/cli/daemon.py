@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ def run(cli: CliContext, once: bool) -> None:
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
         setup_logging(config.log_level)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # schema check chatter
+    if os.environ.get("JOURNAL_STREAM"):  # stderr goes to journald (systemd sets this)
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter())
     desk = cli.desk()  # refuses an out-of-date schema
     daemon = Daemon(
         desk, config_path=cli.path if cli.path.exists() else None, tasks=background_tasks(desk)
@@ -44,6 +48,20 @@ def run(cli: CliContext, once: bool) -> None:
             else:
                 click.echo(f"{outcome.mailbox}: {outcome.ingested} message(s) ingested")
     sys.exit(code)
+
+
+_PRIORITIES = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+class JournalFormatter(logging.Formatter):
+    """Log lines for journald: a <priority> prefix it understands (so `journalctl -p err`
+    works) and no timestamp, since the journal adds its own."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITIES.get(record.levelname, 6)}>{super().format(record)}"
 
 
 def background_tasks(desk: Any) -> list[BackgroundTask]:
