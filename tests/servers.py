@@ -55,6 +55,30 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
+    def start(self) -> None:
+        """Start (or restart) the cluster in `root/data` and wait until it accepts connections."""
+        bindir = _pg_bin()
+        assert bindir is not None
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        log = self.root / "postgres.log"
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.root / "data")]
+        started = subprocess.run(
+            _as_postgres([*pg_ctl, "-l", str(log), "-w", "-o", options, "start"]),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            text = log.read_text() if log.exists() else ""
+            pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{text[-2000:]}")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop, cutting every client off. "immediate" is a crash: with this test cluster's
+        synchronous_commit=off the last commits are lost; "fast" is a clean restart."""
+        bindir = _pg_bin()
+        assert bindir is not None
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.root / "data")]
+        subprocess.run(_as_postgres([*pg_ctl, "-m", mode, "-w", "stop"]), capture_output=True)
+
     def create_database(self, name: str) -> str:
         """Create an empty database and return its SQLAlchemy URL."""
         import psycopg
@@ -110,36 +134,12 @@ def postgres() -> Iterator[PostgresServer]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    started = subprocess.run(
-        _as_postgres(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "postgres.log"),
-                "-w",
-                "-o",
-                options,
-                "start",
-            ]
-        ),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        log = (root / "postgres.log").read_text() if (root / "postgres.log").exists() else ""
-        pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{log[-2000:]}")
+    server = PostgresServer("127.0.0.1", port, root)
+    server.start()
     try:
-        yield PostgresServer("127.0.0.1", port, root)
+        yield server
     finally:
-        subprocess.run(
-            _as_postgres(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-            ),
-            capture_output=True,
-        )
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

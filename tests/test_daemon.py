@@ -184,6 +184,31 @@ def test_run_refuses_an_out_of_date_schema(tmp_path):
 
 
 @pytest.mark.postgres
+def test_postgresql_restart_under_a_running_daemon_loses_nothing(
+    dovecot, postgres, postgres_url, daemons, tmp_path
+):
+    user = dovecot.add_user("dbdown")
+    entry = mailbox_yaml(dovecot, user, tmp_path)
+    config = desk_dir(tmp_path, [entry], database_url=postgres_url, lease_seconds=3)
+    daemon = daemons(config)
+    db = Db(config)
+    dovecot.deliver(user, make_mail(subject="before the outage"))
+    wait_until(lambda: db.tickets() == 1, 20, "the first ticket", daemon)
+    postgres.stop("fast")  # as `systemctl restart postgresql` does
+    try:
+        dovecot.deliver(user, make_mail(subject="during the outage"))
+        daemon.wait_log("database unavailable", timeout=20)
+        assert not all_seen(dovecot, user)  # not acknowledged: nothing was committed
+    finally:
+        postgres.start()
+    wait_until(lambda: db.tickets() == 2, 30, "the ticket after the outage", daemon)
+    assert db.subjects() == ["before the outage", "during the outage"]
+    wait_until(lambda: all_seen(dovecot, user), 10, "acknowledged after commit", daemon)
+    assert daemon.stop() == 0
+    db.close()
+
+
+@pytest.mark.postgres
 @pytest.mark.slow
 def test_two_daemons_on_postgres_store_500_messages_exactly_once(
     dovecot, postgres_url, daemons, tmp_path
