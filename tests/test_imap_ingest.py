@@ -75,10 +75,12 @@ def test_first_start_takes_unread_mail_then_everything_new(dovecot, mailbox):
         ]
 
 
+@pytest.mark.parametrize("move_to", [None, "Processed"])
 def test_crash_between_commit_and_acknowledgement_neither_loses_nor_doubles(
-    dovecot, mailbox, monkeypatch
+    dovecot, mailbox, monkeypatch, move_to
 ):
-    user, desk, ingest = mailbox(batch_size=2)
+    options = {"move_to": move_to} if move_to else {}
+    user, desk, ingest = mailbox(batch_size=2, **options)
     for i in range(3):
         dovecot.deliver(user, make_mail(subject=f"before crash {i}"))
     ingest.open()
@@ -93,6 +95,7 @@ def test_crash_between_commit_and_acknowledgement_neither_loses_nor_doubles(
     monkeypatch.undo()
     assert count(desk, Message) == 2  # the first batch was committed, not acknowledged
     assert not any("\\Seen" in f for f in dovecot.flags(user).values())
+    assert dovecot.count(user) == 3
 
     dovecot.deliver(user, make_mail(subject="after the crash"))
     again = MailboxIngest(desk, ingest.config)
@@ -103,7 +106,10 @@ def test_crash_between_commit_and_acknowledgement_neither_loses_nor_doubles(
         again.close()
     assert count(desk, Message) == 4
     assert count(desk, Receipt) == 4
-    assert all("\\Seen" in flags for flags in dovecot.flags(user).values())
+    if move_to:
+        assert (dovecot.count(user), dovecot.count(user, move_to)) == (0, 4)
+    else:
+        assert all("\\Seen" in flags for flags in dovecot.flags(user).values())
 
 
 def test_uidvalidity_change_rescans_and_recognises_stored_mail(dovecot, mailbox, caplog):
