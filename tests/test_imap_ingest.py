@@ -278,3 +278,36 @@ def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
         ingest.close()
     assert count(desk, Message) == 10
     assert count(desk, Receipt) == 10
+
+
+@pytest.mark.parametrize("security", ["none", "tls"])
+def test_idle_wakes_up_for_new_mail(dovecot, mailbox, security):
+    import threading
+
+    options = {"security": security}
+    if security == "tls":
+        options.update(port=dovecot.imaps_port, ca_file=dovecot.ca_file)
+    user, _, ingest = mailbox(**options)
+    ingest.open()
+    assert ingest.sync() == 0
+    timer = threading.Timer(0.3, dovecot.deliver, (user, make_mail(subject="wake up")))
+    timer.start()
+    started = time.monotonic()
+    ingest.wait(60, threading.Event())  # IDLE; nothing else would end it within 60 s
+    waited = time.monotonic() - started
+    timer.join()
+    assert waited < 5
+    assert ingest.sync() == 1
+
+
+def test_idle_ends_promptly_when_interrupted(dovecot, mailbox):
+    import threading
+
+    _, _, ingest = mailbox()
+    ingest.open()
+    assert ingest.sync() == 0
+    interrupt = threading.Event()
+    threading.Timer(0.2, interrupt.set).start()
+    started = time.monotonic()
+    ingest.wait(60, interrupt)
+    assert 0.2 <= time.monotonic() - started < 2.5  # SIGTERM is not kept waiting by IDLE
