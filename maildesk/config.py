@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from maildesk.errors import ConfigError, Problem, SecretError
 from maildesk.redact import remember_secret
@@ -130,10 +137,32 @@ class MailboxConfig(_Section):
     poll_seconds: float = Field(default=60, gt=0)
     idle: bool = True
     batch_size: int = Field(default=100, ge=1, le=5000)
+    # Seconds to wait for the server to connect or answer a command.
+    timeout: float = Field(default=60, gt=0)
 
     @property
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "tls" else 143)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> MailboxConfig:
+        if (self.password is None) == (self.oauth2_token is None):
+            raise ValueError(
+                f"mailbox {self.name}: set exactly one of password: or oauth2_token: (XOAUTH2)"
+            )
+        return self
+
+
+class DaemonConfig(_Section):
+    """How `maildesk run` shares mailboxes with other daemons and retries failures."""
+
+    # A mailbox is owned by one daemon through a lease; a dead daemon's lease expires
+    # after this long and another daemon takes the mailbox over.
+    lease_seconds: float = Field(default=60, ge=1)
+    # Reconnect delays double from 1 s up to this, with random jitter.
+    max_backoff_seconds: float = Field(default=300, ge=1)
+    # This machine's name in leases and `maildesk status` (default: the host name).
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
 
 class SmtpConfig(_Section):
@@ -182,6 +211,7 @@ class Config(_Section):
     rules: Path = Path("rules.yaml")
     templates: Path | None = None
     mailboxes: list[MailboxConfig] = []
+    daemon: DaemonConfig = DaemonConfig()
     smtp: SmtpConfig = SmtpConfig()
     limits: LimitsConfig = LimitsConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -72,6 +72,14 @@ class SourceError(MaildeskError):
     """A mail source (IMAP, Maildir) failed; the message names the mailbox."""
 
 
+class MailboxAuthError(SourceError):
+    """The IMAP server refused the mailbox's credentials."""
+
+
+class LeaseLost(MaildeskError):
+    """Another daemon owns the mailbox (or job) now; stop working on it."""
+
+
 class SendError(MaildeskError):
     """Sending a notification failed."""
 

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Raw = bytes | IncomingMail
+BatchHook = Callable[[Session, list["IngestResult"]], None]
 BatchObserver = Callable[[Sequence["IngestResult"], float], None]
 
 
@@ -144,8 +145,17 @@ class Pipeline:
         finally:
             mail.discard()
 
-    def process_batch(self, items: Sequence[tuple[Raw, SourceInfo]]) -> list[IngestResult]:
-        """Ingest messages in one transaction; raise TemporaryFailure if it cannot commit."""
+    def process_batch(
+        self,
+        items: Sequence[tuple[Raw, SourceInfo]],
+        *,
+        in_transaction: BatchHook | None = None,
+    ) -> list[IngestResult]:
+        """Ingest messages in one transaction; raise TemporaryFailure if it cannot commit.
+
+        `in_transaction(session, results)` runs last inside the same transaction (a source's
+        checkpoint); whatever it raises rolls the whole batch back.
+        """
         started = time.perf_counter()
         mails = [_incoming(raw) for raw, _ in items]
         entries = [
@@ -157,6 +167,8 @@ class Pipeline:
         try:
             with self.sessions() as session, session.begin():
                 results = self._run_guarded(session, entries)
+                if in_transaction is not None:
+                    in_transaction(session, results)
                 self.blobs.sync()
         except OperationalError as exc:
             raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc

@@ -1,12 +1,14 @@
-"""Real servers for tests, started on loopback by the suite: PostgreSQL (and others as added).
+"""Real servers for tests, started on loopback by the suite: PostgreSQL and Dovecot.
 
 Under CI=true a server that cannot start is a failure, not a skip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +54,30 @@ class PostgresServer:
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start (or restart) the cluster in `root/data` and wait until it accepts connections."""
+        bindir = _pg_bin()
+        assert bindir is not None
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        log = self.root / "postgres.log"
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.root / "data")]
+        started = subprocess.run(
+            _as_postgres([*pg_ctl, "-l", str(log), "-w", "-o", options, "start"]),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            text = log.read_text() if log.exists() else ""
+            pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{text[-2000:]}")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop, cutting every client off. "immediate" is a crash: with this test cluster's
+        synchronous_commit=off the last commits are lost; "fast" is a clean restart."""
+        bindir = _pg_bin()
+        assert bindir is not None
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.root / "data")]
+        subprocess.run(_as_postgres([*pg_ctl, "-m", mode, "-w", "stop"]), capture_output=True)
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its SQLAlchemy URL."""
@@ -107,36 +134,12 @@ def postgres() -> Iterator[PostgresServer]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    started = subprocess.run(
-        _as_postgres(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "postgres.log"),
-                "-w",
-                "-o",
-                options,
-                "start",
-            ]
-        ),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        log = (root / "postgres.log").read_text() if (root / "postgres.log").exists() else ""
-        pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{log[-2000:]}")
+    server = PostgresServer("127.0.0.1", port, root)
+    server.start()
     try:
-        yield PostgresServer("127.0.0.1", port, root)
+        yield server
     finally:
-        subprocess.run(
-            _as_postgres(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-            ),
-            capture_output=True,
-        )
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -338,3 +341,251 @@ def test_ca() -> Iterator[TestCA]:
         yield TestCA(root / "ca.pem", root / "server.pem", root / "server.key")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Dovecot -------------------------------------------------------------------------------
+
+DOVECOT_MAIL_UID = 5000  # any non-root uid: Dovecot refuses mail access as root
+
+_DOVECOT_CONF = """\
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = {instance}
+protocols = imap lmtp
+listen = 127.0.0.1
+log_path = {d}/dovecot.log
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login xoauth2
+auth_failure_delay = 0
+first_valid_uid = {uid}
+first_valid_gid = {uid}
+mail_uid = {uid}
+mail_gid = {uid}
+mail_location = maildir:{d}/mail/%d/%n/Maildir
+mail_fsync = never
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/users/%u
+}}
+userdb {{
+  driver = static
+  args = home={d}/mail/%d/%n
+}}
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+"""
+
+
+class DovecotServer:
+    """A private Dovecot on loopback: IMAP (STARTTLS offered), IMAPS and LMTP, passwd-file users."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, root: Path, name: str = "main"):
+        self.root = root
+        self.name = name
+        self.instance = f"maildesk-{root.name}"  # unique: its processes are found by it
+        self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.users: dict[str, str] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._counter = 0
+        for sub in ("run", "state", "mail", "users"):
+            (root / sub).mkdir(exist_ok=True)
+        os.chown(root / "mail", DOVECOT_MAIL_UID, DOVECOT_MAIL_UID)
+        self._make_certificate()
+        (root / "dovecot.conf").write_text(
+            _DOVECOT_CONF.format(
+                d=root,
+                instance=self.instance,
+                uid=DOVECOT_MAIL_UID,
+                imap=self.imap_port,
+                imaps=self.imaps_port,
+                lmtp=self.lmtp_port,
+            )
+        )
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate clients must trust for IMAPS/STARTTLS."""
+        return self.root / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout", str(self.root / "key.pem"), "-out", str(self.root / "cert.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        (self.root / "key.pem").chmod(0o644)  # read by Dovecot's unprivileged processes
+
+    def start(self) -> None:
+        """Start the master and wait for the IMAP greeting."""
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self._greets():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"Dovecot did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.01)
+
+    def _greets(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.imap_port), timeout=1) as s:
+                return s.recv(64).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def stop(self, *, hard: bool = False) -> None:
+        """Stop Dovecot and every process of it, as `systemctl stop dovecot` does.
+
+        Without a service manager, IMAP processes would linger ~10 s after the master.
+        `hard` kills instead of waiting ~1 s for a clean shutdown.
+        """
+        if self.proc is not None and self.proc.poll() is None:
+            if hard:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            self.proc.wait(15)
+        self.proc = None
+        for pid in self._leftover_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _leftover_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"{self.instance}/".encode() in cmdline:
+                pids.append(int(entry.name))
+        return pids
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def add_user(self, local: str = "user", password: str | None = None) -> str:
+        """A new, empty mailbox user; returns its address (unique per call)."""
+        self._counter += 1
+        address = f"{local}{self._counter}-{os.getpid()}@example.test"
+        self.set_password(address, password or f"pw-{self._counter}")
+        return address
+
+    def set_password(self, address: str, password: str) -> None:
+        # One passwd-file per user: Dovecot misses a change to a file rewritten within
+        # the second it last read it.
+        self.users[address] = password
+        (self.root / "users" / address).write_text(f"{address}:{{PLAIN}}{password}\n")
+
+    def client(self, user: str) -> Any:
+        """A logged-in imapclient connection (plaintext, loopback)."""
+        from imapclient import IMAPClient
+
+        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=30)
+        client.login(user, self.users[user])
+        return client
+
+    def deliver(self, user: str, raw: bytes, sender: str = "sender@example.org") -> None:
+        """Deliver one message to `user`'s INBOX over LMTP, as an MTA would."""
+        import smtplib
+
+        with smtplib.LMTP(self.host, self.lmtp_port) as lmtp:
+            lmtp.sendmail(sender, [user], raw)  # one recipient per transaction (smtplib desyncs)
+
+    def append(
+        self, user: str, messages: list[bytes], folder: str = "INBOX", flags: list[str] = ()
+    ) -> None:
+        """APPEND messages into `folder` (MULTIAPPEND in chunks), creating the folder if needed."""
+        items = [{"msg": m, "flags": list(flags)} for m in messages]
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for start in range(0, len(items), 200):
+                client.multiappend(folder, items[start : start + 200])
+
+    def flags(self, user: str, folder: str = "INBOX") -> dict[int, set[str]]:
+        """UID -> flags (as str) of every message in `folder`."""
+        with self.client(user) as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            fetched = client.fetch(uids, ["FLAGS"]) if uids else {}
+            return {
+                uid: {f.decode() if isinstance(f, bytes) else str(f) for f in data[b"FLAGS"]}
+                for uid, data in fetched.items()
+            }
+
+    def count(self, user: str, folder: str = "INBOX") -> int:
+        with self.client(user) as client:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
+
+
+@contextlib.contextmanager
+def running_dovecot(name: str) -> Iterator[DovecotServer]:
+    """A started Dovecot in a fresh tmpfs folder, removed afterwards (skip/fail if missing)."""
+    if shutil.which("dovecot") is None:
+        unavailable("Dovecot is not installed (Debian packages dovecot-imapd dovecot-lmtpd)")
+    if shutil.which("openssl") is None:
+        unavailable("openssl is not installed (it makes the test Dovecot's certificate)")
+    if os.geteuid() != 0:
+        unavailable("the test Dovecot runs its mail processes as another uid; run as root")
+    server = DovecotServer(scratch_dir(f"maildesk-dovecot-{name}-"), name)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(hard=True)
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """One Dovecot for the session; tests take fresh users with `add_user()`."""
+    with running_dovecot("session") as server:
+        yield server
+
+
+@pytest.fixture
+def own_dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot of this test's own, for tests that stop or restart the server, or fail
+    logins (Dovecot then delays every login from 127.0.0.1 by seconds)."""
+    with running_dovecot("own") as server:
+        yield server

@@ -55,7 +55,7 @@ def test_rules_check_finds_mailbox_queues_and_templates_rules_yaml_lacks(tmp_pat
               then: {auto_reply: thank_you}
         """)
     )
-    extra = "mailboxes:\n  - {name: sales, host: imap.example.com, username: s@example.com, queue: sales}\n"
+    extra = "mailboxes:\n  - {name: sales, host: imap.example.com, username: s@example.com, password: {env: MD_PW}, queue: sales}\n"
     config = write_config(tmp_path, extra=extra)
     result = run("--config", str(config), "rules", "check")
     assert result.exit_code == 1
@@ -145,7 +145,7 @@ def test_rules_test_follow_up_runs_only_opted_in_rules(tmp_path):
 
 
 def test_rules_test_with_a_mailbox_uses_its_queue(tmp_path):
-    extra = "mailboxes:\n  - {name: ru-box, host: imap.example.com, username: r@example.com, queue: russian}\n"
+    extra = "mailboxes:\n  - {name: ru-box, host: imap.example.com, username: r@example.com, password: {env: MD_PW}, queue: russian}\n"
     config = write_config(tmp_path, extra=extra)
     eml = tmp_path / "m.eml"
     eml.write_bytes(make_mail(subject="hello"))

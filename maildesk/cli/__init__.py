@@ -32,6 +32,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     from maildesk.cli import (
+        daemon,
         demo,
         ingest,
         kb,
@@ -44,7 +45,19 @@ def _register() -> None:
         tickets,
     )
 
-    modules = (setup, ingest, tickets, quarantine, outbox, rules, report, satisfaction, kb, demo)
+    modules = (
+        setup,
+        ingest,
+        daemon,
+        tickets,
+        quarantine,
+        outbox,
+        rules,
+        report,
+        satisfaction,
+        kb,
+        demo,
+    )
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -69,6 +69,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def reader(engine: Engine) -> Engine:
+    """The engine for read-only work (status, listings): never waits for the write lock."""
+    return engine.execution_options(maildesk_read_only=True)
+
+
 def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions for reading only: on SQLite they never wait for a writer."""
     return sessionmaker(engine.execution_options(maildesk_read_only=True), expire_on_commit=False)

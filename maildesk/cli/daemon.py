@@ -1,0 +1,137 @@
+"""`maildesk run [--once]` and `maildesk status`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from maildesk.cli.common import CliContext, pass_cli, print_json, print_table, setup_logging
+
+if TYPE_CHECKING:
+    from maildesk.daemon import BackgroundTask
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Ingest everything pending, then exit (for cron).")
+@pass_cli
+def run(cli: CliContext, once: bool) -> None:
+    """Run the daemon in the foreground: ingest every mailbox; logs go to stderr.
+
+    SIGTERM or SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
+    """
+    from maildesk.daemon import Daemon
+
+    config = cli.config()
+    if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
+        setup_logging(config.log_level)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema check chatter
+    if os.environ.get("JOURNAL_STREAM"):  # stderr goes to journald (systemd sets this)
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter())
+    desk = cli.desk()  # refuses an out-of-date schema
+    daemon = Daemon(
+        desk, config_path=cli.path if cli.path.exists() else None, tasks=background_tasks(desk)
+    )
+    code = asyncio.run(daemon.run_once() if once else daemon.run())
+    if once:
+        for outcome in daemon.outcomes:
+            if outcome.error:
+                click.echo(f"{outcome.mailbox}: FAILED {outcome.error}", err=True)
+            elif outcome.skipped:
+                click.echo(f"{outcome.mailbox}: skipped, {outcome.skipped}")
+            else:
+                click.echo(f"{outcome.mailbox}: {outcome.ingested} message(s) ingested")
+    sys.exit(code)
+
+
+_PRIORITIES = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+class JournalFormatter(logging.Formatter):
+    """Log lines for journald: a <priority> prefix it understands (so `journalctl -p err`
+    works) and no timestamp, since the journal adds its own."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITIES.get(record.levelname, 6)}>{super().format(record)}"
+
+
+def background_tasks(desk: Any) -> list[BackgroundTask]:
+    """The daemon's jobs besides the mailboxes (the outbox sender, the scheduler).
+
+    Each is `async def task(stop: asyncio.Event)`; see maildesk.daemon.BackgroundTask.
+    """
+    return []
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def status(cli: CliContext, as_json: bool) -> None:
+    """Show each mailbox: state, owning daemon, last success, backlog and last error.
+
+    Exits 1 when a mailbox is failing, so a monitoring check can call it.
+    """
+    from sqlalchemy.orm import Session
+
+    from maildesk.store.db import reader
+    from maildesk.store.mailboxes import mailbox_status
+
+    desk = cli.desk()
+    with Session(reader(desk.engine)) as session:
+        rows = mailbox_status(session, desk.config)
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        click.echo("no mailboxes configured")
+    else:
+        print_table(
+            [_shown(r) for r in rows],
+            [
+                ("name", "MAILBOX"),
+                ("state", "STATE"),
+                ("daemon", "DAEMON"),
+                ("last_success", "LAST SUCCESS"),
+                ("backlog", "BACKLOG"),
+                ("error", "LAST ERROR"),
+            ],
+            max_width=100,
+        )
+    if any(r["failing"] for r in rows):
+        sys.exit(1)
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    error = row["last_error"]
+    prefix = f"mailbox {row['name']} ("
+    if error and error.startswith(prefix) and "): " in error:
+        error = error.partition("): ")[2]  # the table already names the mailbox
+    if error and row["last_error_at"]:
+        error = f"{_ago(row['last_error_at'], row['now'])}: {error}"
+    return {
+        **row,
+        "daemon": row["holder"] or "-",
+        "last_success": _ago(row["last_success_at"], row["now"]) or "never",
+        "error": error or "",
+    }
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return ""
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+COMMANDS = [run, status]

@@ -1,0 +1,1 @@
+"""Mail sources: they produce raw messages and acknowledge them only after the commit."""

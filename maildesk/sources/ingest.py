@@ -1,0 +1,181 @@
+"""Exactly-once ingest of one IMAP folder: fetch in batches, commit with the checkpoint, ack.
+
+The checkpoint (UIDVALIDITY + last UID) is written in the same transaction as the
+tickets, together with a receipt per UID; the server is told (\\Seen or MOVE) only
+after the commit. A crash between commit and acknowledgement is repaired on the next
+connect: committed but unacknowledged UIDs are acknowledged without processing them
+again. Blocking: the daemon runs this in the mailbox's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from maildesk import leases
+from maildesk.config import MailboxConfig
+from maildesk.pipeline import IngestResult, SourceInfo
+from maildesk.sources.imap import FetchedMessage, FolderInfo, ImapSource
+from maildesk.store.db import temporary_failures
+from maildesk.store.mailboxes import (
+    advance,
+    load_checkpoint,
+    received_uids,
+    restart_checkpoint,
+    set_state,
+)
+
+if TYPE_CHECKING:
+    from maildesk.app import Desk
+
+log = logging.getLogger(__name__)
+
+
+class MailboxIngest:
+    """One connection's worth of ingest for the mailbox `config`."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        config: MailboxConfig,
+        *,
+        holder: str | None = None,
+        lease_seconds: float = 60,
+        lock: threading.Lock | None = None,
+    ):
+        self.desk = desk
+        self.config = config
+        self.holder = holder  # with a holder, every commit renews (and so fences) the lease
+        self.lease_name = lease_name(config.name)
+        self.lease_seconds = lease_seconds
+        self.lock = lock or threading.Lock()  # one batch at a time per process (blob syncs)
+        self.source = ImapSource(config)
+        self.uidvalidity = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def open(self) -> FolderInfo:
+        """Connect and check the checkpoint against the folder's UIDVALIDITY."""
+        info = self.source.connect()
+        uidnext = info.uidnext or max(self.source.new_uids(0), default=0) + 1
+        with temporary_failures(), self.desk.sessions() as session, session.begin():
+            self._renew(session)
+            checkpoint = load_checkpoint(session, self.name)
+            if checkpoint.uidvalidity != info.uidvalidity:
+                if checkpoint.uidvalidity is not None:
+                    log.warning(
+                        "mailbox %s: UIDVALIDITY changed from %s to %s; rescanning unacknowledged"
+                        " mail, messages already stored are recognised by Message-ID or hash",
+                        self.name,
+                        checkpoint.uidvalidity,
+                        info.uidvalidity,
+                    )
+                # Mail already there is taken if unacknowledged (UNSEEN, or not moved yet).
+                restart_checkpoint(session, self.name, info.uidvalidity, uidnext - 1)
+            set_state(session, self.name, "connected", self.desk.pipeline.clock())
+        self.uidvalidity = info.uidvalidity
+        log.info(
+            "mailbox %s: connected, %d message(s) in %s", self.name, info.exists, self.config.folder
+        )
+        return info
+
+    def close(self) -> None:
+        self.source.close()
+
+    def sync(self, interrupt: threading.Event | None = None) -> int:
+        """Ingest everything pending now, batch by batch; returns the messages committed.
+
+        When `interrupt` is set, the batch in hand is finished and acknowledged first.
+        """
+        with temporary_failures(), self.desk.sessions() as session:
+            last_uid = load_checkpoint(session, self.name).last_uid
+        todo = self._unfinished(last_uid) + self.source.new_uids(last_uid)
+        if not todo:
+            self._record("idle", success=True, backlog=0)
+            return 0
+        log.info("mailbox %s: %d message(s) to ingest", self.name, len(todo))
+        done = 0
+        for batch in self.source.batches(todo, self.config.batch_size):
+            if interrupt is not None and interrupt.is_set():
+                break
+            messages = self.source.fetch(batch)
+            self._commit(messages, batch, backlog=len(todo) - done - len(batch))
+            self.source.acknowledge([m.uid for m in messages])
+            done += len(batch)
+        return done
+
+    def _unfinished(self, last_uid: int) -> list[int]:
+        """UIDs at or below the checkpoint not acknowledged yet; committed ones are acked now."""
+        waiting = self.source.unacknowledged_uids(last_uid)
+        if not waiting:
+            return []
+        with temporary_failures(), self.desk.sessions() as session:
+            committed = received_uids(session, self.name, self.uidvalidity, waiting)
+        if committed:
+            log.info(
+                "mailbox %s: acknowledging %d message(s) committed before",
+                self.name,
+                len(committed),
+            )
+            self.source.acknowledge(sorted(committed))
+        return [uid for uid in waiting if uid not in committed]
+
+    def _commit(self, messages: list[FetchedMessage], batch: Sequence[int], backlog: int) -> None:
+        items = [
+            (
+                m.raw,
+                SourceInfo(
+                    source=self.name,
+                    uidvalidity=self.uidvalidity,
+                    uid=m.uid,
+                    queue=self.config.queue,
+                ),
+            )
+            for m in messages
+        ]
+
+        def checkpoint(session: Session, results: list[IngestResult]) -> None:
+            self._renew(session)
+            advance(session, self.name, batch, backlog, self.desk.pipeline.clock())
+
+        with self.lock:
+            results = self.desk.pipeline.process_batch(items, in_transaction=checkpoint)
+        outcomes: dict[str, int] = {}
+        for result in results:
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        log.info(
+            "mailbox %s: committed %d message(s): %s",
+            self.name,
+            len(results),
+            ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "none left",
+        )
+
+    def _renew(self, session: Session) -> None:
+        if self.holder is not None:
+            leases.renew(session, self.lease_name, self.holder, self.lease_seconds)
+
+    def _record(self, state: str, *, success: bool = False, backlog: int | None = None) -> None:
+        with temporary_failures(), self.desk.sessions() as session, session.begin():
+            self._renew(session)
+            set_state(
+                session,
+                self.name,
+                state,
+                self.desk.pipeline.clock(),
+                success=success,
+                backlog=backlog,
+            )
+
+    def wait(self, seconds: float, interrupt: threading.Event) -> None:
+        """IDLE (or sleep) until new mail, `interrupt`, or `seconds` pass."""
+        self.source.wait(seconds, interrupt)
+
+
+def lease_name(mailbox: str) -> str:
+    return f"mailbox:{mailbox}"

@@ -1,0 +1,62 @@
+"""Leases decide which daemon owns a mailbox; on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from maildesk import leases
+from maildesk.errors import LeaseLost
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sessions(request, make_desk):
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return make_desk("pg", database_url=url).sessions
+    return make_desk("lite").sessions
+
+
+def take(sessions, holder, seconds=60.0, name="mailbox:support") -> bool:
+    with sessions() as s, s.begin():
+        return leases.acquire(s, name, holder, seconds)
+
+
+def test_one_holder_at_a_time_until_release(sessions):
+    assert take(sessions, "a")
+    assert not take(sessions, "b")
+    assert take(sessions, "a")  # the holder extends its own lease
+    with sessions() as s, s.begin():
+        leases.release(s, "mailbox:support", "a")
+    assert take(sessions, "b")
+    with sessions() as s:
+        assert leases.current(s, "mailbox:support").holder == "b"
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(sessions):
+    assert take(sessions, "dead", seconds=0.2)
+    time.sleep(0.3)
+    assert take(sessions, "alive")
+    with pytest.raises(LeaseLost, match="alive holds it"), sessions() as s, s.begin():
+        leases.renew(s, "mailbox:support", "dead", 60)
+
+
+def test_renew_keeps_a_live_lease(sessions):
+    assert take(sessions, "a", seconds=0.5)
+    for _ in range(3):
+        time.sleep(0.2)
+        with sessions() as s, s.begin():
+            leases.renew(s, "mailbox:support", "a", 0.5)
+    assert not take(sessions, "b")
+
+
+def test_leases_are_per_mailbox(sessions):
+    assert take(sessions, "a", name="mailbox:one")
+    assert take(sessions, "b", name="mailbox:two")
+    with sessions() as s:
+        held = leases.all_leases(s)
+    assert {n: lease.holder for n, lease in held.items()} == {
+        "mailbox:one": "a",
+        "mailbox:two": "b",
+    }
