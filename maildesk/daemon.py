@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from maildesk import leases
+from maildesk import leases, metrics
 from maildesk.config import Config, MailboxConfig, load_config
 from maildesk.errors import (
     FileProblems,
@@ -227,6 +227,7 @@ class MailboxWorker:
         if not message.startswith(f"mailbox {self.name}"):
             message = f"mailbox {self.name}: {message}"
         log.error("%s; retrying in %.0f s", message, delay)
+        metrics.imap_error(self.name)
         try:
             await self._db(self._record, state, message)
             await self._db(self._release)  # a healthier daemon may take over meanwhile

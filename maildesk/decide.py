@@ -16,6 +16,7 @@ from maildesk.lifecycle import customer_reply_status
 from maildesk.parse import Address, ParsedMessage, human_size
 from maildesk.satisfaction import rating_fields, rating_reply
 from maildesk.screen import MailClass, Screening
+from maildesk.sla import pause_changes
 from maildesk.threading import strip_token
 
 __all__ = ["Change", "DecideContext", "Decision", "NewTicket", "Notice", "decide"]
@@ -45,7 +46,24 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
         return _new_ticket(msg, ctx)
     decision = _follow_up(msg, ticket, ctx)
     decision.notices.extend(status_notices(ticket, decision.changes))
+    decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
     return decision
+
+
+def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
+    """Stop the resolution clock while the ticket waits for the customer (if configured)."""
+    new_status = next((Status(c.value) for c in changes if c.field == "status"), None)
+    if not ctx.tickets.pause_sla_when_pending or new_status is None:
+        return []
+    policy = ctx.rules.sla_policies.get(ticket.sla_policy or "")
+    return pause_changes(
+        old_status=ticket.status,
+        new_status=new_status,
+        state=ticket.sla_state,
+        resolution_due=ticket.resolution_due,
+        calendar=policy.calendar if policy else None,
+        now=ctx.now,
+    )
 
 
 def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:

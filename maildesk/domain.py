@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -73,6 +74,7 @@ class TicketState:
     sla_policy: str | None = None
     first_response_due: datetime | None = None
     resolution_due: datetime | None = None
+    sla_state: dict[str, Any] = field(default_factory=dict)  # warnings, breaches, pauses
     thread_index: str | None = None  # Outlook conversation root (base64), when adopted
     bouncing: tuple[str, ...] = ()  # participants whose mail bounced
     # Message-IDs each agent has received from us or written, oldest first (their thread).

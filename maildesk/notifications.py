@@ -66,6 +66,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
         has_agent=True,
     ),
     "note": TemplateSpec("agents", "an internal note, to the other agents", has_agent=True),
+    "reminder": TemplateSpec(
+        "agents", "an open ticket had no agent action for a while", {"hours": 24}
+    ),
     "command_confirm": TemplateSpec(
         "agents",
         "an agent's commands were applied: what changed",
@@ -297,7 +300,7 @@ def sla_notices(
     policy: str | None = None,
 ) -> list[Notice]:
     """SLA `stage` ("warning" or "breach") notices to the assignee and the escalation target."""
-    readers = _assignee_or_queue(ticket, rules)
+    readers = assignee_or_queue(ticket, rules)
     target = _escalation_target(ticket.queue, rules)
     for agent in target:
         if agent.address not in {a.address for a in readers}:
@@ -316,7 +319,7 @@ def sla_notices(
     return [Notice(f"sla_{stage}", readers, "agents", extra=extra)]
 
 
-def _assignee_or_queue(ticket: TicketState, rules: RuleSet) -> list[Address]:
+def assignee_or_queue(ticket: TicketState, rules: RuleSet) -> list[Address]:
     if ticket.assignee:
         agent = rules.agent_by_address(ticket.assignee)
         return [Address(agent.name if agent else "", ticket.assignee)]

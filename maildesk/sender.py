@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk import metrics
 from maildesk.config import Config, SmtpConfig
 from maildesk.errors import SendError, SmtpUnavailable
 from maildesk.outbox import render_entry
@@ -391,6 +392,11 @@ class OutboxSender:
         """Record what happened to several jobs in one transaction."""
         now = self.clock()
         plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
+        for mark in marks:
+            if mark.delivered:
+                metrics.notification_sent()
+            elif mark.values.get("status") in ("failed", "pending"):
+                metrics.notification_failed(permanent=mark.values.get("status") == "failed")
         with self.sessions() as session, session.begin():
             if plain:
                 session.execute(

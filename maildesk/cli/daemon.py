@@ -65,11 +65,36 @@ class JournalFormatter(logging.Formatter):
 
 
 def background_tasks(desk: Any) -> list[BackgroundTask]:
-    """The daemon's jobs besides the mailboxes (the outbox sender, the scheduler).
+    """The daemon's jobs besides the mailboxes: the outbox sender and the scheduler.
 
     Each is `async def task(stop: asyncio.Event)`; see maildesk.daemon.BackgroundTask.
+    The Prometheus endpoint starts here too when `metrics_port` is set.
     """
-    return []
+    from maildesk import metrics
+    from maildesk.scheduler import Scheduler
+    from maildesk.sender import build_sender
+
+    if desk.config.metrics_port:
+        metrics.serve(desk.config.metrics_port, desk.config.database_url())
+    sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock)
+    scheduler = Scheduler(desk)
+
+    async def send(stop: asyncio.Event) -> None:
+        if stop.is_set():  # --once: send what is due, then stop
+            try:
+                await sender.drain()
+            finally:
+                await sender.transport.close()
+            return
+        await sender.run(stop)
+
+    async def schedule(stop: asyncio.Event) -> None:
+        if stop.is_set():  # --once: one round
+            await asyncio.to_thread(scheduler.run_once)
+            return
+        await scheduler.run(stop)
+
+    return [send, schedule]
 
 
 @click.command()

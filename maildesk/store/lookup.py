@@ -209,6 +209,7 @@ def snapshot(
         first_response_due=ticket.first_response_due,
         resolution_due=ticket.resolution_due,
         thread_index=ticket.thread_index,
+        sla_state=dict(ticket.sla_state or {}),
         bouncing=tuple(p.address for p in ticket.participants if p.bouncing),
         agent_threads=agent_threads or {},
     )
