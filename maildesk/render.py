@@ -95,7 +95,13 @@ def _environment(dirs: list[Path]) -> jinja2.Environment:
     return env
 
 
-def _format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+def _format_datetime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """Template filter; queued notifications carry times as ISO strings (JSON)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     return value.strftime(fmt) if value else ""
 
 
