@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import email.charset
 import email.policy
 import email.utils
@@ -94,18 +95,82 @@ def compose(envelope: Envelope, body: Rendered) -> bytes:
     if not all(a.address.isascii() for a in addresses):
         # A non-ASCII address can only be written as UTF-8 (RFC 6532), sent with SMTPUTF8.
         return _compose_utf8(envelope, body)
-    text = _text_part(body.text, "plain")
-    if body.html:
-        msg: MIMENonMultipart | MIMEMultipart = MIMEMultipart("alternative")
-        msg.attach(text)
-        msg.attach(_text_part(body.html, "html"))
-    else:
-        msg = text
-    for name, value in _headers(envelope):
-        msg[name] = value
+    headers = _headers(envelope)
     if envelope.language:
-        msg["Content-Language"] = clean_header(envelope.language)
-    return _checked_bytes(msg)
+        headers.append(("Content-Language", clean_header(envelope.language)))
+    mime_headers, mime_body = _mime(body)
+    return _assemble([*headers, *mime_headers], mime_body)
+
+
+def _mime(body: Rendered) -> tuple[list[tuple[str, str]], bytes]:
+    """The MIME headers and body: text/plain, with an HTML alternative when there is one.
+
+    Built by hand with C-speed quoted-printable (the stdlib generator is the slowest
+    part of sending). QP never writes "=_", so the boundary cannot occur in a part.
+    """
+    text = _part("text/plain", body.text)
+    if not body.html:
+        return [("MIME-Version", "1.0"), *text[0]], text[1]
+    boundary = f"=_md_{uuid.uuid4().hex}"
+    html = _part("text/html", body.html)
+    chunks = []
+    for headers, data in (text, html):
+        head = "".join(f"{n}: {v}\r\n" for n, v in headers).encode("ascii")
+        chunks.append(b"--" + boundary.encode() + b"\r\n" + head + b"\r\n" + data)
+    payload = b"\r\n".join(chunks) + b"\r\n--" + boundary.encode() + b"--\r\n"
+    content_type = f'multipart/alternative; boundary="{boundary}"'
+    return [("MIME-Version", "1.0"), ("Content-Type", content_type)], payload
+
+
+def _part(content_type: str, text: str) -> tuple[list[tuple[str, str]], bytes]:
+    data = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    encoded = binascii.b2a_qp(data.encode("utf-8"), istext=True)
+    charset = "us-ascii" if text.isascii() else "utf-8"
+    headers = [
+        ("Content-Type", f'{content_type}; charset="{charset}"'),
+        ("Content-Transfer-Encoding", "quoted-printable"),
+    ]
+    return headers, encoded if encoded.endswith(b"\r\n") else encoded + b"\r\n"
+
+
+def _assemble(headers: list[tuple[str, Any]], body: bytes) -> bytes:
+    """Our header block, folded here (the stdlib folds ~10x slower), then the body.
+
+    Checked: the bytes must carry exactly the header lines that were set.
+    """
+    lines = [_fold(name, value) for name, value in headers]
+    raw = b"\r\n".join(lines) + b"\r\n\r\n" + body
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    written = sorted(
+        line.split(b":", 1)[0].strip().lower()
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in b" \t"
+    )
+    expected = sorted(n.lower().encode() for n, _ in headers)
+    if written != expected:
+        raise ComposeError(
+            "refusing to send a notification whose headers came out different from what was set"
+        )
+    return raw
+
+
+def _fold(name: str, value: Any) -> bytes:
+    """`Name: value` folded at spaces to lines of at most 78 characters where possible."""
+    if isinstance(value, Header):
+        return f"{name}: {value.encode(linesep=chr(13) + chr(10))}".encode("ascii")
+    text = clean_header(str(value)) if not isinstance(value, str) else value
+    line = f"{name}: {text}"
+    if len(line) <= 78:
+        return line.encode("ascii")
+    out, current = [], f"{name}:"
+    for word in text.split(" "):
+        if len(current) + 1 + len(word) > 78 and current.strip() and current != f"{name}:":
+            out.append(current)
+            current = " " + word
+        else:
+            current += " " + word
+    out.append(current)
+    return "\r\n".join(out).encode("ascii")
 
 
 def _compose_utf8(envelope: Envelope, body: Rendered) -> bytes:

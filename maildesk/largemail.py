@@ -34,6 +34,7 @@ from maildesk.parse import (
     Spilled,
     StoredPart,
     decode_header_value,
+    decode_uu_line,
     human_size,
 )
 from maildesk.store.blobs import BlobStore
@@ -509,14 +510,11 @@ class _Uuencode(_QuotedPrintable):
                 if line.strip(b" \t\r\n\f") == b"end" or not line:
                     self.state = "after"
                     continue
-                try:
-                    out.append(binascii.a2b_uu(line))
-                except binascii.Error:
-                    nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
-                    try:
-                        out.append(binascii.a2b_uu(line[:nbytes]))
-                    except binascii.Error:
-                        self.state = "after"
+                decoded = decode_uu_line(line)
+                if decoded is None:
+                    self.state = "after"
+                else:
+                    out.append(decoded)
         return b"".join(out)
 
     def estimate(self, encoded: int) -> int:

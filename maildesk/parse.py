@@ -460,20 +460,28 @@ def _body_note(size: int, filename: str) -> str:
     return f"[The message text is {_size(size)}; it is attached as {filename}.]"
 
 
+def decode_uu_line(line: bytes) -> bytes | None:
+    """One uuencoded line as bytes, or None when it is not one."""
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:
+        # Workaround for broken uuencoders by /Fredrik Lundh (as the stdlib does).
+        nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
+        try:
+            return binascii.a2b_uu(line[:nbytes])
+        except binascii.Error:
+            return None
+
+
 def _decode_uu_lines(block: bytes) -> bytes:
     out = []
     for line in block.splitlines():
         if not line.strip():
             continue
-        try:
-            out.append(binascii.a2b_uu(line))
-        except binascii.Error:
-            # Workaround for broken uuencoders by /Fredrik Lundh (as the stdlib does).
-            nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
-            try:
-                out.append(binascii.a2b_uu(line[:nbytes]))
-            except binascii.Error:
-                break
+        decoded = decode_uu_line(line)
+        if decoded is None:
+            break
+        out.append(decoded)
     return b"".join(out)
 
 

@@ -209,15 +209,30 @@ class OutboxSender:
         """
         self.unavailable = None
         sent = 0
-        while stop is None or not stop.is_set():
-            token, jobs = await asyncio.to_thread(self._claim)
-            if not jobs:
-                return sent
-            batch_sent, stopped = await self._send_batch(token, jobs)
-            sent += batch_sent
-            if stopped:
-                return sent
-        return sent
+        # The next batch is claimed (and rendered) while the current one is being sent.
+        claim: asyncio.Future[tuple[str, list[Job]]] | None = asyncio.ensure_future(
+            asyncio.to_thread(self._claim)
+        )
+        try:
+            while claim is not None:
+                token, jobs = await claim
+                claim = None
+                if not jobs:
+                    return sent
+                if stop is not None and stop.is_set():
+                    await asyncio.to_thread(self._release, token, "not sent: the sender stopped")
+                    return sent
+                claim = asyncio.ensure_future(asyncio.to_thread(self._claim))
+                batch_sent, stopped = await self._send_batch(token, jobs)
+                sent += batch_sent
+                if stopped:
+                    return sent
+            return sent
+        finally:
+            if claim is not None:  # claimed ahead but not sent: give the rows back untouched
+                token, jobs = await claim
+                if jobs:
+                    await asyncio.to_thread(self._release, token, "not sent: the sender stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""

@@ -265,7 +265,8 @@ def test_two_daemons_share_the_outbox_without_sending_twice(
     finally:
         other_engine.dispose()
     assert sum(counts) == 60
-    assert all(c > 0 for c in counts), counts  # both did part of the work
+    if database == "postgres":  # SKIP LOCKED lets both claim at once; SQLite takes turns
+        assert all(c > 0 for c in counts), counts  # both did part of the work
     assert Counter(Counter(smtp_sink.message_ids()).values()) == {1: 60}
 
 
