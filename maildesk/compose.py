@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.charset
 import email.policy
 import email.utils
 import re
@@ -14,9 +13,6 @@ from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.mime.text import MIMEText
 from typing import Any
 
 from maildesk.charsets import decode_encoded_words
@@ -33,9 +29,6 @@ AUTO_GENERATED = "auto-generated"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
 MAX_REFERENCES = 20
-_WIRE = email.policy.compat32.clone(linesep="\r\n")  # SMTP wants CRLF line ends
-_UTF8_QP = email.charset.Charset("utf-8")
-_UTF8_QP.body_encoding = email.charset.QP
 
 
 class ComposeError(MaildeskError):
@@ -207,22 +200,6 @@ def decode_root(value: str | None) -> bytes | None:
     return data if len(data) == 22 else None
 
 
-def _checked_bytes(msg: MIMENonMultipart | MIMEMultipart) -> bytes:
-    """The message as bytes, checked to have exactly the header lines that were set."""
-    raw = msg.as_bytes(policy=_WIRE)
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    written = [
-        line.split(b":", 1)[0].strip().lower()
-        for line in head.split(b"\r\n")
-        if line and line[:1] not in b" \t"
-    ]
-    if sorted(written) != sorted(name.lower().encode() for name in msg):
-        raise ComposeError(
-            "refusing to send a notification whose headers came out different from what was set"
-        )
-    return raw
-
-
 def _headers(e: Envelope, *, utf8: bool = False) -> list[tuple[str, Any]]:
     fmt = _utf8_address if utf8 else format_address
     headers: list[tuple[str, Any]] = [
@@ -258,14 +235,6 @@ def _headers(e: Envelope, *, utf8: bool = False) -> list[tuple[str, Any]]:
         ("X-Maildesk-Ticket", clean_header(e.ticket_ref)),
     ]
     return headers
-
-
-def _text_part(text: str, subtype: str) -> MIMENonMultipart:
-    if text.isascii():
-        return MIMEText(text, subtype, "us-ascii")
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(text, _UTF8_QP)  # quoted-printable keeps the source readable
-    return part
 
 
 def encode_text(value: str, header_name: str = "Subject") -> str | Header:
