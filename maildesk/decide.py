@@ -22,6 +22,7 @@ from maildesk.threading import strip_token
 __all__ = ["Change", "DecideContext", "Decision", "NewTicket", "Notice", "decide"]
 
 OVERSIZED_TAG = "oversized"
+HELD_TAG = "held"
 
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
@@ -35,6 +36,8 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
     if ticket is not None:
         author = classify_author(msg, ticket, ctx)
         if author is Author.STRANGER:
+            if ctx.tickets.stranger_with_token == "hold":
+                return _held(msg, ticket, ctx)
             ticket = None
         elif (
             ticket.status is Status.CLOSED
@@ -77,6 +80,28 @@ def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:
             ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
             notices.append(Notice(f"status_{change.value}", [requester], "requester", cc=ccs))
     return notices
+
+
+def _held(msg: ParsedMessage, claimed: TicketState, ctx: DecideContext) -> Decision:
+    """A stranger's mail naming someone else's ticket, kept apart for an agent to approve.
+
+    It becomes a ticket of its own, tagged `held`, with no acknowledgement; the agents
+    are told which ticket it claims, and can fold it in with `#merge` if it belongs.
+    """
+    decision = _new_ticket(msg, ctx)
+    assert decision.new_ticket is not None
+    decision.new_ticket.tags.append(HELD_TAG)
+    decision.notices = [n for n in decision.notices if n.audience != "requester"]
+    for notice in decision.notices:
+        notice.extra["held_for"] = claimed.ref
+    decision.notes.append(
+        (
+            "held",
+            f"{msg.from_addr} is not on {claimed.ref}: held for an agent's approval "
+            f"(#merge {claimed.ref} to add it there)",
+        )
+    )
+    return decision
 
 
 def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Author:

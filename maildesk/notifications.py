@@ -22,6 +22,7 @@ from maildesk.domain import Status, TicketState
 from maildesk.outbox import QueuedNotice, ThreadContext, outbox_row, ticket_thread_root
 from maildesk.parse import Address, ParsedMessage
 from maildesk.rules import RuleSet
+from maildesk.satisfaction import rating_context
 from maildesk.store.models import OutboxEntry, ThreadRef, Ticket
 
 
@@ -120,8 +121,27 @@ def notification_context(
             "from": str(msg.sender) if msg and msg.sender else "",
             "subject": msg.subject if msg else "",
         },
+        **_rating(ticket, notice, config),
         **_jsonable(notice.extra),
     }
+
+
+def _rating(ticket: TicketState, notice: Notice, config: Config) -> dict[str, Any]:
+    """The rating invitation of the "resolved" notification (links expire)."""
+    if notice.template != "status_resolved":
+        return {}
+    satisfaction = config.satisfaction
+    secret = satisfaction.secret.read("satisfaction secret") if satisfaction.secret else None
+    context = rating_context(
+        ticket.ref,
+        ticket.subject,
+        support_address=config.tickets.support_address,
+        secret=secret,
+        now=ticket.updated_at,
+        days=satisfaction.link_days,
+        link_base=satisfaction.link_base,
+    )
+    return _jsonable(context)
 
 
 def _jsonable(value: Any) -> Any:

@@ -318,3 +318,55 @@ def test_pending_pauses_the_resolution_clock(flow):
     assert row.status == Status.OPEN.value
     # 8 business hours (Mon 10:05-17:00 and Tue 09:00-10:00) spent pending move the due time on.
     assert row.resolution_due > due
+
+
+def with_tickets(desk, **settings):
+    """The desk with some `tickets:` settings changed, as if maildesk.yaml said so."""
+    desk.config = desk.config.model_copy(
+        update={"tickets": desk.config.tickets.model_copy(update=settings)}
+    )
+    desk.pipeline.config = desk.config
+    return desk
+
+
+def test_stranger_can_be_held_for_an_agents_approval(flow):
+    with_tickets(flow.desk, stranger_with_token="hold")
+    open_ticket(flow)
+    result = flow.desk.pipeline.process_one(
+        make_mail(
+            sender="mallory@evil.example", subject="Re: [MD-1] Printer on fire", body="me too"
+        )
+    )
+    assert result.ticket_ref == "MD-2"
+    assert "held" in ticket_row(flow.desk, "MD-2").tags
+    mail = flow.deliver()
+    assert not [m for m in mail if "mallory@evil.example" in to(m)]  # no acknowledgement
+    to_agents = [m for m in mail if to(m) == ["alice@example.com"]]
+    assert to_agents and "[MD-2]" in str(to_agents[0]["Subject"])
+
+
+def test_resolved_notice_invites_a_rating_and_a_digit_reply_records_it(flow):
+    notice = open_ticket(flow)
+    agent_says(flow, notice, "#status resolved\n\nFixed it.")
+    mail = flow.deliver()
+    (resolved,) = [m for m in mail if CUSTOMER in to(m) and "resolved" in body(m)]
+    assert "Reply with a single digit from 1" in body(resolved)
+    flow.desk.pipeline.process_one(
+        make_mail(
+            subject=f"Re: {resolved['Subject']}",
+            body="5\nQuick and friendly, thanks!",
+            **reply_to(resolved),
+        )
+    )
+    row = ticket_row(flow.desk)
+    assert (row.rating, row.rating_comment, row.status) == (
+        5,
+        "Quick and friendly, thanks!",
+        "resolved",
+    )
+
+
+def test_only_one_of_several_daemons_runs_the_scheduler(flow):
+    first, second = Scheduler(flow.desk, holder="node-a:1"), Scheduler(flow.desk, holder="node-b:2")
+    assert first.run_once().skipped is False
+    assert second.run_once().skipped is True  # the lease is node-a's until it expires

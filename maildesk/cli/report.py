@@ -19,12 +19,12 @@ DEFAULT_DAYS = 30
 
 
 def report_calendar(desk: Any) -> Calendar:
-    """The business-hours calendar durations are measured in.
-
-    Integration point: once rules.yaml carries the SLA calendar, return it here.
-    Until then durations are wall-clock time (24/7, UTC).
-    """
-    return Calendar.always_open()
+    """The business-hours calendar durations are measured in: the default route's
+    calendar in rules.yaml, else wall-clock time (24/7, UTC)."""
+    rules = desk.rules()
+    name = getattr(rules, "default_calendar", None)
+    calendar = rules.calendars.get(name) if name else None
+    return calendar or Calendar.always_open()
 
 
 def parse_moment(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
