@@ -311,3 +311,37 @@ def test_idle_ends_promptly_when_interrupted(dovecot, mailbox):
     started = time.monotonic()
     ingest.wait(60, interrupt)
     assert 0.2 <= time.monotonic() - started < 2.5  # SIGTERM is not kept waiting by IDLE
+
+
+def test_big_message_is_fetched_in_pieces_and_stored_byte_exact(dovecot, mailbox):
+    """A message over the spool threshold never sits in memory whole: fetched in pieces."""
+    user, desk, ingest = mailbox()
+    desk.pipeline.reader.skeleton_from = 200_000  # "big" for this test
+    payload = bytes(range(256)) * 4000  # ~1 MB, base64 makes it ~1.4 MB on the wire
+    raw = make_mail(
+        subject="big logs", attachments=[("logs.bin", "application/octet-stream", payload)]
+    )
+    dovecot.append(user, [raw])
+    fetched_pieces = []
+    original = ImapSource.fetch
+
+    def spy(self, uids, spool=None, big=4 << 20):
+        fetched_pieces.append((list(uids), spool is not None))
+        return original(self, uids, spool=spool, big=desk.pipeline.reader.skeleton_from)
+
+    ImapSource.fetch = spy
+    try:
+        ingest.open()
+        assert ingest.sync() == 1
+    finally:
+        ImapSource.fetch = original
+    assert fetched_pieces and fetched_pieces[0][1]
+    with desk.sessions() as s:
+        message = s.scalars(select(Message)).one()
+        (att,) = message.attachments
+        assert att.filename == "logs.bin" and att.size == len(payload)
+        assert desk.blobs.get(att.sha256, s) == payload
+        assert desk.blobs.get(message.raw_sha256, s).replace(b"\r\n", b"\n") == raw.replace(
+            b"\r\n", b"\n"
+        )
+    assert not list((desk.blobs.root / ".tmp").glob("spool-*"))  # spool files removed

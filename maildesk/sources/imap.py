@@ -13,10 +13,10 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -24,6 +24,7 @@ from imapclient.imapclient import _parse_untagged_response
 
 from maildesk.config import MailboxConfig
 from maildesk.errors import MailboxAuthError, SecretError, SourceError
+from maildesk.incoming import IncomingMail
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,26 @@ class FolderInfo:
 class FetchedMessage:
     uid: int
     raw: bytes
+    mail: IncomingMail | None = None  # a big message, spooled to disk instead of `raw`
+
+
+class _Pieces:
+    """A message's bytes read in pieces with BODY.PEEK[]<offset.length> (a file-like reader)."""
+
+    def __init__(self, client: IMAPClient, uid: int, piece: int = 1 << 20):
+        self.client, self.uid, self.piece, self.offset, self.done = client, uid, piece, 0, False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.done:
+            return b""
+        want = self.piece if size is None or size < 0 else min(size, self.piece)
+        section = f"BODY.PEEK[]<{self.offset}.{want}>"
+        data = self.client.fetch([self.uid], [section]).get(self.uid, {})
+        chunk = next((v for k, v in data.items() if k.startswith(b"BODY[]")), b"") or b""
+        self.offset += len(chunk)
+        if len(chunk) < want:
+            self.done = True
+        return bytes(chunk)
 
 
 class ImapSource:
@@ -181,13 +202,31 @@ class ImapSource:
             data = self._client().fetch(uids, ["RFC822.SIZE"])
         return {int(uid): int(item.get(b"RFC822.SIZE", 0)) for uid, item in data.items()}
 
-    def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
-        """The raw messages (BODY.PEEK[]: not marked \\Seen); vanished UIDs are left out."""
+    def fetch(
+        self,
+        uids: Sequence[int],
+        spool: Callable[[BinaryIO], IncomingMail] | None = None,
+        big: int = 4 << 20,
+    ) -> list[FetchedMessage]:
+        """The raw messages (BODY.PEEK[]: not marked \\Seen); vanished UIDs are left out.
+
+        With `spool`, a message over `big` bytes is fetched in 1 MiB pieces straight
+        into a spool file, so a huge message is never held in memory whole.
+        """
         if not uids:
             return []
+        large: list[FetchedMessage] = []
+        if spool is not None:
+            sizes = self._sizes(list(uids))
+            for uid in [u for u in uids if sizes.get(u, 0) > big]:
+                with self._errors("fetch"):
+                    large.append(FetchedMessage(uid, b"", spool(_Pieces(self._client(), uid))))
+            uids = [u for u in uids if sizes.get(u, 0) <= big]
+            if not uids:
+                return large
         with self._errors("fetch"):
             data = self._client().fetch(list(uids), ["BODY.PEEK[]"])
-        found = []
+        found = large
         for uid, item in data.items():
             raw = item.get(b"BODY[]")
             if raw is not None:

@@ -104,8 +104,13 @@ class MailboxIngest:
         for batch in self.source.batches(todo, self.config.batch_size):
             if interrupt is not None and interrupt.is_set():
                 break
-            messages = self.source.fetch(batch)
-            self._commit(messages, batch, backlog=len(todo) - done - len(batch))
+            messages = self.source.fetch(batch, spool=self.desk.pipeline.reader.receive)
+            try:
+                self._commit(messages, batch, backlog=len(todo) - done - len(batch))
+            finally:
+                for message in messages:
+                    if message.mail is not None:
+                        message.mail.discard()
             self.source.acknowledge([m.uid for m in messages])
             done += len(batch)
         return done
@@ -129,7 +134,7 @@ class MailboxIngest:
     def _commit(self, messages: list[FetchedMessage], batch: Sequence[int], backlog: int) -> None:
         items = [
             (
-                m.raw,
+                m.mail or m.raw,
                 SourceInfo(
                     source=self.name,
                     uidvalidity=self.uidvalidity,
