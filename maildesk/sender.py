@@ -232,7 +232,8 @@ class OutboxSender:
             if claim is not None:  # claimed ahead but not sent: give the rows back untouched
                 token, jobs = await claim
                 if jobs:
-                    await asyncio.to_thread(self._release, token, "not sent: the sender stopped")
+                    why = self.unavailable or "not sent: the sender stopped"
+                    await asyncio.to_thread(self._release, token, why)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
