@@ -370,3 +370,43 @@ def test_only_one_of_several_daemons_runs_the_scheduler(flow):
     first, second = Scheduler(flow.desk, holder="node-a:1"), Scheduler(flow.desk, holder="node-b:2")
     assert first.run_once().skipped is False
     assert second.run_once().skipped is True  # the lease is node-a's until it expires
+
+
+def test_kb_command_inserts_the_article_into_the_relayed_reply(
+    make_desk, smtp_sink, clock, tmp_path
+):
+    from tests.test_kb import write_kb
+
+    write_kb(tmp_path / "kbdesk" / "kb")
+    desk = make_desk("kbdesk", extra=smtp_sink.smtp_config() + "knowledge_base: kb\n")
+    desk.pipeline.process_one(
+        make_mail(subject="Forgot my password", message_id="<k1@example.org>")
+    )
+    send_all(desk)
+    notice = next(parse(r.data) for r in smtp_sink.received if "alice@example.com" in r.rcpt_tos)
+    desk.pipeline.process_one(
+        make_mail(
+            sender=ALICE,
+            subject=f"Re: {notice['Subject']}",
+            body="Here is how:\n#kb reset-password\nAlice",
+            **reply_to(notice),
+        )
+    )
+    before = len(smtp_sink.received)
+    send_all(desk)
+    relayed = next(parse(r.data) for r in smtp_sink.received[before:] if CUSTOMER in r.rcpt_tos)
+    assert "Open the sign-in page" in body(relayed) and "#kb" not in body(relayed)
+
+
+def test_reminder_after_hours_without_agent_action_once(flow):
+    open_ticket(flow)
+    scheduler = Scheduler(flow.desk)
+    flow.clock.advance(hours=23)
+    assert scheduler.run_once().reminded == []
+    flow.clock.advance(hours=2)
+    assert scheduler.run_once().reminded == ["MD-1"]
+    flow.clock.advance(hours=2)
+    assert scheduler.run_once().reminded == []  # once per silence
+    mail = flow.deliver()
+    reminders = [m for m in mail if "Reminder" in body(m)]
+    assert sorted(a for m in reminders for a in to(m)) == ["alice@example.com", "bob@example.com"]
