@@ -12,6 +12,7 @@ from typing import Any
 
 from maildesk.decide import Decision, NewTicket
 from maildesk.domain import Priority, Status, TicketState
+from maildesk.lifecycle import status_stamps
 from maildesk.parse import ParsedMessage
 from maildesk.threading import ThreadKeys
 
@@ -152,11 +153,8 @@ def evolve(state: TicketState, decision: Decision, now: datetime) -> TicketState
                 tags.append(change.value)
         elif change.field == "status":
             status = Status(change.value)
+            updates.update(status_stamps(updates.get("status", state.status), status, now))
             updates["status"] = status
-            if status is Status.RESOLVED:
-                updates["resolved_at"] = now
-            elif status is Status.CLOSED:
-                updates["closed_at"] = now
         elif change.field == "priority":
             updates["priority"] = Priority(change.value)
         elif change.field in _FIELDS:

@@ -46,7 +46,6 @@ class NewTicket:
     spam: bool = False
     linked_from: int | None = None  # the closed ticket a reply reopened as a new one
     assign_strategy: str | None = None
-    assign_candidates: list[str] = field(default_factory=list)
     thread_index: str | None = None  # Outlook's conversation root, when the request had one
 
 

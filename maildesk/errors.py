@@ -44,12 +44,16 @@ class SecretError(MaildeskError):
     """A secret named in the config could not be read."""
 
 
+class StageError(MaildeskError):
+    """A message failed at one pipeline stage; the stage goes into its quarantine entry."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+
 class ParseError(MaildeskError):
     """A message could not be parsed at all."""
-
-
-class MessageTooLarge(MaildeskError):
-    """A message is bigger than the configured limit."""
 
 
 class ProcessingTimeout(MaildeskError):

@@ -39,6 +39,26 @@ def transition_problem(current: Status, wanted: Status) -> str:
     return f"a {current.value} ticket cannot become {wanted.value} (allowed: {allowed})"
 
 
+_FINISHED = (Status.RESOLVED, Status.CLOSED)
+_IN_WORK = (Status.NEW, Status.OPEN, Status.PENDING)
+
+
+def reopens(old: Status, new: Status) -> bool:
+    """True when the change takes a finished ticket back into work (counted as a reopen)."""
+    return old in _FINISHED and new in _IN_WORK
+
+
+def status_stamps(old: Status, new: Status, now: datetime) -> dict[str, datetime | None]:
+    """The timestamps a status change sets: resolved/closed now, or cleared on reopening."""
+    if reopens(old, new):
+        return {"resolved_at": None, "closed_at": None}
+    if new is Status.RESOLVED:
+        return {"resolved_at": now}
+    if new is Status.CLOSED:
+        return {"closed_at": now}
+    return {}
+
+
 def is_just_thanks(text: str) -> bool:
     """True when a reply says nothing but thanks (a short line or two, any language)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]

@@ -43,13 +43,6 @@ class QueuedNotice:
     thread: ThreadContext
 
 
-def recipient_groups(notice: Notice) -> list[list[Address]]:
-    """Agents each get their own copy; the requester's copy goes to them and their CCs."""
-    if notice.audience == "agents":
-        return [[a] for a in notice.to]
-    return [notice.to] if notice.to else []
-
-
 def outbox_row(
     config: Config,
     *,
@@ -159,11 +152,6 @@ def ticket_thread_root(thread_index: str | None, created_at: datetime, message_i
     """The ticket's Outlook conversation root (base64): the request's own, else made from it."""
     root = decode_root(thread_index) or new_root(created_at, message_id)
     return base64.b64encode(root).decode("ascii")
-
-
-def auto_replies_since(session: Session, address: str, since: datetime) -> int:
-    """How many automatic notifications went to `address` since `since` (for rate limits)."""
-    return auto_reply_counts(session, [address], since).get(address, 0)
 
 
 def auto_reply_counts(session: Session, addresses: list[str], since: datetime) -> dict[str, int]:

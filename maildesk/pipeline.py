@@ -27,12 +27,12 @@ from maildesk.compose import new_message_id
 from maildesk.config import Config
 from maildesk.decide import DecideContext, Decision, decide
 from maildesk.domain import Author, TicketState
-from maildesk.errors import TemporaryFailure
+from maildesk.errors import StageError, TemporaryFailure
 from maildesk.incoming import IncomingMail
-from maildesk.kb import KnowledgeBase, kb_context
+from maildesk.kb import Article, KnowledgeBase, kb_context
 from maildesk.notifications import Notifier, notification_context, plan_notices
 from maildesk.parse import ParsedMessage
-from maildesk.reader import MessageReader, ReadError
+from maildesk.reader import MessageReader
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.screen import MailClass, Screening, screen_message
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
@@ -42,7 +42,7 @@ from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.quarantine import quarantine_message
 from maildesk.store.writer import Plan, RowIds, TicketIds, add_receipt, write_plans
-from maildesk.threading import ThreadKeys, subject_ticket_numbers, thread_keys
+from maildesk.threading import ThreadKeys, format_token, subject_ticket_numbers, thread_keys
 
 __all__ = ["IngestResult", "Pipeline", "SourceInfo", "notification_context"]
 
@@ -89,14 +89,6 @@ class IngestResult:
     @property
     def stored(self) -> bool:
         return self.outcome in ("created", "added", "duplicate")
-
-
-class StageError(Exception):
-    """An error in one pipeline stage; the stage name goes into the quarantine entry."""
-
-    def __init__(self, stage: str, message: str):
-        super().__init__(message)
-        self.stage = stage
 
 
 class Pipeline:
@@ -233,7 +225,8 @@ class Pipeline:
         ]
         keyed = [(e.parsed, self._keys(e)) for e in entries if isinstance(e.parsed, ParsedMessage)]
         receipts = [e.source.receipt for e in entries if e.source.receipt]
-        rules = self.rules()  # one version of the rules for the whole batch
+        inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
+        rules = inputs.rules
         with session.no_autoflush:
             state = load_batch_state(
                 session,
@@ -256,14 +249,14 @@ class Pipeline:
             plans: list[tuple[int, Plan]] = []
             for index, entry in enumerate(entries):
                 msg = entry.parsed
-                if isinstance(msg, ReadError):
+                if isinstance(msg, StageError):
                     results.append(self._quarantine(session, entry, msg.stage, str(msg)))
                     continue
                 duplicate = self._duplicate(session, state, msg, entry.source, now)
                 if duplicate:
                     results.append(duplicate)
                     continue
-                plan = self._plan(msg, entry, state, (ids, message_ids), rules, now)
+                plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 plans.append((index, plan))
                 results.append(None)
         write_plans(session, [p for _, p in plans], self.config, self.blobs)
@@ -310,18 +303,18 @@ class Pipeline:
         entry: _Entry,
         state: BatchState,
         ids: tuple[TicketIds, RowIds],
-        rules: RuleSet,
-        now: datetime,
+        inputs: _BatchInputs,
     ) -> Plan:
+        now = inputs.now
         before = self._find_ticket(msg, entry, state)
         try:
-            decision = decide(msg, before, self._context(msg, entry, state, rules, now))
+            decision = decide(msg, before, self._context(msg, entry, state, inputs))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.new_ticket is not None:
             before = None
             ticket_id = ids[0].allocate()
-            ref = f"{self.config.tickets.prefix}-{ticket_id}"
+            ref = format_token(self.config.tickets.prefix, ticket_id)
             root = new_message_id(ref, self.config.tickets.id_domain)
             new = decision.new_ticket
             start = state_of_new_ticket(new, ticket_id=ticket_id, ref=ref, message_id=root, now=now)
@@ -380,6 +373,7 @@ class Pipeline:
         if not isinstance(msg, ParsedMessage):
             return
         tickets = self.config.tickets
+        entry.keys = thread_keys(msg, tickets.prefix)
         entry.screening = screen_message(
             msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
         )
@@ -392,8 +386,7 @@ class Pipeline:
 
     def _keys(self, entry: _Entry) -> ThreadKeys:
         """What may tie the message to a ticket; a bounce also names what it returns."""
-        assert isinstance(entry.parsed, ParsedMessage)
-        keys = thread_keys(entry.parsed, self.config.tickets.prefix)
+        keys = entry.keys
         bounce = entry.bounce
         if bounce is None:
             return keys
@@ -412,7 +405,7 @@ class Pipeline:
             found = found or (state.find_ticket(ThreadKeys(numbers, [])) if numbers else None)
             if found is not None:
                 return found
-        found = state.find_ticket(thread_keys(msg, self.config.tickets.prefix))
+        found = state.find_ticket(entry.keys)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
         return found
@@ -432,16 +425,27 @@ class Pipeline:
                 if ticket is not None and entry.screening and not entry.screening.automatic:
                     clear_bouncing(session, ticket, sender, plan.now)
 
+    def _inputs(self, now: datetime) -> _BatchInputs:
+        """What every message of a batch decides against, read once per batch."""
+        secret = self.config.satisfaction.secret
+        kb = self.knowledge_base.articles() if self.knowledge_base is not None else []
+        return _BatchInputs(
+            rules=self.rules(),
+            now=now,
+            kb_articles=tuple(kb),
+            rating_secret=secret.read("satisfaction secret") if secret else None,
+        )
+
     def _context(
         self,
         msg: ParsedMessage,
         entry: _Entry,
         state: BatchState,
-        rules: RuleSet,
-        now: datetime,
+        inputs: _BatchInputs,
     ) -> DecideContext:
-        source = entry.source
+        source, now = entry.source, inputs.now
         tickets = self.config.tickets
+        assert entry.screening is not None, "screened in _run"
         facts = RuleFacts(
             now=now,
             open_counts=state.open_counts,
@@ -450,24 +454,31 @@ class Pipeline:
             mailbox_queue=source.queue,
         )
         prefix = tickets.prefix
-        kb = self.knowledge_base.articles() if self.knowledge_base is not None else []
-        secret = self.config.satisfaction.secret
         return DecideContext(
             find_ticket=lambda ref: state.find_ticket(
                 ThreadKeys(subject_ticket_numbers(f"[{ref}]", prefix), [])
             ),
-            kb_articles=tuple(kb),
-            rating_secret=secret.read("satisfaction secret") if secret else None,
+            kb_articles=inputs.kb_articles,
+            rating_secret=inputs.rating_secret,
             tickets=tickets,
-            rules=rules,
+            rules=inputs.rules,
             now=now,
-            screening=entry.screening
-            or screen_message(msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses),
+            screening=entry.screening,
             facts=facts,
             auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
         )
+
+
+@dataclass(frozen=True)
+class _BatchInputs:
+    """Read once per batch: the rules in force, the time, KB articles, the rating secret."""
+
+    rules: RuleSet
+    now: datetime
+    kb_articles: tuple[Article, ...]
+    rating_secret: str | None
 
 
 @dataclass
@@ -476,9 +487,10 @@ class _Entry:
 
     mail: IncomingMail
     source: SourceInfo
-    parsed: ParsedMessage | ReadError
+    parsed: ParsedMessage | StageError
     screening: Screening | None = None
     bounce: BounceReport | None = None
+    keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
 
 
 def _incoming(raw: Raw) -> IncomingMail:
@@ -497,5 +509,5 @@ def _merge_targets(entries: list[_Entry], prefix: str) -> set[str]:
         if isinstance(entry.parsed, ParsedMessage) and "#merge" in entry.parsed.text.lower():
             for command in parse_commands(entry.parsed.text).named("merge"):
                 for number in subject_ticket_numbers(f"[{command.argument}]", prefix):
-                    refs.add(f"{prefix}-{number}".upper())
+                    refs.add(format_token(prefix, number).upper())
     return refs

@@ -15,20 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from maildesk.config import Config
-from maildesk.errors import ParseError, ProcessingTimeout
+from maildesk.errors import ParseError, ProcessingTimeout, StageError
 from maildesk.incoming import IncomingMail
 from maildesk.largemail import SkeletonTooLarge, cut_skeleton, expand_stored_tnef
 from maildesk.parse import ParsedMessage, ParseLimits, human_size
 from maildesk.sandbox import InlineParser, MessageParser, SandboxedParser, shared_sandbox
 from maildesk.store.blobs import BlobStore, InlineSink
-
-
-class ReadError(Exception):
-    """A message could not be read; `stage` and the message go into the quarantine."""
-
-    def __init__(self, stage: str, message: str):
-        super().__init__(message)
-        self.stage = stage
 
 
 class MessageReader:
@@ -59,7 +51,7 @@ class MessageReader:
             stream, self.blobs, memory_limit=self.skeleton_from, keep_limit=keep
         )
 
-    def read_all(self, mails: Sequence[IncomingMail]) -> list[ParsedMessage | ReadError]:
+    def read_all(self, mails: Sequence[IncomingMail]) -> list[ParsedMessage | StageError]:
         """Read a batch; sandboxed parses run in parallel, results keep the input order."""
         if len(mails) > 1 and isinstance(self.parser, SandboxedParser) and self.parallel > 1:
             if self._pool is None:
@@ -67,8 +59,8 @@ class MessageReader:
             return list(self._pool.map(self.read, mails))
         return [self.read(mail) for mail in mails]
 
-    def read(self, mail: IncomingMail) -> ParsedMessage | ReadError:
-        """One message, or the ReadError saying why it cannot be read."""
+    def read(self, mail: IncomingMail) -> ParsedMessage | StageError:
+        """One message, or the StageError saying why it cannot be read."""
         try:
             if mail.size > self.config.limits.max_message_bytes:
                 return self._headers_only(mail, self._too_big(mail))
@@ -77,9 +69,9 @@ class MessageReader:
             else:
                 msg = self._parse_large(mail)
         except (ParseError, ProcessingTimeout) as exc:
-            return ReadError("parse", str(exc))
+            return StageError("parse", str(exc))
         except Exception as exc:
-            return ReadError("parse", f"parser failed: {type(exc).__name__}: {exc}")
+            return StageError("parse", f"parser failed: {type(exc).__name__}: {exc}")
         if not msg.oversized:
             msg.sha256, msg.size = mail.sha256, mail.size
         return msg

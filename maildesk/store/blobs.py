@@ -63,10 +63,6 @@ class BlobStore:
         self._write_file(digest, data)
         return digest
 
-    def put_now(self, session: Session, data: bytes) -> str:
-        """Store `data` right away in the caller's transaction."""
-        return self.put(data, lambda sha, blob: insert_blobs(session, {sha: blob}))
-
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
         """Store a stream as a file without holding it in memory; return (SHA-256, size)."""
         fh, tmp = self.temp_file()

@@ -14,7 +14,7 @@ from maildesk.domain import Priority, Status, TicketState
 from maildesk.outbox import auto_reply_counts, one_hour_before
 from maildesk.parse import ParsedMessage
 from maildesk.store.models import Message, OutboxEntry, Receipt, ThreadRef, Ticket
-from maildesk.threading import ThreadKeys
+from maildesk.threading import ThreadKeys, format_token
 
 _CHUNK = 500  # bound the size of IN (...) lists
 # An auto-reply that names no ticket belongs to what we last sent its sender this recently.
@@ -45,7 +45,7 @@ def load_batch_state(
     reference_ids = list({i for _, k in messages for i in k.reference_ids} | own_ids)
     state.thread_refs = _thread_refs(session, reference_ids)
     state.last_notified = _last_notified(session, list(auto_repliers), now - AUTO_REPLY_WINDOW)
-    refs = {f"{prefix}-{n}".upper() for _, k in messages for n in k.ticket_numbers}
+    refs = {format_token(prefix, n).upper() for _, k in messages for n in k.ticket_numbers}
     refs |= extra_refs or set()
     ids = set(state.thread_refs.values()) | set(state.last_notified.values())
     for ticket in _tickets(session, ids, refs):

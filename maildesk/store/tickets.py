@@ -7,9 +7,8 @@ from typing import Any
 
 from maildesk.decide import Change
 from maildesk.domain import Status
+from maildesk.lifecycle import reopens, status_stamps
 from maildesk.store.models import Ticket
-
-_TIMESTAMPS = {Status.RESOLVED: "resolved_at", Status.CLOSED: "closed_at"}
 
 TicketRecord = Ticket | dict[str, Any]  # a loaded ticket, or the row of one this batch inserts
 
@@ -50,13 +49,10 @@ def change_ticket(
 
 
 def _status_side_effects(ticket: TicketRecord, new: Status, old: Status, now: datetime) -> None:
-    stamp = _TIMESTAMPS.get(new)
-    if stamp:
-        set_field(ticket, stamp, now)
-    if old in (Status.RESOLVED, Status.CLOSED) and new in (Status.OPEN, Status.PENDING, Status.NEW):
+    for name, value in status_stamps(old, new, now).items():
+        set_field(ticket, name, value)
+    if reopens(old, new):
         set_field(ticket, "reopen_count", (get_field(ticket, "reopen_count") or 0) + 1)
-        set_field(ticket, "resolved_at", None)
-        set_field(ticket, "closed_at", None)
 
 
 def _text(value: Any) -> str | None:
