@@ -7,6 +7,7 @@ import binascii
 import email.policy
 import email.utils
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,7 @@ def safe_ids(ids: list[str]) -> list[str]:
 
 def new_message_id(ref: str, domain: str) -> str:
     """A unique Message-ID in our own domain (without angle brackets)."""
-    return f"{ref.lower()}.{uuid.uuid4().hex[:20]}@{domain}"
+    return f"{ref.lower()}.{secrets.token_hex(10)}@{domain}"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ acknowledged to a source before the commit.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ from maildesk.store.quarantine import quarantine_message
 from maildesk.store.writer import Plan, RowIds, TicketIds, add_receipt, write_plans
 from maildesk.threading import ThreadKeys, format_token, subject_ticket_numbers, thread_keys
 
-__all__ = ["IngestResult", "Pipeline", "SourceInfo", "notification_context"]
+__all__ = ["IngestResult", "Pipeline", "SourceInfo", "StartedBatch", "notification_context"]
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,36 @@ class Pipeline:
         `in_transaction(session, results)` runs last inside the same transaction (a source's
         checkpoint); whatever it raises rolls the whole batch back.
         """
-        started = time.perf_counter()
+        return self.finish_batch(self.start_batch(items), in_transaction=in_transaction)
+
+    def process_batches(
+        self, batches: Iterable[Sequence[tuple[Raw, SourceInfo]]]
+    ) -> Iterator[list[IngestResult]]:
+        """Ingest batch after batch, each in its own transaction, yielding each one's results
+        after its commit; the next batch is read while the current one is written."""
+        pending: StartedBatch | None = None
+        for items in batches:
+            started = self.start_batch(items)
+            if pending is not None:
+                yield self.finish_batch(pending)
+            pending = started
+        if pending is not None:
+            yield self.finish_batch(pending)
+
+    def start_batch(self, items: Sequence[tuple[Raw, SourceInfo]]) -> StartedBatch:
+        """Begin reading a batch. With the sandboxed parser the reading goes on in the
+        background, so the caller can write the previous batch meanwhile."""
         mails = [_incoming(raw) for raw, _ in items]
+        return StartedBatch([source for _, source in items], mails, self.reader.read_later(mails))
+
+    def finish_batch(
+        self, batch: StartedBatch, *, in_transaction: BatchHook | None = None
+    ) -> list[IngestResult]:
+        """Decide and write a started batch in one transaction (see process_batch)."""
+        started = batch.started
         entries = [
             _Entry(mail, source, parsed)
-            for mail, (_, source), parsed in zip(
-                mails, items, self.reader.read_all(mails), strict=True
-            )
+            for mail, source, parsed in zip(batch.mails, batch.sources, batch.read(), strict=True)
         ]
         try:
             with self.sessions() as session, session.begin():
@@ -471,6 +495,16 @@ class Pipeline:
         )
 
 
+@dataclass
+class StartedBatch:
+    """A batch whose messages are being read; `read()` waits for them."""
+
+    sources: list[SourceInfo]
+    mails: list[IncomingMail]
+    read: Callable[[], list[ParsedMessage | StageError]]
+    started: float = field(default_factory=time.perf_counter)
+
+
 @dataclass(frozen=True)
 class _BatchInputs:
     """Read once per batch: the rules in force, the time, KB articles, the rating secret."""
@@ -502,11 +536,14 @@ def _visible(decision: Decision) -> bool:
     return not decision.internal and decision.author is not Author.AGENT
 
 
+_MERGE = re.compile("#merge", re.IGNORECASE)  # a scan, not a lowered copy of every body
+
+
 def _merge_targets(entries: list[_Entry], prefix: str) -> set[str]:
     """Tickets named by `#merge REF` commands, loaded so the deciding step can check them."""
     refs = set()
     for entry in entries:
-        if isinstance(entry.parsed, ParsedMessage) and "#merge" in entry.parsed.text.lower():
+        if isinstance(entry.parsed, ParsedMessage) and _MERGE.search(entry.parsed.text):
             for command in parse_commands(entry.parsed.text).named("merge"):
                 for number in subject_ticket_numbers(f"[{command.argument}]", prefix):
                     refs.add(format_token(prefix, number).upper())

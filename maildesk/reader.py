@@ -10,7 +10,7 @@ into the blob store and only what is left is parsed. Messages over
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -53,11 +53,44 @@ class MessageReader:
 
     def read_all(self, mails: Sequence[IncomingMail]) -> list[ParsedMessage | StageError]:
         """Read a batch; sandboxed parses run in parallel, results keep the input order."""
-        if len(mails) > 1 and isinstance(self.parser, SandboxedParser) and self.parallel > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="maildesk-parse")
-            return list(self._pool.map(self.read, mails))
-        return [self.read(mail) for mail in mails]
+        return self.read_later(mails)()
+
+    def read_later(
+        self, mails: Sequence[IncomingMail]
+    ) -> Callable[[], list[ParsedMessage | StageError]]:
+        """Start reading a batch; the returned function waits for the results (input order).
+
+        With the sandboxed parser the reading goes on in the background: the small messages
+        in `parallel` chunks (one round trip to a child each), big ones one by one. Inline
+        parsing (which holds the GIL anyway, and whose time limit needs the main thread)
+        happens right here.
+        """
+        if not mails or not isinstance(self.parser, SandboxedParser):
+            results = [self.read(mail) for mail in mails]
+            return lambda: results
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="maildesk-parse")
+        small = [i for i, mail in enumerate(mails) if self._whole(mail)]
+        chunks = [small[k :: self.parallel] for k in range(self.parallel)]
+        pending = [
+            (chunk, self._pool.submit(self._read_chunk, [mails[i] for i in chunk]))
+            for chunk in chunks
+            if chunk
+        ]
+        pending += [
+            ([i], self._pool.submit(lambda m: [self.read(m)], mail))
+            for i, mail in enumerate(mails)
+            if not self._whole(mail)
+        ]
+
+        def wait() -> list[ParsedMessage | StageError]:
+            results: list[ParsedMessage | StageError | None] = [None] * len(mails)
+            for indexes, future in pending:
+                for i, result in zip(indexes, future.result(), strict=True):
+                    results[i] = result
+            return [r for r in results if r is not None]
+
+        return wait
 
     def read(self, mail: IncomingMail) -> ParsedMessage | StageError:
         """One message, or the StageError saying why it cannot be read."""
@@ -68,10 +101,34 @@ class MessageReader:
                 msg = self._parse_bytes(mail.bytes())
             else:
                 msg = self._parse_large(mail)
-        except (ParseError, ProcessingTimeout) as exc:
-            return StageError("parse", str(exc))
         except Exception as exc:
-            return StageError("parse", f"parser failed: {type(exc).__name__}: {exc}")
+            return self._failed(exc)
+        return self._with_digest(mail, msg)
+
+    def _whole(self, mail: IncomingMail) -> bool:
+        """Small enough to be parsed whole, in memory."""
+        return mail.size <= min(self.skeleton_from, self.config.limits.max_message_bytes)
+
+    def _read_chunk(self, mails: list[IncomingMail]) -> list[ParsedMessage | StageError]:
+        assert isinstance(self.parser, SandboxedParser)
+        timeout = self.config.limits.processing_seconds
+        try:
+            parsed = self.parser.parse_many([m.bytes() for m in mails], self._limits(), timeout)
+        except Exception as exc:  # no child could be started: every message fails alike
+            return [self._failed(exc) for _ in mails]
+        return [
+            self._failed(msg) if isinstance(msg, Exception) else self._with_digest(mail, msg)
+            for mail, msg in zip(mails, parsed, strict=True)
+        ]
+
+    @staticmethod
+    def _failed(exc: Exception) -> StageError:
+        if isinstance(exc, ParseError | ProcessingTimeout):
+            return StageError("parse", str(exc))
+        return StageError("parse", f"parser failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _with_digest(mail: IncomingMail, msg: ParsedMessage) -> ParsedMessage:
         if not msg.oversized:
             msg.sha256, msg.size = mail.sha256, mail.size
         return msg

@@ -148,12 +148,14 @@ class BlobStore:
 
         One syncfs() for the whole batch where Linux has it, else one fsync per file.
         """
-        if self.fsync and self._unsynced and not _syncfs(self.root):
-            for path in self._unsynced:
+        # Taken before syncing: a file that a read-ahead thread adds meanwhile stays listed
+        # for the next sync rather than being cleared unsynced.
+        written, self._unsynced = self._unsynced, []
+        if self.fsync and written and not _syncfs(self.root):
+            for path in written:
                 _fsync_path(path)
-            for directory in {p.parent for p in self._unsynced}:
+            for directory in {p.parent for p in written}:
                 _fsync_path(directory)  # the renames themselves must survive a power cut
-        self._unsynced.clear()
 
     def _write_file(self, digest: str, data: bytes) -> None:
         path = self.path_for(digest)

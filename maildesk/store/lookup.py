@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Row, func, or_, select
+from sqlalchemy.orm import Session
 
 from maildesk.batch_state import BatchState
 from maildesk.domain import Priority, Status, TicketState
 from maildesk.outbox import auto_reply_counts, one_hour_before
 from maildesk.parse import ParsedMessage
-from maildesk.store.models import Message, OutboxEntry, Receipt, ThreadRef, Ticket
+from maildesk.store.models import Message, OutboxEntry, Participant, Receipt, ThreadRef, Ticket
 from maildesk.threading import ThreadKeys, format_token
 
 _CHUNK = 500  # bound the size of IN (...) lists
@@ -114,29 +115,51 @@ def _last_notified(session: Session, addresses: list[str], since: datetime) -> d
 
 
 def _tickets(session: Session, ids: set[int], refs: set[str]) -> list[TicketState]:
-    """Tickets by id or ref, plus the tickets they were merged into, as snapshots."""
-    loaded: dict[int, Ticket] = {}
+    """Tickets by id or ref, plus the tickets they were merged into, as snapshots.
+
+    Read as plain rows, not ORM objects: the writer updates them with plain UPDATEs.
+    """
+    table = Ticket.__table__
+    loaded: dict[int, Row[Any]] = {}
     wanted_ids, wanted_refs = set(ids), set(refs)
     while wanted_ids or wanted_refs:
         conditions = []
         if wanted_ids:
-            conditions.append(Ticket.id.in_(wanted_ids))
+            conditions.append(table.c.id.in_(wanted_ids))
         if wanted_refs:
-            conditions.append(func.upper(Ticket.ref).in_(wanted_refs))
-        query = select(Ticket).where(or_(*conditions)).options(selectinload(Ticket.participants))
+            conditions.append(func.upper(table.c.ref).in_(wanted_refs))
+        query = select(table).where(or_(*conditions))
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=Ticket)  # two daemons never change one ticket at once
-        new = {t.id: t for t in session.scalars(query) if t.id not in loaded}
+            query = query.with_for_update()  # two daemons never change one ticket at once
+        new = {t.id: t for t in session.execute(query) if t.id not in loaded}
         loaded.update(new)
         wanted_ids = {t.merged_into_id for t in new.values() if t.merged_into_id} - set(loaded)
         wanted_refs = set()
+    people = _participants(session, list(loaded))
     threads = _visible_threads(session, list(loaded))
     agent_threads = _agent_threads(session, list(loaded))
     refs_by_id = {t.id: t.ref for t in loaded.values()}
     return [
-        snapshot(t, threads.get(t.id, ()), refs_by_id, agent_threads.get(t.id, {}))
+        snapshot(
+            t,
+            people.get(t.id, []),
+            threads.get(t.id, ()),
+            refs_by_id,
+            agent_threads.get(t.id, {}),
+        )
         for t in loaded.values()
     ]
+
+
+def _participants(session: Session, ticket_ids: list[int]) -> dict[int, list[Row[Any]]]:
+    found: dict[int, list[Row[Any]]] = defaultdict(list)
+    for chunk in _chunks(ticket_ids):
+        query = select(
+            Participant.ticket_id, Participant.address, Participant.role, Participant.bouncing
+        ).where(Participant.ticket_id.in_(chunk))
+        for row in session.execute(query):
+            found[row.ticket_id].append(row)
+    return found
 
 
 def _visible_threads(session: Session, ticket_ids: list[int]) -> dict[int, tuple[str, ...]]:
@@ -177,13 +200,21 @@ def _agent_threads(
     }
 
 
+class _Person(Protocol):
+    address: str
+    role: str
+    bouncing: bool
+
+
 def snapshot(
-    ticket: Ticket,
+    ticket: Any,
+    participants: Iterable[_Person],
     thread_ids: tuple[str, ...],
     refs_by_id: dict[int, str],
     agent_threads: dict[str, tuple[str, ...]] | None = None,
 ) -> TicketState:
-    """The read-only view of a stored ticket that the deciding step gets."""
+    """The read-only view of a stored ticket (an ORM object or a row) that deciding gets."""
+    people = list(participants)
     return TicketState(
         id=ticket.id,
         ref=ticket.ref,
@@ -197,7 +228,7 @@ def snapshot(
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         message_id=ticket.message_id,
-        participants={p.address: p.role for p in ticket.participants if p.role != "requester"},
+        participants={p.address: p.role for p in people if p.role != "requester"},
         tags=tuple(ticket.tags or ()),
         language=ticket.language,
         thread_ids=thread_ids,
@@ -210,7 +241,7 @@ def snapshot(
         resolution_due=ticket.resolution_due,
         thread_index=ticket.thread_index,
         sla_state=dict(ticket.sla_state or {}),
-        bouncing=tuple(p.address for p in ticket.participants if p.bouncing),
+        bouncing=tuple(p.address for p in people if p.bouncing),
         agent_threads=agent_threads or {},
     )
 
@@ -221,4 +252,6 @@ def load_ticket_state(session: Session, ticket: Ticket) -> TicketState:
     agents = _agent_threads(session, [ticket.id])
     merged = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     refs = {merged.id: merged.ref} if merged else {}
-    return snapshot(ticket, threads.get(ticket.id, ()), refs, agents.get(ticket.id, {}))
+    return snapshot(
+        ticket, ticket.participants, threads.get(ticket.id, ()), refs, agents.get(ticket.id, {})
+    )

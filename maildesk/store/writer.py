@@ -7,13 +7,15 @@ only tickets that already existed are updated through their loaded ORM objects.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Dialect, Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from maildesk.config import Config
@@ -35,7 +37,7 @@ from maildesk.store.models import (
     ThreadRef,
     Ticket,
 )
-from maildesk.store.tickets import change_ticket, get_field, set_field
+from maildesk.store.tickets import change_ticket
 
 
 @dataclass
@@ -103,7 +105,54 @@ class Rows:
             rows = self.rows.get(model)
             if rows:
                 for group in _same_keys(rows):
-                    session.execute(model.__table__.insert(), group)
+                    bulk_insert(session, model.__table__, group)  # type: ignore[arg-type]
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows that share one column set. On SQLite this is one DB-API executemany of
+    pre-converted tuples: SQLAlchemy's per-row parameter handling cost more than SQLite's
+    own work. Elsewhere SQLAlchemy's multi-row INSERT is the fast way already."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        session.execute(table.insert(), rows)
+        return
+    keys = tuple(rows[0])
+    sql, converters = _insert_sql(dialect, table, keys)
+    take = operator.itemgetter(*keys)
+    params: list[Any] = (
+        [take(row) for row in rows] if len(keys) > 1 else [(row[keys[0]],) for row in rows]
+    )
+    if converters:
+        params = [list(values) for values in params]
+        # Most values repeat within a batch (its timestamp, None, flags): convert each once.
+        seen: dict[tuple[int, Any], Any] = {}
+        for i, convert in converters:
+            for values in params:
+                value = values[i]
+                if isinstance(value, datetime | bool | None):
+                    key = (i, value)
+                    if key not in seen:
+                        seen[key] = convert(value)
+                    values[i] = seen[key]
+                else:
+                    values[i] = convert(value)
+        params = [tuple(values) for values in params]
+    connection.exec_driver_sql(sql, params)
+
+
+@functools.cache
+def _insert_sql(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, list[tuple[int, Callable[[Any], Any]]]]:
+    """The INSERT statement (qmark style) and the columns whose values need converting."""
+    quote = dialect.identifier_preparer
+    columns = [table.c[key] for key in keys]
+    names = ", ".join(quote.format_column(c) for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
+    converters = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    return sql, [(i, convert) for i, convert in enumerate(converters) if convert is not None]
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -118,25 +167,53 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def write_plans(session: Session, plans: list[Plan], config: Config, blobs: BlobStore) -> None:
-    """Insert every row for `plans`; changes to existing tickets go through their ORM objects."""
+    """Insert every row for `plans` and update the tickets they change."""
     rows = Rows()
     new_tickets: dict[int, dict[str, Any]] = {}
+    existing = _load_tickets(session, {p.after.id for p in plans if p.before is not None})
+    loaded = {ticket_id: dict(values) for ticket_id, values in existing.items()}
     for plan in plans:
         if plan.before is None:
             new_tickets[plan.after.id] = _new_ticket(rows, plan)
-        ticket: Ticket | dict[str, Any] | None = new_tickets.get(plan.after.id)
+        ticket = new_tickets.get(plan.after.id) or existing.get(plan.after.id)
         if ticket is None:
-            ticket = session.get(Ticket, plan.after.id)
-            if ticket is None:
-                raise LookupError(f"ticket {plan.after.ref} vanished while processing")
+            raise LookupError(f"ticket {plan.after.ref} vanished while processing")
         assert plan.message_pk is not None, "the pipeline hands out message ids"
         _write_plan(rows, ticket, plan, config, blobs, plan.message_pk)
     rows.insert(session)
+    _update_tickets(session, existing, loaded)
+    last_assigned: dict[str, str] = {}  # queue -> the batch's last agent given one by strategy
     for plan in plans:
         new = plan.decision.new_ticket
         if new is not None and new.assign_strategy and new.assignee:
-            record_assignment(session, new.queue, new.assignee)
+            last_assigned[new.queue] = new.assignee
+    for queue, agent in last_assigned.items():
+        record_assignment(session, queue, agent)
     session.flush()
+
+
+def _load_tickets(session: Session, ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The batch's existing tickets as plain rows to change, in one query."""
+    if not ids:
+        return {}
+    table = Ticket.__table__
+    found = session.execute(select(table).where(table.c.id.in_(ids)))
+    return {row.id: dict(row._mapping) for row in found}
+
+
+def _update_tickets(
+    session: Session, changed: dict[int, dict[str, Any]], loaded: dict[int, dict[str, Any]]
+) -> None:
+    """One UPDATE per set of changed columns, for every ticket whose row changed."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for ticket_id, values in changed.items():
+        before = loaded[ticket_id]
+        diff = {k: v for k, v in values.items() if before.get(k) != v}
+        if diff:
+            groups[tuple(sorted(diff))].append({"ticket_id": ticket_id, **diff})
+    table = Ticket.__table__
+    for rows in groups.values():  # the SET clause is made from the keys of the rows
+        session.execute(update(table).where(table.c.id == bindparam("ticket_id")), rows)
 
 
 def add_receipt(
@@ -235,7 +312,7 @@ def _event(
 
 def _write_plan(
     rows: Rows,
-    ticket: Ticket | dict[str, Any],
+    ticket: dict[str, Any],
     plan: Plan,
     config: Config,
     blobs: BlobStore,
@@ -247,8 +324,8 @@ def _write_plan(
         if logged is not None:
             _event(rows, ticket_id, now, decision.actor, change.field, *logged, change.reason)
     if plan.before is not None and decision.rule_hits:
-        fired = list(get_field(ticket, "rules_fired") or [])
-        set_field(ticket, "rules_fired", list(dict.fromkeys([*fired, *decision.rule_hits])))
+        fired = list(ticket.get("rules_fired") or [])
+        ticket["rules_fired"] = list(dict.fromkeys([*fired, *decision.rule_hits]))
         _event(
             rows,
             ticket_id,
@@ -294,17 +371,12 @@ def _write_plan(
     _touch(ticket, decision, now)
 
 
-def _touch(ticket: Ticket | dict[str, Any], decision: Decision, now: datetime) -> None:
-    updates: dict[str, Any] = {"updated_at": now}
+def _touch(ticket: dict[str, Any], decision: Decision, now: datetime) -> None:
+    ticket["updated_at"] = now
     if decision.author.value in ("requester", "participant") and not decision.internal:
-        updates["last_customer_at"] = now
+        ticket["last_customer_at"] = now
     elif decision.author.value == "agent":
-        updates["last_agent_at"] = now
-    for key, value in updates.items():
-        if isinstance(ticket, dict):
-            ticket[key] = value
-        else:
-            setattr(ticket, key, value)
+        ticket["last_agent_at"] = now
 
 
 def _merge(rows: Rows, plan: Plan) -> None:

@@ -1,0 +1,84 @@
+"""The sandboxed parser: a chunk of messages per round trip, each with its own time limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from maildesk.errors import ParseError, ProcessingTimeout
+from maildesk.parse import ParsedMessage, ParseLimits
+from maildesk.sandbox import SandboxedParser
+from tests.conftest import make_mail
+from tests.corpus_cases import nested
+
+
+@pytest.fixture
+def parser():
+    parser = SandboxedParser()
+    yield parser
+    parser.close()
+
+
+def _subjects(results):
+    return [r.subject if isinstance(r, ParsedMessage) else type(r).__name__ for r in results]
+
+
+def test_a_slow_message_in_a_chunk_times_out_alone(parser):
+    chunk = [
+        make_mail(subject="First"),
+        nested(90, 60_000, "slow-in-chunk"),  # seconds of work
+        make_mail(subject="Third"),
+    ]
+    started = time.monotonic()
+    results = parser.parse_many(chunk, ParseLimits(), timeout=0.3)
+    assert _subjects(results) == ["First", "ProcessingTimeout", "Third"]
+    assert str(results[1]) == "processing took longer than 0.3 s"
+    assert time.monotonic() - started < 5
+    # The child stopped the slow parse itself and went on: no child was killed.
+    assert parser.started == 1 and all(w.alive() for w in parser.idle)
+
+
+def test_a_child_dying_mid_chunk_fails_only_the_message_it_was_on(parser, monkeypatch):
+    workers = []
+    acquire = parser._acquire
+
+    def recording():
+        worker = acquire()
+        workers.append(worker)
+        return worker
+
+    monkeypatch.setattr(parser, "_acquire", recording)
+    chunk = [
+        make_mail(subject="First"),
+        nested(90, 60_000, "crash-in-chunk"),  # the child is killed while on this one
+        make_mail(subject="Third"),
+        make_mail(subject="Fourth"),
+    ]
+
+    def kill_first_child():
+        while not workers:
+            time.sleep(0.01)
+        time.sleep(0.5)  # past "First", inside the slow one
+        workers[0].process.kill()
+
+    killer = threading.Thread(target=kill_first_child)
+    killer.start()
+    results = parser.parse_many(chunk, ParseLimits(), timeout=30)
+    killer.join()
+    assert _subjects(results) == ["First", "ParseError", "Third", "Fourth"]
+    assert "the parser process died" in str(results[1])
+
+
+def test_one_message_uses_the_same_limit(parser):
+    with pytest.raises(ProcessingTimeout):
+        parser.parse(nested(90, 60_000, "slow-alone"), ParseLimits(), None, 0.3)
+    assert parser.parse(make_mail(subject="Next"), ParseLimits(), None, 30).subject == "Next"
+
+
+def test_parse_errors_come_back_per_message(parser):
+    results = parser.parse_many([b"", make_mail(subject="Fine")], ParseLimits(), timeout=30)
+    assert isinstance(results[0], ParseError)
+    assert str(results[0]) == "empty message: no headers and no body"
+    assert results[1].subject == "Fine"
