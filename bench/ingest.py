@@ -48,6 +48,7 @@ def main() -> None:
     upgrade(engine)
     engine.dispose()
     desk = Desk.build(config)
+    desk.pipeline.reader.start()  # as the daemon does at start-up
 
     messages = list(generate(args.n))
     total_bytes = sum(len(m) for m in messages)

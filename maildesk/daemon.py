@@ -330,6 +330,8 @@ class Daemon:
         )
         if not mailboxes:
             log.warning("no mailboxes configured; add them under mailboxes: in maildesk.yaml")
+        else:
+            await asyncio.to_thread(self.desk.pipeline.reader.start)
         for mailbox in mailboxes:
             self._start_worker(mailbox)
         background = [asyncio.create_task(self._reload_rules())]

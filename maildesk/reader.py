@@ -40,6 +40,12 @@ class MessageReader:
         )
         self._pool: ThreadPoolExecutor | None = None
 
+    def start(self) -> None:
+        """Start the parser children now (a daemon does at start-up), so the first batch
+        does not wait for their imports."""
+        if isinstance(self.parser, SandboxedParser):
+            self.parser.prestart(self.parallel)
+
     def receive(self, stream: BinaryIO) -> IncomingMail:
         """Read a message from `stream`: in memory when small, else into a spool file.
 

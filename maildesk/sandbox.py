@@ -225,6 +225,20 @@ class SandboxedParser:
         worker.parsed_since_last_asked()  # drained for the next run
         return [_result(status, value) for status, value in results]
 
+    def prestart(self, count: int) -> None:
+        """Have at least `count` idle children ready (started side by side)."""
+        missing = max(0, min(count, self.max_idle) - len(self.idle))
+        threads = [threading.Thread(target=self._start_one) for _ in range(missing)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _start_one(self) -> None:
+        with self.lock:
+            self.started += 1
+        self._release(_Worker())
+
     def _acquire(self) -> _Worker:
         with self.lock:
             while self.idle:

@@ -273,7 +273,7 @@ def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
     taker.open()
     assert taker.sync() == 10
     with pytest.raises(LeaseLost, match="node-b:2:taker holds it"):
-        stalled._commit(fetched, batch, backlog=5)  # refused: the transaction rolls back
+        stalled._commit(stalled._read(fetched, batch), backlog=5)  # refused: rolled back
     for ingest in (stalled, taker):
         ingest.close()
     assert count(desk, Message) == 10

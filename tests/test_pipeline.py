@@ -194,3 +194,28 @@ def test_every_change_is_in_the_event_log(desk):
     kinds = [e["kind"] for e in detail["events"]]
     assert kinds[0] == "created"
     assert detail["events"][0]["actor"] == "customer@example.org"
+
+
+def test_batches_read_ahead_thread_into_tickets_of_earlier_batches(desk):
+    """process_batches reads batch k+1 while k is written; k+1 still sees k's tickets."""
+    first = [
+        make_mail(subject=f"Request {i}", message_id=f"<req-{i}@example.org>") for i in range(3)
+    ]
+    replies = [
+        make_mail(
+            subject="Re: Request 1",
+            message_id="<re-1@example.org>",
+            in_reply_to="<req-1@example.org>",
+        ),
+        make_mail(subject="Re: [MD-3] Request 2", message_id="<re-2@example.org>"),
+    ]
+    again = [first[0], make_mail(subject="Another one", message_id="<new@example.org>")]
+    batches = [[(raw, SourceInfo("test")) for raw in batch] for batch in (first, replies, again)]
+    results = list(desk.pipeline.process_batches(iter(batches)))
+    outcomes = [[(r.outcome, r.ticket_ref) for r in batch] for batch in results]
+    assert outcomes == [
+        [("created", "MD-1"), ("created", "MD-2"), ("created", "MD-3")],
+        [("added", "MD-2"), ("added", "MD-3")],
+        [("duplicate", "MD-1"), ("created", "MD-4")],
+    ]
+    assert count(desk, Message) == 6

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from maildesk import leases
 from maildesk.config import MailboxConfig
-from maildesk.pipeline import IngestResult, SourceInfo
+from maildesk.incoming import IncomingMail
+from maildesk.pipeline import IngestResult, SourceInfo, StartedBatch
 from maildesk.sources.imap import FetchedMessage, FolderInfo, ImapSource
 from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import (
@@ -101,19 +103,32 @@ class MailboxIngest:
             return 0
         log.info("mailbox %s: %d message(s) to ingest", self.name, len(todo))
         done = 0
-        for batch in self.source.batches(todo, self.config.batch_size):
-            if interrupt is not None and interrupt.is_set():
-                break
-            messages = self.source.fetch(batch, spool=self.desk.pipeline.reader.receive)
-            try:
-                self._commit(messages, batch, backlog=len(todo) - done - len(batch))
-            finally:
-                for message in messages:
-                    if message.mail is not None:
-                        message.mail.discard()
-            self.source.acknowledge([m.uid for m in messages])
-            done += len(batch)
+        pending: _Fetched | None = None  # read (parsed) while the batch before it is written
+        try:
+            for batch in self.source.batches(todo, self.config.batch_size):
+                if interrupt is not None and interrupt.is_set():
+                    break
+                messages = self.source.fetch(batch, spool=self.desk.pipeline.reader.receive)
+                fetched = self._read(messages, batch)
+                previous, pending = pending, fetched
+                if previous is not None:
+                    done += self._finish(previous, backlog=len(todo) - done - len(previous.uids))
+            if pending is not None:
+                last, pending = pending, None
+                done += self._finish(last, backlog=len(todo) - done - len(last.uids))
+        finally:
+            if pending is not None:  # not committed: fetched again next time
+                pending.discard()
         return done
+
+    def _finish(self, fetched: _Fetched, backlog: int) -> int:
+        """Commit a fetched batch with the checkpoint, then acknowledge it on the server."""
+        try:
+            self._commit(fetched, backlog)
+        finally:
+            fetched.discard()
+        self.source.acknowledge([m.uid for m in fetched.messages])
+        return len(fetched.uids)
 
     def _unfinished(self, last_uid: int) -> list[int]:
         """UIDs at or below the checkpoint not acknowledged yet; committed ones are acked now."""
@@ -131,8 +146,14 @@ class MailboxIngest:
             self.source.acknowledge(sorted(committed))
         return [uid for uid in waiting if uid not in committed]
 
-    def _commit(self, messages: list[FetchedMessage], batch: Sequence[int], backlog: int) -> None:
-        items = [
+    def _read(self, messages: list[FetchedMessage], uids: Sequence[int]) -> _Fetched:
+        """Start reading fetched messages (in the background, see Pipeline.start_batch)."""
+        return _Fetched(messages, uids, self.desk.pipeline.start_batch(self._items(messages)))
+
+    def _items(
+        self, messages: list[FetchedMessage]
+    ) -> list[tuple[bytes | IncomingMail, SourceInfo]]:
+        return [
             (
                 m.mail or m.raw,
                 SourceInfo(
@@ -145,12 +166,13 @@ class MailboxIngest:
             for m in messages
         ]
 
+    def _commit(self, fetched: _Fetched, backlog: int) -> None:
         def checkpoint(session: Session, results: list[IngestResult]) -> None:
             self._renew(session)
-            advance(session, self.name, batch, backlog, self.desk.pipeline.clock())
+            advance(session, self.name, fetched.uids, backlog, self.desk.pipeline.clock())
 
         with self.lock:
-            results = self.desk.pipeline.process_batch(items, in_transaction=checkpoint)
+            results = self.desk.pipeline.finish_batch(fetched.started, in_transaction=checkpoint)
         outcomes: dict[str, int] = {}
         for result in results:
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
@@ -180,6 +202,20 @@ class MailboxIngest:
     def wait(self, seconds: float, interrupt: threading.Event) -> None:
         """IDLE (or sleep) until new mail, `interrupt`, or `seconds` pass."""
         self.source.wait(seconds, interrupt)
+
+
+@dataclass
+class _Fetched:
+    """A batch fetched from the server, its reading started."""
+
+    messages: list[FetchedMessage]
+    uids: Sequence[int]
+    started: StartedBatch
+
+    def discard(self) -> None:
+        for message in self.messages:
+            if message.mail is not None:
+                message.mail.discard()
 
 
 def lease_name(mailbox: str) -> str:
