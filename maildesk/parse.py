@@ -153,6 +153,9 @@ class ParsedMessage:
     dropped: list[DroppedAttachment] = field(default_factory=list)
     # Why only the headers were read (the message was over the size limit), or "".
     oversized: str = ""
+    _header_index: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def dedup_key(self) -> str:
@@ -165,13 +168,21 @@ class ParsedMessage:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), decoded."""
-        lname = name.lower()
-        return next((v for n, v in self.headers if n.lower() == lname), None)
+        values = self._by_name().get(name.lower())
+        return values[0] if values else None
 
     def header_all(self, name: str) -> list[str]:
         """Every value of header `name`, decoded."""
-        lname = name.lower()
-        return [v for n, v in self.headers if n.lower() == lname]
+        return list(self._by_name().get(name.lower(), ()))
+
+    def _by_name(self) -> dict[str, list[str]]:
+        # Screening, threading and rules ask for dozens of headers per message.
+        if self._header_index is None:
+            index: dict[str, list[str]] = {}
+            for name, value in self.headers:
+                index.setdefault(name.lower(), []).append(value)
+            self._header_index = index
+        return self._header_index
 
     @property
     def recipients(self) -> list[Address]:

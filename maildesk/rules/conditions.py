@@ -185,10 +185,27 @@ class Condition(Protocol):
 _WORD = re.compile(r"\w+")  # letters of every script, digits, underscore; linear time
 
 
-def words_of(text: str) -> tuple[frozenset[str], str]:
-    """The words of `text` as a set, and joined as ' w1 w2 … ' for phrase lookups."""
-    found = _WORD.findall(text)
-    return frozenset(found), " " + " ".join(found) + " "
+class Words:
+    """The words of a text: a set for word lookups, and (made when first asked for)
+    joined as ' w1 w2 … ' for phrase lookups."""
+
+    __slots__ = ("_found", "_joined", "set")
+
+    def __init__(self, text: str):
+        self._found: list[str] = _WORD.findall(text)
+        self.set = frozenset(self._found)
+        self._joined: str | None = None
+
+    @property
+    def joined(self) -> str:
+        if self._joined is None:
+            self._joined = " " + " ".join(self._found) + " "
+        return self._joined
+
+
+def words_of(text: str) -> Words:
+    """The words of `text` (see Words)."""
+    return Words(text)
 
 
 # How a field's values are prepared for a matcher, once per message.
@@ -264,19 +281,19 @@ def _word_matcher(values: list[str], prep: str) -> Matcher:
     single: dict[str, str] = {}  # prepared word -> as written in rules.yaml
     phrases: dict[str, str] = {}  # ' w1 w2 ' -> as written
     for value in values:
-        words, joined = PREPARE[prep](value)
-        if len(words) == 1 and joined.count(" ") == 2:
-            single[next(iter(words))] = value
-        elif words:
-            phrases[joined] = value
+        words = PREPARE[prep](value)
+        if len(words.set) == 1 and words.joined.count(" ") == 2:
+            single[next(iter(words.set))] = value
+        elif words.set:
+            phrases[words.joined] = value
 
-    def find(prepared: tuple[frozenset[str], str]) -> str | None:
-        words, joined = prepared
+    def find(prepared: Words) -> str | None:
+        words = prepared.set
         for word, written in single.items():
             if word in words:
                 return written
         for phrase, written in phrases.items():
-            if phrase in joined:
+            if phrase in prepared.joined:
                 return written
         return None
 

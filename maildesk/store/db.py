@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -20,8 +21,15 @@ from maildesk.errors import SchemaOutOfDate, TemporaryFailure
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def json_dumps(value: Any) -> str:
+    """JSON for JSON columns: orjson is several times faster than json.dumps and writes
+    non-ASCII text as UTF-8 (a third of the size of \\u escapes for Cyrillic)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with SQLite tuned for a daemon (WAL, foreign keys, busy timeout)."""
+    kwargs.setdefault("json_serializer", json_dumps)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
