@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
-from maildesk.app import Desk
+from maildesk.app import Desk, settle_heap
 from maildesk.config import load_config
 from maildesk.pipeline import SourceInfo
 from maildesk.resources import example_rules
@@ -48,10 +48,11 @@ def main() -> None:
     upgrade(engine)
     engine.dispose()
     desk = Desk.build(config)
-    desk.pipeline.reader.start()  # as the daemon does at start-up
+    desk.pipeline.reader.start()  # as the daemon does at start-up ...
 
     messages = list(generate(args.n))
     total_bytes = sum(len(m) for m in messages)
+    settle_heap()  # ... and this once it has started
     rss_before = peak_rss_mb()
     batch_latency = []
     outcomes: dict[str, int] = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maildesk import leases, metrics
+from maildesk.app import settle_heap
 from maildesk.config import Config, MailboxConfig, load_config
 from maildesk.errors import (
     FileProblems,
@@ -332,6 +333,7 @@ class Daemon:
             log.warning("no mailboxes configured; add them under mailboxes: in maildesk.yaml")
         else:
             await asyncio.to_thread(self.desk.pipeline.reader.start)
+        settle_heap()
         for mailbox in mailboxes:
             self._start_worker(mailbox)
         background = [asyncio.create_task(self._reload_rules())]

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.errors import SchemaOutOfDate, TemporaryFailure
+from maildesk.store.checkpoint import WRITER_CHECKPOINT_PAGES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -57,6 +58,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         "synchronous=NORMAL",  # with WAL: durable against process crashes, fast commits
         "foreign_keys=ON",
         "busy_timeout=30000",
+        # A background thread copies most of the log over (store/checkpoint.py).
+        f"wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}",
     ):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
