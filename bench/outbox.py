@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from maildesk.app import Desk
+from maildesk.app import Desk, settle_heap
 from maildesk.config import load_config
 from maildesk.pipeline import SourceInfo
 from maildesk.sender import build_sender
@@ -137,6 +137,7 @@ def main() -> None:
         queued_in = queue(desk, args.count)
         with desk.sessions() as session:
             pending = session.scalar(select(func.count(OutboxEntry.id)))
+        settle_heap()  # as the daemon does once it has started
         # The sender renders each notification once, before its first attempt: timed here.
         sent, seconds, latencies = asyncio.run(drain(desk))
         with desk.sessions() as session:
