@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maildesk.parse import parse_message
+from maildesk.rules.conditions import Words
 from tests.rulekit import facts, fires, message, one_rule
 
 URGENT = message(subject="URGENT: printer on fire", body="Please help.")
@@ -205,3 +209,18 @@ def test_explain_of_a_crafted_subject_is_also_fast(subject):
     rules = one_rule("{subject: {matches: '(a|aa)+$'}}")
     trace = rules.explain(crafted, ticket=None, facts=facts()).rules[0].trace
     assert trace is not None and trace.result is False
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    text=st.text(alphabet="ab_ 1,.-срочноÄß\n", max_size=60),
+    word=st.text(alphabet="ab_1срочноÄß", min_size=1, max_size=4),
+)
+def test_word_search_agrees_with_splitting_into_words(text, word):
+    """The substring search used for the first lookups finds exactly the split words."""
+    split = set(re.findall(r"\w+", text))
+    assert Words(text).has(word) is (word in split)
+    many = Words(text)
+    for _ in range(Words.SCAN_LIMIT):
+        many.has("zzz")
+    assert many.has(word) is (word in split)  # now looked up in the set

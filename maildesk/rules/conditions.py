@@ -186,21 +186,67 @@ _WORD = re.compile(r"\w+")  # letters of every script, digits, underscore; linea
 
 
 class Words:
-    """The words of a text: a set for word lookups, and (made when first asked for)
-    joined as ' w1 w2 … ' for phrase lookups."""
+    """The words of a text, for whole-word lookups (`has`) and phrase lookups (`joined`).
 
-    __slots__ = ("_found", "_joined", "set")
+    Splitting a long body into words costs far more than a few substring searches, so
+    the first SCAN_LIMIT lookups search the text itself; only a field asked about more
+    often (hundreds of rules) is split once into a set.
+    """
+
+    SCAN_LIMIT = 12
+    __slots__ = ("_asked", "_found", "_joined", "_set", "text")
 
     def __init__(self, text: str):
-        self._found: list[str] = _WORD.findall(text)
-        self.set = frozenset(self._found)
+        self.text = text
+        self._asked = 0
+        self._found: list[str] | None = None
+        self._set: frozenset[str] | None = None
         self._joined: str | None = None
 
     @property
+    def set(self) -> frozenset[str]:
+        if self._set is None:
+            self._set = frozenset(self._words())
+        return self._set
+
+    @property
     def joined(self) -> str:
+        """The words as ' w1 w2 … '."""
         if self._joined is None:
-            self._joined = " " + " ".join(self._found) + " "
+            self._joined = " " + " ".join(self._words()) + " "
         return self._joined
+
+    def has(self, word: str) -> bool:
+        """Is `word` (one word, prepared like the text) one of the text's words?"""
+        words = self.words_for(1)
+        return _has_word(self.text, word) if words is None else word in words
+
+    def words_for(self, lookups: int) -> frozenset[str] | None:
+        """The set of words for `lookups` more lookups, or None while searching the text
+        for each of them is still the cheaper way."""
+        if self._set is None and self._asked + lookups <= self.SCAN_LIMIT:
+            self._asked += lookups
+            return None
+        return self.set
+
+    def _words(self) -> list[str]:
+        if self._found is None:
+            self._found = _WORD.findall(self.text)
+        return self._found
+
+
+def _has_word(text: str, word: str) -> bool:
+    """`word` occurs in `text` with no word character (as \\w has it) on either side."""
+    size = len(word)
+    start = text.find(word)
+    while start != -1:
+        end = start + size
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = text.find(word, start + 1)
+    return False
 
 
 def words_of(text: str) -> Words:
@@ -288,10 +334,15 @@ def _word_matcher(values: list[str], prep: str) -> Matcher:
             phrases[words.joined] = value
 
     def find(prepared: Words) -> str | None:
-        words = prepared.set
-        for word, written in single.items():
-            if word in words:
-                return written
+        words = prepared.words_for(len(single))
+        if words is None:
+            for word, written in single.items():
+                if _has_word(prepared.text, word):
+                    return written
+        else:
+            for word, written in single.items():
+                if word in words:
+                    return written
         for phrase, written in phrases.items():
             if phrase in prepared.joined:
                 return written
