@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from maildesk.app import Desk  # noqa: E402
+from maildesk.app import Desk, settle_heap  # noqa: E402
 from maildesk.config import load_config  # noqa: E402
 from maildesk.pipeline import SourceInfo  # noqa: E402
 from maildesk.sources.ingest import MailboxIngest  # noqa: E402
@@ -55,7 +55,10 @@ def messages(n: int, tag: str) -> list[bytes]:
 
 def fresh_desk(base: Path, name: str, mailboxes: list[str]) -> Desk:
     config = load_config(desk_dir(base / name, mailboxes))
-    return Desk.build(config)
+    desk = Desk.build(config)
+    desk.pipeline.reader.start()  # as the daemon does at start-up
+    settle_heap()
+    return desk
 
 
 def fetch_ceiling(server: DovecotServer, user: str, chunk: int = 500) -> tuple[float, float]:

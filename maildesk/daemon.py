@@ -349,6 +349,7 @@ class Daemon:
         """Ingest every mailbox once, run each background task once; 1 if a mailbox failed."""
         if not self.config.mailboxes:
             log.warning("no mailboxes configured; add them under mailboxes: in maildesk.yaml")
+        settle_heap()
         workers = [
             MailboxWorker(self.desk, m, self.holder, self.lock) for m in self.config.mailboxes
         ]
