@@ -131,3 +131,22 @@ def test_status_report_lists_every_recipient():
     ]
     assert [r.address for r in report.failed] == ["one@example.org"]
     assert report.recipients[0].diagnostic == "550 5.1.1 unknown user"
+
+
+def test_message_ids_are_unique_random_and_not_repeated_by_a_forked_child():
+    import os
+    import re
+
+    from maildesk.compose import new_message_id
+
+    ids = [new_message_id("MD-7", "desk.example.com") for _ in range(5000)]
+    assert len(set(ids)) == 5000
+    assert all(re.fullmatch(r"md-7\.[0-9a-f]{20}@desk\.example\.com", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's next ID must not be the one the parent hands out next
+        os.write(write, new_message_id("MD-7", "x").encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    assert child != new_message_id("MD-7", "x")

@@ -67,9 +67,10 @@ class RowIds:
         self.model = model
         self.table = table
         self._next: int | None = None
+        self._postgresql = session.get_bind().dialect.name == "postgresql"
 
     def allocate(self) -> int:
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._postgresql:
             sql = text(f"SELECT nextval(pg_get_serial_sequence('{self.table}', 'id'))")
             return int(self.session.scalar(sql))
         if self._next is None:  # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE)
