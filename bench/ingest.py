@@ -1,6 +1,6 @@
 """Ingest N generated messages on SQLite; print messages/s, latency per batch and peak RSS.
 
-    python bench/ingest.py [N] [--batch 100]
+    python bench/ingest.py [N] [--batch 200]
 
 Run it twice with different N to see that memory stays flat in N.
 """
@@ -33,7 +33,7 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", type=int, nargs="?", default=5000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=200)  # a mailbox's default batch_size
     parser.add_argument("--dir", help="work folder (default: a temp dir, removed afterwards)")
     args = parser.parse_args()
 

@@ -26,10 +26,10 @@ def test_misspelled_key_gets_line_and_suggestion(tmp_path):
 def test_all_problems_reported_at_once(tmp_path):
     found = problems(
         tmp_path,
-        "database:\n  url: sqlite:///x.db\n  batch_size: 0\nsmtp:\n  security: ssl\nmailboxes:\n  - name: a\n    host: h\n",
+        "database:\n  url: sqlite:///x.db\n  pasword: x\nsmtp:\n  security: ssl\nmailboxes:\n  - name: a\n    host: h\n",
     )
     assert len(found) == 3
-    assert any(":3:" in p and "batch_size" in p for p in found)
+    assert any(":3:" in p and "pasword" in p for p in found)
     assert any(":5:" in p and "'tls', 'starttls' or 'none'" in p for p in found)
     assert any(":7:" in p and "username" in p for p in found)
 
