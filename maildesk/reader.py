@@ -57,10 +57,6 @@ class MessageReader:
             stream, self.blobs, memory_limit=self.skeleton_from, keep_limit=keep
         )
 
-    def read_all(self, mails: Sequence[IncomingMail]) -> list[ParsedMessage | StageError]:
-        """Read a batch; sandboxed parses run in parallel, results keep the input order."""
-        return self.read_later(mails)()
-
     def read_later(
         self, mails: Sequence[IncomingMail]
     ) -> Callable[[], list[ParsedMessage | StageError]]:
@@ -76,7 +72,8 @@ class MessageReader:
             return lambda: results
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="maildesk-parse")
-        small = [i for i, mail in enumerate(mails) if self._whole(mail)]
+        whole = [self._whole(mail) for mail in mails]
+        small = [i for i, fits in enumerate(whole) if fits]
         chunks = [small[k :: self.parallel] for k in range(self.parallel)]
         pending = [
             (chunk, self._pool.submit(self._read_chunk, [mails[i] for i in chunk]))
@@ -84,9 +81,9 @@ class MessageReader:
             if chunk
         ]
         pending += [
-            ([i], self._pool.submit(lambda m: [self.read(m)], mail))
-            for i, mail in enumerate(mails)
-            if not self._whole(mail)
+            ([i], self._pool.submit(lambda m: [self.read(m)], mails[i]))
+            for i, fits in enumerate(whole)
+            if not fits
         ]
 
         def wait() -> list[ParsedMessage | StageError]:

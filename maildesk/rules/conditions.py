@@ -186,7 +186,7 @@ _WORD = re.compile(r"\w+")  # letters of every script, digits, underscore; linea
 
 
 class Words:
-    """The words of a text, for whole-word lookups (`has`) and phrase lookups (`joined`).
+    """The words of a text, for whole-word lookups (`words_for`) and phrase lookups (`joined`).
 
     Splitting a long body into words costs far more than a few substring searches, so
     the first SCAN_LIMIT lookups search the text itself; only a field asked about more
@@ -216,11 +216,6 @@ class Words:
             self._joined = " " + " ".join(self._words()) + " "
         return self._joined
 
-    def has(self, word: str) -> bool:
-        """Is `word` (one word, prepared like the text) one of the text's words?"""
-        words = self.words_for(1)
-        return _has_word(self.text, word) if words is None else word in words
-
     def words_for(self, lookups: int) -> frozenset[str] | None:
         """The set of words for `lookups` more lookups, or None while searching the text
         for each of them is still the cheaper way."""
@@ -249,17 +244,12 @@ def _has_word(text: str, word: str) -> bool:
     return False
 
 
-def words_of(text: str) -> Words:
-    """The words of `text` (see Words)."""
-    return Words(text)
-
-
 # How a field's values are prepared for a matcher, once per message.
 PREPARE: dict[str, Callable[[str], Any]] = {
     "raw": lambda v: v,
     "folded": str.casefold,
-    "words": words_of,
-    "folded_words": lambda v: words_of(v.casefold()),
+    "words": Words,
+    "folded_words": lambda v: Words(v.casefold()),
 }
 
 

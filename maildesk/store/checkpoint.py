@@ -61,7 +61,12 @@ class WalCheckpointer:
                 try:
                     connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
-                except Exception as exc:  # a busy or vanished database: try again later
-                    log.debug("WAL checkpoint skipped: %s", exc)
+                except Exception as exc:  # e.g. a full disk: commits still work; try again
+                    log.warning(
+                        "copying the write-ahead log into %s failed (tried again in %g s): %s",
+                        self.engine.url.database,
+                        self.interval,
+                        exc,
+                    )
         finally:
             connection.close()
