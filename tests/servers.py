@@ -185,7 +185,8 @@ class SmtpSink:
     """A real SMTP server (aiosmtpd Controller) that records messages.
 
     Tests script its answers: `refuse[address] = "550 5.1.1 ..."` refuses a recipient,
-    `data_replies` holds answers given to the next DATA commands before "250".
+    `data_replies` holds answers given to the next DATA commands before "250";
+    `data_delays` holds seconds to sit on the next DATA commands before answering.
     `on_message` is called with each Received (e.g. to deliver it to another desk).
     """
 
@@ -205,6 +206,7 @@ class SmtpSink:
         self.received: list[Received] = []
         self.refuse: dict[str, str] = {}
         self.data_replies: list[str] = []
+        self.data_delays: list[float] = []
         self.on_message = None
         self.sessions = 0
         self._cond = threading.Condition()
@@ -224,6 +226,10 @@ class SmtpSink:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delays:
+            import asyncio
+
+            await asyncio.sleep(self.data_delays.pop(0))
         if self.data_replies:
             return self.data_replies.pop(0)
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)

@@ -358,3 +358,45 @@ def test_internationalised_address_goes_out_with_smtputf8(make_desk, smtputf8):
     else:
         assert unicode_ack.status == "failed"
         assert "does not take SMTPUTF8 addresses" in unicode_ack.last_error
+
+
+def test_a_server_that_stops_answering_is_left_and_the_mail_retried(make_desk, smtp_sink, clock):
+    config = smtp_sink.smtp_config().replace("timeout: 5", "timeout: 0.3")
+    desk = make_desk(extra=config, rules=NO_AGENTS)
+    ingest(desk, 2)
+    smtp_sink.data_delays = [2.0]  # the first message's DATA gets no answer in time
+    assert send_all(desk) == 1
+    first, second = outbox_rows(desk)
+    assert first.status == "pending"
+    assert first.last_error.endswith("connection lost while sending: no answer within 0.3 s")
+    # The late answer could be mistaken for the next command's: a new session was opened.
+    assert (second.status, smtp_sink.sessions) == ("sent", 2)
+
+    clock.advance(hours=1)
+    assert send_all(desk) == 1
+    assert outbox_rows(desk)[0].status == "sent"
+    # aiosmtpd drops a transaction whose client went away; a server that kept it would
+    # now hold a duplicate with the same Message-ID, never a second, different message.
+    assert sorted(smtp_sink.message_ids()) == sorted([first.message_id, second.message_id])
+
+
+def test_envelope_addresses_go_out_as_stored_and_odd_ones_are_refused(smtp_sink):
+    from maildesk.config import SmtpConfig
+    from maildesk.smtp import SmtpTransport
+
+    transport = SmtpTransport(SmtpConfig(host="127.0.0.1", port=smtp_sink.port, security="none"))
+    recipients = ['"john smith"@example.org', "a>b@example.org", "plain@example.org"]
+
+    async def send():
+        try:
+            return await transport.send(
+                "support@example.com", recipients, b"Subject: x\r\n\r\nx\r\n"
+            )
+        finally:
+            await transport.close()
+
+    refused = asyncio.run(send())
+    assert {a: str(r) for a, r in refused.items()} == {"a>b@example.org": "553 not a mail address"}
+    (received,) = smtp_sink.received
+    assert received.mail_from == "support@example.com"
+    assert received.rcpt_tos == ['"john smith"@example.org', "plain@example.org"]
