@@ -28,7 +28,7 @@ def _subjects(results):
 def test_a_slow_message_in_a_chunk_times_out_alone(parser):
     chunk = [
         make_mail(subject="First"),
-        nested(90, 60_000, "slow-in-chunk"),  # seconds of work
+        nested(90, 60_000, "slow-in-chunk"),  # over half a second of work
         make_mail(subject="Third"),
     ]
     started = time.monotonic()
@@ -52,7 +52,7 @@ def test_a_child_dying_mid_chunk_fails_only_the_message_it_was_on(parser, monkey
     monkeypatch.setattr(parser, "_acquire", recording)
     chunk = [
         make_mail(subject="First"),
-        nested(90, 60_000, "crash-in-chunk"),  # the child is killed while on this one
+        nested(90, 600_000, "crash-in-chunk"),  # ~5 s of work: killed while on this one
         make_mail(subject="Third"),
         make_mail(subject="Fourth"),
     ]
