@@ -100,6 +100,7 @@ def start_sink(port: int) -> subprocess.Popen:
 
 async def drain(desk: Desk) -> tuple[int, float, list[float]]:
     sender = build_sender(desk.config, desk.sessions, batch_size=100)
+    sender.prepare()  # as `run` does when the daemon starts: the render process is up
     latencies: list[float] = []
     send = sender.transport.send
 
@@ -138,7 +139,8 @@ def main() -> None:
         with desk.sessions() as session:
             pending = session.scalar(select(func.count(OutboxEntry.id)))
         settle_heap()  # as the daemon does once it has started
-        # The sender renders each notification once, before its first attempt: timed here.
+        # The sender renders each notification once, before its first attempt (in its
+        # render process): timed here.
         sent, seconds, latencies = asyncio.run(drain(desk))
         with desk.sessions() as session:
             done = session.scalar(

@@ -9,6 +9,7 @@ therefore fails one notification, visibly, and never holds up incoming mail.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,12 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from maildesk.compose import AUTO_GENERATED, AUTO_REPLIED, Envelope, compose, decode_root
-from maildesk.config import Config
+from maildesk.config import Config, TicketsConfig
 from maildesk.conversation_index import new_root
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
 from maildesk.store.models import OutboxEntry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,57 @@ def outbox_row(
     return entry, ref
 
 
+@dataclass(frozen=True)
+class RenderJob:
+    """What rendering a queued notification takes, all of it fixed when it was queued."""
+
+    template: str
+    language: str
+    context: dict[str, Any]
+    headers: dict[str, Any]
+    message_id: str
+    created_at: datetime
+    automatic: bool
+
+    @classmethod
+    def of(cls, entry: OutboxEntry) -> RenderJob:
+        return cls(
+            entry.template,
+            entry.language,
+            entry.context,
+            entry.headers,
+            entry.message_id,
+            entry.created_at,
+            entry.automatic,
+        )
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    raw: bytes
+    subject: str
+    problem: str | None = None  # an admin template failed and the shipped one was used
+
+
 def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
     """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
-    if entry.raw is not None:
-        return entry.raw
-    tickets = config.tickets
-    rendered = renderer.render(entry.template, entry.language, entry.context)
-    ref = str(entry.context.get("ticket", {}).get("ref", ""))
+    if entry.raw is None:
+        rendered = render_notice(RenderJob.of(entry), renderer, config.tickets)
+        if rendered.problem:
+            log.error("%s", rendered.problem)
+        entry.raw, entry.subject = rendered.raw, rendered.subject
+    return entry.raw
+
+
+def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> RenderedNotice:
+    """The RFC 5322 bytes and subject of a queued notification (logs nothing: the
+    caller reports `problem`, as it may run in a child process)."""
+    rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
+    ref = str(job.context.get("ticket", {}).get("ref", ""))
     subject = rendered.subject
     if ref and f"[{ref}]".lower() not in subject.lower():
         subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
-    headers = entry.headers
+    headers = job.headers
     support = Address(tickets.support_name, tickets.support_address)
     on_behalf = headers.get("on_behalf_of")
     sender = support
@@ -132,20 +175,18 @@ def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> byte
         cc=[Address(n, a) for n, a in headers.get("cc", [])],
         reply_to=support,
         subject=subject,
-        message_id=entry.message_id,
+        message_id=job.message_id,
         in_reply_to=headers.get("in_reply_to"),
         references=list(headers.get("references", [])),
-        date=entry.created_at,
-        auto_submitted=headers.get("auto_submitted", AUTO_REPLIED if entry.automatic else None),
+        date=job.created_at,
+        auto_submitted=headers.get("auto_submitted", AUTO_REPLIED if job.automatic else None),
         ticket_ref=ref,
         loop_token=tickets.id_domain,
         thread_root=decode_root(headers.get("thread_root")),
         thread_depth=int(headers.get("thread_depth", 0)),
-        language=entry.language,
+        language=job.language,
     )
-    entry.raw = compose(envelope, rendered)
-    entry.subject = subject
-    return entry.raw
+    return RenderedNotice(compose(envelope, rendered), subject, problem)
 
 
 def ticket_thread_root(thread_index: str | None, created_at: datetime, message_id: str) -> str:

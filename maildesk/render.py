@@ -62,13 +62,22 @@ class Renderer:
 
     def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
         """Render `name` in `language`; a broken admin copy falls back to the shipped one."""
+        rendered, problem = self.render_or_fall_back(name, language, context)
+        if problem:
+            log.error("%s", problem)
+        return rendered
+
+    def render_or_fall_back(
+        self, name: str, language: str, context: dict[str, Any]
+    ) -> tuple[Rendered, str | None]:
+        """Like `render`, returning (instead of logging) why the shipped copy was used."""
         try:
-            return self.render_strict(name, language, context)
+            return self.render_strict(name, language, context), None
         except TemplateError as exc:
             if self.shipped_env is None or not _ships(self.shipped_env, name):
                 raise
-            log.error("%s; sending the shipped template instead", exc)
-            return _render(self.shipped_env, name, language, self.default_language, context)
+            shipped = _render(self.shipped_env, name, language, self.default_language, context)
+            return shipped, f"{exc}; sending the shipped template instead"
 
     def render_strict(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
         """Render `name` in `language` (default language if missing); errors raise."""

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk import metrics
 from maildesk.config import Config, SmtpConfig
 from maildesk.errors import SendError, SmtpUnavailable
-from maildesk.outbox import render_entry
-from maildesk.render import Renderer
+from maildesk.outbox import RenderedNotice, RenderJob
+from maildesk.rendering import ChildRenderer, NoticeRenderer, RenderSettings
 from maildesk.smtp import Refusal, SmtpTransport, Transport
 from maildesk.store.models import OutboxEntry
 
@@ -47,6 +47,13 @@ class Job:
     recipients: list[str]
     raw: bytes
     attempts: int
+
+    @classmethod
+    def of(cls, row: OutboxEntry) -> Job:
+        assert row.raw is not None
+        recipients = list(row.recipients)
+        raw = bytes(row.raw)  # psycopg2 gives a memoryview
+        return cls(row.id, row.message_id, row.envelope_from, recipients, raw, row.attempts)
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,7 @@ def build_sender(
     smtp = config.smtp
     password = smtp.password.read("SMTP password") if smtp.password else None
     transport = SmtpTransport(smtp, helo=config.tickets.id_domain, password=password)
-    renderer = Renderer(config.templates, default_language=config.tickets.language)
-    options.setdefault("render", lambda entry: render_entry(entry, renderer, config))
+    options.setdefault("renderer", ChildRenderer(RenderSettings.of(config)))
     return OutboxSender(sessions, transport, smtp, clock=clock or _utcnow, **options)
 
 
@@ -175,11 +181,11 @@ class OutboxSender:
         poll_seconds: float = 5.0,
         backoff: Backoff | None = None,
         reconnect_seconds: tuple[float, float] = (1.0, 60.0),
-        render: Callable[[OutboxEntry], bytes] | None = None,
+        renderer: NoticeRenderer | None = None,
     ):
         self.sessions = sessions
-        # Turns a queued notification into bytes once, before its first attempt.
-        self.render = render
+        # Turns queued notifications into bytes once, before their first attempt.
+        self.renderer = renderer
         self.transport = transport
         self.config = config
         self.clock = clock
@@ -235,10 +241,16 @@ class OutboxSender:
                     why = self.unavailable or "not sent: the sender stopped"
                     await asyncio.to_thread(self._release, token, why)
 
+    def prepare(self) -> None:
+        """Start what sending needs before the first notification (the render process)."""
+        if self.renderer is not None:
+            self.renderer.start()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
         delay = 0.0
         self._wake = wake = asyncio.Event()
+        await asyncio.to_thread(self.prepare)
         try:
             while not stop.is_set():
                 wake.clear()
@@ -359,31 +371,27 @@ class OutboxSender:
                 .where(OutboxEntry.claimed_by == token)
                 .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
             ).all()
-            jobs = [job for row in rows if (job := self._job(row)) is not None]
+            self._render([row for row in rows if row.raw is None])
+            jobs = [Job.of(row) for row in rows if row.raw is not None]
         return token, jobs
 
-    def _job(self, row: OutboxEntry) -> Job | None:
-        """The claimed row as a job; rendered now if it never was (same bytes on retries)."""
-        if row.raw is None:
-            try:
-                if self.render is None:
-                    raise ValueError("no renderer configured for queued notifications")
-                self.render(row)
-            except Exception as exc:  # a broken template fails this notification, visibly
-                log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, exc)
-                row.status, row.claimed_by, row.claimed_until = "failed", None, None
-                row.attempts += 1
-                row.last_error = f"cannot render template {row.template}: {exc}"[:2000]
-                return None
-        assert row.raw is not None
-        return Job(
-            row.id,
-            row.message_id,
-            row.envelope_from,
-            list(row.recipients),
-            bytes(row.raw),
-            row.attempts,
-        )
+    def _render(self, rows: list[OutboxEntry]) -> None:
+        """Render never-rendered rows (retries then resend the same bytes); a row that
+        cannot be rendered fails, visibly, and the others go on."""
+        if not rows:
+            return
+        if self.renderer is None:
+            outcomes: list[RenderedNotice | str] = ["no renderer configured"] * len(rows)
+        else:
+            outcomes = self.renderer.render_many([RenderJob.of(row) for row in rows])
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, RenderedNotice):
+                row.raw, row.subject = outcome.raw, outcome.subject
+                continue
+            log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
+            row.status, row.claimed_by, row.claimed_until = "failed", None, None
+            row.attempts += 1
+            row.last_error = f"cannot render template {row.template}: {outcome}"[:2000]
 
     def _renew(self, token: str) -> None:
         with self.sessions() as session, session.begin():

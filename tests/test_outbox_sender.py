@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from maildesk.cli import cli
 from maildesk.sender import Backoff, OutboxSender
@@ -400,3 +400,62 @@ def test_envelope_addresses_go_out_as_stored_and_odd_ones_are_refused(smtp_sink)
     (received,) = smtp_sink.received
     assert received.mail_from == "support@example.com"
     assert received.rcpt_tos == ['"john smith"@example.org', "plain@example.org"]
+
+
+def _admin_ack(folder, body: str) -> str:
+    """An admin template folder whose en/ack.txt.j2 has `body`; its `templates:` line."""
+    (folder / "en").mkdir(parents=True)
+    (folder / "en" / "ack.txt.j2").write_text(
+        "{% block subject %}{{ ticket.subject }}{% endblock %}\n"
+        f"{{% block body %}}\n{body}\n{{% endblock %}}\n"
+    )
+    return f"templates: {folder}\n"
+
+
+def test_the_sender_reports_a_broken_admin_template_it_replaced(
+    make_desk, smtp_sink, tmp_path, caplog
+):
+    templates = _admin_ack(tmp_path / "admin", "Hello {{ ticket.requester_nmae }}")
+    desk = make_desk(extra=smtp_sink.smtp_config() + templates, rules=NO_AGENTS)
+    ingest(desk, 1)
+    with caplog.at_level("ERROR"):
+        assert send_all(desk) == 1
+    text = smtp_sink.received[0].parsed().get_body(("plain",)).get_content()
+    assert "We have opened ticket MD-1 for your request" in " ".join(text.split())
+    # Rendered in the child process; the reason still reaches the daemon's log.
+    assert "en/ack.txt.j2:3" in caplog.text and "requester_nmae" in caplog.text
+    assert "sending the shipped template instead" in caplog.text
+
+
+def test_a_template_that_never_finishes_fails_only_its_notifications(
+    make_desk, smtp_sink, tmp_path
+):
+    forever = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    templates = _admin_ack(tmp_path / "admin", forever)
+    limits = "limits:\n  processing_seconds: 0.5\n"
+    desk = make_desk(extra=smtp_sink.smtp_config() + templates + limits)
+    ingest(desk, 1)
+    assert send_all(desk) == 2  # the agents' copies
+    with desk.sessions() as session:  # read as stored (outbox_rows would render it here)
+        ack = session.scalars(select(OutboxEntry).where(OutboxEntry.template == "ack")).one()
+    assert (ack.status, ack.raw) == ("failed", None)
+    assert ack.last_error == "cannot render template ack: processing took longer than 0.5 s"
+    assert {r.rcpt_tos[0] for r in smtp_sink.received} == {"alice@example.com", "bob@example.com"}
+
+
+def test_without_a_render_process_the_sender_renders_itself(
+    make_desk, smtp_sink, monkeypatch, caplog
+):
+    from maildesk import rendering
+    from maildesk.children import ChildUnavailable
+
+    class NoChildren:
+        def run(self, jobs, timeout):
+            raise ChildUnavailable("the renderer process did not start")
+
+    monkeypatch.setattr(rendering, "shared_pool", NoChildren)
+    desk = make_desk(extra=smtp_sink.smtp_config(), rules=NO_AGENTS)
+    ingest(desk, 2)
+    with caplog.at_level("WARNING"):
+        assert send_all(desk) == 2
+    assert "rendering notifications in the daemon's process" in caplog.text

@@ -1,0 +1,148 @@
+"""Rendering queued notifications for the sender, in a child process by default.
+
+Rendering (jinja2 and MIME) is pure Python. Done in the daemon's process it holds the
+GIL the sender's event loop needs between SMTP replies: measured, a quarter of the
+sender's time per notification. A child renders a whole claimed batch in one round
+trip and gives each job a time limit (`limits.processing_seconds`), so an admin
+template that never finishes fails its notifications, visibly, instead of the sender.
+If no child can be started, rendering falls back to this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from maildesk.children import ChildPool, ChildUnavailable
+from maildesk.config import Config, TicketsConfig
+from maildesk.errors import MaildeskError
+from maildesk.outbox import RenderedNotice, RenderJob, render_notice
+from maildesk.render import Renderer
+
+log = logging.getLogger(__name__)
+
+# A rendered notification, or why it could not be rendered.
+Outcome = RenderedNotice | str
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """The part of the configuration rendering reads (what a child is sent)."""
+
+    templates: Path | None
+    tickets: TicketsConfig
+    timeout: float
+
+    @classmethod
+    def of(cls, config: Config) -> RenderSettings:
+        return cls(config.templates, config.tickets, config.limits.processing_seconds)
+
+    def renderer(self) -> Renderer:
+        return Renderer(self.templates, default_language=self.tickets.language)
+
+
+class NoticeRenderer(Protocol):
+    def start(self) -> None:
+        """Get ready ahead of the first notification (may block for a moment)."""
+        ...
+
+    def render_many(self, jobs: list[RenderJob]) -> list[Outcome]:
+        """Each job's notification, or the reason it cannot be rendered, in order."""
+        ...
+
+
+class InlineRenderer:
+    """Renders in this process (no time limit)."""
+
+    def __init__(self, settings: RenderSettings):
+        self.settings = settings
+        self.renderer = settings.renderer()
+
+    def start(self) -> None:
+        pass
+
+    def render_many(self, jobs: list[RenderJob]) -> list[Outcome]:
+        return _reported([_render(job, self.renderer, self.settings.tickets) for job in jobs])
+
+
+class ChildRenderer:
+    """Renders in a child process shared by every sender in this process."""
+
+    def __init__(self, settings: RenderSettings):
+        self.settings = settings
+        self._inline: InlineRenderer | None = None
+
+    def start(self) -> None:
+        """Start the child now, so its imports never delay the first notification."""
+        if self._inline is None:
+            try:
+                shared_pool().prestart(1)
+            except ChildUnavailable as exc:
+                self._fall_back(exc)
+
+    def render_many(self, jobs: list[RenderJob]) -> list[Outcome]:
+        if not jobs:
+            return []
+        if self._inline is None:
+            try:
+                pairs = [(self.settings, job) for job in jobs]
+                results = shared_pool().run(pairs, self.settings.timeout)
+                # A result is ("ok", RenderedNotice), or ("error"/"timeout", why not).
+                return _reported([value for _status, value in results])
+            except ChildUnavailable as exc:
+                self._fall_back(exc)
+        assert self._inline is not None
+        return self._inline.render_many(jobs)
+
+    def _fall_back(self, exc: ChildUnavailable) -> None:
+        log.warning("%s; rendering notifications in the daemon's process", exc)
+        self._inline = InlineRenderer(self.settings)
+
+
+def _reported(outcomes: list[Outcome]) -> list[Outcome]:
+    """Log the admin templates that failed and were replaced by the shipped ones."""
+    for outcome in outcomes:
+        if isinstance(outcome, RenderedNotice) and outcome.problem:
+            log.error("%s", outcome.problem)
+    return outcomes
+
+
+def _render(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> Outcome:
+    try:
+        return render_notice(job, renderer, tickets)
+    except MaildeskError as exc:
+        return str(exc)
+    except Exception as exc:  # a broken admin template must fail its notification only
+        return f"{type(exc).__name__}: {exc}"
+
+
+# In the child: Renderers kept for reuse (jinja2 re-reads a template file that changed).
+_renderers: dict[tuple[Path | None, str], Renderer] = {}
+
+
+def _render_job(job: tuple[RenderSettings, RenderJob]) -> RenderedNotice:
+    """Runs in the child: one notification (errors become the job's error message)."""
+    settings, notice = job
+    key = (settings.templates, settings.tickets.language)
+    renderer = _renderers.get(key)
+    if renderer is None:
+        renderer = _renderers[key] = settings.renderer()
+    return render_notice(notice, renderer, settings.tickets)
+
+
+_shared: ChildPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> ChildPool:
+    """The process-wide rendering child (started on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ChildPool("maildesk.rendering:_render_job", "renderer", max_idle=1)
+            atexit.register(_shared.close)
+        return _shared
