@@ -5,7 +5,8 @@
 Queues COUNT acknowledgements through the real pipeline (SQLite in a temporary folder
 unless --database-url is given), starts an aiosmtpd sink in a separate process, then
 times one `OutboxSender.drain()`: claim, send over one SMTP connection, mark sent.
-Prints notifications/s, SMTP transaction latency percentiles and peak RSS.
+Prints notifications/s, SMTP transaction latency percentiles and peak RSS (of this
+process and of the render process).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 from maildesk.app import Desk, settle_heap
 from maildesk.config import load_config
 from maildesk.pipeline import SourceInfo
+from maildesk.rendering import shared_pool
 from maildesk.sender import build_sender
 from maildesk.store.db import make_engine, upgrade
 from maildesk.store.models import OutboxEntry
@@ -120,6 +122,14 @@ async def drain(desk: Desk) -> tuple[int, float, list[float]]:
     return sent, time.perf_counter() - started, latencies
 
 
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident memory (Linux), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -142,6 +152,7 @@ def main() -> None:
         # The sender renders each notification once, before its first attempt (in its
         # render process): timed here.
         sent, seconds, latencies = asyncio.run(drain(desk))
+        render_rss = [peak_rss_mib(child.process.pid) for child in shared_pool().idle]
         with desk.sessions() as session:
             done = session.scalar(
                 select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "sent")
@@ -164,7 +175,8 @@ def main() -> None:
         f"p50 {percentile(ms, 50):.2f}  p90 {percentile(ms, 90):.2f}  "
         f"p99 {percentile(ms, 99):.2f}  max {max(ms):.2f}  mean {statistics.fmean(ms):.2f}"
     )
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
+          f"render process: {', '.join(f'{r:.0f}' for r in render_rss) or '-'} MiB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maildesk.compose import AUTO_GENERATED, AUTO_REPLIED, Envelope, compose, decode_root
-from maildesk.config import Config, TicketsConfig
+from maildesk.compose import AUTO_GENERATED, AUTO_REPLIED, decode_root
+from maildesk.config import Config
 from maildesk.conversation_index import new_root
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
+from maildesk.rendering import RenderJob, render_notice
 from maildesk.store.models import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -113,38 +114,6 @@ def outbox_row(
     return entry, ref
 
 
-@dataclass(frozen=True)
-class RenderJob:
-    """What rendering a queued notification takes, all of it fixed when it was queued."""
-
-    template: str
-    language: str
-    context: dict[str, Any]
-    headers: dict[str, Any]
-    message_id: str
-    created_at: datetime
-    automatic: bool
-
-    @classmethod
-    def of(cls, entry: OutboxEntry) -> RenderJob:
-        return cls(
-            entry.template,
-            entry.language,
-            entry.context,
-            entry.headers,
-            entry.message_id,
-            entry.created_at,
-            entry.automatic,
-        )
-
-
-@dataclass(frozen=True)
-class RenderedNotice:
-    raw: bytes
-    subject: str
-    problem: str | None = None  # an admin template failed and the shipped one was used
-
-
 def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
     """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
     if entry.raw is None:
@@ -153,40 +122,6 @@ def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> byte
             log.error("%s", rendered.problem)
         entry.raw, entry.subject = rendered.raw, rendered.subject
     return entry.raw
-
-
-def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> RenderedNotice:
-    """The RFC 5322 bytes and subject of a queued notification (logs nothing: the
-    caller reports `problem`, as it may run in a child process)."""
-    rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
-    ref = str(job.context.get("ticket", {}).get("ref", ""))
-    subject = rendered.subject
-    if ref and f"[{ref}]".lower() not in subject.lower():
-        subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
-    headers = job.headers
-    support = Address(tickets.support_name, tickets.support_address)
-    on_behalf = headers.get("on_behalf_of")
-    sender = support
-    if on_behalf:
-        sender = Address(f"{on_behalf[0]} via {tickets.support_name}", tickets.support_address)
-    envelope = Envelope(
-        sender=sender,
-        to=[Address(n, a) for n, a in headers.get("to", [])],
-        cc=[Address(n, a) for n, a in headers.get("cc", [])],
-        reply_to=support,
-        subject=subject,
-        message_id=job.message_id,
-        in_reply_to=headers.get("in_reply_to"),
-        references=list(headers.get("references", [])),
-        date=job.created_at,
-        auto_submitted=headers.get("auto_submitted", AUTO_REPLIED if job.automatic else None),
-        ticket_ref=ref,
-        loop_token=tickets.id_domain,
-        thread_root=decode_root(headers.get("thread_root")),
-        thread_depth=int(headers.get("thread_depth", 0)),
-        language=job.language,
-    )
-    return RenderedNotice(compose(envelope, rendered), subject, problem)
 
 
 def ticket_thread_root(thread_index: str | None, created_at: datetime, message_id: str) -> str:

@@ -6,6 +6,9 @@ sender's time per notification. A child renders a whole claimed batch in one rou
 trip and gives each job a time limit (`limits.processing_seconds`), so an admin
 template that never finishes fails its notifications, visibly, instead of the sender.
 If no child can be started, rendering falls back to this process.
+
+What a notification needs is fixed when it is queued (`RenderJob`); `render_notice`
+turns that into the exact bytes that every retry resends.
 """
 
 from __future__ import annotations
@@ -14,16 +17,88 @@ import atexit
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from maildesk.children import ChildPool, ChildUnavailable
+from maildesk.compose import AUTO_REPLIED, Envelope, compose, decode_root
 from maildesk.config import Config, TicketsConfig
 from maildesk.errors import MaildeskError
-from maildesk.outbox import RenderedNotice, RenderJob, render_notice
+from maildesk.parse import Address
 from maildesk.render import Renderer
 
+if TYPE_CHECKING:  # the render process never imports the database layer
+    from maildesk.store.models import OutboxEntry
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """What rendering a queued notification takes, all of it fixed when it was queued."""
+
+    template: str
+    language: str
+    context: dict[str, Any]
+    headers: dict[str, Any]
+    message_id: str
+    created_at: datetime
+    automatic: bool
+
+    @classmethod
+    def of(cls, entry: OutboxEntry) -> RenderJob:
+        return cls(
+            entry.template,
+            entry.language,
+            entry.context,
+            entry.headers,
+            entry.message_id,
+            entry.created_at,
+            entry.automatic,
+        )
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    raw: bytes
+    subject: str
+    problem: str | None = None  # an admin template failed and the shipped one was used
+
+
+def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> RenderedNotice:
+    """The RFC 5322 bytes and subject of a queued notification (logs nothing: the
+    caller reports `problem`, as it may run in a child process)."""
+    rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
+    ref = str(job.context.get("ticket", {}).get("ref", ""))
+    subject = rendered.subject
+    if ref and f"[{ref}]".lower() not in subject.lower():
+        subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
+    headers = job.headers
+    support = Address(tickets.support_name, tickets.support_address)
+    on_behalf = headers.get("on_behalf_of")
+    sender = support
+    if on_behalf:
+        sender = Address(f"{on_behalf[0]} via {tickets.support_name}", tickets.support_address)
+    envelope = Envelope(
+        sender=sender,
+        to=[Address(n, a) for n, a in headers.get("to", [])],
+        cc=[Address(n, a) for n, a in headers.get("cc", [])],
+        reply_to=support,
+        subject=subject,
+        message_id=job.message_id,
+        in_reply_to=headers.get("in_reply_to"),
+        references=list(headers.get("references", [])),
+        date=job.created_at,
+        auto_submitted=headers.get("auto_submitted", AUTO_REPLIED if job.automatic else None),
+        ticket_ref=ref,
+        loop_token=tickets.id_domain,
+        thread_root=decode_root(headers.get("thread_root")),
+        thread_depth=int(headers.get("thread_depth", 0)),
+        language=job.language,
+    )
+    return RenderedNotice(compose(envelope, rendered), subject, problem)
+
 
 # A rendered notification, or why it could not be rendered.
 Outcome = RenderedNotice | str

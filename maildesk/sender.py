@@ -27,8 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk import metrics
 from maildesk.config import Config, SmtpConfig
 from maildesk.errors import SendError, SmtpUnavailable
-from maildesk.outbox import RenderedNotice, RenderJob
-from maildesk.rendering import ChildRenderer, NoticeRenderer, RenderSettings
+from maildesk.rendering import (
+    ChildRenderer,
+    NoticeRenderer,
+    RenderedNotice,
+    RenderJob,
+    RenderSettings,
+)
 from maildesk.smtp import Refusal, SmtpTransport, Transport
 from maildesk.store.models import OutboxEntry
 
