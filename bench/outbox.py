@@ -1,10 +1,12 @@
 """Outbox sender throughput: notifications per second to a local SMTP server over one connection.
 
-    python bench/outbox.py [--count 3000] [--database-url URL]
+    python bench/outbox.py [--count 3000] [--history 0] [--database-url URL]
 
 Queues COUNT acknowledgements through the real pipeline (SQLite in a temporary folder
 unless --database-url is given), starts an aiosmtpd sink in a separate process, then
 times one `OutboxSender.drain()`: claim, send over one SMTP connection, mark sent.
+--history N first fills the outbox with N notifications marked sent (2.2 KB each), as
+a desk that has run for a while keeps them: claiming must not slow down as they grow.
 Prints notifications/s, SMTP transaction latency percentiles and peak RSS (of this
 process and of the render process).
 """
@@ -23,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from maildesk.app import Desk, settle_heap
 from maildesk.config import load_config
@@ -63,14 +65,14 @@ def make_desk(root: Path, port: int, database_url: str | None) -> Desk:
     return Desk.build(config)
 
 
-def queue(desk: Desk, count: int) -> float:
+def queue(desk: Desk, count: int, prefix: str = "bench") -> float:
     """Ingest `count` requests (one acknowledgement each); seconds taken."""
     started = time.perf_counter()
     batch = []
     for n in range(count):
         raw = (
             f"From: Customer {n} <customer{n}@example.org>\r\nTo: support@example.com\r\n"
-            f"Subject: Benchmark request {n}\r\nMessage-ID: <bench-{n}@example.org>\r\n"
+            f"Subject: Benchmark request {n}\r\nMessage-ID: <{prefix}-{n}@example.org>\r\n"
             "Date: Mon, 23 Nov 2026 09:00:00 +0000\r\n\r\n"
             "My printer is on fire. " * 20
         ).encode()
@@ -138,6 +140,7 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--history", type=int, default=0, help="sent notifications kept")
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="maildesk-bench-outbox-"))
@@ -145,25 +148,38 @@ def main() -> None:
     sink = start_sink(port)
     desk = make_desk(root, port, args.database_url)
     try:
+        if args.history:
+            queue(desk, args.history, prefix="old")
+            with desk.sessions() as session, session.begin():
+                session.execute(update(OutboxEntry).values(status="sent", raw=b"x" * 2200))
         queued_in = queue(desk, args.count)
         with desk.sessions() as session:
-            pending = session.scalar(select(func.count(OutboxEntry.id)))
+            pending = session.scalar(
+                select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "pending")
+            )
         settle_heap()  # as the daemon does once it has started
         # The sender renders each notification once, before its first attempt (in its
         # render process): timed here.
         sent, seconds, latencies = asyncio.run(drain(desk))
         render_rss = [peak_rss_mib(child.process.pid) for child in shared_pool().idle]
         with desk.sessions() as session:
-            done = session.scalar(
-                select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "sent")
+            done = (
+                session.scalar(
+                    select(func.count(OutboxEntry.id)).where(OutboxEntry.status == "sent")
+                )
+                - args.history
             )
-            size = session.scalar(select(func.avg(func.length(OutboxEntry.raw))))
+            size = session.scalar(
+                select(func.avg(func.length(OutboxEntry.raw))).where(OutboxEntry.id > args.history)
+            )
     finally:
         desk.close()
         sink.terminate()
         sink.wait(10)
         shutil.rmtree(root, ignore_errors=True)
     database = "PostgreSQL" if args.database_url else "SQLite"
+    if args.history:
+        print(f"outbox already holds {args.history} sent notifications")
     print(f"database: {database}; {pending} notifications queued in {queued_in:.1f} s "
           f"(avg {size:.0f} bytes each)")  # fmt: skip
     print(f"sent {sent} (marked sent: {done}) in {seconds:.2f} s over one SMTP connection, "

@@ -29,6 +29,8 @@ from maildesk.parse import Address
 from maildesk.render import Renderer
 
 if TYPE_CHECKING:  # the render process never imports the database layer
+    from sqlalchemy import Row
+
     from maildesk.store.models import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ class RenderJob:
     automatic: bool
 
     @classmethod
-    def of(cls, entry: OutboxEntry) -> RenderJob:
+    def of(cls, entry: OutboxEntry | Row[Any]) -> RenderJob:
+        """From an outbox row (an ORM object or a plain row with the same columns)."""
         return cls(
             entry.template,
             entry.language,

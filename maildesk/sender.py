@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk import metrics
@@ -52,13 +52,6 @@ class Job:
     recipients: list[str]
     raw: bytes
     attempts: int
-
-    @classmethod
-    def of(cls, row: OutboxEntry) -> Job:
-        assert row.raw is not None
-        recipients = list(row.recipients)
-        raw = bytes(row.raw)  # psycopg2 gives a memoryview
-        return cls(row.id, row.message_id, row.envelope_from, recipients, raw, row.attempts)
 
 
 @dataclass(frozen=True)
@@ -354,15 +347,7 @@ class OutboxSender:
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         with self.sessions() as session, session.begin():
-            query = (
-                select(OutboxEntry.id)
-                .where(_due(now))
-                .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
-                .limit(self.batch_size)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
+            ids = self._due_ids(session, now)
             if not ids:
                 return token, []
             session.execute(
@@ -371,32 +356,59 @@ class OutboxSender:
                 .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
                 .execution_options(synchronize_session=False)
             )
-            rows = session.scalars(
-                select(OutboxEntry)
-                .where(OutboxEntry.claimed_by == token)
+            # Plain rows, not ORM objects: this runs beside the event loop, under one GIL.
+            rows = session.execute(
+                select(*_CLAIMED)
+                .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == token)
                 .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
             ).all()
-            self._render([row for row in rows if row.raw is None])
-            jobs = [Job.of(row) for row in rows if row.raw is not None]
+            rendered = self._render(session, [row for row in rows if row.raw is None])
+            jobs = [
+                Job(r.id, r.message_id, r.envelope_from, list(r.recipients), raw, r.attempts)
+                for r in rows
+                if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
+            ]
         return token, jobs
 
-    def _render(self, rows: list[OutboxEntry]) -> None:
-        """Render never-rendered rows (retries then resend the same bytes); a row that
-        cannot be rendered fails, visibly, and the others go on."""
+    def _due_ids(self, session: Session, now: datetime) -> list[int]:
+        """The ids of the next due rows, oldest first: pending ones whose time has come,
+        and rows whose sender's lease ran out. Two queries, because each then walks
+        the (status, next_attempt_at) index in order and stops at the batch size,
+        where one query with OR sorted the whole backlog on every claim."""
+        order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
+        pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
+        expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
+        found = []
+        for where in (pending, expired):
+            query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            found += session.execute(query).all()
+        return [row.id for row in sorted(found)[: self.batch_size]]
+
+    def _render(self, session: Session, rows: list[Row[Any]]) -> dict[int, bytes]:
+        """Render never-rendered rows and store the bytes (retries resend the same); a
+        row that cannot be rendered fails, visibly, and the others go on. {id: bytes}."""
         if not rows:
-            return
+            return {}
         if self.renderer is None:
             outcomes: list[RenderedNotice | str] = ["no renderer configured"] * len(rows)
         else:
             outcomes = self.renderer.render_many([RenderJob.of(row) for row in rows])
+        done, failed = [], []
         for row, outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RenderedNotice):
-                row.raw, row.subject = outcome.raw, outcome.subject
+                done.append({"id": row.id, "raw": outcome.raw, "subject": outcome.subject})
                 continue
             log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
-            row.status, row.claimed_by, row.claimed_until = "failed", None, None
-            row.attempts += 1
-            row.last_error = f"cannot render template {row.template}: {outcome}"[:2000]
+            error = f"cannot render template {row.template}: {outcome}"[:2000]
+            failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
+        if done:  # UPDATEs by primary key, one executemany
+            session.execute(update(OutboxEntry), done)
+        if failed:
+            unclaimed = {"status": "failed", "claimed_by": None, "claimed_until": None}
+            session.execute(update(OutboxEntry), [{**f, **unclaimed} for f in failed])
+        return {d["id"]: d["raw"] for d in done}
 
     def _renew(self, token: str) -> None:
         with self.sessions() as session, session.begin():
@@ -453,6 +465,24 @@ class OutboxSender:
         if soonest is None:
             return self.poll_seconds
         return min(max((soonest - self.clock()).total_seconds(), 0.0), self.poll_seconds)
+
+
+# What claiming reads of a row: enough to render it and to send it.
+_CLAIMED = (
+    OutboxEntry.id,
+    OutboxEntry.message_id,
+    OutboxEntry.envelope_from,
+    OutboxEntry.recipients,
+    OutboxEntry.raw,
+    OutboxEntry.attempts,
+    OutboxEntry.to_addr,
+    OutboxEntry.template,
+    OutboxEntry.language,
+    OutboxEntry.context,
+    OutboxEntry.headers,
+    OutboxEntry.created_at,
+    OutboxEntry.automatic,
+)
 
 
 def _temporary(refused: dict[str, Refusal]) -> list[str]:
