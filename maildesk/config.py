@@ -185,7 +185,8 @@ class LimitsConfig(_Section):
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     # Oversized messages: keep everything raw, or only their headers.
     oversized_keep: Literal["raw", "headers"] = "raw"
-    # Longest a message may take to parse; slower ones are quarantined.
+    # Longest a message may take to parse (slower ones are quarantined), and a
+    # notification to render (slower ones fail).
     processing_seconds: float = Field(default=30, gt=0)
     # Parse in a child process, so a slow message can be stopped at processing_seconds
     # on any thread. Off: parse in-process; the limit then holds only on the main thread.
