@@ -149,3 +149,26 @@ def make_mail(
         maintype, subtype = ctype.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg.as_bytes()
+
+
+@pytest.fixture
+def desk_dir(tmp_path: Path) -> Path:
+    """A desk made by `maildesk init` (SQLite, example rules and templates)."""
+    from click.testing import CliRunner
+
+    from maildesk.cli import cli
+
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "desk")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "desk"
+
+
+def run_maildesk(desk_dir: Path, *args: str, input: str | bytes | None = None):
+    """Run the maildesk command against the desk in `desk_dir`."""
+    from click.testing import CliRunner
+
+    from maildesk.cli import cli
+
+    return CliRunner().invoke(
+        cli, ["--config", str(desk_dir / "maildesk.yaml"), *args], input=input
+    )

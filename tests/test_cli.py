@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from click.testing import CliRunner
 
 from maildesk.cli import cli
 from tests.conftest import make_mail
-
-
-@pytest.fixture
-def desk_dir(tmp_path):
-    result = CliRunner().invoke(cli, ["init", str(tmp_path / "desk")])
-    assert result.exit_code == 0, result.output
-    return tmp_path / "desk"
-
-
-def run(desk_dir, *args, input=None):
-    return CliRunner().invoke(
-        cli, ["--config", str(desk_dir / "maildesk.yaml"), *args], input=input
-    )
+from tests.conftest import run_maildesk as run
 
 
 def test_init_writes_a_working_desk(desk_dir):

@@ -1,0 +1,134 @@
+"""Message files as a mail source: .eml files named on the command line, or a Maildir.
+
+Files are ingested in batches, each in one transaction, the next batch read while
+the one before it is written. A Maildir (what Postfix, Exim or Dovecot deliver into)
+gives the messages waiting in `new/`, and those in `cur/` without the Seen flag;
+each is marked seen, moved to `cur/` with the `S` flag as a mail client would, only
+after its batch is committed. A crash in between leaves it unseen: the next run
+recognises it by Message-ID (or hash), reports it as a duplicate and marks it then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from maildesk.errors import MaildeskError
+from maildesk.incoming import IncomingMail
+from maildesk.pipeline import IngestResult, Pipeline, SourceInfo, StartedBatch
+
+BATCH_SIZE = 200
+
+
+class MaildirError(MaildeskError):
+    """A folder that is not a Maildir."""
+
+
+@dataclass
+class _Batch:
+    paths: list[Path]
+    mails: list[IncomingMail]
+    started: StartedBatch
+
+    def discard(self) -> None:
+        for mail in self.mails:
+            mail.discard()
+
+
+def ingest_paths(
+    pipeline: Pipeline,
+    paths: Sequence[Path],
+    source: Callable[[Path], SourceInfo],
+    *,
+    batch_size: int = BATCH_SIZE,
+    committed: Callable[[Path], None] | None = None,
+) -> Iterator[tuple[Path, IngestResult]]:
+    """Ingest message files batch by batch; yield each file's result after its commit.
+
+    `committed(path)` runs for every file of a batch once it is committed (stored or
+    quarantined: either way it is kept). Raises TemporaryFailure when a batch cannot
+    be committed; the batches before it stay committed. Big files are spooled, never
+    read into memory whole.
+    """
+    pending: _Batch | None = None
+    try:
+        for start in range(0, len(paths), batch_size):
+            chunk = list(paths[start : start + batch_size])
+            mails: list[IncomingMail] = []
+            try:
+                for path in chunk:
+                    with path.open("rb") as stream:
+                        mails.append(pipeline.reader.receive(stream))
+            except BaseException:
+                for mail in mails:
+                    mail.discard()
+                raise
+            items = [(mail, source(path)) for path, mail in zip(chunk, mails, strict=True)]
+            started = pipeline.start_batch(items)
+            previous, pending = pending, _Batch(chunk, mails, started)
+            if previous is not None:
+                yield from _finish(pipeline, previous, committed)
+        if pending is not None:
+            last, pending = pending, None
+            yield from _finish(pipeline, last, committed)
+    finally:
+        if pending is not None:  # read but not committed
+            pending.discard()
+
+
+def _finish(
+    pipeline: Pipeline, batch: _Batch, committed: Callable[[Path], None] | None
+) -> Iterator[tuple[Path, IngestResult]]:
+    try:
+        results = pipeline.finish_batch(batch.started)
+    finally:
+        batch.discard()
+    if committed is not None:
+        for path in batch.paths:
+            committed(path)
+    yield from zip(batch.paths, results, strict=True)
+
+
+class Maildir:
+    """A Maildir folder: which messages wait, and marking one seen."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        missing = [d for d in ("new", "cur") if not (root / d).is_dir()]
+        if missing:
+            raise MaildirError(
+                f"{root} is not a Maildir: it has no {' or '.join(d + '/' for d in missing)} "
+                "folder (a Maildir holds cur/, new/ and tmp/)"
+            )
+
+    def waiting(self) -> list[Path]:
+        """Messages not seen yet, oldest delivery first."""
+        found = _files(self.root / "new")
+        found += [p for p in _files(self.root / "cur") if "S" not in _flags(p.name)]
+        return sorted(found, key=_delivery_order)
+
+    def mark_seen(self, path: Path) -> None:
+        """Move a message to cur/ with the Seen flag (gone already: another reader took it)."""
+        base, _, _ = path.name.partition(":2,")
+        flags = "".join(sorted(set(_flags(path.name)) | {"S"}))
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(path, self.root / "cur" / f"{base}:2,{flags}")
+
+
+def _files(folder: Path) -> list[Path]:
+    # Dot files are not messages (some delivery agents keep state there).
+    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+
+
+def _flags(name: str) -> str:
+    return name.partition(":2,")[2]
+
+
+def _delivery_order(path: Path) -> tuple[float, str]:
+    try:
+        return (path.stat().st_mtime, path.name)
+    except FileNotFoundError:
+        return (0.0, path.name)

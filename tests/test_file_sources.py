@@ -1,0 +1,114 @@
+"""Message files and Maildirs as sources: `maildesk ingest FILE...` and `--maildir`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from maildesk.pipeline import SourceInfo
+from maildesk.sources.files import Maildir, ingest_paths
+from tests.conftest import make_mail
+from tests.conftest import run_maildesk as run
+
+
+def tickets(desk_dir):
+    return {t["ref"]: t for t in json.loads(run(desk_dir, "tickets", "list", "--json").output)}
+
+
+def test_several_files_go_in_one_batch_and_thread_in_order(desk_dir, tmp_path):
+    names = []
+    for n, mail in enumerate(
+        [
+            make_mail(subject="Printer on fire", message_id="<first@example.org>"),
+            make_mail(subject="Re: Printer on fire", in_reply_to="<first@example.org>"),
+            make_mail(subject="Another thing", sender="Bob <bob@example.org>"),
+        ]
+    ):
+        path = tmp_path / f"{n}.eml"
+        path.write_bytes(mail)
+        names.append(str(path))
+    result = run(desk_dir, "ingest", *names)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{names[0]}: created MD-1",
+        f"{names[1]}: added MD-1",
+        f"{names[2]}: created MD-2",
+    ]
+
+
+def make_maildir(root):
+    for folder in ("cur", "new", "tmp"):
+        (root / folder).mkdir(parents=True)
+    return root
+
+
+def deliver(root, name: str, mail: bytes, mtime: float) -> None:
+    path = root / name
+    path.write_bytes(mail)
+    os.utime(path, (mtime, mtime))
+
+
+def test_maildir_unseen_messages_are_ingested_and_marked_seen(desk_dir, tmp_path):
+    box = make_maildir(tmp_path / "Maildir")
+    deliver(box, "cur/100.A.host:2,S", make_mail(subject="Read already"), 100)
+    deliver(box, "cur/200.B.host:2,F", make_mail(subject="Flagged, unread"), 200)
+    deliver(box, "new/300.C.host", make_mail(subject="New one"), 300)
+    deliver(box, "new/.300.C.host.lock", b"not a message", 300)
+    result = run(desk_dir, "ingest", "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "cur/200.B.host:2,F: created MD-1",  # oldest delivery first
+        "new/300.C.host: created MD-2",
+        f"{box}: 2 unseen message(s) ingested and marked seen",
+    ]
+    assert sorted(p.name for p in (box / "cur").iterdir()) == [
+        "100.A.host:2,S",
+        "200.B.host:2,FS",  # its own flags kept
+        "300.C.host:2,S",
+    ]
+    assert [p.name for p in (box / "new").iterdir()] == [".300.C.host.lock"]
+    assert {t["subject"] for t in tickets(desk_dir).values()} == {"Flagged, unread", "New one"}
+
+    again = run(desk_dir, "ingest", "--maildir", str(box))
+    assert again.output.splitlines() == [f"{box}: 0 unseen message(s) ingested and marked seen"]
+
+
+def test_a_crash_before_marking_seen_ingests_nothing_twice(desk_dir, tmp_path):
+    box = make_maildir(tmp_path / "Maildir")
+    deliver(box, "new/1.A.host", make_mail(subject="Only once"), 100)
+    from maildesk.app import Desk
+    from maildesk.config import load_config
+
+    desk = Desk.build(load_config(desk_dir / "maildesk.yaml"))
+    try:  # committed, then "killed" before the file was marked seen
+        results = list(ingest_paths(desk.pipeline, Maildir(box).waiting(), lambda _: SourceInfo()))
+    finally:
+        desk.close()
+    assert [r.outcome for _, r in results] == ["created"]
+    assert (box / "new" / "1.A.host").exists()
+
+    result = run(desk_dir, "ingest", "--maildir", str(box))
+    assert "new/1.A.host: duplicate MD-1" in result.output
+    assert (box / "cur" / "1.A.host:2,S").exists()
+    assert list(tickets(desk_dir)) == ["MD-1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give message FILES (or -) or --maildir DIR, one of them"),
+        (("a.eml", "-"), "- (a message on stdin) must be the only argument"),
+    ],
+)
+def test_ingest_says_what_to_give_it(desk_dir, args, message):
+    result = run(desk_dir, "ingest", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_folder_that_is_not_a_maildir_is_named(desk_dir, tmp_path):
+    (tmp_path / "inbox" / "new").mkdir(parents=True)
+    result = run(desk_dir, "ingest", "--maildir", str(tmp_path / "inbox"))
+    assert result.exit_code == 1
+    assert "is not a Maildir: it has no cur/ folder" in result.output
