@@ -221,7 +221,9 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
     ]
     agents = _agents_to_tell(ticket.assignee, ticket.queue, ctx)
+    agents += [w for w in _watchers(ticket, ctx) if w.address not in _told(agents)]
     agents += [_agent_address(a, ctx) for a in routing.notify if a not in _told(agents)]
+    agents = [a for a in agents if a.address != msg.from_addr]
     if agents:
         decision.notices.append(
             Notice("customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
@@ -305,6 +307,16 @@ def _is_customer(address: str, ctx: DecideContext) -> bool:
 def _agent_address(address: str, ctx: DecideContext) -> Address:
     agent = ctx.rules.agent_by_address(address)
     return Address(agent.name if agent else "", address)
+
+
+def _watchers(ticket: TicketState, ctx: DecideContext) -> list[Address]:
+    """The ticket's watchers (agents or plain addresses a rule added): told of every reply."""
+    found = []
+    for address, role in ticket.participants.items():
+        if role == "watcher":
+            agent = ctx.rules.agent_by_address(address)
+            found.append(Address(agent.name if agent else "", address))
+    return found
 
 
 def _agents_to_tell(assignee: str | None, queue: str, ctx: DecideContext) -> list[Address]:

@@ -237,6 +237,14 @@ def test_watchers_cc_and_notify_reach_the_ticket(make_desk):
         "ops@example.com",
     ]
 
+    # The watcher hears of the customer's later replies too (notify was for the new ticket).
+    desk.pipeline.process_one(make_mail(subject="Re: [MD-1] Help please", body="More details"))
+    with desk.sessions() as s:
+        told = sorted(
+            o.to_addr for o in s.scalars(select(OutboxEntry)) if o.template == "customer_reply"
+        )
+    assert told == ["alice@example.com", "bob@example.com", "carol@example.com"]
+
 
 def test_mailbox_queue_from_the_source_is_the_starting_queue(make_desk):
     desk = make_desk(rules=rules_text(""))
