@@ -410,3 +410,41 @@ def test_reminder_after_hours_without_agent_action_once(flow):
     mail = flow.deliver()
     reminders = [m for m in mail if "Reminder" in body(m)]
     assert sorted(a for m in reminders for a in to(m)) == ["alice@example.com", "bob@example.com"]
+
+
+def test_raising_the_priority_brings_the_tighter_sla(flow):
+    flow.clock.now = datetime(2026, 12, 23, 15, 0, tzinfo=UTC)  # Wed 16:00 in Berlin
+    notice = open_ticket(flow)
+    before = ticket_row(flow.desk)
+    assert (before.sla_policy, before.priority) == ("standard", "normal")  # 8 h / 40 h
+    agent_says(flow, notice, "#priority urgent\n\nLooking at it now.")
+    after = ticket_row(flow.desk)
+    # Counted from the ticket's creation, as the first policy was: 8 h of business time
+    # is 1 h on Wednesday, then Monday 28 Dec 09:00-16:00 (24-26 Dec are holidays).
+    assert (after.priority, after.sla_policy) == ("urgent", "urgent")
+    assert after.resolution_due == datetime(2026, 12, 28, 15, 0, tzinfo=UTC)
+    # The agent's reply was the first response: that target is met and stays as it was.
+    assert after.first_response_due == before.first_response_due
+
+    agent_says(flow, notice, "#priority low\n\nFalse alarm.")
+    lowered = ticket_row(flow.desk)
+    assert lowered.priority == "low"
+    assert (lowered.sla_policy, lowered.resolution_due) == ("urgent", after.resolution_due)
+
+
+def test_a_policy_a_rule_named_stays_when_the_priority_rises(make_desk):
+    rules = (
+        "version: 1\ndefault: {queue: general, priority: normal, auto_reply: ack, calendar: 24x7}\n"
+        "sla:\n  policies:\n    vip: {first_response: 2h, resolution: 20h}\n"
+        "    urgent: {first_response: 1h, resolution: 8h}\n  by_priority: {urgent: urgent}\n"
+        "queues:\n  general: {agents: [alice]}\n"
+        "agents:\n  alice: {address: alice@example.com, name: Alice Archer}\n"
+        "rules:\n  - name: vip\n    when: {from: {domain: example.org}}\n    then: {sla: vip}\n"
+        "  - name: escalate\n    follow_ups: true\n    when: {body: {contains_word: outage}}\n"
+        "    then: {priority: urgent}\n"
+    )
+    desk = make_desk(rules=rules)
+    desk.pipeline.process_one(make_mail(message_id="<c1@example.org>"))
+    desk.pipeline.process_one(make_mail(subject="Re: [MD-1] Help please", body="A full outage."))
+    row = ticket_row(desk)
+    assert (row.priority, row.sla_policy) == ("urgent", "vip")
