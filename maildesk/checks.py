@@ -31,7 +31,7 @@ def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
     from maildesk.render import Renderer
 
     problems = []
-    for mailbox in config.mailboxes:
+    for mailbox in config.sources:
         if mailbox.queue and mailbox.queue not in rules.queues:
             problems.append(
                 Problem(

@@ -165,6 +165,16 @@ class DaemonConfig(_Section):
     node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
 
 
+class MaildirConfig(_Section):
+    """A Maildir the daemon polls (what Postfix, Exim or Dovecot deliver into)."""
+
+    name: str
+    path: Path
+    queue: str | None = None
+    poll_seconds: float = Field(default=10, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+
+
 class SmtpConfig(_Section):
     host: str = "localhost"
     port: int | None = None
@@ -212,6 +222,7 @@ class Config(_Section):
     rules: Path = Path("rules.yaml")
     templates: Path | None = None
     mailboxes: list[MailboxConfig] = []
+    maildirs: list[MaildirConfig] = []
     daemon: DaemonConfig = DaemonConfig()
     smtp: SmtpConfig = SmtpConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -229,6 +240,22 @@ class Config(_Section):
         if dupes:
             raise ValueError(f"mailbox names must be unique; repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _no_maildir_named_like_a_mailbox(self) -> Config:
+        taken = {m.name for m in self.mailboxes}
+        names = [m.name for m in self.maildirs]
+        dupes = sorted({n for n in names if n in taken or names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"maildirs and mailboxes share one set of names; repeated: {', '.join(dupes)}"
+            )
+        return self
+
+    @property
+    def sources(self) -> list[MailboxConfig | MaildirConfig]:
+        """Everything the daemon ingests: IMAP mailboxes, then Maildirs."""
+        return [*self.mailboxes, *self.maildirs]
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password filled in from its secret, if any."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from maildesk import leases, metrics
 from maildesk.app import settle_heap
-from maildesk.config import Config, MailboxConfig, load_config
+from maildesk.config import Config, MailboxConfig, MaildirConfig, load_config
 from maildesk.errors import (
     FileProblems,
     LeaseLost,
@@ -32,6 +32,7 @@ from maildesk.errors import (
     MaildeskError,
 )
 from maildesk.sources.ingest import MailboxIngest, lease_name
+from maildesk.sources.maildir import MaildirIngest
 from maildesk.store.mailboxes import set_state
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ class OnceOutcome:
 class MailboxWorker:
     """Keeps one mailbox ingested for as long as the daemon runs."""
 
-    def __init__(self, desk: Desk, config: MailboxConfig, holder: str, lock: threading.Lock):
+    def __init__(
+        self, desk: Desk, config: MailboxConfig | MaildirConfig, holder: str, lock: threading.Lock
+    ):
         self.desk = desk
         self.config = config
         self.holder = holder
@@ -104,7 +107,16 @@ class MailboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
 
-    def _ingest(self) -> MailboxIngest:
+    def _ingest(self) -> MailboxIngest | MaildirIngest:
+        if isinstance(self.config, MaildirConfig):
+            return MaildirIngest(
+                self.desk,
+                self.config,
+                lease=self.lease,
+                holder=self.holder,
+                lease_seconds=self.settings.lease_seconds,
+                lock=self.lock,
+            )
         return MailboxIngest(
             self.desk,
             self.config,
@@ -308,7 +320,7 @@ class Daemon:
     def config(self) -> Config:
         return self.desk.config
 
-    def _start_worker(self, mailbox: MailboxConfig) -> None:
+    def _start_worker(self, mailbox: MailboxConfig | MaildirConfig) -> None:
         worker = MailboxWorker(self.desk, mailbox, self.holder, self.lock)
         task = asyncio.create_task(worker.run(), name=f"mailbox-{mailbox.name}")
         self.workers[mailbox.name] = (worker, task)
@@ -325,12 +337,12 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
-        mailboxes = self.config.mailboxes
+        mailboxes = self.config.sources
         log.info(
             "maildesk %s started as %s: %d mailbox(es)", _version(), self.holder, len(mailboxes)
         )
         if not mailboxes:
-            log.warning("no mailboxes configured; add them under mailboxes: in maildesk.yaml")
+            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
         else:
             await asyncio.to_thread(self.desk.pipeline.reader.start)
         settle_heap()
@@ -347,12 +359,10 @@ class Daemon:
 
     async def run_once(self) -> int:
         """Ingest every mailbox once, run each background task once; 1 if a mailbox failed."""
-        if not self.config.mailboxes:
-            log.warning("no mailboxes configured; add them under mailboxes: in maildesk.yaml")
+        if not self.config.sources:
+            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
         settle_heap()
-        workers = [
-            MailboxWorker(self.desk, m, self.holder, self.lock) for m in self.config.mailboxes
-        ]
+        workers = [MailboxWorker(self.desk, m, self.holder, self.lock) for m in self.config.sources]
         outcomes = await asyncio.gather(*(w.run_once() for w in workers))
         self.stopping.set()
         await _finish([asyncio.create_task(task(self.stopping)) for task in self.tasks])
@@ -407,16 +417,18 @@ class Daemon:
         if ignored:
             log.warning("changes to %s take effect after a restart", ", ".join(ignored))
         logging.getLogger().setLevel(new.log_level.upper())
-        self.desk.config = old.model_copy(update={"mailboxes": new.mailboxes})
+        self.desk.config = old.model_copy(
+            update={"mailboxes": new.mailboxes, "maildirs": new.maildirs}
+        )
         self.desk.pipeline.own_addresses |= {
             m.username.lower() for m in new.mailboxes if "@" in m.username
         }
-        await self._apply_mailboxes({m.name: m for m in new.mailboxes})
+        await self._apply_mailboxes({m.name: m for m in new.sources})
         self.desk.rules.mtime = 0.0  # reload the rules too, even if unchanged
         await asyncio.to_thread(self.desk.rules.reload_if_changed)
         log.info("config reloaded: %d mailbox(es)", len(self.workers))
 
-    async def _apply_mailboxes(self, wanted: dict[str, MailboxConfig]) -> None:
+    async def _apply_mailboxes(self, wanted: dict[str, MailboxConfig | MaildirConfig]) -> None:
         changed = [
             name
             for name, (worker, _) in self.workers.items()

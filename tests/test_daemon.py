@@ -268,4 +268,4 @@ def test_under_systemd_log_lines_carry_journald_priorities(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0
-    assert done.stderr.startswith("<4>maildesk.daemon: no mailboxes configured;")
+    assert done.stderr.startswith("<4>maildesk.daemon: nothing to ingest: add mailboxes:")

@@ -112,3 +112,44 @@ def test_a_folder_that_is_not_a_maildir_is_named(desk_dir, tmp_path):
     result = run(desk_dir, "ingest", "--maildir", str(tmp_path / "inbox"))
     assert result.exit_code == 1
     assert "is not a Maildir: it has no cur/ folder" in result.output
+
+
+def test_the_daemon_polls_a_maildir_and_reports_it_in_status(tmp_path):
+    from tests.daemon_helpers import DaemonProcess, Db, desk_dir, maildesk, wait_until
+
+    box = make_maildir(tmp_path / "Maildir")
+    deliver(box, "new/1.A.host", make_mail(subject="Waiting before start"), 100)
+    config = desk_dir(tmp_path / "desk", [])
+    with config.open("a") as fh:  # a relative path: resolved against maildesk.yaml's folder
+        fh.write("maildirs:\n  - {name: local, path: ../Maildir, poll_seconds: 0.2}\n")
+    daemon = DaemonProcess(config).start()
+    db = Db(config)
+    try:
+        wait_until(lambda: db.tickets() == 1, 20, "the waiting message", daemon)
+        deliver(box, "new/2.B.host", make_mail(subject="Arrived while running"), 200)
+        wait_until(lambda: db.tickets() == 2, 10, "the new message", daemon)
+        seen = ["1.A.host:2,S", "2.B.host:2,S"]
+        wait_until(lambda: _names(box / "cur") == seen, 5, "both marked seen", daemon)
+        (row,) = json.loads(maildesk(config, "status", "--json").stdout)
+        assert (row["name"], row["state"], row["backlog"]) == ("local", "idle", 0)
+        assert db.subjects() == ["Arrived while running", "Waiting before start"]
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()
+        db.close()
+
+
+def _names(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_maildir_may_not_take_a_mailbox_name(tmp_path):
+    from maildesk.config import ConfigError, load_config
+
+    path = tmp_path / "maildesk.yaml"
+    path.write_text(
+        "mailboxes:\n  - {name: support, host: imap.example.com, username: u,"
+        " password: {env: X}}\nmaildirs:\n  - {name: support, path: Maildir}\n"
+    )
+    with pytest.raises(ConfigError, match="repeated: support"):
+        load_config(path)

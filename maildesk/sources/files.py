@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from maildesk.errors import MaildeskError
 from maildesk.incoming import IncomingMail
-from maildesk.pipeline import IngestResult, Pipeline, SourceInfo, StartedBatch
+from maildesk.pipeline import BatchHook, IngestResult, Pipeline, SourceInfo, StartedBatch
 
 BATCH_SIZE = 200
 
@@ -45,14 +46,18 @@ def ingest_paths(
     *,
     batch_size: int = BATCH_SIZE,
     committed: Callable[[Path], None] | None = None,
+    in_transaction: BatchHook | None = None,
+    lock: threading.Lock | None = None,
 ) -> Iterator[tuple[Path, IngestResult]]:
     """Ingest message files batch by batch; yield each file's result after its commit.
 
     `committed(path)` runs for every file of a batch once it is committed (stored or
-    quarantined: either way it is kept). Raises TemporaryFailure when a batch cannot
-    be committed; the batches before it stay committed. Big files are spooled, never
-    read into memory whole.
+    quarantined: either way it is kept). `in_transaction` runs inside each batch's
+    transaction (see Pipeline.process_batch); `lock` is held while a batch is written.
+    Raises TemporaryFailure when a batch cannot be committed; the batches before it
+    stay committed. Big files are spooled, never read into memory whole.
     """
+    finish = _Finisher(pipeline, committed, in_transaction, lock or threading.Lock())
     pending: _Batch | None = None
     try:
         for start in range(0, len(paths), batch_size):
@@ -70,26 +75,34 @@ def ingest_paths(
             started = pipeline.start_batch(items)
             previous, pending = pending, _Batch(chunk, mails, started)
             if previous is not None:
-                yield from _finish(pipeline, previous, committed)
+                yield from finish(previous)
         if pending is not None:
             last, pending = pending, None
-            yield from _finish(pipeline, last, committed)
+            yield from finish(last)
     finally:
         if pending is not None:  # read but not committed
             pending.discard()
 
 
-def _finish(
-    pipeline: Pipeline, batch: _Batch, committed: Callable[[Path], None] | None
-) -> Iterator[tuple[Path, IngestResult]]:
-    try:
-        results = pipeline.finish_batch(batch.started)
-    finally:
-        batch.discard()
-    if committed is not None:
-        for path in batch.paths:
-            committed(path)
-    yield from zip(batch.paths, results, strict=True)
+@dataclass
+class _Finisher:
+    pipeline: Pipeline
+    committed: Callable[[Path], None] | None
+    in_transaction: BatchHook | None
+    lock: threading.Lock
+
+    def __call__(self, batch: _Batch) -> Iterator[tuple[Path, IngestResult]]:
+        try:
+            with self.lock:
+                results = self.pipeline.finish_batch(
+                    batch.started, in_transaction=self.in_transaction
+                )
+        finally:
+            batch.discard()
+        if self.committed is not None:
+            for path in batch.paths:
+                self.committed(path)
+        yield from zip(batch.paths, results, strict=True)
 
 
 class Maildir:

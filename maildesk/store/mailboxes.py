@@ -106,9 +106,8 @@ def mailbox_status(session: Session, config: Config) -> list[dict[str, Any]]:
     now = leases.db_now(session)
     rows = {row.name: row for row in all_states(session)}
     held = leases.all_leases(session)
-    names = [m.name for m in config.mailboxes] + sorted(
-        set(rows) - {m.name for m in config.mailboxes}
-    )
+    configured = [m.name for m in config.sources]
+    names = configured + sorted(set(rows) - set(configured))
     result = []
     for name in names:
         row = rows.get(name)
@@ -120,7 +119,7 @@ def mailbox_status(session: Session, config: Config) -> list[dict[str, Any]]:
         result.append(
             {
                 "name": name,
-                "configured": name in {m.name for m in config.mailboxes},
+                "configured": name in configured,
                 "state": state,
                 "holder": owner,
                 "last_success_at": row.last_success_at if row else None,
