@@ -363,8 +363,8 @@ class OutboxSender:
                 .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
             ).all()
             rendered = self._render(session, [row for row in rows if row.raw is None])
-            jobs = [
-                Job(r.id, r.message_id, r.envelope_from, list(r.recipients), raw, r.attempts)
+            jobs = [  # bytes(): a driver may hand back a memoryview
+                Job(r.id, r.message_id, r.envelope_from, list(r.recipients), bytes(raw), r.attempts)
                 for r in rows
                 if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
             ]
