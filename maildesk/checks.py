@@ -152,6 +152,29 @@ def check_knowledge_base(config: Config) -> str:
     return f"{len(load_articles(config.knowledge_base))} articles in {config.knowledge_base}"
 
 
+def check_maildirs(config: Config) -> str:
+    """Every Maildir under `maildirs:` exists and its messages can be marked seen."""
+    import os
+
+    from maildesk.sources.files import Maildir
+
+    problems = []
+    for entry in config.maildirs:
+        try:
+            maildir = Maildir(entry.path)
+        except MaildeskError as exc:
+            problems.append(f"maildir {entry.name}: {exc}")
+            continue
+        # Marking a message seen renames it from new/ (or cur/) into cur/.
+        locked = [d for d in ("new", "cur") if not os.access(maildir.root / d, os.W_OK | os.X_OK)]
+        if locked:
+            folders = " and ".join(f"{entry.path}/{d}/" for d in locked)
+            problems.append(f"maildir {entry.name}: cannot move messages out of {folders}")
+    if problems:
+        raise MaildeskError("; ".join(problems))
+    return f"{len(config.maildirs)} readable" if config.maildirs else "none configured"
+
+
 def sample_context(config: Config, template: str = "ack") -> dict:
     """Template variables for a made-up ticket, as `maildesk check` renders them."""
     from maildesk.notifications import sample_context as for_template
@@ -165,4 +188,5 @@ CHECKS: list[tuple[str, Callable[[Config], str]]] = [
     ("secrets", check_secrets),
     ("database", check_database),
     ("knowledge base", check_knowledge_base),
+    ("maildirs", check_maildirs),
 ]

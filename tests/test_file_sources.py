@@ -153,3 +153,14 @@ def test_a_maildir_may_not_take_a_mailbox_name(tmp_path):
     )
     with pytest.raises(ConfigError, match="repeated: support"):
         load_config(path)
+
+
+def test_check_names_a_maildir_that_is_missing(desk_dir, tmp_path):
+    make_maildir(tmp_path / "Maildir")
+    with (desk_dir / "maildesk.yaml").open("a") as fh:
+        fh.write(f"maildirs:\n  - {{name: local, path: {tmp_path / 'Maildir'}}}\n")
+        fh.write(f"  - {{name: typo, path: {tmp_path / 'Maildri'}}}\n")
+    result = run(desk_dir, "check")
+    assert result.exit_code == 1
+    assert f"maildir typo: {tmp_path / 'Maildri'} is not a Maildir" in result.output
+    assert "maildir local" not in result.output
