@@ -139,6 +139,30 @@ def test_the_daemon_polls_a_maildir_and_reports_it_in_status(tmp_path):
         db.close()
 
 
+def test_sighup_adds_a_maildir_to_a_running_daemon(tmp_path):
+    import signal
+
+    from tests.daemon_helpers import DaemonProcess, Db, desk_dir, wait_until
+
+    box = make_maildir(tmp_path / "Maildir")
+    config = desk_dir(tmp_path / "desk", [])
+    daemon = DaemonProcess(config).start()
+    db = Db(config)
+    try:
+        daemon.wait_log("nothing to ingest")
+        deliver(box, "new/1.A.host", make_mail(subject="Before the reload"), 100)
+        with config.open("a") as fh:
+            fh.write(f"maildirs:\n  - {{name: local, path: {box}, poll_seconds: 0.2}}\n")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("mailbox local: added")
+        wait_until(lambda: db.tickets() == 1, 10, "the waiting message", daemon)
+        assert db.subjects() == ["Before the reload"]
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()
+        db.close()
+
+
 def _names(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
