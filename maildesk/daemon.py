@@ -31,7 +31,8 @@ from maildesk.errors import (
     MailboxAuthError,
     MaildeskError,
 )
-from maildesk.sources.ingest import MailboxIngest, lease_name
+from maildesk.sources.health import lease_name
+from maildesk.sources.ingest import MailboxIngest
 from maildesk.sources.maildir import MaildirIngest
 from maildesk.store.mailboxes import set_state
 
@@ -112,7 +113,6 @@ class MailboxWorker:
             return MaildirIngest(
                 self.desk,
                 self.config,
-                lease=self.lease,
                 holder=self.holder,
                 lease_seconds=self.settings.lease_seconds,
                 lock=self.lock,

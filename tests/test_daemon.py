@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from maildesk.sources.ingest import lease_name
+from maildesk.sources.health import lease_name
 from tests.conftest import make_mail
 from tests.daemon_helpers import (
     DaemonProcess,

@@ -251,7 +251,7 @@ def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
 ):
     from maildesk import leases
     from maildesk.errors import LeaseLost
-    from maildesk.sources.ingest import lease_name
+    from maildesk.sources.health import lease_name
 
     user = dovecot.add_user("fenced")
     entry = mailbox_yaml(dovecot, user, tmp_path, batch_size=5)

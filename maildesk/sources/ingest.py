@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from maildesk import leases
 from maildesk.config import MailboxConfig
 from maildesk.incoming import IncomingMail
 from maildesk.pipeline import IngestResult, SourceInfo, StartedBatch
+from maildesk.sources.health import SourceLease
 from maildesk.sources.imap import FetchedMessage, FolderInfo, ImapSource
 from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import (
@@ -51,9 +51,7 @@ class MailboxIngest:
     ):
         self.desk = desk
         self.config = config
-        self.holder = holder  # with a holder, every commit renews (and so fences) the lease
-        self.lease_name = lease_name(config.name)
-        self.lease_seconds = lease_seconds
+        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
         self.lock = lock or threading.Lock()  # one batch at a time per process (blob syncs)
         self.source = ImapSource(config)
         self.uidvalidity = 0
@@ -67,7 +65,7 @@ class MailboxIngest:
         info = self.source.connect()
         uidnext = info.uidnext or max(self.source.new_uids(0), default=0) + 1
         with temporary_failures(), self.desk.sessions() as session, session.begin():
-            self._renew(session)
+            self.lease.renew(session)
             checkpoint = load_checkpoint(session, self.name)
             if checkpoint.uidvalidity != info.uidvalidity:
                 if checkpoint.uidvalidity is not None:
@@ -99,7 +97,7 @@ class MailboxIngest:
             last_uid = load_checkpoint(session, self.name).last_uid
         todo = self._unfinished(last_uid) + self.source.new_uids(last_uid)
         if not todo:
-            self._record("idle", success=True, backlog=0)
+            self.lease.record("idle", success=True, backlog=0)
             return 0
         log.info("mailbox %s: %d message(s) to ingest", self.name, len(todo))
         done = 0
@@ -168,7 +166,7 @@ class MailboxIngest:
 
     def _commit(self, fetched: _Fetched, backlog: int) -> None:
         def checkpoint(session: Session, results: list[IngestResult]) -> None:
-            self._renew(session)
+            self.lease.renew(session)
             advance(session, self.name, fetched.uids, backlog, self.desk.pipeline.clock())
 
         with self.lock:
@@ -182,22 +180,6 @@ class MailboxIngest:
             len(results),
             ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "none left",
         )
-
-    def _renew(self, session: Session) -> None:
-        if self.holder is not None:
-            leases.renew(session, self.lease_name, self.holder, self.lease_seconds)
-
-    def _record(self, state: str, *, success: bool = False, backlog: int | None = None) -> None:
-        with temporary_failures(), self.desk.sessions() as session, session.begin():
-            self._renew(session)
-            set_state(
-                session,
-                self.name,
-                state,
-                self.desk.pipeline.clock(),
-                success=success,
-                backlog=backlog,
-            )
 
     def wait(self, seconds: float, interrupt: threading.Event) -> None:
         """IDLE (or sleep) until new mail, `interrupt`, or `seconds` pass."""
@@ -216,7 +198,3 @@ class _Fetched:
         for message in self.messages:
             if message.mail is not None:
                 message.mail.discard()
-
-
-def lease_name(mailbox: str) -> str:
-    return f"mailbox:{mailbox}"

@@ -13,14 +13,10 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-from maildesk import leases
 from maildesk.config import MaildirConfig
-from maildesk.pipeline import IngestResult, SourceInfo
+from maildesk.pipeline import SourceInfo
 from maildesk.sources.files import Maildir, ingest_paths
-from maildesk.store.db import temporary_failures
-from maildesk.store.mailboxes import set_state
+from maildesk.sources.health import SourceLease
 
 if TYPE_CHECKING:
     from maildesk.app import Desk
@@ -36,14 +32,13 @@ class MaildirIngest:
         desk: Desk,
         config: MaildirConfig,
         *,
-        lease: str,
         holder: str | None = None,
         lease_seconds: float = 60,
         lock: threading.Lock | None = None,
     ):
         self.desk = desk
         self.config = config
-        self.lease, self.holder, self.lease_seconds = lease, holder, lease_seconds
+        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
         self.lock = lock or threading.Lock()
         self.maildir: Maildir | None = None
 
@@ -54,7 +49,7 @@ class MaildirIngest:
     def open(self) -> None:
         """Check the folder is a Maildir (MaildirError says what is missing)."""
         self.maildir = Maildir(self.config.path)
-        self._record("connected")
+        self.lease.record("connected")
 
     def sync(self, interrupt: threading.Event | None = None) -> int:
         """Ingest the unseen messages, batch by batch; the number committed.
@@ -64,7 +59,7 @@ class MaildirIngest:
         assert self.maildir is not None, "open() first"
         waiting = self.maildir.waiting()
         if not waiting:
-            self._record("idle", success=True, backlog=0)
+            self.lease.record("idle", success=True, backlog=0)
             return 0
         log.info("maildir %s: %d message(s) to ingest", self.name, len(waiting))
         source = SourceInfo(source=self.name, queue=self.config.queue)
@@ -75,13 +70,13 @@ class MaildirIngest:
             lambda _: source,
             batch_size=self.config.batch_size,
             committed=self.maildir.mark_seen,
-            in_transaction=self._renew,
+            in_transaction=self.lease.renew,
             lock=self.lock,
         ):
             done += 1
             if done % self.config.batch_size == 0 and interrupt is not None and interrupt.is_set():
                 break  # between batches: the next one (read, not written) stays unseen
-        self._record("idle", success=True, backlog=len(waiting) - done)
+        self.lease.record("idle", success=True, backlog=len(waiting) - done)
         return done
 
     def wait(self, seconds: float, interrupt: threading.Event) -> None:
@@ -90,19 +85,3 @@ class MaildirIngest:
 
     def close(self) -> None:
         self.maildir = None
-
-    def _renew(self, session: Session, results: list[IngestResult] | None = None) -> None:
-        if self.holder is not None:
-            leases.renew(session, self.lease, self.holder, self.lease_seconds)
-
-    def _record(self, state: str, *, success: bool = False, backlog: int | None = None) -> None:
-        with temporary_failures(), self.desk.sessions() as session, session.begin():
-            self._renew(session)
-            set_state(
-                session,
-                self.name,
-                state,
-                self.desk.pipeline.clock(),
-                success=success,
-                backlog=backlog,
-            )
