@@ -19,11 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
-from maildesk.app import Desk, settle_heap
-from maildesk.config import load_config
+from bench.desks import bench_desk
+from maildesk.app import settle_heap
 from maildesk.pipeline import SourceInfo
-from maildesk.resources import example_rules
-from maildesk.store.db import make_engine, upgrade
 
 
 def peak_rss_mb() -> float:
@@ -39,15 +37,7 @@ def main() -> None:
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="maildesk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(example_rules(), work / "rules.yaml")
-    (work / "maildesk.yaml").write_text(
-        "database: {url: 'sqlite:///bench.db'}\nstorage: {path: data}\n"
-    )
-    config = load_config(work / "maildesk.yaml")
-    engine = make_engine(config.database_url())
-    upgrade(engine)
-    engine.dispose()
-    desk = Desk.build(config)
+    desk = bench_desk(work)
     desk.pipeline.reader.start()  # as the daemon does at start-up ...
 
     messages = list(generate(args.n))

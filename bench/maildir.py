@@ -21,24 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
-from maildesk.app import Desk, settle_heap
-from maildesk.config import load_config
+from bench.desks import bench_desk
+from maildesk.app import settle_heap
 from maildesk.pipeline import SourceInfo
-from maildesk.resources import example_rules
 from maildesk.sources.files import BATCH_SIZE, Maildir, ingest_paths
-from maildesk.store.db import make_engine, upgrade
-
-
-def make_desk(work: Path) -> Desk:
-    shutil.copyfile(example_rules(), work / "rules.yaml")
-    (work / "maildesk.yaml").write_text(
-        "database: {url: 'sqlite:///bench.db'}\nstorage: {path: data}\n"
-    )
-    config = load_config(work / "maildesk.yaml")
-    engine = make_engine(config.database_url())
-    upgrade(engine)
-    engine.dispose()
-    return Desk.build(config)
 
 
 def fill_maildir(root: Path, n: int) -> int:
@@ -59,7 +45,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="maildesk-bench-maildir-"))
     try:
         size = fill_maildir(work / "Maildir", args.n)
-        desk = make_desk(work)
+        desk = bench_desk(work)
         desk.pipeline.reader.start()  # as the daemon would
         settle_heap()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

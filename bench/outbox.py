@@ -27,12 +27,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.desks import bench_desk
 from maildesk.app import Desk, settle_heap
-from maildesk.config import load_config
 from maildesk.pipeline import SourceInfo
 from maildesk.rendering import shared_pool
 from maildesk.sender import build_sender
-from maildesk.store.db import make_engine, upgrade
 from maildesk.store.models import OutboxEntry
 
 RULES = """
@@ -50,19 +51,14 @@ def free_port() -> int:
 
 
 def make_desk(root: Path, port: int, database_url: str | None) -> Desk:
-    (root / "rules.yaml").write_text(RULES)
-    (root / "maildesk.yaml").write_text(
+    config = (
         f"database:\n  url: {database_url or 'sqlite:///maildesk.db'}\n"
         "tickets:\n  support_address: support@example.com\n  support_name: Example Support\n"
         f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
         # One requester per message, so the rate limit never holds an ack back.
         "limits:\n  auto_replies_per_hour: 1000000\n"
     )
-    config = load_config(root / "maildesk.yaml")
-    engine = make_engine(config.database_url())
-    upgrade(engine)
-    engine.dispose()
-    return Desk.build(config)
+    return bench_desk(root, config, RULES)
 
 
 def queue(desk: Desk, count: int, prefix: str = "bench") -> float:

@@ -14,6 +14,7 @@ Each job's result is ("ok", value), ("timeout", message) or ("error", message).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from maildesk.errors import MaildeskError, ProcessingTimeout
 
@@ -236,6 +237,21 @@ class ChildPool:
             idle, self.idle = self.idle, []
         for child in idle:
             child.stop()
+
+
+_P = TypeVar("_P", bound=ChildPool)
+_shared: dict[str, ChildPool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(key: str, make: Callable[[], _P]) -> _P:
+    """One pool per `key` for the whole process: made on first use, closed at exit."""
+    with _shared_lock:
+        pool = _shared.get(key)
+        if pool is None:
+            pool = _shared[key] = make()
+            atexit.register(pool.close)
+        return cast(_P, pool)
 
 
 def _widen(fd: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -109,6 +110,13 @@ class IncomingMail:
         """Remove the spool file, if any."""
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def discard_all(mails: Iterable[IncomingMail | None]) -> None:
+    """Remove the spool files of several messages (None: nothing was read)."""
+    for mail in mails:
+        if mail is not None:
+            mail.discard()
 
 
 def _read_up_to(stream: BinaryIO, limit: int) -> bytes:

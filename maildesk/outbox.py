@@ -9,7 +9,6 @@ therefore fails one notification, visibly, and never holds up incoming mail.
 from __future__ import annotations
 
 import base64
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +22,8 @@ from maildesk.conversation_index import new_root
 from maildesk.decide import Notice
 from maildesk.parse import Address
 from maildesk.render import Renderer
-from maildesk.rendering import RenderJob, render_notice
+from maildesk.rendering import RenderJob, render_notice, reported
 from maildesk.store.models import OutboxEntry
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,8 +115,7 @@ def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> byte
     """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
     if entry.raw is None:
         rendered = render_notice(RenderJob.of(entry), renderer, config.tickets)
-        if rendered.problem:
-            log.error("%s", rendered.problem)
+        reported([rendered])  # an admin template replaced by the shipped one is logged
         entry.raw, entry.subject = rendered.raw, rendered.subject
     return entry.raw
 

@@ -13,15 +13,13 @@ turns that into the exact bytes that every retry resends.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from maildesk.children import ChildPool, ChildUnavailable
+from maildesk.children import ChildPool, ChildUnavailable, shared
 from maildesk.compose import AUTO_REPLIED, Envelope, compose, decode_root
 from maildesk.config import Config, TicketsConfig
 from maildesk.errors import MaildeskError
@@ -144,7 +142,7 @@ class InlineRenderer:
         pass
 
     def render_many(self, jobs: list[RenderJob]) -> list[Outcome]:
-        return _reported([_render(job, self.renderer, self.settings.tickets) for job in jobs])
+        return reported([_render(job, self.renderer, self.settings.tickets) for job in jobs])
 
 
 class ChildRenderer:
@@ -170,7 +168,7 @@ class ChildRenderer:
                 pairs = [(self.settings, job) for job in jobs]
                 results = shared_pool().run(pairs, self.settings.timeout)
                 # A result is ("ok", RenderedNotice), or ("error"/"timeout", why not).
-                return _reported([value for _status, value in results])
+                return reported([value for _status, value in results])
             except ChildUnavailable as exc:
                 self._fall_back(exc)
         assert self._inline is not None
@@ -181,7 +179,7 @@ class ChildRenderer:
         self._inline = InlineRenderer(self.settings)
 
 
-def _reported(outcomes: list[Outcome]) -> list[Outcome]:
+def reported(outcomes: list[Outcome]) -> list[Outcome]:
     """Log the admin templates that failed and were replaced by the shipped ones."""
     for outcome in outcomes:
         if isinstance(outcome, RenderedNotice) and outcome.problem:
@@ -212,15 +210,8 @@ def _render_job(job: tuple[RenderSettings, RenderJob]) -> RenderedNotice:
     return render_notice(notice, renderer, settings.tickets)
 
 
-_shared: ChildPool | None = None
-_shared_lock = threading.Lock()
-
-
 def shared_pool() -> ChildPool:
     """The process-wide rendering child (started on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = ChildPool("maildesk.rendering:_render_job", "renderer", max_idle=1)
-            atexit.register(_shared.close)
-        return _shared
+    return shared(
+        "renderer", lambda: ChildPool("maildesk.rendering:_render_job", "renderer", max_idle=1)
+    )

@@ -14,12 +14,10 @@ SIGALRM when called on the main thread and cannot enforce it anywhere else.
 
 from __future__ import annotations
 
-import atexit
-import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from maildesk.children import ChildPool, ChildUnavailable, Result, alarm
+from maildesk.children import ChildPool, ChildUnavailable, Result, alarm, shared
 from maildesk.errors import ParseError, ProcessingTimeout
 from maildesk.parse import ParsedMessage, ParseLimits, Spilled, parse_message
 
@@ -95,15 +93,6 @@ def _parse_job(job: _Job) -> ParsedMessage:
         raise ParseError(f"parser failed: {type(exc).__name__}: {exc}") from None
 
 
-_shared: SandboxedParser | None = None
-_shared_lock = threading.Lock()
-
-
 def shared_sandbox() -> SandboxedParser:
     """The process-wide sandboxed parser (children are started on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = SandboxedParser()
-            atexit.register(_shared.close)
-        return _shared
+    return shared("parser", SandboxedParser)

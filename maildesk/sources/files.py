@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maildesk.errors import MaildeskError
-from maildesk.incoming import IncomingMail
+from maildesk.incoming import IncomingMail, discard_all
 from maildesk.pipeline import BatchHook, IngestResult, Pipeline, SourceInfo, StartedBatch
 
 BATCH_SIZE = 200
@@ -35,8 +35,7 @@ class _Batch:
     started: StartedBatch
 
     def discard(self) -> None:
-        for mail in self.mails:
-            mail.discard()
+        discard_all(self.mails)
 
 
 def ingest_paths(
@@ -68,8 +67,7 @@ def ingest_paths(
                     with path.open("rb") as stream:
                         mails.append(pipeline.reader.receive(stream))
             except BaseException:
-                for mail in mails:
-                    mail.discard()
+                discard_all(mails)
                 raise
             items = [(mail, source(path)) for path, mail in zip(chunk, mails, strict=True)]
             started = pipeline.start_batch(items)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from maildesk.config import MailboxConfig
-from maildesk.incoming import IncomingMail
+from maildesk.incoming import IncomingMail, discard_all
 from maildesk.pipeline import IngestResult, SourceInfo, StartedBatch
 from maildesk.sources.health import SourceLease
 from maildesk.sources.imap import FetchedMessage, FolderInfo, ImapSource
@@ -195,6 +195,4 @@ class _Fetched:
     started: StartedBatch
 
     def discard(self) -> None:
-        for message in self.messages:
-            if message.mail is not None:
-                message.mail.discard()
+        discard_all(m.mail for m in self.messages)
