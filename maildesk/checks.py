@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -154,8 +155,6 @@ def check_knowledge_base(config: Config) -> str:
 
 def check_maildirs(config: Config) -> str:
     """Every Maildir under `maildirs:` exists and its messages can be marked seen."""
-    import os
-
     from maildesk.sources.files import Maildir
 
     problems = []

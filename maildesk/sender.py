@@ -378,10 +378,11 @@ class OutboxSender:
         order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
         pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
         expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
+        shared = session.get_bind().dialect.name == "postgresql"
         found = []
         for where in (pending, expired):
             query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
-            if session.get_bind().dialect.name == "postgresql":
+            if shared:
                 query = query.with_for_update(skip_locked=True)
             found += session.execute(query).all()
         return [row.id for row in sorted(found)[: self.batch_size]]

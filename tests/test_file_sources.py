@@ -95,6 +95,29 @@ def test_a_crash_before_marking_seen_ingests_nothing_twice(desk_dir, tmp_path):
     assert list(tickets(desk_dir)) == ["MD-1"]
 
 
+def test_a_message_taken_by_another_reader_is_skipped(desk_dir, tmp_path):
+    box = make_maildir(tmp_path / "Maildir")
+    deliver(box, "new/1.A.host", make_mail(subject="Ours"), 100)
+    deliver(box, "new/2.B.host", make_mail(subject="Taken"), 200)
+    from maildesk.app import Desk
+    from maildesk.config import load_config
+
+    maildir = Maildir(box)
+    waiting = maildir.waiting()
+    (box / "new" / "2.B.host").rename(box / "cur" / "2.B.host:2,S")  # a mail client read it
+    desk = Desk.build(load_config(desk_dir / "maildesk.yaml"))
+    try:
+        results = list(
+            ingest_paths(
+                desk.pipeline, waiting, lambda _: SourceInfo(), committed=maildir.mark_seen
+            )
+        )
+    finally:
+        desk.close()
+    assert [(p.name, r.outcome) for p, r in results] == [("1.A.host", "created")]
+    assert _names(box / "cur") == ["1.A.host:2,S", "2.B.host:2,S"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

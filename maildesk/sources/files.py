@@ -11,6 +11,7 @@ recognises it by Message-ID (or hash), reports it as a duplicate and marks it th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ from pathlib import Path
 from maildesk.errors import MaildeskError
 from maildesk.incoming import IncomingMail, discard_all
 from maildesk.pipeline import BatchHook, IngestResult, Pipeline, SourceInfo, StartedBatch
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
 
@@ -60,15 +63,9 @@ def ingest_paths(
     pending: _Batch | None = None
     try:
         for start in range(0, len(paths), batch_size):
-            chunk = list(paths[start : start + batch_size])
-            mails: list[IncomingMail] = []
-            try:
-                for path in chunk:
-                    with path.open("rb") as stream:
-                        mails.append(pipeline.reader.receive(stream))
-            except BaseException:
-                discard_all(mails)
-                raise
+            chunk, mails = _read(pipeline, paths[start : start + batch_size])
+            if not chunk:
+                continue
             items = [(mail, source(path)) for path, mail in zip(chunk, mails, strict=True)]
             started = pipeline.start_batch(items)
             previous, pending = pending, _Batch(chunk, mails, started)
@@ -80,6 +77,26 @@ def ingest_paths(
     finally:
         if pending is not None:  # read but not committed
             pending.discard()
+
+
+def _read(pipeline: Pipeline, paths: Sequence[Path]) -> tuple[list[Path], list[IncomingMail]]:
+    """The files that are still there, and their messages (spooled when big)."""
+    found: list[Path] = []
+    mails: list[IncomingMail] = []
+    try:
+        for path in paths:
+            try:
+                stream = path.open("rb")
+            except FileNotFoundError:  # another reader of the Maildir took it: not ours
+                log.info("%s: gone before it was read; skipped", path)
+                continue
+            with stream:
+                mails.append(pipeline.reader.receive(stream))
+            found.append(path)
+    except BaseException:
+        discard_all(mails)
+        raise
+    return found, mails
 
 
 @dataclass
@@ -116,9 +133,10 @@ class Maildir:
             )
 
     def waiting(self) -> list[Path]:
-        """Messages not seen yet, oldest delivery first."""
-        found = _files(self.root / "new")
-        found += [p for p in _files(self.root / "cur") if "S" not in _flags(p.name)]
+        """Messages not seen yet, oldest delivery first (only those are stat'ed: a cur/
+        with years of seen mail costs a directory listing per poll, nothing more)."""
+        found = _files(self.root / "new", lambda name: True)
+        found += _files(self.root / "cur", lambda name: "S" not in _flags(name))
         return sorted(found, key=_delivery_order)
 
     def mark_seen(self, path: Path) -> None:
@@ -129,9 +147,14 @@ class Maildir:
             os.rename(path, self.root / "cur" / f"{base}:2,{flags}")
 
 
-def _files(folder: Path) -> list[Path]:
+def _files(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
     # Dot files are not messages (some delivery agents keep state there).
-    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+    with os.scandir(folder) as entries:
+        return [
+            Path(e.path)
+            for e in entries
+            if not e.name.startswith(".") and wanted(e.name) and e.is_file()
+        ]
 
 
 def _flags(name: str) -> str:
