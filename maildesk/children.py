@@ -279,7 +279,7 @@ def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> 
             return
         results = []
         for job in jobs:
-            results.append(_run(run_job, job, timeout))
+            results.append(run_one(run_job, job, timeout))
             os.write(progress_fd, b".")
         try:
             conn.send(results)
@@ -287,7 +287,8 @@ def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> 
             return
 
 
-def _run(run_job: Callable[[Any], Any], job: Any, timeout: float) -> Result:
+def run_one(run_job: Callable[[Any], Any], job: Any, timeout: float) -> Result:
+    """One job's result, its errors as messages; the time limit holds on the main thread."""
     try:
         with alarm(timeout):
             return ("ok", run_job(job))

@@ -19,10 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from maildesk.children import ChildPool, ChildUnavailable, shared
+from maildesk.children import ChildPool, ChildUnavailable, run_one, shared
 from maildesk.compose import AUTO_REPLIED, Envelope, compose, decode_root
 from maildesk.config import Config, TicketsConfig
-from maildesk.errors import MaildeskError
 from maildesk.parse import Address
 from maildesk.render import Renderer
 
@@ -132,7 +131,7 @@ class NoticeRenderer(Protocol):
 
 
 class InlineRenderer:
-    """Renders in this process (no time limit)."""
+    """Renders in this process (the time limit holds only on the main thread)."""
 
     def __init__(self, settings: RenderSettings):
         self.settings = settings
@@ -142,7 +141,12 @@ class InlineRenderer:
         pass
 
     def render_many(self, jobs: list[RenderJob]) -> list[Outcome]:
-        return reported([_render(job, self.renderer, self.settings.tickets) for job in jobs])
+        def render(job: RenderJob) -> RenderedNotice:
+            return render_notice(job, self.renderer, self.settings.tickets)
+
+        # Errors become messages as in the child (a broken template fails its own only).
+        results = [run_one(render, job, self.settings.timeout) for job in jobs]
+        return reported([value for _status, value in results])
 
 
 class ChildRenderer:
@@ -185,15 +189,6 @@ def reported(outcomes: list[Outcome]) -> list[Outcome]:
         if isinstance(outcome, RenderedNotice) and outcome.problem:
             log.error("%s", outcome.problem)
     return outcomes
-
-
-def _render(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> Outcome:
-    try:
-        return render_notice(job, renderer, tickets)
-    except MaildeskError as exc:
-        return str(exc)
-    except Exception as exc:  # a broken admin template must fail its notification only
-        return f"{type(exc).__name__}: {exc}"
 
 
 # In the child: Renderers kept for reuse (jinja2 re-reads a template file that changed).
