@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maildesk.app import Desk
-from maildesk.config import load_config
-from maildesk.resources import example_rules
+from maildesk.common.config import load_config
+from maildesk.common.resources import example_rules
+from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade
 
 SQLITE = "database: {url: 'sqlite:///bench.db'}\nstorage: {path: data}\n"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
 from bench.desks import bench_desk
-from maildesk.app import settle_heap
-from maildesk.pipeline import SourceInfo
+from maildesk.service.desk import settle_heap
+from maildesk.service.pipeline import SourceInfo
 
 
 def peak_rss_mb() -> float:

@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
 from bench.desks import bench_desk
-from maildesk.app import settle_heap
-from maildesk.pipeline import SourceInfo
-from maildesk.sources.files import BATCH_SIZE, Maildir, ingest_paths
+from maildesk.intake.maildir import Maildir
+from maildesk.service.desk import settle_heap
+from maildesk.service.file_ingest import BATCH_SIZE, ingest_paths
+from maildesk.service.pipeline import SourceInfo
 
 
 def fill_maildir(root: Path, n: int) -> int:

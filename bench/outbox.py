@@ -30,10 +30,10 @@ from sqlalchemy import func, select, update
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.desks import bench_desk
-from maildesk.app import Desk, settle_heap
-from maildesk.pipeline import SourceInfo
-from maildesk.rendering import shared_pool
-from maildesk.sender import build_sender
+from maildesk.outgoing.render_jobs import shared_pool
+from maildesk.outgoing.sender import build_sender
+from maildesk.service.desk import Desk, settle_heap
+from maildesk.service.pipeline import SourceInfo
 from maildesk.store.models import OutboxEntry
 
 RULES = """

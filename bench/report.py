@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 from maildesk.report import Period, report_from_database
 from maildesk.report.export import report_csv, report_dict
 from maildesk.report.render_html import render_html

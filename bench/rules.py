@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import re2
 
-from maildesk.parse import ParsedMessage, parse_message
+from maildesk.intake.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet, parse_rules
 
 HEADER = """\

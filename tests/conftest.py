@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.app import Desk
-from maildesk.config import load_config
-from maildesk.resources import example_rules
+from maildesk.common.config import load_config
+from maildesk.common.resources import example_rules
+from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade
 
 pytest_plugins = ["tests.servers"]

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 from maildesk.store.models import Ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")

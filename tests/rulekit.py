@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime
 
-from maildesk.parse import ParsedMessage, parse_message
+from maildesk.intake.parse import ParsedMessage, parse_message
 from maildesk.rules import RuleFacts, RuleSet, parse_rules
 from tests.conftest import make_mail
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from maildesk.domain import Status
-from maildesk.scheduler import Scheduler
+from maildesk.common.domain import Status
+from maildesk.service.scheduler import Scheduler
 from maildesk.store.models import Event, Message, OutboxEntry, Participant, Ticket
 from tests.conftest import make_mail
 from tests.mailflow import parse, reply_to, send_all

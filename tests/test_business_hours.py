@@ -1,6 +1,6 @@
 from datetime import UTC, date, datetime, timedelta
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 
 BERLIN = Calendar.office("Europe/Berlin", holidays=[date(2026, 12, 25)])
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 from maildesk.report.business_time import BusinessClock
 
 CALENDARS = [

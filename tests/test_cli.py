@@ -117,7 +117,7 @@ def test_ingest_exits_75_when_the_database_cannot_be_written(desk_dir, tmp_path)
 
 def test_run_refuses_out_of_date_schema(tmp_path):
     (tmp_path / "maildesk.yaml").write_text("database: {url: 'sqlite:///fresh.db'}\n")
-    from maildesk.resources import example_rules
+    from maildesk.common.resources import example_rules
 
     (tmp_path / "rules.yaml").write_text(example_rules().read_text())
     result = CliRunner().invoke(

@@ -1,4 +1,4 @@
-from maildesk.commands import parse_commands
+from maildesk.decide.commands import parse_commands
 
 
 def test_commands_at_the_top_are_split_from_the_body():

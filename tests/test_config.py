@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.config import load_config
-from maildesk.errors import ConfigError
+from maildesk.common.config import load_config
+from maildesk.common.errors import ConfigError
 
 
 def problems(tmp_path, text: str) -> list[str]:

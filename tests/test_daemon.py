@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from maildesk.sources.health import lease_name
+from maildesk.service.source_lease import lease_name
 from tests.conftest import make_mail
 from tests.daemon_helpers import (
     DaemonProcess,
@@ -268,4 +268,4 @@ def test_under_systemd_log_lines_carry_journald_priorities(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0
-    assert done.stderr.startswith("<4>maildesk.daemon: nothing to ingest: add mailboxes:")
+    assert done.stderr.startswith("<4>maildesk.service.daemon: nothing to ingest: add mailboxes:")

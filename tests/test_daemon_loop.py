@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from maildesk.daemon import Backoff, Daemon
+from maildesk.service.daemon import Backoff, Daemon
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap():

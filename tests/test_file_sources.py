@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from maildesk.pipeline import SourceInfo
-from maildesk.sources.files import Maildir, ingest_paths
+from maildesk.intake.maildir import Maildir
+from maildesk.service.file_ingest import ingest_paths
+from maildesk.service.pipeline import SourceInfo
 from tests.conftest import make_mail
 from tests.conftest import run_maildesk as run
 
@@ -78,8 +79,8 @@ def test_maildir_unseen_messages_are_ingested_and_marked_seen(desk_dir, tmp_path
 def test_a_crash_before_marking_seen_ingests_nothing_twice(desk_dir, tmp_path):
     box = make_maildir(tmp_path / "Maildir")
     deliver(box, "new/1.A.host", make_mail(subject="Only once"), 100)
-    from maildesk.app import Desk
-    from maildesk.config import load_config
+    from maildesk.common.config import load_config
+    from maildesk.service.desk import Desk
 
     desk = Desk.build(load_config(desk_dir / "maildesk.yaml"))
     try:  # committed, then "killed" before the file was marked seen
@@ -99,8 +100,8 @@ def test_a_message_taken_by_another_reader_is_skipped(desk_dir, tmp_path):
     box = make_maildir(tmp_path / "Maildir")
     deliver(box, "new/1.A.host", make_mail(subject="Ours"), 100)
     deliver(box, "new/2.B.host", make_mail(subject="Taken"), 200)
-    from maildesk.app import Desk
-    from maildesk.config import load_config
+    from maildesk.common.config import load_config
+    from maildesk.service.desk import Desk
 
     maildir = Maildir(box)
     waiting = maildir.waiting()
@@ -191,7 +192,7 @@ def _names(folder) -> list[str]:
 
 
 def test_a_maildir_may_not_take_a_mailbox_name(tmp_path):
-    from maildesk.config import ConfigError, load_config
+    from maildesk.common.config import ConfigError, load_config
 
     path = tmp_path / "maildesk.yaml"
     path.write_text(

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from maildesk.errors import ParseError
-from maildesk.largemail import cut_skeleton
-from maildesk.parse import parse_message
+from maildesk.common.errors import ParseError
+from maildesk.intake.parse import parse_message
+from maildesk.intake.skeleton import cut_skeleton
 from maildesk.store.blobs import BlobStore
 from maildesk.store.models import Message, QuarantineEntry
 from tests.corpus_cases import file_cases

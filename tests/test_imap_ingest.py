@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from maildesk.errors import MailboxAuthError, SourceError
-from maildesk.sources.imap import ImapSource
-from maildesk.sources.ingest import MailboxIngest
+from maildesk.common.errors import MailboxAuthError, SourceError
+from maildesk.intake.imap import ImapSource
+from maildesk.service.mailbox_ingest import MailboxIngest
 from maildesk.store.models import MailboxState, Message, Receipt, Ticket
 from tests.conftest import make_mail
 from tests.daemon_helpers import mailbox_yaml
@@ -123,7 +123,7 @@ def test_uidvalidity_change_rescans_and_recognises_stored_mail(dovecot, mailbox,
     with dovecot.client(user) as client:
         client.delete_folder("Support")
     dovecot.append(user, [*first, make_mail(subject="arrived after the move")], folder="Support")
-    with caplog.at_level(logging.WARNING, logger="maildesk.sources.ingest"):
+    with caplog.at_level(logging.WARNING, logger="maildesk.service.mailbox_ingest"):
         ingest.open()
     assert "UIDVALIDITY changed" in caplog.text
     assert ingest.sync() == 4
@@ -227,8 +227,8 @@ def test_xoauth2_login_with_a_token_command(dovecot, make_desk, tmp_path):
 
 
 def test_password_and_token_together_are_rejected(tmp_path):
-    from maildesk.config import load_config
-    from maildesk.errors import ConfigError
+    from maildesk.common.config import load_config
+    from maildesk.common.errors import ConfigError
     from tests.conftest import write_config
 
     path = write_config(
@@ -249,9 +249,9 @@ def test_password_and_token_together_are_rejected(tmp_path):
 def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
     dovecot, make_desk, postgres_url, tmp_path
 ):
-    from maildesk import leases
-    from maildesk.errors import LeaseLost
-    from maildesk.sources.health import lease_name
+    from maildesk.common.errors import LeaseLost
+    from maildesk.service.source_lease import lease_name
+    from maildesk.store import leases
 
     user = dovecot.add_user("fenced")
     entry = mailbox_yaml(dovecot, user, tmp_path, batch_size=5)

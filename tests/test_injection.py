@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from maildesk.compose import Envelope, compose
-from maildesk.outbox import render_entry
-from maildesk.parse import Address
-from maildesk.render import Rendered
+from maildesk.intake.parse import Address
+from maildesk.outgoing.compose import Envelope, compose
+from maildesk.outgoing.templates import Rendered
 from maildesk.store.models import OutboxEntry
+from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 
 EVIL = [

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from maildesk.cli import cli
-from maildesk.errors import NotFound
-from maildesk.kb import (
+from maildesk.common.errors import NotFound
+from maildesk.decide.kb import (
     KnowledgeBase,
     KnowledgeBaseError,
     expand_kb_commands,
@@ -23,8 +23,8 @@ from maildesk.kb import (
     parse_article,
     suggest,
 )
-from maildesk.outbox import render_entry
 from maildesk.store.models import OutboxEntry
+from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 
 ARTICLES = {

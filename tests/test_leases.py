@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from maildesk import leases
-from maildesk.errors import LeaseLost
+from maildesk.common.errors import LeaseLost
+from maildesk.store import leases
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,14 +1,14 @@
 from datetime import UTC, datetime, timedelta
 
-from maildesk.agent_auth import sender_is_authenticated
-from maildesk.domain import Status
-from maildesk.lifecycle import (
+from maildesk.common.domain import Status
+from maildesk.decide.lifecycle import (
     auto_close_due,
     customer_reply_status,
     is_just_thanks,
     transition_problem,
 )
-from maildesk.parse import parse_message
+from maildesk.intake.parse import parse_message
+from maildesk.triage.agent_auth import sender_is_authenticated
 
 
 def test_customer_reply_reopens_pending_and_resolved_but_not_for_thanks():

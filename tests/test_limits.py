@@ -11,10 +11,10 @@ import random
 import pytest
 from sqlalchemy import select
 
-from maildesk.largemail import cut_skeleton
-from maildesk.outbox import render_entry
-from maildesk.parse import parse_message
+from maildesk.intake.parse import parse_message
+from maildesk.intake.skeleton import cut_skeleton
 from maildesk.store.models import Attachment, Event, Message, OutboxEntry, Ticket
+from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 from tests.corpus_cases import file_cases, generated_cases, nested
 
@@ -146,7 +146,7 @@ _STREAMED += ("smime-opaque", "html-", "text-as-attachment", "rfc2231", "content
 )
 def test_streaming_reader_reads_mail_as_the_parser_does(case, tmp_path):
     """With every part cut out to the store, the result matches parsing in memory."""
-    from maildesk.largemail import expand_stored_tnef
+    from maildesk.intake.skeleton import expand_stored_tnef
     from maildesk.store.blobs import BlobStore
 
     blobs = BlobStore(tmp_path, fsync=False)

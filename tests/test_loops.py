@@ -357,9 +357,9 @@ def test_subject_with_crlf_cannot_add_a_bcc(make_desk, smtp_sink):
 def test_names_and_subjects_with_line_breaks_stay_inside_their_header():
     from datetime import UTC, datetime
 
-    from maildesk.compose import Envelope, compose
-    from maildesk.parse import Address
-    from maildesk.render import Rendered
+    from maildesk.intake.parse import Address
+    from maildesk.outgoing.compose import Envelope, compose
+    from maildesk.outgoing.templates import Rendered
 
     envelope = Envelope(
         sender=Address("Alice\r\nBcc: a@evil.example via Support", "support@example.com"),

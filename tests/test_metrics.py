@@ -8,8 +8,9 @@ import urllib.request
 
 import pytest
 
-from maildesk import metrics
-from maildesk.pipeline import SourceInfo
+from maildesk.common import metrics
+from maildesk.service import metrics_server
+from maildesk.service.pipeline import SourceInfo
 from tests.conftest import make_mail
 from tests.servers import free_port
 
@@ -29,7 +30,7 @@ def scrape(port: int) -> dict[str, float]:
 
 @pytest.fixture
 def served(desk):
-    server = metrics.serve(free_port(), desk.config.database_url(), address="127.0.0.1")
+    server = metrics_server.serve(free_port(), desk.config.database_url(), address="127.0.0.1")
     yield server
     server.close()
 
@@ -95,7 +96,7 @@ def test_latency_histogram_has_buckets(desk, served):
 
 
 def test_quarantine_size_is_unknown_when_the_database_is_gone(tmp_path):
-    server = metrics.serve(
+    server = metrics_server.serve(
         free_port(), f"sqlite:///{tmp_path}/missing/maildesk.db", address="127.0.0.1"
     )
     try:
@@ -108,4 +109,4 @@ def test_port_in_use_is_a_clear_error(desk, served):
     with pytest.raises(
         metrics.MaildeskError, match=re.escape(f"cannot serve metrics on port {served.port}")
     ):
-        metrics.serve(served.port, desk.config.database_url(), address="127.0.0.1")
+        metrics_server.serve(served.port, desk.config.database_url(), address="127.0.0.1")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from maildesk.domain import Status
+from maildesk.common.domain import Status
 from tests.conftest import make_mail
 from tests.mailflow import ids, outbox_rows, parse, reply_to, send_all, ticket
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from maildesk.bounce import read_bounce
-from maildesk.compose import trim_references
-from maildesk.conversation_index import ROOT_BYTES, new_root, root_from_header, thread_index
-from maildesk.parse import parse_message
-from maildesk.screen import MailClass, screen_message
+from maildesk.common.thread_index import ROOT_BYTES, new_root, root_from_header, thread_index
+from maildesk.intake.parse import parse_message
+from maildesk.outgoing.compose import trim_references
+from maildesk.triage.bounce import read_bounce
+from maildesk.triage.screen import MailClass, screen_message
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, parse
 
@@ -137,7 +137,7 @@ def test_message_ids_are_unique_random_and_not_repeated_by_a_forked_child():
     import os
     import re
 
-    from maildesk.compose import new_message_id
+    from maildesk.outgoing.compose import new_message_id
 
     ids = [new_message_id("MD-7", "desk.example.com") for _ in range(5000)]
     assert len(set(ids)) == 5000

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from maildesk.cli import cli
-from maildesk.sender import Backoff, OutboxSender
+from maildesk.outgoing.sender import Backoff, OutboxSender
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import OutboxEntry
 from tests.conftest import make_mail
@@ -381,8 +381,8 @@ def test_a_server_that_stops_answering_is_left_and_the_mail_retried(make_desk, s
 
 
 def test_envelope_addresses_go_out_as_stored_and_odd_ones_are_refused(smtp_sink):
-    from maildesk.config import SmtpConfig
-    from maildesk.smtp import SmtpTransport
+    from maildesk.common.config import SmtpConfig
+    from maildesk.outgoing.smtp import SmtpTransport
 
     transport = SmtpTransport(SmtpConfig(host="127.0.0.1", port=smtp_sink.port, security="none"))
     recipients = ['"john smith"@example.org', "a>b@example.org", "plain@example.org"]
@@ -446,8 +446,8 @@ def test_a_template_that_never_finishes_fails_only_its_notifications(
 def test_without_a_render_process_the_sender_renders_itself(
     make_desk, smtp_sink, monkeypatch, caplog
 ):
-    from maildesk import rendering
-    from maildesk.children import ChildUnavailable
+    from maildesk.common.children import ChildUnavailable
+    from maildesk.outgoing import render_jobs as rendering
 
     class NoChildren:
         def run(self, jobs, timeout):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from maildesk.parse import parse_message
+from maildesk.intake.parse import parse_message
 
 
 def _raw(headers: str, body: bytes) -> bytes:

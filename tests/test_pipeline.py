@@ -8,9 +8,9 @@ import hashlib
 
 from sqlalchemy import func, select
 
-from maildesk.outbox import render_entry
-from maildesk.pipeline import SourceInfo
+from maildesk.service.pipeline import SourceInfo
 from maildesk.store.models import Attachment, Blob, Message, OutboxEntry, QuarantineEntry, Ticket
+from maildesk.store.outbox import render_entry
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
 
@@ -118,7 +118,7 @@ def test_bad_message_in_a_batch_does_not_spoil_the_others(desk):
 
 
 def test_failure_inside_processing_is_quarantined_with_reason(desk, monkeypatch):
-    import maildesk.pipeline as pipeline_module
+    import maildesk.service.pipeline as pipeline_module
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -131,7 +131,7 @@ def test_failure_inside_processing_is_quarantined_with_reason(desk, monkeypatch)
 
 
 def test_quarantine_retry_ingests_once_fixed(desk, monkeypatch):
-    import maildesk.pipeline as pipeline_module
+    import maildesk.service.pipeline as pipeline_module
     from maildesk.store.quarantine import retry_entry
 
     real = pipeline_module.write_plans

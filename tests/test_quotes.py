@@ -1,4 +1,4 @@
-from maildesk.quotes import trim_reply
+from maildesk.intake.quotes import trim_reply
 
 APPLE = """Hi Maria,
 

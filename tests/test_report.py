@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from maildesk.business_hours import Calendar
 from maildesk.cli import cli
+from maildesk.common.business_hours import Calendar
 from maildesk.report import Period, report_from_database
 from maildesk.report.export import report_dict
 from maildesk.report.figures import quantile

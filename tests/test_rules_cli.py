@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from maildesk.cli import cli
-from maildesk.resources import sample_messages
+from maildesk.common.resources import sample_messages
 from maildesk.store.models import OutboxEntry, Ticket
 from tests.conftest import make_mail, write_config
 from tests.rulekit import rules_text

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maildesk.parse import parse_message
+from maildesk.intake.parse import parse_message
 from maildesk.rules.conditions import Words, make_matcher
 from tests.rulekit import facts, fires, message, one_rule
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from maildesk.domain import Priority, Status, TicketState
+from maildesk.common.domain import Priority, Status, TicketState
 from tests.rulekit import BASE, facts, message, ruleset
 
 PLAIN = message(subject="Printer question", body="How do I print?")

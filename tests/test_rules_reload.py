@@ -45,7 +45,7 @@ def test_invalid_change_is_rejected_logged_and_old_rules_stay(make_desk, caplog)
     good = desk.rules.current
     broken = TO_BILLING.replace("queue: billing}", "queue: biling}")
     desk.config.rules.write_text(broken)
-    with caplog.at_level(logging.ERROR, logger="maildesk.app"):
+    with caplog.at_level(logging.ERROR, logger="maildesk.service.desk"):
         assert desk.rules.reload_if_changed() is False
     assert desk.rules.current is good
     logged = caplog.text
@@ -60,7 +60,7 @@ def test_invalid_change_is_rejected_logged_and_old_rules_stay(make_desk, caplog)
 def test_broken_file_is_logged_once_then_a_fix_is_picked_up(make_desk, caplog):
     desk = make_desk(rules=TO_BILLING)
     desk.config.rules.write_text("version: 1\ndefault: [oops\n")
-    with caplog.at_level(logging.ERROR, logger="maildesk.app"):
+    with caplog.at_level(logging.ERROR, logger="maildesk.service.desk"):
         desk.rules.reload_if_changed()
         desk.rules.reload_if_changed()  # the daemon polls every few seconds
     assert caplog.text.count("YAML syntax error") == 1
@@ -73,7 +73,7 @@ def test_broken_file_is_logged_once_then_a_fix_is_picked_up(make_desk, caplog):
 def test_deleted_file_keeps_the_rules_in_force(make_desk, caplog):
     desk = make_desk(rules=TO_BILLING)
     desk.config.rules.unlink()
-    with caplog.at_level(logging.ERROR, logger="maildesk.app"):
+    with caplog.at_level(logging.ERROR, logger="maildesk.service.desk"):
         assert desk.rules.reload_if_changed() is False
     assert "file not found" in caplog.text
     result = desk.pipeline.process_one(make_mail(subject="invoice 4"))

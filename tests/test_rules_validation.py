@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from maildesk.errors import RulesError
-from maildesk.resources import example_rules
+from maildesk.common.errors import RulesError
+from maildesk.common.resources import example_rules
 from maildesk.rules import load_rules, parse_rules
 from tests.rulekit import BASE, rules_text
 

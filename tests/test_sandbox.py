@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from maildesk.errors import ParseError, ProcessingTimeout
-from maildesk.parse import ParsedMessage, ParseLimits
-from maildesk.sandbox import SandboxedParser
+from maildesk.common.errors import ParseError, ProcessingTimeout
+from maildesk.intake.parse import ParsedMessage, ParseLimits
+from maildesk.intake.parser_children import SandboxedParser
 from tests.conftest import make_mail
 from tests.corpus_cases import nested
 

@@ -10,9 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from maildesk.cli import cli
-from maildesk.render import Renderer
-from maildesk.report import Period, report_from_database
-from maildesk.satisfaction import (
+from maildesk.decide.satisfaction import (
     RatingReply,
     RatingTokenError,
     find_token,
@@ -24,6 +22,8 @@ from maildesk.satisfaction import (
     rating_reply,
     verify_token,
 )
+from maildesk.outgoing.templates import Renderer
+from maildesk.report import Period, report_from_database
 from maildesk.store.models import Event, Ticket
 from tests.conftest import make_mail
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from maildesk.cli import cli
-from maildesk.config import load_config
-from maildesk.errors import TemporaryFailure
+from maildesk.common.config import load_config
+from maildesk.common.errors import TemporaryFailure
 from tests.conftest import write_config
 
 ENV_PW = "env-S3cret-Passw0rd"

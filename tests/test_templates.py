@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from maildesk.cli import cli
-from maildesk.config import Config
-from maildesk.notifications import TEMPLATES, sample_context
-from maildesk.render import Renderer
-from maildesk.resources import default_templates_dir, example_rules
+from maildesk.common.config import Config
+from maildesk.common.resources import default_templates_dir, example_rules
+from maildesk.decide.notices import TEMPLATES, sample_context
+from maildesk.outgoing.templates import Renderer
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, parse
 

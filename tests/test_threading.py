@@ -1,4 +1,4 @@
-from maildesk.threading import strip_token, subject_ticket_numbers
+from maildesk.triage.thread_keys import strip_token, subject_ticket_numbers
 
 
 def test_token_tolerates_prefixes_case_and_spacing():

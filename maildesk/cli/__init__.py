@@ -8,8 +8,8 @@ import traceback
 import click
 
 from maildesk.cli.common import CliContext, setup_logging
-from maildesk.errors import MaildeskError
-from maildesk.redact import redact
+from maildesk.common.errors import MaildeskError
+from maildesk.common.redact import redact
 
 
 @click.group()

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from maildesk.config import Config, config_path, load_config
+from maildesk.common.config import Config, config_path, load_config
 
 
 def setup_logging(level: str | None) -> None:
@@ -48,7 +48,7 @@ class CliContext:
         return self._config
 
     def desk(self, *, check_schema: bool = True) -> Any:
-        from maildesk.app import Desk
+        from maildesk.service.desk import Desk
 
         if self._desk is None:
             self._desk = Desk.build(self.config(), check_schema=check_schema)

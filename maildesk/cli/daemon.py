@@ -14,7 +14,7 @@ import click
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table, setup_logging
 
 if TYPE_CHECKING:
-    from maildesk.daemon import BackgroundTask
+    from maildesk.service.daemon import BackgroundTask
 
 
 @click.command()
@@ -25,7 +25,7 @@ def run(cli: CliContext, once: bool) -> None:
 
     SIGTERM or SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
     """
-    from maildesk.daemon import Daemon
+    from maildesk.service.daemon import Daemon
 
     config = cli.config()
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
@@ -67,15 +67,15 @@ class JournalFormatter(logging.Formatter):
 def background_tasks(desk: Any) -> list[BackgroundTask]:
     """The daemon's jobs besides the mailboxes: the outbox sender and the scheduler.
 
-    Each is `async def task(stop: asyncio.Event)`; see maildesk.daemon.BackgroundTask.
+    Each is `async def task(stop: asyncio.Event)`; see maildesk.service.daemon.BackgroundTask.
     The Prometheus endpoint starts here too when `metrics_port` is set.
     """
-    from maildesk import metrics
-    from maildesk.scheduler import Scheduler
-    from maildesk.sender import build_sender
+    from maildesk.outgoing.sender import build_sender
+    from maildesk.service import metrics_server
+    from maildesk.service.scheduler import Scheduler
 
     if desk.config.metrics_port:
-        metrics.serve(desk.config.metrics_port, desk.config.database_url())
+        metrics_server.serve(desk.config.metrics_port, desk.config.database_url())
     sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock)
     scheduler = Scheduler(desk)
 

@@ -15,7 +15,7 @@ import click
 )
 def demo(keep: Path | None) -> None:
     """Run the whole flow on SQLite with bundled sample mail; no servers needed."""
-    from maildesk.demo import run_demo
+    from maildesk.cli.demo_run import run_demo
 
     run_demo(click.echo, keep)
 

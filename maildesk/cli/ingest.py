@@ -10,12 +10,13 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from maildesk.cli.common import CliContext, pass_cli
-from maildesk.errors import MaildeskError
-from maildesk.pipeline import IngestResult, SourceInfo
-from maildesk.sources.files import Maildir, MaildirError, ingest_paths
+from maildesk.common.errors import MaildeskError
+from maildesk.intake.maildir import Maildir, MaildirError
+from maildesk.service.file_ingest import ingest_paths
+from maildesk.service.pipeline import IngestResult, SourceInfo
 
 if TYPE_CHECKING:
-    from maildesk.app import Desk
+    from maildesk.service.desk import Desk
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 

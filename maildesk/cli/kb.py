@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
-from maildesk.errors import MaildeskError
-from maildesk.kb import Article, article_text, find, load_articles, suggest
+from maildesk.common.errors import MaildeskError
+from maildesk.decide.kb import Article, article_text, find, load_articles, suggest
 
 
 def _articles(cli: CliContext) -> list[Article]:

@@ -10,9 +10,9 @@ import click
 from sqlalchemy import select
 
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
-from maildesk.errors import NotFound
-from maildesk.outbox import render_entry
+from maildesk.common.errors import NotFound
 from maildesk.store.models import OutboxEntry, Ticket
+from maildesk.store.outbox import render_entry
 
 STATUSES = ("pending", "sending", "sent", "failed", "bounced")
 UNSENT = ("pending", "sending", "failed", "bounced")
@@ -147,7 +147,7 @@ def send_cmd(cli: CliContext) -> None:
 
 
 def _drain(cli: CliContext) -> None:
-    from maildesk.sender import build_sender
+    from maildesk.outgoing.sender import build_sender
 
     desk = cli.desk()
     sender = build_sender(cli.config(), desk.sessions)

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from maildesk.business_hours import Calendar
 from maildesk.cli.common import CliContext, pass_cli
+from maildesk.common.business_hours import Calendar
 from maildesk.report import GROUPINGS, Period, report_from_database
 from maildesk.store.db import read_engine
 

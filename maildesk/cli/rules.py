@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from maildesk.cli.common import CliContext, pass_cli, print_json
-from maildesk.domain import Status, TicketState
-from maildesk.errors import FileProblems, MaildeskError, ParseError
-from maildesk.parse import ParsedMessage, parse_message
+from maildesk.common.domain import Status, TicketState
+from maildesk.common.errors import FileProblems, MaildeskError, ParseError
+from maildesk.intake.parse import ParsedMessage, parse_message
 from maildesk.rules import Explanation, RuleFacts, RuleSet, load_rules
 from maildesk.rules.conditions import Trace
 
@@ -32,7 +32,7 @@ def rules() -> None:
 @pass_cli
 def check_cmd(cli: CliContext, rules_file: Path | None) -> None:
     """Validate rules.yaml; list every problem with its line; exit 1 on any."""
-    from maildesk.checks import rules_cross_problems
+    from maildesk.service.checks import rules_cross_problems
 
     path = rules_file or cli.config().rules
     try:

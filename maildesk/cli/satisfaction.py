@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import click
 
 from maildesk.cli.common import CliContext, pass_cli
-from maildesk.errors import MaildeskError
-from maildesk.satisfaction import MAX_COMMENT, RatingReply, verify_token
+from maildesk.common.errors import MaildeskError
+from maildesk.decide.satisfaction import MAX_COMMENT, RatingReply, verify_token
 from maildesk.store.queries import get_ticket
 from maildesk.store.ratings import record_rating
 

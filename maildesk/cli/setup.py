@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from maildesk.cli.common import CliContext, pass_cli
-from maildesk.errors import FileProblems, MaildeskError
-from maildesk.redact import redact
-from maildesk.resources import default_templates_dir, example_config, example_rules
+from maildesk.common.errors import FileProblems, MaildeskError
+from maildesk.common.redact import redact
+from maildesk.common.resources import default_templates_dir, example_config, example_rules
 
 
 @click.command()
@@ -18,7 +18,7 @@ from maildesk.resources import default_templates_dir, example_config, example_ru
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> None:
     """Write a working maildesk.yaml, rules.yaml and templates/ into DIRECTORY."""
-    from maildesk.config import load_config
+    from maildesk.common.config import load_config
     from maildesk.store.db import make_engine, upgrade
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def check(cli: CliContext) -> None:
 
 
 def _checks() -> list:
-    from maildesk.checks import CHECKS
+    from maildesk.service.checks import CHECKS
 
     return CHECKS
 

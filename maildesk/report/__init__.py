@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 from maildesk.report.build import GROUPINGS, Group, RatingComment, Report, build_report
 from maildesk.report.figures import Figures, Period, TicketRow
 from maildesk.report.query import load_comments, load_rows

@@ -13,7 +13,7 @@ import bisect
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 
 _ZERO = timedelta(0)
 

@@ -8,7 +8,7 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from maildesk.business_hours import Calendar
+from maildesk.common.business_hours import Calendar
 from maildesk.report.build import HISTOGRAM_EDGES_HOURS, Group, Report
 from maildesk.report.figures import Figures
 

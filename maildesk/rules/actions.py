@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from maildesk.common.yamlfile import Path_, did_you_mean
 from maildesk.rules.model import STRATEGIES, Agent
 from maildesk.rules.schema import Scope
-from maildesk.yamlfile import Path_, did_you_mean
 
 ACTION_KEYS = (
     "queue",

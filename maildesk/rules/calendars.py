@@ -18,11 +18,11 @@ from datetime import date, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from maildesk.business_hours import WEEKDAYS, Calendar
-from maildesk.domain import Priority
+from maildesk.common.business_hours import WEEKDAYS, Calendar
+from maildesk.common.domain import Priority
+from maildesk.common.yamlfile import Path_, did_you_mean
 from maildesk.rules.model import SlaPolicy
 from maildesk.rules.schema import CALENDAR_KEYS, POLICY_KEYS, SLA_KEYS, Scope, parse_duration
-from maildesk.yamlfile import Path_, did_you_mean
 
 ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")

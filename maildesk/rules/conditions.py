@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import re2
 
-from maildesk.business_hours import Calendar
-from maildesk.parse import ParsedMessage
+from maildesk.common.business_hours import Calendar
+from maildesk.common.yamlfile import Path_, did_you_mean
+from maildesk.intake.parse import ParsedMessage
 from maildesk.rules.model import RuleFacts
 from maildesk.rules.schema import Scope, describe, parse_size
-from maildesk.yamlfile import Path_, did_you_mean
 
 BODY_LIMIT = 1024 * 1024  # body conditions read the first 1 MiB of text
 _SHOW = 70  # characters of a value shown when explaining a condition

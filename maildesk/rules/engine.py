@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from maildesk.business_hours import Calendar
-from maildesk.domain import Priority, TicketState
-from maildesk.parse import ParsedMessage
+from maildesk.common.business_hours import Calendar
+from maildesk.common.domain import Priority, TicketState
+from maildesk.intake.parse import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
 from maildesk.rules.conditions import Condition, MessageView, Trace

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from maildesk.domain import Priority
-from maildesk.errors import Problem, RulesError
+from maildesk.common.domain import Priority
+from maildesk.common.errors import Problem, RulesError
+from maildesk.common.yamlfile import YamlDocument, load_yaml, load_yaml_file
 from maildesk.rules.actions import DEFAULT_KEYS, Action, ActionEnv, compile_actions
 from maildesk.rules.calendars import fill_default_calendar, load_calendars, load_sla
 from maildesk.rules.conditions import ConditionEnv, compile_when
@@ -25,7 +26,6 @@ from maildesk.rules.schema import (
     TOP_KEYS,
     Scope,
 )
-from maildesk.yamlfile import YamlDocument, load_yaml, load_yaml_file
 
 
 def load_rules(path: Path) -> RuleSet:

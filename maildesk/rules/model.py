@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from maildesk.business_hours import Calendar
-from maildesk.domain import Priority
+from maildesk.common.business_hours import Calendar
+from maildesk.common.domain import Priority
 
 # Assignment strategies a rule may name instead of an agent.
 STRATEGIES = ("round_robin", "least_open")

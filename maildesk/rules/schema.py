@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from maildesk.domain import Priority
-from maildesk.errors import Problem
-from maildesk.yamlfile import Path_, YamlDocument, did_you_mean
+from maildesk.common.domain import Priority
+from maildesk.common.errors import Problem
+from maildesk.common.yamlfile import Path_, YamlDocument, did_you_mean
 
 TOP_KEYS = ("version", "default", "calendars", "sla", "queues", "agents", "rules")
 RULE_KEYS = ("name", "description", "when", "then", "stop", "follow_ups", "enabled")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from maildesk.domain import Status
+from maildesk.common.domain import Status
 from maildesk.store.models import AssignmentState, Ticket
 
 # Tickets that still need work from their assignee count towards least_open.

@@ -24,10 +24,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from maildesk.intake.blob_writer import InlineSink
 from maildesk.store.models import Blob
 
-# Called with (sha256, data) for a blob that belongs in the database.
-InlineSink = Callable[[str, bytes], None]
+__all__ = ["BlobStore", "InlineSink", "insert_blobs"]
 
 
 class BlobStore:

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from maildesk.bounce import BounceReport, Recipient
 from maildesk.store.models import Event, OutboxEntry, Participant, Ticket
+from maildesk.triage.bounce import BounceReport, Recipient
 
 log = logging.getLogger(__name__)
 

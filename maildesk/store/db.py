@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maildesk.errors import SchemaOutOfDate, TemporaryFailure
+from maildesk.common.errors import SchemaOutOfDate, TemporaryFailure
 from maildesk.store.checkpoint import WRITER_CHECKPOINT_PAGES
 
 MIGRATIONS = Path(__file__).parent / "migrations"

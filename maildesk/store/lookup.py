@@ -10,12 +10,12 @@ from typing import Any, Protocol
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
-from maildesk.batch_state import BatchState
-from maildesk.domain import Priority, Status, TicketState
-from maildesk.outbox import auto_reply_counts, one_hour_before
-from maildesk.parse import ParsedMessage
+from maildesk.common.domain import Priority, Status, TicketState
+from maildesk.decide.batch_state import BatchState
+from maildesk.intake.parse import ParsedMessage
 from maildesk.store.models import Message, OutboxEntry, Participant, Receipt, ThreadRef, Ticket
-from maildesk.threading import ThreadKeys, format_token
+from maildesk.store.outbox import auto_reply_counts, one_hour_before
+from maildesk.triage.thread_keys import ThreadKeys, format_token
 
 _CHUNK = 500  # bound the size of IN (...) lists
 # An auto-reply that names no ticket belongs to what we last sent its sender this recently.

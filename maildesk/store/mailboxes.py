@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from maildesk.store.models import MailboxState, Receipt
 
 if TYPE_CHECKING:
-    from maildesk.config import Config
+    from maildesk.common.config import Config
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ FAILING_STATES = ("error", "auth-failed")
 
 def mailbox_status(session: Session, config: Config) -> list[dict[str, Any]]:
     """Each mailbox's state, owner, last success, backlog and last error, for `status`."""
-    from maildesk import leases
+    from maildesk.store import leases
 
     now = leases.db_now(session)
     rows = {row.name: row for row in all_states(session)}

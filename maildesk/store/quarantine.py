@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from maildesk.errors import NotFound
-from maildesk.incoming import IncomingMail
-from maildesk.parse import decode_header_value
+from maildesk.common.errors import NotFound
+from maildesk.intake.parse import decode_header_value
+from maildesk.intake.raw_mail import IncomingMail
 from maildesk.store.blobs import BlobStore, insert_blobs
 from maildesk.store.models import QuarantineEntry
 
@@ -80,7 +80,7 @@ def get_entry(session: Session, entry_id: int) -> QuarantineEntry:
 
 def retry_entry(desk: Any, entry_id: int) -> Any:
     """Re-run a held entry; on success it is marked released with its ticket."""
-    from maildesk.pipeline import SourceInfo
+    from maildesk.service.pipeline import SourceInfo
 
     with desk.sessions() as session:
         entry = get_entry(session, entry_id)

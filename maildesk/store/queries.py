@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from maildesk.errors import NotFound
+from maildesk.common.errors import NotFound
 from maildesk.store.models import Message, OutboxEntry, Ticket
 
 

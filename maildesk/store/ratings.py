@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from maildesk.decide import Change
-from maildesk.satisfaction import RatingReply, rating_fields
+from maildesk.decide.inbound import Change
+from maildesk.decide.satisfaction import RatingReply, rating_fields
 from maildesk.store.models import Ticket
 from maildesk.store.tickets import apply_change
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from maildesk.decide import Change
-from maildesk.domain import Status
-from maildesk.lifecycle import reopens, status_stamps
+from maildesk.common.domain import Status
+from maildesk.decide.inbound import Change
+from maildesk.decide.lifecycle import reopens, status_stamps
 from maildesk.store.models import Ticket
 
 TicketRecord = Ticket | dict[str, Any]  # a loaded ticket, or the row of one this batch inserts

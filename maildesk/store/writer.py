@@ -18,12 +18,11 @@ from typing import Any
 from sqlalchemy import Dialect, Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from maildesk.config import Config
-from maildesk.decide import Change, Decision
-from maildesk.domain import Author, Status, TicketState
-from maildesk.filenames import safe_filename
-from maildesk.outbox import QueuedNotice, outbox_row, ticket_thread_root
-from maildesk.parse import ParsedMessage
+from maildesk.common.config import Config
+from maildesk.common.domain import Author, Status, TicketState
+from maildesk.decide.inbound import Change, Decision
+from maildesk.intake.filenames import safe_filename
+from maildesk.intake.parse import ParsedMessage
 from maildesk.store.assignment import record_assignment
 from maildesk.store.blobs import BlobStore, InlineSink, insert_blobs
 from maildesk.store.models import (
@@ -37,6 +36,7 @@ from maildesk.store.models import (
     ThreadRef,
     Ticket,
 )
+from maildesk.store.outbox import QueuedNotice, outbox_row, ticket_thread_root
 from maildesk.store.tickets import change_ticket
 
 

@@ -1,0 +1,300 @@
+"""Long-lived child processes that run one function over chunks of jobs, with a time limit.
+
+Used where pure-Python work must either be stoppable (parsing hostile mail) or must
+not hold the daemon's GIL (rendering notifications while the sender's event loop
+talks SMTP). A child is sent a chunk of jobs and answers once for the chunk; it stops
+a job that runs over `timeout` itself (SIGALRM on its own main thread) and goes on
+with the next. It reports progress, one byte per job, on a side pipe: a child that
+finishes nothing for `timeout` plus a grace period (stuck in code that ignores
+signals) is killed, that job fails, and the rest of the chunk goes to a new child. A
+crash (even in C code) kills only the child, and only the job it was on fails.
+
+Each job's result is ("ok", value), ("timeout", message) or ("error", message).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from maildesk.common.errors import MaildeskError, ProcessingTimeout
+
+log = logging.getLogger(__name__)
+
+STARTUP_SECONDS = 60
+# How long past its own time limit a child may go quiet before it is killed: the child
+# stops a slow job itself (SIGALRM), so only code that ignores signals needs the kill.
+KILL_GRACE_SECONDS = 1.0
+
+Result = tuple[str, Any]
+
+
+class ChildUnavailable(MaildeskError):
+    """A child process could not be started."""
+
+
+def timeout_message(timeout: float) -> str:
+    return f"processing took longer than {timeout:g} s"
+
+
+@contextmanager
+def alarm(timeout: float) -> Iterator[None]:
+    """Raise ProcessingTimeout in the block after `timeout` seconds (main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    except _Expired:
+        raise ProcessingTimeout(timeout_message(timeout)) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Expired(BaseException):
+    """Raised by the alarm; a BaseException so a job's `except Exception` can't eat it."""
+
+
+class Child:
+    """One child: `python -c` running `_child_main`, talking pickles over pipes.
+
+    Not multiprocessing: its spawn and forkserver modes re-import the parent's main
+    script in the child, which breaks any script without a `__main__` guard, and fork
+    is unsafe in a process that runs threads.
+    """
+
+    def __init__(self, handler: str, name: str):
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        progress_r, progress_w = os.pipe()
+        _widen(from_child_w)
+        os.set_blocking(progress_r, False)
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        fds = (to_child_r, from_child_w, progress_w)
+        code = f"import maildesk.common.children as c; c._child_main({handler!r}, *{fds})"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C in a terminal is for the parent to handle
+        )
+        for fd in fds:
+            os.close(fd)
+        self.to_child = Connection(to_child_w, readable=False)
+        self.from_child = Connection(from_child_r, writable=False)
+        self.progress = progress_r  # one byte per job done
+        # Wait for the child's imports, so they never count against a job's time.
+        try:
+            ready = self.from_child.poll(STARTUP_SECONDS) and self.from_child.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise ChildUnavailable(f"the {name} process did not start")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def done_since_last_asked(self) -> int:
+        """How many jobs the child finished since the last call."""
+        count = 0
+        while True:
+            try:
+                chunk = os.read(self.progress, 65536)
+            except BlockingIOError:
+                return count
+            if not chunk:
+                return count
+            count += len(chunk)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(5)
+        self._close()
+
+    def stop(self) -> None:
+        self._close()  # the child reads EOF and exits
+        try:
+            self.process.wait(2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def _close(self) -> None:
+        self.to_child.close()
+        self.from_child.close()
+        os.close(self.progress)
+
+
+class ChildPool:
+    """Runs `handler` ("module:function", called once per job) in idle children kept for reuse."""
+
+    def __init__(self, handler: str, name: str, max_idle: int = 4):
+        self.handler = handler
+        self.name = name  # "parser", "renderer": how errors name the process
+        self.max_idle = max_idle
+        self.idle: list[Child] = []
+        self.lock = threading.Lock()
+        self.started = 0  # children started so far (each timeout costs one)
+
+    def run(self, jobs: Sequence[Any], timeout: float) -> list[Result]:
+        """Run the jobs in one round trip to a child (one answer for all of them, so the
+        waiting thread needs the GIL once); each job keeps its own time limit, and a job
+        that times out or kills the child fails alone. Raises ChildUnavailable."""
+        jobs = list(jobs)
+        child = self._acquire()
+        try:
+            child.to_child.send((jobs, timeout))
+        except OSError:  # an idle child died meanwhile: one more try with a new one
+            child.kill()
+            child = self._acquire()
+            child.to_child.send((jobs, timeout))
+        answer = self._answer(child, timeout)
+        if isinstance(answer, list):
+            self._release(child)
+            return answer
+        done, failure = answer  # the child was lost on jobs[done]; the others go again
+        before = self.run(jobs[:done], timeout) if done else []
+        after = self.run(jobs[done + 1 :], timeout) if done + 1 < len(jobs) else []
+        return [*before, failure, *after]
+
+    def _answer(self, child: Child, timeout: float) -> list[Result] | tuple[int, Result]:
+        """The child's results, or (jobs it finished, why it was lost) once it is killed
+        for going quiet past its time limit, or has died."""
+        done = 0
+        try:
+            while not child.from_child.poll(timeout + KILL_GRACE_SECONDS):
+                progressed = child.done_since_last_asked()
+                if not progressed:
+                    child.kill()
+                    return done, ("timeout", timeout_message(timeout))
+                done += progressed
+            results: list[Result] = child.from_child.recv()
+        except (EOFError, OSError) as exc:
+            done += child.done_since_last_asked()
+            child.kill()
+            code = child.process.returncode
+            return done, ("error", f"the {self.name} process died (exit code {code}): {exc}")
+        child.done_since_last_asked()  # drained for the next run
+        return results
+
+    def prestart(self, count: int) -> None:
+        """Have at least `count` idle children ready (started side by side)."""
+        missing = max(0, min(count, self.max_idle) - len(self.idle))
+        threads = [threading.Thread(target=self._start_one) for _ in range(missing)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _start_one(self) -> None:
+        with self.lock:
+            self.started += 1
+        self._release(Child(self.handler, self.name))
+
+    def _acquire(self) -> Child:
+        with self.lock:
+            while self.idle:
+                child = self.idle.pop()
+                if child.alive():
+                    return child
+                child.kill()
+            self.started += 1
+        return Child(self.handler, self.name)
+
+    def _release(self, child: Child) -> None:
+        with self.lock:
+            if len(self.idle) < self.max_idle:
+                self.idle.append(child)
+                return
+        child.stop()
+
+    def close(self) -> None:
+        """Stop the idle children (busy ones stop when their caller is done)."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for child in idle:
+            child.stop()
+
+
+_P = TypeVar("_P", bound=ChildPool)
+_shared: dict[str, ChildPool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(key: str, make: Callable[[], _P]) -> _P:
+    """One pool per `key` for the whole process: made on first use, closed at exit."""
+    with _shared_lock:
+        pool = _shared.get(key)
+        if pool is None:
+            pool = _shared[key] = make()
+            atexit.register(pool.close)
+        return cast(_P, pool)
+
+
+def _widen(fd: int) -> None:
+    """Let a pipe hold a whole chunk's answer (Linux), so the child never waits on us."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
+
+
+def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> None:
+    """The child: run the jobs the parent sends until the pipe closes."""
+    logging.disable(logging.CRITICAL)  # library warnings would echo raw message text
+    module, _, function = handler.partition(":")
+    run_job: Callable[[Any], Any] = getattr(importlib.import_module(module), function)
+    requests = Connection(read_fd, writable=False)
+    conn = Connection(write_fd, readable=False)
+    conn.send("ready")
+    while True:
+        try:
+            jobs, timeout = requests.recv()
+        except (EOFError, OSError):
+            return
+        results = []
+        for job in jobs:
+            results.append(run_one(run_job, job, timeout))
+            os.write(progress_fd, b".")
+        try:
+            conn.send(results)
+        except (EOFError, OSError):
+            return
+
+
+def run_one(run_job: Callable[[Any], Any], job: Any, timeout: float) -> Result:
+    """One job's result, its errors as messages; the time limit holds on the main thread."""
+    try:
+        with alarm(timeout):
+            return ("ok", run_job(job))
+    except ProcessingTimeout as exc:
+        return ("timeout", str(exc))
+    except MaildeskError as exc:
+        return ("error", str(exc))
+    except Exception as exc:
+        return ("error", f"{type(exc).__name__}: {exc}")

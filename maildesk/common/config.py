@@ -1,0 +1,364 @@
+"""maildesk.yaml: typed settings, loaded explicitly and validated with file and line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from maildesk.common.errors import ConfigError, Problem, SecretError
+from maildesk.common.redact import remember_secret
+from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
+
+DEFAULT_CONFIG = "maildesk.yaml"
+CONFIG_ENV = "MAILDESK_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(_Section):
+    """Where a secret comes from: an environment variable, a file or a command."""
+
+    env: str | None = None
+    file: Path | None = None
+    command: str | None = None
+
+    def read(self, what: str) -> str:
+        """The secret's value; raises SecretError naming the source, never the value.
+
+        The value is remembered, so logs and error messages show *** in its place.
+        """
+        value = self._read(what)
+        remember_secret(value)
+        return value
+
+    def _read(self, what: str) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretError(f"{what}: environment variable {self.env} is not set")
+            return value
+        if self.file:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
+        if self.command:
+            return _run_secret_command(self.command, what)
+        raise SecretError(f"{what}: no secret configured (set env:, file: or command:)")
+
+    def __repr__(self) -> str:  # never show where a secret hides beyond its kind
+        kind = "env" if self.env else "file" if self.file else "command" if self.command else "-"
+        return f"Secret({kind})"
+
+
+def _run_secret_command(command: str, what: str) -> str:
+    import shlex
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SecretError(f"{what}: token command failed to run: {type(exc).__name__}") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        raise SecretError(f"{what}: token command exited {done.returncode} without a token")
+    return done.stdout.strip()
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///maildesk.db"
+    password: Secret | None = None
+
+
+class StorageConfig(_Section):
+    # Raw messages and attachments are stored under their SHA-256: up to inline_max_bytes
+    # in the database (committed with the ticket change), bigger ones as files in `path`.
+    path: Path = Path("data")
+    inline_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    fsync: bool = True
+
+
+class TicketsConfig(_Section):
+    prefix: str = Field(default="MD", pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}$")
+    support_address: str = "support@example.com"
+    support_name: str = "Support"
+    comment_address: str | None = None
+    # Domain of the Message-IDs we create; mail coming back with it is our own.
+    message_id_domain: str | None = None
+    # A reply to a closed ticket opens a new, linked ticket ("new") or reopens it ("reopen").
+    reply_to_closed: Literal["new", "reopen"] = "new"
+    auto_close_days: float = Field(default=3, ge=0)
+    # "thanks" from the requester on a resolved ticket keeps it resolved.
+    thanks_keeps_resolved: bool = True
+    # A stranger quoting a ticket's token opens a new ticket ("new") or is held ("hold").
+    stranger_with_token: Literal["new", "hold"] = "new"
+    require_agent_auth: bool = False
+    # Authentication-Results headers count only when added by these servers (your MX).
+    trusted_authserv: list[str] = []
+    pause_sla_when_pending: bool = True
+    sla_warning_fraction: float = Field(default=0.8, gt=0, lt=1)
+    # Remind the assignee (or queue) when an open ticket had no agent action this long.
+    remind_after_hours: float = Field(default=24, ge=0)
+    language: str = "en"
+
+    @property
+    def id_domain(self) -> str:
+        return self.message_id_domain or self.support_address.rpartition("@")[2]
+
+
+class MailboxConfig(_Section):
+    name: str
+    host: str
+    port: int | None = None
+    security: Literal["tls", "starttls", "none"] = "tls"
+    ca_file: Path | None = None
+    username: str
+    password: Secret | None = None
+    oauth2_token: Secret | None = None
+    folder: str = "INBOX"
+    queue: str | None = None
+    # After a message is committed: mark it \Seen, or move it to this folder.
+    move_to: str | None = None
+    poll_seconds: float = Field(default=60, gt=0)
+    idle: bool = True
+    # Messages fetched and committed together; 200 ingests ~10% faster than 100 (less
+    # work per message for lookups and commits) while a commit still comes every ~0.2 s.
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    # Seconds to wait for the server to connect or answer a command.
+    timeout: float = Field(default=60, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> MailboxConfig:
+        if (self.password is None) == (self.oauth2_token is None):
+            raise ValueError(
+                f"mailbox {self.name}: set exactly one of password: or oauth2_token: (XOAUTH2)"
+            )
+        return self
+
+
+class DaemonConfig(_Section):
+    """How `maildesk run` shares mailboxes with other daemons and retries failures."""
+
+    # A mailbox is owned by one daemon through a lease; a dead daemon's lease expires
+    # after this long and another daemon takes the mailbox over.
+    lease_seconds: float = Field(default=60, ge=1)
+    # Reconnect delays double from 1 s up to this, with random jitter.
+    max_backoff_seconds: float = Field(default=300, ge=1)
+    # This machine's name in leases and `maildesk status` (default: the host name).
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class MaildirConfig(_Section):
+    """A Maildir the daemon polls (what Postfix, Exim or Dovecot deliver into)."""
+
+    name: str
+    path: Path
+    queue: str | None = None
+    poll_seconds: float = Field(default=10, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+
+
+class SmtpConfig(_Section):
+    host: str = "localhost"
+    port: int | None = None
+    security: Literal["tls", "starttls", "none"] = "starttls"
+    ca_file: Path | None = None
+    username: str | None = None
+    password: Secret | None = None
+    timeout: float = 30
+    max_attempts: int = Field(default=10, ge=1)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"tls": 465, "starttls": 587, "none": 25}[self.security]
+
+
+class LimitsConfig(_Section):
+    max_message_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    # Oversized messages: keep everything raw, or only their headers.
+    oversized_keep: Literal["raw", "headers"] = "raw"
+    # Longest a message may take to parse (slower ones are quarantined), and a
+    # notification to render (slower ones fail).
+    processing_seconds: float = Field(default=30, gt=0)
+    # Parse in a child process, so a slow message can be stopped at processing_seconds
+    # on any thread. Off: parse in-process; the limit then holds only on the main thread.
+    isolate_parser: bool = True
+    auto_replies_per_hour: int = Field(default=5, ge=0)
+
+
+class SatisfactionConfig(_Section):
+    # Signs the rating links in the "resolved" notification (see README, Satisfaction).
+    secret: Secret | None = None
+    # Rating links go to <link_base>?token=... (a web page that runs `maildesk rate`);
+    # without it they are mailto: links that reply to the support address.
+    link_base: str | None = None
+    link_days: float = Field(default=30, gt=0)  # how long a rating link stays valid
+
+
+class Config(_Section):
+    """Everything in maildesk.yaml; paths are already resolved against its folder."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    storage: StorageConfig = StorageConfig()
+    tickets: TicketsConfig = TicketsConfig()
+    rules: Path = Path("rules.yaml")
+    templates: Path | None = None
+    mailboxes: list[MailboxConfig] = []
+    maildirs: list[MaildirConfig] = []
+    daemon: DaemonConfig = DaemonConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    limits: LimitsConfig = LimitsConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int | None = None
+    knowledge_base: Path | None = None
+    satisfaction: SatisfactionConfig = SatisfactionConfig()
+    source: str = Field(default="<defaults>", exclude=True)
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_mailbox_names(cls, value: list[MailboxConfig]) -> list[MailboxConfig]:
+        names = [m.name for m in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"mailbox names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_maildir_named_like_a_mailbox(self) -> Config:
+        taken = {m.name for m in self.mailboxes}
+        names = [m.name for m in self.maildirs]
+        dupes = sorted({n for n in names if n in taken or names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"maildirs and mailboxes share one set of names; repeated: {', '.join(dupes)}"
+            )
+        return self
+
+    @property
+    def sources(self) -> list[MailboxConfig | MaildirConfig]:
+        """Everything the daemon ingests: IMAP mailboxes, then Maildirs."""
+        return [*self.mailboxes, *self.maildirs]
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL with the password filled in from its secret, if any."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database.url)
+        remember_secret(url.password if isinstance(url.password, str) else None)
+        if self.database.password is None:
+            return self.database.url
+        secret = self.database.password.read("database password")
+        return url.set(password=secret).render_as_string(hide_password=False)
+
+
+def config_path(explicit: str | Path | None) -> Path:
+    """The config file to use: --config, then $MAILDESK_CONFIG, then ./maildesk.yaml."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: Path, *, missing_ok: bool = False) -> Config:
+    """Load and validate maildesk.yaml; raise ConfigError listing every problem."""
+    if missing_ok and not path.exists():
+        return _resolve_paths(Config(), Path.cwd())
+    doc, problems = load_yaml_file(path)
+    if problems:
+        raise ConfigError(str(path), problems)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), [doc.problem((), "the file must be a mapping of sections")])
+    try:
+        config = Config.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        raise ConfigError(str(path), _problems_from(exc, doc)) from None
+    return _resolve_paths(config, path.resolve().parent)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Every relative path in the config (files, folders, SQLite URL) made relative to `base`."""
+    config = _absolutize(config, base)
+    url = config.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            database = config.database.model_copy(update={"url": f"sqlite:///{base / rel}"})
+            config = config.model_copy(update={"database": database})
+    return config
+
+
+def _absolutize(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, list):
+        return [_absolutize(v, base) for v in value]
+    if isinstance(value, BaseModel):
+        updates = {
+            name: _absolutize(getattr(value, name), base) for name in type(value).model_fields
+        }
+        return value.model_copy(update=updates)
+    return value
+
+
+def _problems_from(exc: ValidationError, doc: YamlDocument) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            hint = did_you_mean(str(loc[-1]), allowed) or (
+                f" — allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
+            )
+            message = f"unknown key '{key}'{hint}"
+        elif any(str(part) in _SECRET_KEYS for part in loc):
+            # Never echo what was written where a secret belongs: it may be the secret.
+            how = "{env: NAME}, {file: PATH} or {command: CMD}"
+            message = f"{key}: {error['msg']} (write {how})"
+        else:
+            message = f"{key}: {error['msg']} (got {_short(error.get('input'))})"
+        problems.append(doc.problem(loc, message))
+    return problems
+
+
+_SECRET_KEYS = {"password", "oauth2_token", "token", "secret"}
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return []
+    return [name for name in model.model_fields if name != "source"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,232 @@
+"""What an agent's mail does: relay a reply, keep a note, or apply #commands (pure).
+
+The commands at the top of a reply are checked all together; if any is wrong,
+nothing from the message is applied or relayed and the agent gets an explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from maildesk.common.domain import MessageKind, Priority, Status, TicketState
+from maildesk.decide.commands import Command, parse_commands
+from maildesk.decide.decision import Change, DecideContext, Decision, Notice
+from maildesk.decide.kb import Article, expand_kb_commands
+from maildesk.decide.lifecycle import transition_problem
+from maildesk.intake.parse import Address, ParsedMessage
+from maildesk.intake.quotes import trim_reply
+from maildesk.rules import Agent
+from maildesk.triage.agent_auth import sender_is_authenticated
+
+
+@dataclass
+class _Outcome:
+    changes: list[Change] = field(default_factory=list)
+    participants: list[tuple[Address, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    merge_into: TicketState | None = None
+    applied: list[str] = field(default_factory=list)  # human descriptions, for the agent
+
+
+def agent_mail(
+    msg: ParsedMessage,
+    ticket: TicketState,
+    ctx: DecideContext,
+    decision: Decision,
+    *,
+    find_ticket: Callable[[str], TicketState | None] = lambda ref: None,
+    articles: list[Article] | None = None,
+) -> Decision:
+    """Fill `decision` for a message an agent sent about `ticket`."""
+    agent = ctx.rules.agent_by_address(msg.from_addr)
+    assert agent is not None
+    me = Address(agent.name, agent.address)
+    block = parse_commands(msg.text)
+    decision.commands = [c.line for c in block.commands]
+    to_comment = bool(ctx.tickets.comment_address) and any(
+        a.address == ctx.tickets.comment_address.lower() for a in msg.recipients
+    )
+    if ctx.tickets.require_agent_auth and not sender_is_authenticated(
+        msg, set(ctx.tickets.trusted_authserv) or None
+    ):
+        return _refuse(
+            decision,
+            me,
+            [
+                "this mail did not pass DKIM or SPF for your domain; "
+                "nothing in it was applied or sent to the customer"
+            ],
+            block,
+        )
+    outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
+    body, inserted, kb_problems = expand_kb_commands(trim_reply(block.body), articles or [])
+    outcome.errors += [f"#kb: {p}" for p in kb_problems]
+    outcome.errors = block.errors + outcome.errors
+    if outcome.errors:
+        return _refuse(decision, me, outcome.errors, block)
+    decision.changes += outcome.changes
+    decision.participants += outcome.participants
+    decision.merge_into = outcome.merge_into
+    internal = block.internal or to_comment
+    if inserted:
+        decision.notes.append(("kb", f"inserted {', '.join(inserted)}"))
+    if internal:
+        _note(decision, ticket, ctx, me, body)
+    elif body.strip():
+        _relay(decision, ticket, ctx, me, body, outcome)
+    else:
+        decision.kind, decision.internal = MessageKind.NOTE, True
+    if outcome.applied:
+        decision.notices.append(
+            Notice(
+                "command_confirm", [me], "agents", from_agent=me, extra={"applied": outcome.applied}
+            )
+        )
+    return decision
+
+
+def _refuse(decision: Decision, me: Address, errors: list[str], block: object) -> Decision:
+    """Store the message as an internal note, change nothing, and tell the agent why."""
+    decision.kind, decision.internal = MessageKind.NOTE, True
+    decision.changes, decision.notices = [], []
+    decision.notes.append(("commands_refused", "; ".join(errors)))
+    commands = list(getattr(block, "commands", []))
+    decision.notices.append(
+        Notice(
+            "command_error",
+            [me],
+            "agents",
+            from_agent=me,
+            extra={"errors": errors, "commands": [c.line for c in commands]},
+        )
+    )
+    return decision
+
+
+def _relay(
+    decision: Decision,
+    ticket: TicketState,
+    ctx: DecideContext,
+    me: Address,
+    body: str,
+    outcome: _Outcome,
+) -> None:
+    decision.kind = MessageKind.AGENT_REPLY
+    if ticket.first_response_at is None:
+        decision.changes.append(Change("first_response_at", ctx.now, "first agent reply"))
+    if ticket.status is Status.NEW and not any(c.field == "status" for c in outcome.changes):
+        decision.changes.append(Change("status", Status.OPEN, "agent replied"))
+    requester = Address(ticket.requester_name, ticket.requester)
+    ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
+    ccs += [a for a, role in outcome.participants if role == "cc"]
+    decision.notices.append(
+        Notice(
+            "agent_reply",
+            [requester],
+            "requester",
+            automatic=False,
+            cc=ccs,
+            from_agent=me,
+            body_text=body,
+        )
+    )
+
+
+def _note(
+    decision: Decision, ticket: TicketState, ctx: DecideContext, me: Address, body: str
+) -> None:
+    """An internal note: stored, and sent only to the other agents on the ticket."""
+    decision.kind, decision.internal = MessageKind.NOTE, True
+    readers = _ticket_agents(ticket, ctx)
+    others = [a for a in readers if a.address != me.address]
+    if others and body.strip():
+        decision.notices.append(Notice("note", others, "agents", from_agent=me, body_text=body))
+
+
+def _ticket_agents(ticket: TicketState, ctx: DecideContext) -> list[Address]:
+    found: dict[str, Address] = {}
+    if ticket.assignee:
+        agent = ctx.rules.agent_by_address(ticket.assignee)
+        found[ticket.assignee] = Address(agent.name if agent else "", ticket.assignee)
+    queue = ctx.rules.queues.get(ticket.queue)
+    for key in queue.agents if queue else ():
+        agent = ctx.rules.agents.get(key)
+        if agent and not agent.away:
+            found.setdefault(agent.address, Address(agent.name, agent.address))
+    for address, role in ticket.participants.items():
+        agent = ctx.rules.agent_by_address(address)
+        if role == "watcher" and agent:
+            found.setdefault(address, Address(agent.name, address))
+    return list(found.values())
+
+
+def _check(
+    commands: list[Command],
+    ticket: TicketState,
+    ctx: DecideContext,
+    agent: Agent,
+    find_ticket: Callable[[str], TicketState | None],
+) -> _Outcome:
+    """Turn commands into changes, or explain what is wrong with each."""
+    out = _Outcome()
+    reason = f"command from {agent.name}"
+    for command in commands:
+        arg = command.argument.strip()
+        if command.name == "status":
+            wanted = Status(arg)
+            problem = transition_problem(ticket.status, wanted)
+            if problem:
+                out.errors.append(f"'{command.line}': {problem}")
+            else:
+                out.changes.append(Change("status", wanted, reason))
+                out.applied.append(f"status {ticket.status.value} -> {wanted.value}")
+        elif command.name == "assign":
+            target = agent if arg.lower() == "me" else ctx.rules.find_agent(arg)
+            if target is None:
+                names = ", ".join(sorted(a.key for a in ctx.rules.agents.values()))
+                out.errors.append(f"'{command.line}': no agent called {arg} (agents: {names})")
+            else:
+                out.changes.append(Change("assignee", target.address, reason))
+                out.applied.append(f"assigned to {target.name}")
+        elif command.name == "priority":
+            out.changes.append(Change("priority", Priority(arg), reason))
+            out.applied.append(f"priority {ticket.priority.value} -> {arg}")
+        elif command.name == "queue":
+            if arg not in ctx.rules.queues:
+                names = ", ".join(sorted(ctx.rules.queues))
+                out.errors.append(f"'{command.line}': no queue called {arg} (queues: {names})")
+            else:
+                out.changes.append(Change("queue", arg, reason))
+                out.applied.append(f"queue {ticket.queue} -> {arg}")
+        elif command.name == "tag":
+            out.changes.append(Change("tag", arg, reason))
+            out.applied.append(f"tagged {arg}")
+        elif command.name == "cc":
+            address = arg.strip("<>").lower()
+            out.participants.append((Address("", address), "cc"))
+            out.applied.append(f"{address} added in Cc")
+        elif command.name == "merge":
+            _merge(command, ticket, find_ticket, out, reason)
+    return out
+
+
+def _merge(
+    command: Command,
+    ticket: TicketState,
+    find_ticket: Callable[[str], TicketState | None],
+    out: _Outcome,
+    reason: str,
+) -> None:
+    target = find_ticket(command.argument.strip())
+    if target is None:
+        out.errors.append(f"'{command.line}': there is no ticket {command.argument}")
+        return
+    if target.id == ticket.id:
+        out.errors.append(f"'{command.line}': a ticket cannot be merged into itself")
+        return
+    out.merge_into = target
+    out.changes.append(Change("merged_into_id", target.id, f"{reason}: merged into {target.ref}"))
+    if ticket.status is not Status.CLOSED:
+        out.changes.append(Change("status", Status.CLOSED, f"merged into {target.ref}"))
+    out.applied.append(f"merged into {target.ref}")

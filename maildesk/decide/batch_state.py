@@ -1,0 +1,166 @@
+"""What a batch of messages knows while it is being decided: tickets, threads, duplicates.
+
+Pure: the store fills it once per batch (store/lookup.py), then each decision updates
+it, so a reply later in the same batch finds a ticket opened earlier in that batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from maildesk.common.domain import Priority, Status, TicketState
+from maildesk.decide.inbound import Decision, NewTicket
+from maildesk.decide.lifecycle import status_stamps
+from maildesk.intake.parse import ParsedMessage
+from maildesk.triage.thread_keys import ThreadKeys
+
+ReceiptKey = tuple[str, int, int]
+
+
+@dataclass
+class BatchState:
+    """Tickets and Message-IDs known to this batch, keyed the ways threading looks them up."""
+
+    prefix: str
+    tickets: dict[int, TicketState] = field(default_factory=dict)
+    ref_ids: dict[str, int] = field(default_factory=dict)  # upper-case ref -> ticket id
+    thread_refs: dict[str, int] = field(default_factory=dict)  # Message-ID -> ticket id
+    stored: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (ref, message pk)
+    receipts: set[ReceiptKey] = field(default_factory=set)
+    auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
+    last_notified: dict[str, int] = field(default_factory=dict)  # address -> ticket id
+    # Facts for assignment strategies, kept current as this batch assigns tickets.
+    open_counts: dict[str, int] = field(default_factory=dict)
+    last_assigned: dict[str, str] = field(default_factory=dict)
+
+    def assigned(self, queue: str, agent: str) -> None:
+        """A strategy gave `agent` a ticket in `queue`: later messages must see it."""
+        self.open_counts[agent] = self.open_counts.get(agent, 0) + 1
+        self.last_assigned[queue] = agent
+
+    def add_ticket(self, state: TicketState) -> None:
+        self.tickets[state.id] = state
+        self.ref_ids[state.ref.upper()] = state.id
+
+    def find_ticket(self, keys: ThreadKeys) -> TicketState | None:
+        """Subject token first, then In-Reply-To/References; merged tickets are followed."""
+        for number in keys.ticket_numbers:
+            ticket_id = self.ref_ids.get(f"{self.prefix}-{number}".upper())
+            if ticket_id is not None:
+                return self._follow(self.tickets[ticket_id])
+        for message_id in keys.reference_ids:
+            ticket_id = self.thread_refs.get(message_id)
+            if ticket_id is not None and ticket_id in self.tickets:
+                return self._follow(self.tickets[ticket_id])
+        return None
+
+    def last_notified_ticket(self, address: str) -> TicketState | None:
+        """The ticket we last wrote to `address` about, for auto-replies that quote nothing."""
+        ticket_id = self.last_notified.get(address)
+        return self._follow(self.tickets[ticket_id]) if ticket_id in self.tickets else None
+
+    def _follow(self, state: TicketState) -> TicketState:
+        seen = {state.id}
+        while state.merged_into:
+            target = self.ref_ids.get(state.merged_into.upper())
+            if target is None or target in seen:
+                break
+            seen.add(target)
+            state = self.tickets[target]
+        return state
+
+    def record(
+        self,
+        msg: ParsedMessage,
+        state: TicketState,
+        *,
+        message_pk: int,
+        visible_message: bool,
+        outbound: list[tuple[str, str | None]],
+        automatic_to: list[str],
+        agent: str | None = None,
+    ) -> None:
+        """Remember what a decided message changed, for the rest of the batch.
+
+        `outbound` is (Message-ID, reader) per queued notification; reader None is the
+        requester's side, else the agent's address. `agent` is the author when an agent
+        wrote the message (it joins that agent's own thread).
+        """
+        thread = list(state.thread_ids)
+        agents = {a: list(ids) for a, ids in state.agent_threads.items()}
+        if msg.message_id:
+            self.thread_refs.setdefault(msg.message_id, state.id)
+            if visible_message and msg.message_id not in thread:
+                thread.append(msg.message_id)
+            if agent:
+                agents.setdefault(agent, []).append(msg.message_id)
+        for message_id, reader in outbound:
+            self.thread_refs[message_id] = state.id
+            if reader is None:
+                thread.append(message_id)
+            else:
+                agents.setdefault(reader, []).append(message_id)
+        self.add_ticket(
+            replace(
+                state,
+                thread_ids=tuple(thread),
+                agent_threads={a: tuple(ids) for a, ids in agents.items()},
+            )
+        )
+        self.stored[msg.dedup_key] = (state.ref, message_pk)
+        for address in automatic_to:
+            self.auto_replies[address] = self.auto_replies.get(address, 0) + 1
+
+
+def state_of_new_ticket(
+    new: NewTicket, *, ticket_id: int, ref: str, message_id: str, now: datetime
+) -> TicketState:
+    """The snapshot of a ticket opened by this batch, before its changes are applied."""
+    return TicketState(
+        id=ticket_id,
+        ref=ref,
+        subject=new.subject,
+        status=Status.NEW,
+        priority=new.priority,
+        queue=new.queue,
+        assignee=new.assignee,
+        requester=new.requester.address,
+        requester_name=new.requester.name,
+        created_at=now,
+        updated_at=now,
+        message_id=message_id,
+        tags=tuple(dict.fromkeys(new.tags)),
+        language=new.language,
+        sla_policy=new.sla_policy,
+        first_response_due=new.first_response_due,
+        resolution_due=new.resolution_due,
+        thread_index=new.thread_index,
+    )
+
+
+_FIELDS = set(TicketState.__dataclass_fields__)
+
+
+def evolve(state: TicketState, decision: Decision, now: datetime) -> TicketState:
+    """`state` after the decision's changes and new participants."""
+    updates: dict[str, Any] = {"updated_at": now}
+    tags = list(state.tags)
+    for change in decision.changes:
+        if change.field == "tag":
+            if change.value not in tags:
+                tags.append(change.value)
+        elif change.field == "status":
+            status = Status(change.value)
+            updates.update(status_stamps(updates.get("status", state.status), status, now))
+            updates["status"] = status
+        elif change.field == "priority":
+            updates["priority"] = Priority(change.value)
+        elif change.field in _FIELDS:
+            updates[change.field] = change.value
+    participants = dict(state.participants)
+    for address, role in decision.participants:
+        if address.address != state.requester:
+            participants.setdefault(address.address, role)
+    return replace(state, **updates, tags=tuple(tags), participants=participants)

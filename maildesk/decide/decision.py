@@ -1,0 +1,97 @@
+"""The data the deciding step returns: a Decision with its notices and changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from maildesk.common.config import TicketsConfig
+from maildesk.common.domain import Author, MessageKind, Priority, TicketState
+from maildesk.intake.parse import Address
+from maildesk.rules import RuleFacts, RuleSet
+from maildesk.triage.screen import Screening
+
+
+@dataclass
+class Notice:
+    """A notification to render from `template` and queue in the outbox."""
+
+    template: str
+    to: list[Address]
+    audience: str  # "requester" or "agents"
+    automatic: bool = True
+    cc: list[Address] = field(default_factory=list)
+    from_agent: Address | None = None  # relayed replies show the agent's name
+    on_behalf_of: Address | None = None  # agents' copies show the customer's name in From
+    body_text: str | None = None  # text relayed from an agent or customer
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NewTicket:
+    """The fields of a ticket this message opens."""
+
+    subject: str
+    requester: Address
+    queue: str
+    priority: Priority
+    assignee: str | None
+    language: str
+    tags: list[str] = field(default_factory=list)
+    sla_policy: str | None = None
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+    spam: bool = False
+    linked_from: int | None = None  # the closed ticket a reply reopened as a new one
+    assign_strategy: str | None = None
+    thread_index: str | None = None  # Outlook's conversation root, when the request had one
+
+
+@dataclass
+class Change:
+    """One field set on the ticket, with the reason that goes in the event log."""
+
+    field: str
+    value: Any
+    reason: str
+
+
+@dataclass
+class Decision:
+    """Everything the store must do for one message, in one transaction."""
+
+    author: Author
+    kind: MessageKind
+    actor: str
+    screening: Screening
+    ticket_id: int | None = None
+    new_ticket: NewTicket | None = None
+    internal: bool = False
+    changes: list[Change] = field(default_factory=list)
+    participants: list[tuple[Address, str]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (event kind, text)
+    rule_hits: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    merge_into: TicketState | None = None  # #merge: this ticket is folded into that one
+
+
+@dataclass(frozen=True)
+class DecideContext:
+    """Configuration and facts the deciding step reads."""
+
+    tickets: TicketsConfig
+    rules: RuleSet
+    now: datetime
+    screening: Screening
+    facts: RuleFacts
+    auto_replies_last_hour: int = 0
+    auto_reply_limit: int = 5
+    own_addresses: frozenset[str] = frozenset()
+    # Other tickets by reference (for #merge), knowledge-base articles (for #kb) and the
+    # secret that signs rating links; all optional.
+    find_ticket: Callable[[str], TicketState | None] | None = None
+    kb_articles: tuple[Any, ...] = ()
+    rating_secret: str | None = None

@@ -1,0 +1,365 @@
+"""The deciding step: a parsed message plus the ticket it threads into -> a Decision.
+
+Pure: no database, no network, no clock other than `ctx.now`. The store applies the
+Decision in one transaction, so everything here can be tested with plain data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
+from maildesk.common.thread_index import root_from_header
+from maildesk.decide.agent_mail import agent_mail
+from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
+from maildesk.decide.lifecycle import customer_reply_status
+from maildesk.decide.satisfaction import rating_fields, rating_reply
+from maildesk.decide.sla import pause_changes
+from maildesk.intake.parse import Address, ParsedMessage, human_size
+from maildesk.triage.screen import MailClass, Screening
+from maildesk.triage.thread_keys import strip_token
+
+__all__ = ["Change", "DecideContext", "Decision", "NewTicket", "Notice", "decide"]
+
+OVERSIZED_TAG = "oversized"
+HELD_TAG = "held"
+
+
+def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
+    """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
+    decision = _decide(msg, ticket, ctx)
+    _size_limits(msg, ctx, decision)
+    return decision
+
+
+def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
+    if ticket is not None:
+        author = classify_author(msg, ticket, ctx)
+        if author is Author.STRANGER:
+            if ctx.tickets.stranger_with_token == "hold":
+                return _held(msg, ticket, ctx)
+            ticket = None
+        elif (
+            ticket.status is Status.CLOSED
+            and ctx.tickets.reply_to_closed == "new"
+            and author is not Author.AGENT
+        ):
+            return _new_ticket(msg, ctx, linked_from=ticket)
+    if ticket is None:
+        return _new_ticket(msg, ctx)
+    decision = _follow_up(msg, ticket, ctx)
+    decision.notices.extend(status_notices(ticket, decision.changes))
+    decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
+    decision.changes.extend(_sla_for_raised_priority(ticket, decision.changes, ctx))
+    return decision
+
+
+def _sla_for_raised_priority(
+    ticket: TicketState, changes: list[Change], ctx: DecideContext
+) -> list[Change]:
+    """A raised priority brings its own SLA policy (`sla.by_priority`) when the ticket's
+    policy came from its old priority: due times counted from the ticket's creation,
+    kept where the ones in force are earlier. A policy a rule named stays."""
+    raised = next((Priority(c.value) for c in changes if c.field == "priority"), None)
+    if raised is None or raised.rank <= ticket.priority.rank:
+        return []
+    by_old_priority = ctx.rules.sla_policy_for(ticket.priority)
+    old_name = by_old_priority.name if by_old_priority else None
+    if ticket.sla_policy is not None and ticket.sla_policy != old_name:
+        return []
+    policy = ctx.rules.sla_policy_for(raised)
+    if policy is None or policy.name == ticket.sla_policy:
+        return []
+    reason = f"priority raised to {raised.value}: SLA {policy.name}"
+    first, resolution = policy.due(ticket.created_at)
+    result = [Change("sla_policy", policy.name, reason)]
+    answered = ticket.first_response_at is not None or any(
+        c.field == "first_response_at" for c in changes
+    )
+    if not answered and _earlier(first, ticket.first_response_due):
+        result.append(Change("first_response_due", first, reason))
+    if _earlier(resolution, ticket.resolution_due):
+        result.append(Change("resolution_due", resolution, reason))
+    return result
+
+
+def _earlier(new: datetime | None, current: datetime | None) -> bool:
+    return new is not None and (current is None or new < current)
+
+
+def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
+    """Stop the resolution clock while the ticket waits for the customer (if configured)."""
+    new_status = next((Status(c.value) for c in changes if c.field == "status"), None)
+    if not ctx.tickets.pause_sla_when_pending or new_status is None:
+        return []
+    policy = ctx.rules.sla_policies.get(ticket.sla_policy or "")
+    return pause_changes(
+        old_status=ticket.status,
+        new_status=new_status,
+        state=ticket.sla_state,
+        resolution_due=ticket.resolution_due,
+        calendar=policy.calendar if policy else None,
+        now=ctx.now,
+    )
+
+
+def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:
+    """Tell the requester (and CCs) when `changes` resolve or close `ticket`."""
+    notices = []
+    for change in changes:
+        if change.field != "status" or change.value == ticket.status:
+            continue
+        if change.value in (Status.RESOLVED, Status.CLOSED):
+            requester = Address(ticket.requester_name, ticket.requester)
+            ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
+            notices.append(Notice(f"status_{change.value}", [requester], "requester", cc=ccs))
+    return notices
+
+
+def _held(msg: ParsedMessage, claimed: TicketState, ctx: DecideContext) -> Decision:
+    """A stranger's mail naming someone else's ticket, kept apart for an agent to approve.
+
+    It becomes a ticket of its own, tagged `held`, with no acknowledgement; the agents
+    are told which ticket it claims, and can fold it in with `#merge` if it belongs.
+    """
+    decision = _new_ticket(msg, ctx)
+    assert decision.new_ticket is not None
+    decision.new_ticket.tags.append(HELD_TAG)
+    decision.notices = [n for n in decision.notices if n.audience != "requester"]
+    for notice in decision.notices:
+        notice.extra["held_for"] = claimed.ref
+    decision.notes.append(
+        (
+            "held",
+            f"{msg.from_addr} is not on {claimed.ref}: held for an agent's approval "
+            f"(#merge {claimed.ref} to add it there)",
+        )
+    )
+    return decision
+
+
+def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Author:
+    """Who wrote `msg`, relative to `ticket`."""
+    sender = msg.from_addr
+    if ctx.rules.agent_by_address(sender) is not None:
+        return Author.AGENT
+    if sender == ticket.requester:
+        return Author.REQUESTER
+    if sender in ticket.participants:
+        return Author.PARTICIPANT
+    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY, MailClass.OWN):
+        # Daemons and out-of-office robots answer from addresses we never saw, and our
+        # own notifications come back from the support address.
+        return Author.SYSTEM
+    return Author.STRANGER
+
+
+def _new_ticket(
+    msg: ParsedMessage, ctx: DecideContext, linked_from: TicketState | None = None
+) -> Decision:
+    routing = ctx.rules.evaluate(msg, ticket=None, facts=ctx.facts)
+    requester = msg.sender or Address("", "unknown@invalid")
+    queue = routing.queue or ctx.rules.default_queue
+    new = NewTicket(
+        subject=strip_token(msg.subject, ctx.tickets.prefix) or "(no subject)",
+        requester=requester,
+        queue=queue,
+        priority=routing.priority or ctx.rules.default_priority,
+        assignee=routing.assignee,
+        language=routing.language or ctx.rules.queue_language(queue),
+        tags=list(routing.tags),
+        sla_policy=routing.sla_policy,
+        first_response_due=routing.first_response_due,
+        resolution_due=routing.resolution_due,
+        spam=routing.spam,
+        linked_from=linked_from.id if linked_from else None,
+        assign_strategy=routing.assign_strategy,
+        thread_index=root_from_header(msg.header("Thread-Index")),
+    )
+    kind = _automatic_kind(ctx.screening) or MessageKind.REQUEST
+    decision = Decision(
+        author=Author.REQUESTER,
+        kind=kind,
+        actor=requester.address,
+        screening=ctx.screening,
+        new_ticket=new,
+        rule_hits=list(routing.hits),
+    )
+    decision.participants = [
+        *((a, "cc") for a in msg.cc + msg.to if _is_customer(a.address, ctx)),
+        *((Address("", c), "cc") for c in routing.cc),
+        *((_agent_address(w, ctx), "watcher") for w in routing.watchers),
+    ]
+    if linked_from:
+        decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
+    # Out-of-office replies, bounces and our own mail that match no ticket are kept
+    # quietly: telling anyone about them is how two robots start a conversation.
+    quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
+    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
+        decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
+    # Spam and ignored mail reach only the addresses a rule names in `notify`.
+    agents = [] if quiet else _agents_to_tell(new.assignee, queue, ctx)
+    extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
+    agents += [_agent_address(a, ctx) for a in dict.fromkeys(extra) if a not in _told(agents)]
+    if agents:
+        decision.notices.append(
+            Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        )
+    return decision
+
+
+def _told(people: list[Address]) -> set[str]:
+    return {p.address for p in people}
+
+
+def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
+    author = classify_author(msg, ticket, ctx)
+    decision = Decision(
+        author=author,
+        kind=MessageKind.REPLY,
+        actor=msg.from_addr,
+        screening=ctx.screening,
+        ticket_id=ticket.id,
+    )
+    automatic = _automatic_kind(ctx.screening)
+    if automatic:
+        decision.kind, decision.internal = automatic, True
+        decision.notes.append((automatic.value, ctx.screening.reason))
+        return decision
+    if author is Author.AGENT:
+        return agent_mail(
+            msg,
+            ticket,
+            ctx,
+            decision,
+            find_ticket=ctx.find_ticket or (lambda ref: None),
+            articles=list(ctx.kb_articles),
+        )
+    if _rating(msg, ticket, ctx, decision):
+        return decision
+    routing = ctx.rules.evaluate(msg, ticket=ticket, facts=ctx.facts)
+    decision.rule_hits = list(routing.hits)
+    _apply_follow_up_routing(routing, ticket, decision)
+    status = customer_reply_status(
+        ticket.status, msg.text, thanks_keeps_resolved=ctx.tickets.thanks_keeps_resolved
+    )
+    if status is not None:
+        decision.changes.append(
+            Change("status", status, f"customer replied to a {ticket.status} ticket")
+        )
+    elif ticket.status is Status.RESOLVED:
+        decision.notes.append(("thanks", "a thank-you on a resolved ticket: it stays resolved"))
+    decision.participants = [
+        (a, "cc")
+        for a in msg.cc + msg.to
+        if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
+    ]
+    agents = _agents_to_tell(ticket.assignee, ticket.queue, ctx)
+    agents += [w for w in _watchers(ticket, ctx) if w.address not in _told(agents)]
+    agents += [_agent_address(a, ctx) for a in routing.notify if a not in _told(agents)]
+    agents = [a for a in agents if a.address != msg.from_addr]
+    if agents:
+        decision.notices.append(
+            Notice("customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        )
+    return decision
+
+
+def _rating(
+    msg: ParsedMessage, ticket: TicketState, ctx: DecideContext, decision: Decision
+) -> bool:
+    """A reply that rates a resolved ticket is stored as its rating and reopens nothing."""
+    resolved = ticket.status in (Status.RESOLVED, Status.CLOSED)
+    reply = rating_reply(
+        msg.text, ref=ticket.ref, resolved=resolved, secret=ctx.rating_secret, now=ctx.now
+    )
+    if reply is None:
+        return False
+    for name, value in rating_fields(reply, ctx.now).items():
+        decision.changes.append(Change(name, value, f"satisfaction rating by {msg.from_addr}"))
+    decision.notes.append(("rated", f"rated {reply.rating} of 5"))
+    return True
+
+
+def _apply_follow_up_routing(routing: Any, ticket: TicketState, decision: Decision) -> None:
+    reason = "rule " + ", ".join(routing.hits) if routing.hits else "rule"
+    if routing.priority and routing.priority.rank > ticket.priority.rank:
+        decision.changes.append(Change("priority", routing.priority, reason))
+    if routing.queue and routing.queue != ticket.queue:
+        decision.changes.append(Change("queue", routing.queue, reason))
+    for tag in routing.tags:
+        if tag not in ticket.tags:
+            decision.changes.append(Change("tag", tag, reason))
+
+
+def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> None:
+    """Over a size limit: log what was not kept, tag the ticket, tell the sender why."""
+    notes = []
+    if msg.oversized:
+        notes.append(f"{msg.oversized}; only its headers were read")
+    notes += [
+        f"attachment {d.filename!r} ({human_size(d.size)}) not kept: {d.reason}"
+        for d in msg.dropped
+    ]
+    if not notes:
+        return
+    decision.notes.extend(("size_limit", note) for note in notes)
+    if decision.new_ticket is not None:
+        decision.new_ticket.tags.append(OVERSIZED_TAG)
+    else:
+        decision.changes.append(Change("tag", OVERSIZED_TAG, "message over a size limit"))
+    if msg.sender is None or not _may_auto_reply(ctx):
+        return
+    details = {
+        "message": msg.oversized,
+        "attachments": [
+            {"name": d.filename, "size": human_size(d.size), "reason": d.reason}
+            for d in msg.dropped
+        ],
+    }
+    decision.notices.append(
+        Notice("oversized", [msg.sender], "requester", extra={"oversized": details})
+    )
+
+
+def _automatic_kind(screening: Screening) -> MessageKind | None:
+    if screening.kind is MailClass.BOUNCE:
+        return MessageKind.BOUNCE
+    if screening.kind in (MailClass.AUTO_REPLY, MailClass.OWN):
+        return MessageKind.AUTO_REPLY
+    return None
+
+
+def _may_auto_reply(ctx: DecideContext) -> bool:
+    return ctx.screening.may_auto_reply and ctx.auto_replies_last_hour < ctx.auto_reply_limit
+
+
+def _is_customer(address: str, ctx: DecideContext) -> bool:
+    return address not in ctx.own_addresses and ctx.rules.agent_by_address(address) is None
+
+
+def _agent_address(address: str, ctx: DecideContext) -> Address:
+    agent = ctx.rules.agent_by_address(address)
+    return Address(agent.name if agent else "", address)
+
+
+def _watchers(ticket: TicketState, ctx: DecideContext) -> list[Address]:
+    """The ticket's watchers (agents or plain addresses a rule added): told of every reply."""
+    found = []
+    for address, role in ticket.participants.items():
+        if role == "watcher":
+            agent = ctx.rules.agent_by_address(address)
+            found.append(Address(agent.name if agent else "", address))
+    return found
+
+
+def _agents_to_tell(assignee: str | None, queue: str, ctx: DecideContext) -> list[Address]:
+    if assignee:
+        agent = ctx.rules.agent_by_address(assignee)
+        return [Address(agent.name if agent else "", assignee)]
+    q = ctx.rules.queues.get(queue)
+    if not q:
+        return []
+    agents = [ctx.rules.agents[k] for k in q.agents if k in ctx.rules.agents]
+    return [Address(a.name, a.address) for a in agents if not a.away]

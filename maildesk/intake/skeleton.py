@@ -1,0 +1,531 @@
+"""Large messages: big part bodies go straight to the blob store; a small skeleton is parsed.
+
+The stdlib parser holds a message in memory several times over (its lines, the joined
+payload, the decoded bytes), so a 50 MB attachment would cost hundreds of MB. For big
+messages we walk the MIME structure ourselves, line by line from a file, following
+the stdlib parser's rules for boundaries, and cut each leaf body above `spill_bytes`
+out into the blob store, decoding base64 or quoted-printable as it streams. What is
+left, the skeleton, keeps every header and marks each cut part with
+`X-Maildesk-Spilled: <nonce>:<n>`; `parse_message` turns those into attachments.
+"""
+
+from __future__ import annotations
+
+import binascii
+import collections
+import dataclasses
+import email.parser
+import email.policy
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import BinaryIO
+
+from maildesk.common.errors import MaildeskError, ParseError
+from maildesk.intake.blob_writer import BlobWriter
+from maildesk.intake.parse import (
+    MAX_DEPTH,
+    SPILL_HEADER,
+    DroppedAttachment,
+    ParsedAttachment,
+    ParsedMessage,
+    Spilled,
+    StoredPart,
+    decode_header_value,
+    decode_uu_line,
+    human_size,
+)
+from maildesk.intake.tnef import TnefError, parse_tnef
+
+CHUNK = 1 << 20
+MAX_LINE = 1 << 16
+MAX_HEADER_BLOCK = 1 << 20
+# The same header-line test as email.feedparser.headerRE, on bytes.
+_HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
+_EOL = re.compile(rb"(\r\n|\r|\n)\Z")
+_NOT_BASE64 = bytes(b for b in range(256) if not re.match(rb"[A-Za-z0-9+/=]", bytes([b])))
+
+
+class SkeletonTooLarge(MaildeskError):
+    """The parts that cannot be cut out (headers, text, preamble) are too big to parse."""
+
+
+@dataclass
+class Skeleton:
+    """The message with its big bodies cut out, and where those bodies went."""
+
+    data: bytes
+    spilled: Spilled
+    defects: list[str] = field(default_factory=list)
+
+
+def cut_skeleton(
+    stream: BinaryIO,
+    blobs: BlobWriter,
+    *,
+    spill_bytes: int,
+    max_attachment_bytes: int,
+    max_skeleton_bytes: int = 32 << 20,
+    body_spill_bytes: int = 2 << 20,
+) -> Skeleton:
+    """Read a message from `stream`, storing leaf bodies over `spill_bytes` as blobs.
+
+    Text bodies (text/plain or text/html, not attachments) are cut only above
+    `body_spill_bytes`, so the ticket text stays readable. Raises SkeletonTooLarge
+    when what remains would still be bigger than `max_skeleton_bytes`.
+    """
+    cutter = _Cutter(_Lines(stream), blobs, spill_bytes, body_spill_bytes, max_attachment_bytes)
+    cutter.max_skeleton = max_skeleton_bytes
+    try:
+        cutter.part(is_child=False, default_type="text/plain", depth=0)
+    finally:
+        if cutter.spill is not None:  # stopped half way: drop the unfinished temp file
+            cutter.spill.abandon()
+    return Skeleton(bytes(cutter.out), Spilled(cutter.nonce, cutter.parts), cutter.defects)
+
+
+def expand_stored_tnef(msg: ParsedMessage, blobs: BlobWriter, max_attachment_bytes: int) -> None:
+    """Unpack the winmail.dat files that were cut out whole, as parse does for small ones."""
+    kept: list[ParsedAttachment] = []
+    for att in msg.attachments:
+        is_tnef = att.content_type == "application/ms-tnef" or att.filename.lower() == "winmail.dat"
+        if not (att.blob and is_tnef):
+            kept.append(att)
+            continue
+        try:
+            content = parse_tnef(blobs.get_file(att.blob))
+        except (TnefError, OSError):
+            kept.append(att)
+            continue
+        if not content.complete or not (content.files or content.body):
+            kept.append(att)
+        for index, item in enumerate(content.files, 1):
+            name = item.name or f"winmail-{index}.bin"
+            if len(item.data) > max_attachment_bytes:
+                reason = f"larger than the {human_size(max_attachment_bytes)} attachment limit"
+                msg.dropped.append(
+                    DroppedAttachment(name, item.content_type, len(item.data), reason)
+                )
+                continue
+            sha = blobs.put_file(item.data)
+            kept.append(
+                ParsedAttachment(name, item.content_type, b"", blob=sha, blob_size=len(item.data))
+            )
+        if content.body and not msg.text.strip():
+            msg.text = content.body.replace("\x00", "")
+    msg.attachments = kept
+
+
+class _Lines:
+    """Lines of a binary stream split as the stdlib parser splits them (CRLF, CR or LF).
+
+    A line longer than MAX_LINE comes out in pieces; only a piece that follows a line
+    end can be a boundary or a blank line.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.partial = b""
+        self.eof = False
+        self.at_start = True  # the next line returned starts a line
+
+    def readline(self) -> bytes | None:
+        while not self.queue:
+            if not self._fill():
+                return None
+        return self.queue.popleft()
+
+    def unread(self, line: bytes) -> None:
+        self.queue.appendleft(line)
+
+    def _fill(self) -> bool:
+        if self.eof:
+            if not self.partial:
+                return False
+            self.queue.append(self.partial)
+            self.partial = b""
+            return True
+        block = self.stream.read(CHUNK)
+        if not block:
+            self.eof = True
+            return self._fill()
+        lines = (self.partial + block).splitlines(keepends=True)
+        last = lines[-1]
+        # Hold back a line without its end, and a CR that may be half of a CRLF.
+        if not last.endswith((b"\n", b"\r")) or last.endswith(b"\r"):
+            self.partial = lines.pop()
+            if len(self.partial) > MAX_LINE and not self.partial.endswith(b"\r"):
+                lines.append(self.partial)
+                self.partial = b""
+        else:
+            self.partial = b""
+        self.queue.extend(lines)
+        return bool(lines) or self._fill()
+
+
+def _ends_line(line: bytes) -> bool:
+    return line.endswith((b"\n", b"\r"))
+
+
+class _Cutter:
+    def __init__(
+        self,
+        lines: _Lines,
+        blobs: BlobWriter,
+        spill_bytes: int,
+        body_spill_bytes: int,
+        max_attachment_bytes: int,
+    ):
+        self.lines = lines
+        self.blobs = blobs
+        self.spill_bytes = spill_bytes
+        self.body_spill_bytes = body_spill_bytes
+        self.max_attachment_bytes = max_attachment_bytes
+        self.max_skeleton = 32 << 20
+        self.out = bytearray()
+        self.parts: dict[int, StoredPart] = {}
+        self.nonce = secrets.token_hex(8)
+        self.defects: list[str] = []
+        self.boundaries: list[re.Pattern[bytes]] = []  # enclosing multiparts, innermost last
+        self.line_start = True  # the next line read starts a line
+        self.cur_starts = True  # the line just read started a line
+        self.spill: _Spill | None = None
+
+    # Reading, with the enclosing boundaries acting as end-of-input, as in the stdlib.
+
+    def _next(self) -> bytes | None:
+        line = self.lines.readline()
+        if line is None:
+            return None
+        starts = self.line_start
+        self.line_start = _ends_line(line)
+        self.cur_starts = starts
+        if starts and line[:2] == b"--" and any(b.match(line) for b in self.boundaries):
+            self._unread(line)
+            return None
+        return line
+
+    def _unread(self, line: bytes) -> None:
+        """Put back a line that started a line (a boundary, or the first body line)."""
+        self.lines.unread(line)
+        self.line_start = True
+
+    def _emit(self, data: bytes) -> None:
+        self.out += data
+        if len(self.out) > self.max_skeleton:
+            raise SkeletonTooLarge(
+                f"the message's headers and text are over {self.max_skeleton >> 20} MB"
+            )
+
+    def part(self, *, is_child: bool, default_type: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise ParseError(f"MIME nesting deeper than {MAX_DEPTH} levels")
+        header_block, blank = self._headers(top=not is_child)
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            header_block
+        )
+        headers.set_default_type(default_type)
+        self._emit(header_block)
+        ctype = headers.get_content_type()
+        if headers.get_content_maintype() == "multipart" and headers.get_boundary():
+            self._emit(blank)
+            self._multipart(headers, depth)
+            return
+        self._leaf(headers, ctype, blank, is_child)
+
+    def _headers(self, *, top: bool) -> tuple[bytes, bytes]:
+        block = bytearray()
+        first = True
+        while (line := self._next()) is not None:
+            if first and top and line.startswith(b"From "):
+                block += line  # an mbox "From " line; the stdlib keeps it as the unixfrom
+                first = False
+                continue
+            first = False
+            if self.cur_starts and line in (b"\r\n", b"\n", b"\r"):
+                return bytes(block), line
+            if self.cur_starts and not _HEADER_LINE.match(line):
+                self._unread(line)
+                break
+            block += line
+            if len(block) > MAX_HEADER_BLOCK:
+                raise SkeletonTooLarge("a header block is over 1 MB")
+        return bytes(block), b""
+
+    def _multipart(self, headers: Message, depth: int) -> None:
+        boundary = headers.get_boundary() or ""
+        try:
+            raw_boundary = boundary.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw_boundary = boundary.encode("utf-8", "replace")
+        separator = re.escape(b"--" + raw_boundary)
+        own = re.compile(separator + rb"(--)?[ \t]*(\r\n|\r|\n)?\Z")
+        child_type = "message/rfc822" if headers.get_content_type() == "multipart/digest" else ""
+        in_preamble = True
+        while (line := self._next()) is not None:
+            match = own.match(line) if self.cur_starts else None
+            if match is None:
+                self._emit(line)  # preamble, or stray text the stdlib also keeps there
+                continue
+            self._emit(line)
+            if match.group(1):  # the close boundary: the rest is epilogue
+                while (rest := self._next()) is not None:
+                    self._emit(rest)
+                return
+            in_preamble = False
+            # Extra boundary lines right after one another make no parts (as in the stdlib).
+            while (again := self._next()) is not None:
+                if not own.match(again):
+                    self._unread(again)
+                    break
+                self._emit(again)
+            self.boundaries.append(own)
+            try:
+                self.part(is_child=True, default_type=child_type or "text/plain", depth=depth + 1)
+            finally:
+                self.boundaries.pop()
+        if in_preamble:
+            self.defects.append("multipart start boundary not found")
+
+    def _leaf(self, headers: Message, ctype: str, blank: bytes, is_child: bool) -> None:
+        is_text_body = ctype in ("text/plain", "text/html") and not _names_a_file(headers)
+        threshold = self.body_spill_bytes if is_text_body else self.spill_bytes
+        buffered: list[bytes] = []
+        size = 0
+        spill: _Spill | None = None
+        while (line := self._next()) is not None:
+            if spill is not None:
+                spill.write(line)
+                continue
+            buffered.append(line)
+            size += len(line)
+            if size > threshold:
+                cte = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
+                if headers.get_content_maintype() in ("message", "multipart"):
+                    cte = ""  # an attached message is kept as it is
+                spill = self.spill = _Spill(self.blobs, cte, self.max_attachment_bytes)
+                for held in buffered:
+                    spill.write(held)
+                buffered = []
+        if spill is None:
+            self._emit(blank)
+            for held in buffered:
+                self._emit(held)
+            return
+        index = len(self.parts)
+        stored = spill.finish(strip_final_eol=is_child)
+        if ctype == "message/rfc822":
+            stored = dataclasses.replace(stored, name_hint=_subject(spill.head))
+        self.parts[index] = stored
+        self.spill = None
+        if self.out and not _ends_line(bytes(self.out[-1:])):
+            self._emit(b"\r\n")
+        # The marker goes last among the part's headers; the body is left empty.
+        self._emit(f"{SPILL_HEADER}: {self.nonce}:{index}\r\n\r\n".encode())
+        if is_child:
+            self._emit(b"\r\n")  # the line end before the next boundary belongs to it
+
+
+def _subject(head: bytes) -> str:
+    try:
+        parsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        return decode_header_value(parsed.get("Subject", ""))
+    except Exception:
+        return ""
+
+
+def _names_a_file(headers: Message) -> bool:
+    """An attachment rather than the message text (as parse._Bodies decides)."""
+    try:
+        disposition = (headers.get_content_disposition() or "").lower()
+        return disposition == "attachment" or bool(
+            headers.get_filename() or headers.get_param("name")
+        )
+    except Exception:
+        return True
+
+
+class _Spill:
+    """Decodes a part body as it streams in and writes it to a blob-store temp file."""
+
+    def __init__(self, blobs: BlobWriter, cte: str, limit: int):
+        self.blobs = blobs
+        self.limit = limit
+        self.decoder = _decoder(cte)
+        self.fh, self.tmp = blobs.temp_file()
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.encoded = 0
+        self.over = False
+        self.lines: list[bytes] = []
+        self.buffered = 0
+        self.last = b""  # the newest line, held back: its line end may not belong to the part
+        self.head = b""  # the first header block, for the subject of an attached message
+        self.in_head = True
+
+    def write(self, line: bytes) -> None:
+        if self.in_head:
+            self.head += line
+            self.in_head = line not in (b"\r\n", b"\n", b"\r") and len(self.head) < 65536
+        if self.last:
+            self.lines.append(self.last)
+            self.buffered += len(self.last)
+        self.last = line
+        if self.buffered >= CHUNK:
+            self._drain()
+
+    def _drain(self) -> None:
+        data = b"".join(self.lines)
+        self.lines = []
+        self.buffered = 0
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        self.encoded += len(data)
+        if not self.over:
+            self._out(self.decoder.feed(data))
+
+    def _out(self, data: bytes) -> None:
+        if not data or self.over:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.over = True
+            self.fh.close()
+            self.tmp.unlink(missing_ok=True)
+            return
+        self.digest.update(data)
+        self.fh.write(data)
+
+    def abandon(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def finish(self, *, strip_final_eol: bool) -> StoredPart:
+        """Flush, file the blob, and say where it is (or that it was too big to keep)."""
+        self._drain()
+        last = _EOL.sub(b"", self.last) if strip_final_eol else self.last
+        self._feed(last)
+        if not self.over:
+            self._out(self.decoder.finish())
+        if self.over:
+            return StoredPart(None, max(self.size, self.decoder.estimate(self.encoded)))
+        self.fh.close()
+        try:
+            sha = self.blobs.adopt(self.tmp, self.digest.hexdigest())
+        finally:
+            Path(self.tmp).unlink(missing_ok=True)
+        return StoredPart(sha, self.size)
+
+
+class _Identity:
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+    def estimate(self, encoded: int) -> int:
+        return encoded
+
+
+class _Base64(_Identity):
+    """Streaming base64, lenient as the stdlib: junk skipped, decoding stops at padding."""
+
+    def __init__(self) -> None:
+        self.rest = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self.done:
+            return b""
+        data = self.rest + data.translate(None, _NOT_BASE64)
+        pad = data.find(b"=")
+        if pad >= 0:
+            self.done = True
+            self.rest = data[:pad]
+            return b""
+        cut = len(data) - len(data) % 4
+        self.rest = data[cut:]
+        return binascii.a2b_base64(data[:cut]) if cut else b""
+
+    def finish(self) -> bytes:
+        rest, self.rest = self.rest, b""
+        cut = len(rest) - len(rest) % 4
+        out = binascii.a2b_base64(rest[:cut]) if cut else b""
+        tail = rest[cut:]
+        if len(tail) >= 2:
+            out += binascii.a2b_base64(tail + b"=" * (4 - len(tail)))
+        return out
+
+    def estimate(self, encoded: int) -> int:
+        return encoded * 3 // 4
+
+
+class _QuotedPrintable(_Identity):
+    """Quoted-printable fed whole lines at a time, so soft line breaks decode right."""
+
+    def __init__(self) -> None:
+        self.rest = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.rest + data
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        self.rest = data[cut:]
+        return binascii.a2b_qp(data[:cut]) if cut else b""
+
+    def finish(self) -> bytes:
+        rest, self.rest = self.rest, b""
+        return binascii.a2b_qp(rest) if rest else b""
+
+
+class _Uuencode(_QuotedPrintable):
+    """uuencode between its `begin` and `end` lines, as email.message._decode_uu reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = "before"
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.rest + data
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        self.rest = data[cut:]
+        return self._lines(data[:cut])
+
+    def finish(self) -> bytes:
+        rest, self.rest = self.rest, b""
+        return self._lines(rest)
+
+    def _lines(self, data: bytes) -> bytes:
+        out = []
+        for line in data.splitlines():
+            if self.state == "before":
+                if line.startswith(b"begin ") and line[6:].partition(b" ")[0].isdigit():
+                    self.state = "body"
+            elif self.state == "body":
+                if line.strip(b" \t\r\n\f") == b"end" or not line:
+                    self.state = "after"
+                    continue
+                decoded = decode_uu_line(line)
+                if decoded is None:
+                    self.state = "after"
+                else:
+                    out.append(decoded)
+        return b"".join(out)
+
+    def estimate(self, encoded: int) -> int:
+        return encoded * 3 // 4
+
+
+def _decoder(cte: str) -> _Identity:
+    if cte == "base64":
+        return _Base64()
+    if cte == "quoted-printable":
+        return _QuotedPrintable()
+    if cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
+        return _Uuencode()
+    return _Identity()

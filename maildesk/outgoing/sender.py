@@ -1,0 +1,500 @@
+"""The outbox sender: claims due notifications, sends them, records what happened.
+
+Several daemons can share one outbox. A sender claims a batch (on PostgreSQL with
+`FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises claims) for a lease.
+A row is marked sent only after the server accepted it, so a crash in between
+sends the same bytes, with the same Message-ID, again once the lease runs out: a
+notification may arrive twice, never not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from maildesk.common import metrics
+from maildesk.common.config import Config, SmtpConfig
+from maildesk.common.errors import SendError, SmtpUnavailable
+from maildesk.outgoing.render_jobs import (
+    ChildRenderer,
+    NoticeRenderer,
+    RenderedNotice,
+    RenderJob,
+    RenderSettings,
+)
+from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
+from maildesk.store.models import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed notification: everything needed to send it without the database."""
+
+    id: int
+    message_id: str
+    envelope_from: str
+    recipients: list[str]
+    raw: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What to write to one outbox row after trying to send it."""
+
+    entry_id: int
+    values: dict[str, Any]
+    delivered: bool = False  # the server took it for at least one recipient
+
+
+# Sends are recorded together: at most this many, or after this many seconds.
+MARK_BATCH = 100
+MARK_DELAY = 0.05
+
+# A plain successful send (attempts and sent_at are filled in when written).
+SENT: dict[str, Any] = {
+    "status": "sent",
+    "claimed_by": None,
+    "claimed_until": None,
+    "last_error": None,
+}
+
+
+class _MarkWriter:
+    """Writes marks in a worker thread while the next messages go out.
+
+    Marks are collected for up to MARK_DELAY seconds (or MARK_BATCH marks) and
+    written in one transaction, so the database costs little per message. A crash
+    leaves at most that many sends unrecorded: they are sent again, with the same
+    Message-ID, after the lease.
+    """
+
+    def __init__(self, sender: OutboxSender):
+        self.sender = sender
+        self.waiting: list[Mark] = []
+        self.since = 0.0
+        self.task: asyncio.Future[None] | None = None
+
+    async def add(self, mark: Mark) -> None:
+        now = time.monotonic()
+        if not self.waiting:
+            self.since = now
+        self.waiting.append(mark)
+        if self.task is not None and not self.task.done():
+            return
+        if len(self.waiting) < MARK_BATCH and now - self.since < MARK_DELAY:
+            return
+        if self.task is not None:
+            await self.task  # re-raise what went wrong in the previous write
+        self._start()
+
+    async def close(self) -> None:
+        if self.task is not None:
+            await self.task
+            self.task = None
+        if self.waiting:
+            self._start()
+            await self.task  # type: ignore[misc]
+            self.task = None
+
+    def _start(self) -> None:
+        marks, self.waiting = self.waiting, []
+        self.task = asyncio.ensure_future(asyncio.to_thread(self.sender._write_marks, marks))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter for temporary failures of one notification."""
+
+    base_seconds: float = 60.0
+    cap_seconds: float = 3600.0
+    min_seconds: float = 1.0
+
+    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
+        """Wait before try number `attempts + 1`: half fixed, half random ("equal jitter")."""
+        full = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        return timedelta(seconds=max(self.min_seconds, full / 2 + rand() * full / 2))
+
+
+def build_sender(
+    config: Config,
+    sessions: sessionmaker[Session],
+    *,
+    clock: Clock | None = None,
+    **options: Any,
+) -> OutboxSender:
+    """An OutboxSender over SMTP as configured (reads the SMTP password secret now)."""
+    smtp = config.smtp
+    password = smtp.password.read("SMTP password") if smtp.password else None
+    transport = SmtpTransport(smtp, helo=config.tickets.id_domain, password=password)
+    options.setdefault("renderer", ChildRenderer(RenderSettings.of(config)))
+    return OutboxSender(sessions, transport, smtp, clock=clock or _utcnow, **options)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _due(now: datetime) -> Any:
+    """Pending and due, or claimed by a sender whose lease ran out (it crashed)."""
+    return or_(
+        and_(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now),
+        and_(OutboxEntry.status == "sending", OutboxEntry.claimed_until < now),
+    )
+
+
+class OutboxSender:
+    """Sends due outbox rows over one transport; `run` for the daemon, `drain` for the CLI."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        config: SmtpConfig,
+        *,
+        clock: Clock,
+        worker_id: str | None = None,
+        batch_size: int = 50,
+        lease_seconds: float = 120.0,
+        poll_seconds: float = 5.0,
+        backoff: Backoff | None = None,
+        reconnect_seconds: tuple[float, float] = (1.0, 60.0),
+        renderer: NoticeRenderer | None = None,
+    ):
+        self.sessions = sessions
+        # Turns queued notifications into bytes once, before their first attempt.
+        self.renderer = renderer
+        self.transport = transport
+        self.config = config
+        self.clock = clock
+        self.worker_id = worker_id or default_worker_id()
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
+        self.poll_seconds = poll_seconds
+        self.backoff = backoff or Backoff()
+        self.reconnect_min, self.reconnect_max = reconnect_seconds
+        self.unavailable: str | None = None  # why the last drain stopped early
+        self._wake: asyncio.Event | None = None  # made by run(), in its own event loop
+
+    def wake(self) -> None:
+        """Send now: new notifications were committed.
+
+        Call it from the sender's event loop (from another thread use
+        `loop.call_soon_threadsafe(sender.wake)`).
+        """
+        if self._wake is not None:
+            self._wake.set()
+
+    async def drain(self, stop: asyncio.Event | None = None) -> int:
+        """Send everything due now; return how many were sent.
+
+        Stops early, leaving the rest pending, when no SMTP session can be opened
+        (`self.unavailable` then says why) or, between batches, when `stop` is set.
+        """
+        self.unavailable = None
+        sent = 0
+        # The next batch is claimed (and rendered) while the current one is being sent.
+        claim: asyncio.Future[tuple[str, list[Job]]] | None = asyncio.ensure_future(
+            asyncio.to_thread(self._claim)
+        )
+        try:
+            while claim is not None:
+                token, jobs = await claim
+                claim = None
+                if not jobs:
+                    return sent
+                if stop is not None and stop.is_set():
+                    await asyncio.to_thread(self._release, token, "not sent: the sender stopped")
+                    return sent
+                claim = asyncio.ensure_future(asyncio.to_thread(self._claim))
+                batch_sent, stopped = await self._send_batch(token, jobs)
+                sent += batch_sent
+                if stopped:
+                    return sent
+            return sent
+        finally:
+            if claim is not None:  # claimed ahead but not sent: give the rows back untouched
+                token, jobs = await claim
+                if jobs:
+                    why = self.unavailable or "not sent: the sender stopped"
+                    await asyncio.to_thread(self._release, token, why)
+
+    def prepare(self) -> None:
+        """Start what sending needs before the first notification (the render process)."""
+        if self.renderer is not None:
+            self.renderer.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
+        delay = 0.0
+        self._wake = wake = asyncio.Event()
+        await asyncio.to_thread(self.prepare)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    await self.drain(stop)
+                    failed = self.unavailable is not None
+                except Exception:  # a database hiccup must not end the sender
+                    log.exception("outbox sender failed; retrying")
+                    failed = True
+                if failed:
+                    delay = min(max(delay * 2, self.reconnect_min), self.reconnect_max)
+                    wait = delay
+                else:
+                    delay = 0.0
+                    wait = await asyncio.to_thread(self._seconds_until_due)
+                await _wait_any(stop, wake, wait)
+        finally:
+            await self.transport.close()
+
+    async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
+        """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
+        marks = _MarkWriter(self)
+        renew_at = self.clock() + self.lease / 2
+        sent = 0
+        for index, job in enumerate(jobs):
+            if self.clock() >= renew_at:
+                await asyncio.to_thread(self._renew, token)
+                renew_at = self.clock() + self.lease / 2
+            try:
+                mark = await self._attempt(job)
+            except SmtpUnavailable as exc:
+                self.unavailable = str(exc)
+                log.warning("outbox: %s; %d notification(s) wait", exc, len(jobs) - index)
+                await marks.close()
+                await asyncio.to_thread(self._release, token, str(exc))
+                return sent, True
+            sent += mark.delivered
+            await marks.add(mark)
+        await marks.close()
+        return sent, False
+
+    async def _attempt(self, job: Job) -> Mark:
+        """Send one job; what to record about it (SmtpUnavailable passes through)."""
+        try:
+            refused = await self.transport.send(job.envelope_from, job.recipients, job.raw)
+        except SmtpUnavailable:
+            raise
+        except SendError as exc:
+            if exc.permanent:
+                log.error("outbox %s to %s failed: %s", job.message_id, job.recipients, exc)
+                return Mark(job.id, self._failed(job, str(exc)))
+            still = _temporary(getattr(exc, "refused", {})) or job.recipients
+            return Mark(job.id, self._later(job, str(exc), still))
+        return Mark(job.id, self._sent(job, refused), delivered=True)
+
+    def _sent(self, job: Job, refused: dict[str, Refusal]) -> dict[str, Any]:
+        if not refused:
+            return dict(SENT)
+        note = "some recipients refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items())
+        still = _temporary(refused)
+        if still:
+            # The others have it; only the recipients refused for now are tried again.
+            return self._later(job, note, still)
+        log.warning("outbox %s: sent, but %s", job.message_id, note)
+        return {**SENT, "last_error": note, "attempts": job.attempts + 1}
+
+    def _later(self, job: Job, error: str, recipients: list[str]) -> dict[str, Any]:
+        attempts = job.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "claimed_by": None,
+            "claimed_until": None,
+            "recipients": recipients,
+        }
+        if attempts >= self.config.max_attempts:
+            values.update(status="failed", last_error=f"gave up after {attempts} tries: {error}")
+            log.error("outbox %s: %s", job.message_id, values["last_error"])
+        else:
+            due = self.clock() + self.backoff.delay(attempts)
+            values.update(status="pending", next_attempt_at=due, last_error=error)
+            log.info("outbox %s: %s; next try at %s", job.message_id, error, due)
+        return values
+
+    def _failed(self, job: Job, error: str) -> dict[str, Any]:
+        return {
+            "status": "failed",
+            "attempts": job.attempts + 1,
+            "claimed_by": None,
+            "claimed_until": None,
+            "last_error": error,
+        }
+
+    # Database steps: each is one short transaction, run in a worker thread.
+
+    def _claim(self) -> tuple[str, list[Job]]:
+        now = self.clock()
+        token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        with self.sessions() as session, session.begin():
+            ids = self._due_ids(session, now)
+            if not ids:
+                return token, []
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_(ids), _due(now))
+                .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            # Plain rows, not ORM objects: this runs beside the event loop, under one GIL.
+            rows = session.execute(
+                select(*_CLAIMED)
+                .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == token)
+                .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
+            ).all()
+            rendered = self._render(session, [row for row in rows if row.raw is None])
+            jobs = [  # bytes(): a driver may hand back a memoryview
+                Job(r.id, r.message_id, r.envelope_from, list(r.recipients), bytes(raw), r.attempts)
+                for r in rows
+                if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
+            ]
+        return token, jobs
+
+    def _due_ids(self, session: Session, now: datetime) -> list[int]:
+        """The ids of the next due rows, oldest first: pending ones whose time has come,
+        and rows whose sender's lease ran out. Two queries, because each then walks
+        the (status, next_attempt_at) index in order and stops at the batch size,
+        where one query with OR sorted the whole backlog on every claim."""
+        order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
+        pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
+        expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
+        shared = session.get_bind().dialect.name == "postgresql"
+        found = []
+        for where in (pending, expired):
+            query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
+            if shared:
+                query = query.with_for_update(skip_locked=True)
+            found += session.execute(query).all()
+        return [row.id for row in sorted(found)[: self.batch_size]]
+
+    def _render(self, session: Session, rows: list[Row[Any]]) -> dict[int, bytes]:
+        """Render never-rendered rows and store the bytes (retries resend the same); a
+        row that cannot be rendered fails, visibly, and the others go on. {id: bytes}."""
+        if not rows:
+            return {}
+        if self.renderer is None:
+            outcomes: list[RenderedNotice | str] = ["no renderer configured"] * len(rows)
+        else:
+            outcomes = self.renderer.render_many([RenderJob.of(row) for row in rows])
+        done, failed = [], []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, RenderedNotice):
+                done.append({"id": row.id, "raw": outcome.raw, "subject": outcome.subject})
+                continue
+            log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
+            error = f"cannot render template {row.template}: {outcome}"[:2000]
+            failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
+        if done:  # UPDATEs by primary key, one executemany
+            session.execute(update(OutboxEntry), done)
+        if failed:
+            unclaimed = {"status": "failed", "claimed_by": None, "claimed_until": None}
+            session.execute(update(OutboxEntry), [{**f, **unclaimed} for f in failed])
+        return {d["id"]: d["raw"] for d in done}
+
+    def _renew(self, token: str) -> None:
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
+                .values(claimed_until=self.clock() + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _release(self, token: str, error: str) -> None:
+        """Give claimed rows back untouched (no attempt counted): the server was unreachable."""
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
+                .values(status="pending", claimed_by=None, claimed_until=None, last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _write_marks(self, marks: list[Mark]) -> None:
+        """Record what happened to several jobs in one transaction."""
+        now = self.clock()
+        plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
+        for mark in marks:
+            if mark.delivered:
+                metrics.notification_sent()
+            elif mark.values.get("status") in ("failed", "pending"):
+                metrics.notification_failed(permanent=mark.values.get("status") == "failed")
+        with self.sessions() as session, session.begin():
+            if plain:
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id.in_(plain))
+                    .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            for mark in marks:
+                if mark.entry_id in plain:
+                    continue
+                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == mark.entry_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _seconds_until_due(self) -> float:
+        with self.sessions() as session:
+            soonest = session.scalar(
+                select(func.min(OutboxEntry.next_attempt_at)).where(OutboxEntry.status == "pending")
+            )
+        if soonest is None:
+            return self.poll_seconds
+        return min(max((soonest - self.clock()).total_seconds(), 0.0), self.poll_seconds)
+
+
+# What claiming reads of a row: enough to render it and to send it.
+_CLAIMED = (
+    OutboxEntry.id,
+    OutboxEntry.message_id,
+    OutboxEntry.envelope_from,
+    OutboxEntry.recipients,
+    OutboxEntry.raw,
+    OutboxEntry.attempts,
+    OutboxEntry.to_addr,
+    OutboxEntry.template,
+    OutboxEntry.language,
+    OutboxEntry.context,
+    OutboxEntry.headers,
+    OutboxEntry.created_at,
+    OutboxEntry.automatic,
+)
+
+
+def _temporary(refused: dict[str, Refusal]) -> list[str]:
+    return [a for a, r in refused.items() if not r.permanent]
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    """Sleep until `stop` or `wake` is set, or `timeout` seconds pass."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

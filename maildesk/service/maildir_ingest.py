@@ -1,0 +1,88 @@
+"""The daemon's ingest of one Maildir (`maildirs:` in maildesk.yaml).
+
+The same interface as `MailboxIngest` (open, sync, wait, close), so a Maildir gets
+the mailbox worker's lease, back-off and `maildesk status` line. Messages are taken
+in batches and marked seen after each commit (see `maildesk.intake.maildir`); every
+commit renews the lease in the same transaction, so a daemon that lost the Maildir
+to another cannot commit after it. Blocking: the daemon runs this in its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from maildesk.common.config import MaildirConfig
+from maildesk.intake.maildir import Maildir
+from maildesk.service.file_ingest import ingest_paths
+from maildesk.service.pipeline import SourceInfo
+from maildesk.service.source_lease import SourceLease
+
+if TYPE_CHECKING:
+    from maildesk.service.desk import Desk
+
+log = logging.getLogger(__name__)
+
+
+class MaildirIngest:
+    """Ingest of the Maildir `config`, for as long as the worker holds its lease."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        config: MaildirConfig,
+        *,
+        holder: str | None = None,
+        lease_seconds: float = 60,
+        lock: threading.Lock | None = None,
+    ):
+        self.desk = desk
+        self.config = config
+        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
+        self.lock = lock or threading.Lock()
+        self.maildir: Maildir | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def open(self) -> None:
+        """Check the folder is a Maildir (MaildirError says what is missing)."""
+        self.maildir = Maildir(self.config.path)
+        self.lease.record("connected")
+
+    def sync(self, interrupt: threading.Event | None = None) -> int:
+        """Ingest the unseen messages, batch by batch; the number committed.
+
+        When `interrupt` is set, the batch in hand is finished and marked first.
+        """
+        assert self.maildir is not None, "open() first"
+        waiting = self.maildir.waiting()
+        if not waiting:
+            self.lease.record("idle", success=True, backlog=0)
+            return 0
+        log.info("maildir %s: %d message(s) to ingest", self.name, len(waiting))
+        source = SourceInfo(source=self.name, queue=self.config.queue)
+        done = 0
+        for _path, _result in ingest_paths(
+            self.desk.pipeline,
+            waiting,
+            lambda _: source,
+            batch_size=self.config.batch_size,
+            committed=self.maildir.mark_seen,
+            in_transaction=self.lease.renew,
+            lock=self.lock,
+        ):
+            done += 1
+            if done % self.config.batch_size == 0 and interrupt is not None and interrupt.is_set():
+                break  # between batches: the next one (read, not written) stays unseen
+        self.lease.record("idle", success=True, backlog=len(waiting) - done)
+        return done
+
+    def wait(self, seconds: float, interrupt: threading.Event) -> None:
+        """Sleep until the next poll, or `interrupt`."""
+        interrupt.wait(seconds)
+
+    def close(self) -> None:
+        self.maildir = None
