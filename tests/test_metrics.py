@@ -107,6 +107,6 @@ def test_quarantine_size_is_unknown_when_the_database_is_gone(tmp_path):
 
 def test_port_in_use_is_a_clear_error(desk, served):
     with pytest.raises(
-        metrics.MaildeskError, match=re.escape(f"cannot serve metrics on port {served.port}")
+        metrics_server.MaildeskError, match=re.escape(f"cannot serve metrics on port {served.port}")
     ):
         metrics_server.serve(served.port, desk.config.database_url(), address="127.0.0.1")
