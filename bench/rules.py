@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import re2
 
-from maildesk.intake.parse import ParsedMessage, parse_message
+from maildesk.intake.message import ParsedMessage
+from maildesk.intake.parse import parse_message
 from maildesk.rules import RuleFacts, RuleSet, parse_rules
 
 HEADER = """\

@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.outgoing.sender import Backoff, OutboxSender, build_sender
 from maildesk.service.desk import Desk
 from maildesk.store.models import OutboxEntry, Ticket
-from maildesk.store.outbox import render_entry
 
 
 def sender(desk: Desk, **options: Any) -> OutboxSender:

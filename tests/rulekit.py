@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime
 
-from maildesk.intake.parse import ParsedMessage, parse_message
+from maildesk.intake.message import ParsedMessage
+from maildesk.intake.parse import parse_message
 from maildesk.rules import RuleFacts, RuleSet, parse_rules
 from tests.conftest import make_mail
 

@@ -13,9 +13,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.service.pipeline import SourceInfo
 from maildesk.store.models import Event, Message, OutboxEntry, QuarantineEntry, Ticket
-from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 from tests.corpus_cases import (
     MAX_ATTACHMENT,

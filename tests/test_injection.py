@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from maildesk.intake.parse import Address
+from maildesk.intake.message import Address
 from maildesk.outgoing.compose import Envelope, compose
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.outgoing.templates import Rendered
 from maildesk.store.models import OutboxEntry
-from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 
 EVIL = [

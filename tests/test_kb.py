@@ -14,17 +14,15 @@ from sqlalchemy import select
 
 from maildesk.cli import cli
 from maildesk.common.errors import NotFound
-from maildesk.decide.kb import (
+from maildesk.decide.kb import expand_kb_commands, find, suggest
+from maildesk.outgoing.render_jobs import render_entry
+from maildesk.service.knowledge_base import (
     KnowledgeBase,
     KnowledgeBaseError,
-    expand_kb_commands,
-    find,
     load_articles,
     parse_article,
-    suggest,
 )
 from maildesk.store.models import OutboxEntry
-from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 
 ARTICLES = {

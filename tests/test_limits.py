@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from maildesk.intake.parse import parse_message
 from maildesk.intake.skeleton import cut_skeleton
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import Attachment, Event, Message, OutboxEntry, Ticket
-from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 from tests.corpus_cases import file_cases, generated_cases, nested
 

@@ -357,7 +357,7 @@ def test_subject_with_crlf_cannot_add_a_bcc(make_desk, smtp_sink):
 def test_names_and_subjects_with_line_breaks_stay_inside_their_header():
     from datetime import UTC, datetime
 
-    from maildesk.intake.parse import Address
+    from maildesk.intake.message import Address
     from maildesk.outgoing.compose import Envelope, compose
     from maildesk.outgoing.templates import Rendered
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from maildesk.common.domain import Status
+from maildesk.store.ticket_updates import change_status
 from tests.conftest import make_mail
 from tests.mailflow import ids, outbox_rows, parse, reply_to, send_all, ticket
 
@@ -68,14 +69,14 @@ def conversation(make_desk, smtp_sink, clock):
 
     clock.advance(minutes=10)
     with desk.sessions() as session, session.begin():
-        row = session.get(type(ticket(desk)), ticket(desk).id)
-        desk.pipeline.notifier.change_status(
+        change_status(
             session,
-            row,
+            ticket(desk).id,
             Status.RESOLVED,
             actor="alice@example.com",
             reason="fire out",
             now=clock(),
+            config=desk.config,
         )
     (resolved,) = deliver()
     return {

@@ -137,7 +137,7 @@ def test_message_ids_are_unique_random_and_not_repeated_by_a_forked_child():
     import os
     import re
 
-    from maildesk.outgoing.compose import new_message_id
+    from maildesk.common.message_ids import new_message_id
 
     ids = [new_message_id("MD-7", "desk.example.com") for _ in range(5000)]
     assert len(set(ids)) == 5000

@@ -8,9 +8,9 @@ import hashlib
 
 from sqlalchemy import func, select
 
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.service.pipeline import SourceInfo
 from maildesk.store.models import Attachment, Blob, Message, OutboxEntry, QuarantineEntry, Ticket
-from maildesk.store.outbox import render_entry
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
 
@@ -132,7 +132,7 @@ def test_failure_inside_processing_is_quarantined_with_reason(desk, monkeypatch)
 
 def test_quarantine_retry_ingests_once_fixed(desk, monkeypatch):
     import maildesk.service.pipeline as pipeline_module
-    from maildesk.store.quarantine import retry_entry
+    from maildesk.service.quarantine_retry import retry_entry
 
     real = pipeline_module.write_plans
     monkeypatch.setattr(pipeline_module, "write_plans", lambda *a, **k: 1 / 0)

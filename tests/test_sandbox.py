@@ -8,7 +8,7 @@ import time
 import pytest
 
 from maildesk.common.errors import ParseError, ProcessingTimeout
-from maildesk.intake.parse import ParsedMessage, ParseLimits
+from maildesk.intake.message import ParsedMessage, ParseLimits
 from maildesk.intake.parser_children import SandboxedParser
 from tests.conftest import make_mail
 from tests.corpus_cases import nested

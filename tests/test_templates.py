@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from maildesk.cli import cli
 from maildesk.common.config import Config
 from maildesk.common.resources import default_templates_dir, example_rules
-from maildesk.decide.notices import TEMPLATES, sample_context
+from maildesk.decide.template_context import TEMPLATES, sample_context
 from maildesk.outgoing.templates import Renderer
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, parse

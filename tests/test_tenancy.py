@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import Message, OutboxEntry, Ticket
-from maildesk.store.outbox import render_entry
 from tests.conftest import make_mail
 
 SECRET_SUBJECT = "Payroll export for ACME"

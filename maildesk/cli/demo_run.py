@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from maildesk.common.config import load_config
 from maildesk.common.resources import example_config, example_rules, sample_messages
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade
 from maildesk.store.models import OutboxEntry
-from maildesk.store.outbox import render_entry
 from maildesk.store.queries import list_tickets
 
 

@@ -6,7 +6,8 @@ import click
 
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
 from maildesk.common.errors import MaildeskError
-from maildesk.decide.kb import Article, article_text, find, load_articles, suggest
+from maildesk.decide.kb import Article, article_text, find, suggest
+from maildesk.service.knowledge_base import load_articles
 
 
 def _articles(cli: CliContext) -> list[Article]:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
 from maildesk.common.errors import NotFound
+from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import OutboxEntry, Ticket
-from maildesk.store.outbox import render_entry
 
 STATUSES = ("pending", "sending", "sent", "failed", "bounced")
 UNSENT = ("pending", "sending", "failed", "bounced")

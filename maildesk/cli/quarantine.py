@@ -65,7 +65,7 @@ def list_cmd(cli: CliContext, show_all: bool, as_json: bool) -> None:
 @pass_cli
 def retry_cmd(cli: CliContext, entry_id: int) -> None:
     """Run a quarantined message through the pipeline again."""
-    from maildesk.store.quarantine import retry_entry
+    from maildesk.service.quarantine_retry import retry_entry
 
     desk = cli.desk()
     result = retry_entry(desk, entry_id)

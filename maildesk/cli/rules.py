@@ -10,7 +10,8 @@ import click
 from maildesk.cli.common import CliContext, pass_cli, print_json
 from maildesk.common.domain import Status, TicketState
 from maildesk.common.errors import FileProblems, MaildeskError, ParseError
-from maildesk.intake.parse import ParsedMessage, parse_message
+from maildesk.intake.message import ParsedMessage
+from maildesk.intake.parse import parse_message
 from maildesk.rules import Explanation, RuleFacts, RuleSet, load_rules
 from maildesk.rules.conditions import Trace
 

@@ -10,7 +10,7 @@ from maildesk.cli.common import CliContext, pass_cli
 from maildesk.common.errors import MaildeskError
 from maildesk.decide.satisfaction import MAX_COMMENT, RatingReply, verify_token
 from maildesk.store.queries import get_ticket
-from maildesk.store.ratings import record_rating
+from maildesk.store.ticket_updates import record_rating
 
 
 @click.command()
@@ -30,7 +30,7 @@ def rate(cli: CliContext, token: str, comment: str) -> None:
     with desk.sessions() as session, session.begin():
         ticket = get_ticket(session, ref)
         reply = RatingReply(rating, comment.strip()[:MAX_COMMENT])
-        record_rating(session, ticket, reply, now=now, actor=ticket.requester, via="by link")
+        record_rating(session, ticket.id, reply, now=now, actor=ticket.requester, via="by link")
     click.echo(f"{ref} rated {rating}")
 
 

@@ -7,6 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# RFC 3834 Auto-Submitted values: a response to a message is "auto-replied"; mail a timer
+# or the command line sent is "auto-generated".
+AUTO_REPLIED = "auto-replied"
+AUTO_GENERATED = "auto-generated"
+
 
 class Status(StrEnum):
     NEW = "new"
@@ -49,7 +54,12 @@ class MessageKind(StrEnum):
 
 @dataclass(frozen=True)
 class TicketState:
-    """A read-only snapshot of a ticket, as the deciding steps see it."""
+    """A read-only snapshot of a ticket, as the deciding steps see it.
+
+    Every field named like a column of the `tickets` table is that column
+    (`maildesk.store.ticket_rows` maps one to the other by name); the rest are what
+    the store gathers from other tables: participants, threads, bounces.
+    """
 
     id: int
     ref: str
@@ -63,19 +73,30 @@ class TicketState:
     created_at: datetime
     updated_at: datetime
     message_id: str
-    participants: dict[str, str] = field(default_factory=dict)  # address -> role
     tags: tuple[str, ...] = ()
     language: str = "en"
-    thread_ids: tuple[str, ...] = ()  # Message-IDs the requester has seen, oldest first
-    merged_into: str | None = None
+    rules_fired: tuple[str, ...] = ()
+    thread_index: str | None = None  # Outlook conversation root (base64), when adopted
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    last_customer_at: datetime | None = None
+    last_agent_at: datetime | None = None
     sla_policy: str | None = None
     first_response_due: datetime | None = None
     resolution_due: datetime | None = None
     sla_state: dict[str, Any] = field(default_factory=dict)  # warnings, breaches, pauses
-    thread_index: str | None = None  # Outlook conversation root (base64), when adopted
+    reopen_count: int = 0
+    spam: bool = False
+    merged_into_id: int | None = None
+    linked_from_id: int | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
+    rated_at: datetime | None = None
+    # Gathered from other tables.
+    merged_into: str | None = None  # the ref of merged_into_id
+    participants: dict[str, str] = field(default_factory=dict)  # address -> role
+    thread_ids: tuple[str, ...] = ()  # Message-IDs the requester has seen, oldest first
     bouncing: tuple[str, ...] = ()  # participants whose mail bounced
     # Message-IDs each agent has received from us or written, oldest first (their thread).
     agent_threads: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -51,3 +51,20 @@ def thread_index(root: bytes, depth: int, at: datetime) -> str:
     head = ((code << 31) | (bits & 0x7FFFFFFF)).to_bytes(4, "big")
     children = b"".join(head + bytes([n % 256]) for n in range(max(depth, 0)))
     return base64.b64encode(root[:ROOT_BYTES] + children).decode("ascii")
+
+
+def decode_root(value: str | None) -> bytes | None:
+    """A stored base64 Thread-Index root as bytes (None when absent or damaged)."""
+    if not value:
+        return None
+    try:
+        data = base64.b64decode(value)
+    except ValueError:
+        return None
+    return data if len(data) == ROOT_BYTES else None
+
+
+def ticket_thread_root(thread_index: str | None, created_at: datetime, message_id: str) -> str:
+    """The ticket's Outlook conversation root (base64): the request's own, else made from it."""
+    root = decode_root(thread_index) or new_root(created_at, message_id)
+    return base64.b64encode(root).decode("ascii")

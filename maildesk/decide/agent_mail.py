@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maildesk.common.domain import MessageKind, Priority, Status, TicketState
+from maildesk.decide.audience import ticket_agents
 from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.kb import Article, expand_kb_commands
 from maildesk.decide.lifecycle import transition_problem
-from maildesk.intake.parse import Address, ParsedMessage
+from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import trim_reply
 from maildesk.rules import Agent
 from maildesk.triage.agent_auth import sender_is_authenticated
@@ -138,27 +139,10 @@ def _note(
 ) -> None:
     """An internal note: stored, and sent only to the other agents on the ticket."""
     decision.kind, decision.internal = MessageKind.NOTE, True
-    readers = _ticket_agents(ticket, ctx)
+    readers = ticket_agents(ticket, ctx.rules)
     others = [a for a in readers if a.address != me.address]
     if others and body.strip():
         decision.notices.append(Notice("note", others, "agents", from_agent=me, body_text=body))
-
-
-def _ticket_agents(ticket: TicketState, ctx: DecideContext) -> list[Address]:
-    found: dict[str, Address] = {}
-    if ticket.assignee:
-        agent = ctx.rules.agent_by_address(ticket.assignee)
-        found[ticket.assignee] = Address(agent.name if agent else "", ticket.assignee)
-    queue = ctx.rules.queues.get(ticket.queue)
-    for key in queue.agents if queue else ():
-        agent = ctx.rules.agents.get(key)
-        if agent and not agent.away:
-            found.setdefault(agent.address, Address(agent.name, agent.address))
-    for address, role in ticket.participants.items():
-        agent = ctx.rules.agent_by_address(address)
-        if role == "watcher" and agent:
-            found.setdefault(address, Address(agent.name, address))
-    return list(found.values())
 
 
 def _check(

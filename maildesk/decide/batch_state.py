@@ -7,13 +7,9 @@ it, so a reply later in the same batch finds a ticket opened earlier in that bat
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
-from maildesk.common.domain import Priority, Status, TicketState
-from maildesk.decide.inbound import Decision, NewTicket
-from maildesk.decide.lifecycle import status_stamps
-from maildesk.intake.parse import ParsedMessage
+from maildesk.common.domain import TicketState
+from maildesk.intake.message import ParsedMessage
 from maildesk.triage.thread_keys import ThreadKeys
 
 ReceiptKey = tuple[str, int, int]
@@ -112,55 +108,3 @@ class BatchState:
         self.stored[msg.dedup_key] = (state.ref, message_pk)
         for address in automatic_to:
             self.auto_replies[address] = self.auto_replies.get(address, 0) + 1
-
-
-def state_of_new_ticket(
-    new: NewTicket, *, ticket_id: int, ref: str, message_id: str, now: datetime
-) -> TicketState:
-    """The snapshot of a ticket opened by this batch, before its changes are applied."""
-    return TicketState(
-        id=ticket_id,
-        ref=ref,
-        subject=new.subject,
-        status=Status.NEW,
-        priority=new.priority,
-        queue=new.queue,
-        assignee=new.assignee,
-        requester=new.requester.address,
-        requester_name=new.requester.name,
-        created_at=now,
-        updated_at=now,
-        message_id=message_id,
-        tags=tuple(dict.fromkeys(new.tags)),
-        language=new.language,
-        sla_policy=new.sla_policy,
-        first_response_due=new.first_response_due,
-        resolution_due=new.resolution_due,
-        thread_index=new.thread_index,
-    )
-
-
-_FIELDS = set(TicketState.__dataclass_fields__)
-
-
-def evolve(state: TicketState, decision: Decision, now: datetime) -> TicketState:
-    """`state` after the decision's changes and new participants."""
-    updates: dict[str, Any] = {"updated_at": now}
-    tags = list(state.tags)
-    for change in decision.changes:
-        if change.field == "tag":
-            if change.value not in tags:
-                tags.append(change.value)
-        elif change.field == "status":
-            status = Status(change.value)
-            updates.update(status_stamps(updates.get("status", state.status), status, now))
-            updates["status"] = status
-        elif change.field == "priority":
-            updates["priority"] = Priority(change.value)
-        elif change.field in _FIELDS:
-            updates[change.field] = change.value
-    participants = dict(state.participants)
-    for address, role in decision.participants:
-        if address.address != state.requester:
-            participants.setdefault(address.address, role)
-    return replace(state, **updates, tags=tuple(tags), participants=participants)

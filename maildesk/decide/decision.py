@@ -9,7 +9,7 @@ from typing import Any
 
 from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
-from maildesk.intake.parse import Address
+from maildesk.intake.message import Address
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.triage.screen import Screening
 
@@ -56,6 +56,7 @@ class Change:
     field: str
     value: Any
     reason: str
+    quiet: bool = False  # bookkeeping (SLA state): applied, but not an event of its own
 
 
 @dataclass

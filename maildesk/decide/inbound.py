@@ -12,15 +12,23 @@ from typing import Any
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.common.thread_index import root_from_header
 from maildesk.decide.agent_mail import agent_mail
+from maildesk.decide.audience import (
+    adding,
+    agent_address,
+    assignee_or_queue,
+    assignee_or_queue_of,
+    watchers,
+)
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
 from maildesk.decide.lifecycle import customer_reply_status
+from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
-from maildesk.intake.parse import Address, ParsedMessage, human_size
+from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
 
-__all__ = ["Change", "DecideContext", "Decision", "NewTicket", "Notice", "decide"]
+__all__ = ["classify_author", "decide"]
 
 OVERSIZED_TAG = "oversized"
 HELD_TAG = "held"
@@ -104,19 +112,6 @@ def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -
     )
 
 
-def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:
-    """Tell the requester (and CCs) when `changes` resolve or close `ticket`."""
-    notices = []
-    for change in changes:
-        if change.field != "status" or change.value == ticket.status:
-            continue
-        if change.value in (Status.RESOLVED, Status.CLOSED):
-            requester = Address(ticket.requester_name, ticket.requester)
-            ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
-            notices.append(Notice(f"status_{change.value}", [requester], "requester", cc=ccs))
-    return notices
-
-
 def _held(msg: ParsedMessage, claimed: TicketState, ctx: DecideContext) -> Decision:
     """A stranger's mail naming someone else's ticket, kept apart for an agent to approve.
 
@@ -189,7 +184,7 @@ def _new_ticket(
     decision.participants = [
         *((a, "cc") for a in msg.cc + msg.to if _is_customer(a.address, ctx)),
         *((Address("", c), "cc") for c in routing.cc),
-        *((_agent_address(w, ctx), "watcher") for w in routing.watchers),
+        *((agent_address(w, ctx.rules), "watcher") for w in routing.watchers),
     ]
     if linked_from:
         decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
@@ -199,18 +194,14 @@ def _new_ticket(
     if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
     # Spam and ignored mail reach only the addresses a rule names in `notify`.
-    agents = [] if quiet else _agents_to_tell(new.assignee, queue, ctx)
+    agents = [] if quiet else assignee_or_queue_of(new.assignee, queue, ctx.rules)
     extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
-    agents += [_agent_address(a, ctx) for a in dict.fromkeys(extra) if a not in _told(agents)]
+    agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
         decision.notices.append(
             Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
         )
     return decision
-
-
-def _told(people: list[Address]) -> set[str]:
-    return {p.address for p in people}
 
 
 def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
@@ -255,9 +246,8 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         for a in msg.cc + msg.to
         if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
     ]
-    agents = _agents_to_tell(ticket.assignee, ticket.queue, ctx)
-    agents += [w for w in _watchers(ticket, ctx) if w.address not in _told(agents)]
-    agents += [_agent_address(a, ctx) for a in routing.notify if a not in _told(agents)]
+    agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
+    agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]
     if agents:
         decision.notices.append(
@@ -337,29 +327,3 @@ def _may_auto_reply(ctx: DecideContext) -> bool:
 
 def _is_customer(address: str, ctx: DecideContext) -> bool:
     return address not in ctx.own_addresses and ctx.rules.agent_by_address(address) is None
-
-
-def _agent_address(address: str, ctx: DecideContext) -> Address:
-    agent = ctx.rules.agent_by_address(address)
-    return Address(agent.name if agent else "", address)
-
-
-def _watchers(ticket: TicketState, ctx: DecideContext) -> list[Address]:
-    """The ticket's watchers (agents or plain addresses a rule added): told of every reply."""
-    found = []
-    for address, role in ticket.participants.items():
-        if role == "watcher":
-            agent = ctx.rules.agent_by_address(address)
-            found.append(Address(agent.name if agent else "", address))
-    return found
-
-
-def _agents_to_tell(assignee: str | None, queue: str, ctx: DecideContext) -> list[Address]:
-    if assignee:
-        agent = ctx.rules.agent_by_address(assignee)
-        return [Address(agent.name if agent else "", assignee)]
-    q = ctx.rules.queues.get(queue)
-    if not q:
-        return []
-    agents = [ctx.rules.agents[k] for k in q.agents if k in ctx.rules.agents]
-    return [Address(a.name, a.address) for a in agents if not a.away]

@@ -1,4 +1,4 @@
-"""Notifications of a ticket: what each template is for, what it sees, how it threads.
+"""Who reads each notification, its Message-ID, and where it sits in the reader's thread.
 
 Each reader has their own view of a conversation: the requester (and CCs) see the
 messages they wrote and the notifications we sent them; an agent sees the
@@ -9,185 +9,37 @@ message its reader just sent, or else the last one they saw, and refers to the r
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from maildesk.common.config import Config
 from maildesk.common.domain import Status, TicketState
-from maildesk.decide.inbound import Change, Notice, status_notices
-from maildesk.decide.satisfaction import rating_context
-from maildesk.intake.parse import Address, ParsedMessage
-from maildesk.outgoing.compose import new_message_id
+from maildesk.common.message_ids import new_message_id
+from maildesk.decide.audience import assignee_or_queue, escalation_target
+from maildesk.decide.decision import Change, Notice
+from maildesk.decide.template_context import notification_context
+from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleSet
-from maildesk.store.models import OutboxEntry, ThreadRef, Ticket
-from maildesk.store.outbox import QueuedNotice, ThreadContext, outbox_row, ticket_thread_root
 
 
 @dataclass(frozen=True)
-class TemplateSpec:
-    """One notification event: who reads it and the extra variables its template gets."""
+class ThreadContext:
+    """The Message-IDs a notification answers and refers to."""
 
-    audience: str  # requester or agents
-    purpose: str
-    sample: dict[str, Any] = field(default_factory=dict)
-    has_agent: bool = False  # `agent` is set (else None)
+    in_reply_to: str | None
+    references: list[str]
 
 
-def _sample_sla(stage: str) -> dict[str, Any]:
-    return {
-        "sla": {
-            "stage": stage,
-            "kind": "first_response",
-            "policy": "standard",
-            "due_at": datetime(2026, 11, 23, 14, 0, tzinfo=UTC),
-            "escalated_to": "Carol Chen",
-        }
-    }
+@dataclass(frozen=True)
+class QueuedNotice:
+    """One outbox row to write: a notice for one group of recipients, with its Message-ID."""
 
-
-TEMPLATES: dict[str, TemplateSpec] = {
-    "ack": TemplateSpec("requester", "a new request was received: its reference, how to reply"),
-    "agent_reply": TemplateSpec("requester", "an agent's reply, relayed", has_agent=True),
-    "status_resolved": TemplateSpec("requester", "the ticket was resolved: how to reopen it"),
-    "status_closed": TemplateSpec("requester", "the ticket was closed"),
-    "new_ticket": TemplateSpec("agents", "a new ticket for the assignee or the queue"),
-    "customer_reply": TemplateSpec("agents", "the requester or a CC wrote again"),
-    "sla_warning": TemplateSpec("agents", "an SLA due time is near", _sample_sla("warning")),
-    "sla_breach": TemplateSpec("agents", "an SLA due time passed", _sample_sla("breach")),
-    "command_error": TemplateSpec(
-        "agents",
-        "an agent's commands failed; nothing was applied",
-        {
-            "errors": ["#assign zed: no agent called zed", "#status done: not a status"],
-            "commands": ["#assign zed", "#status done"],
-        },
-        has_agent=True,
-    ),
-    "note": TemplateSpec("agents", "an internal note, to the other agents", has_agent=True),
-    "reminder": TemplateSpec(
-        "agents", "an open ticket had no agent action for a while", {"hours": 24}
-    ),
-    "command_confirm": TemplateSpec(
-        "agents",
-        "an agent's commands were applied: what changed",
-        {"applied": ["status open -> pending", "assigned to Alice Archer"]},
-        has_agent=True,
-    ),
-    "oversized": TemplateSpec(
-        "requester",
-        "a message or attachment was over a size limit: what was not kept",
-        {
-            "oversized": {
-                "message": "the message is 61.2 MB, over the 40.0 MB limit",
-                "attachments": [
-                    {"name": "video.mp4", "size": "30.5 MB", "reason": "over the 25.0 MB limit"}
-                ],
-            }
-        },
-    ),
-}
-
-
-def notification_context(
-    ticket: TicketState, notice: Notice, msg: ParsedMessage | None, config: Config
-) -> dict[str, Any]:
-    """The variables every notification template can use (README lists them).
-
-    Stored as JSON with the outbox row, so values are plain strings, numbers and lists.
-    """
-    tickets = config.tickets
-    agent = notice.from_agent
-    return {
-        "ticket": {
-            "ref": ticket.ref,
-            "subject": ticket.subject,
-            "status": ticket.status.value,
-            "priority": ticket.priority.value,
-            "queue": ticket.queue,
-            "assignee": ticket.assignee or "",
-            "requester": ticket.requester,
-            "requester_name": ticket.requester_name or ticket.requester,
-            "created_at": ticket.created_at.isoformat(),
-            "language": ticket.language,
-        },
-        "support": {"address": tickets.support_address, "name": tickets.support_name},
-        "settings": _settings(config),
-        "agent": {"name": agent.name or agent.address, "address": agent.address} if agent else None,
-        "body": notice.body_text or "",
-        "message": {
-            "from": str(msg.sender) if msg and msg.sender else "",
-            "subject": msg.subject if msg else "",
-        },
-        **_rating(ticket, notice, config),
-        **_jsonable(notice.extra),
-    }
-
-
-def _rating(ticket: TicketState, notice: Notice, config: Config) -> dict[str, Any]:
-    """The rating invitation of the "resolved" notification (links expire)."""
-    if notice.template != "status_resolved":
-        return {}
-    satisfaction = config.satisfaction
-    secret = satisfaction.secret.read("satisfaction secret") if satisfaction.secret else None
-    context = rating_context(
-        ticket.ref,
-        ticket.subject,
-        support_address=config.tickets.support_address,
-        secret=secret,
-        now=ticket.updated_at,
-        days=satisfaction.link_days,
-        link_base=satisfaction.link_base,
-    )
-    return _jsonable(context)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def sample_context(config: Config, template: str) -> dict[str, Any]:
-    """Variables for a made-up ticket, as `maildesk check` renders `template` with them."""
-    spec = TEMPLATES.get(template, TemplateSpec("requester", "custom"))
-    return {
-        "ticket": {
-            "ref": f"{config.tickets.prefix}-1",
-            "subject": "Sample request",
-            "status": "open",
-            "priority": "normal",
-            "queue": "general",
-            "assignee": "agent@example.com",
-            "requester": "customer@example.org",
-            "requester_name": "Sample Customer",
-            "created_at": datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
-            "language": config.tickets.language,
-        },
-        "support": {"address": config.tickets.support_address, "name": config.tickets.support_name},
-        "settings": _settings(config),
-        "agent": {"name": "Sample Agent", "address": "agent@example.com"}
-        if spec.has_agent
-        else None,
-        "body": "Sample text.\nA second line with <b>markup</b> that must stay text.",
-        "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
-        **spec.sample,
-    }
-
-
-def _settings(config: Config) -> dict[str, Any]:
-    tickets = config.tickets
-    return {
-        "prefix": tickets.prefix,
-        "reply_to_closed": tickets.reply_to_closed,
-        "auto_close_days": tickets.auto_close_days,
-    }
+    notice: Notice
+    to: list[Address]
+    message_id: str
+    thread: ThreadContext
+    context: dict[str, Any] = field(default_factory=dict)  # the template's variables
 
 
 def thread_for(view: list[str], answering: str | None) -> ThreadContext:
@@ -242,6 +94,32 @@ def plan_notices(
     return queued
 
 
+def address_notices(
+    notices: list[Notice],
+    ticket: TicketState,
+    config: Config,
+    *,
+    msg: ParsedMessage | None = None,
+    requester_saw_msg: bool = False,
+    requester_extra: dict[str, Any] | None = None,
+) -> list[QueuedNotice]:
+    """Each notice per reader, with its Message-ID, thread headers and template variables.
+
+    `requester_extra` adds variables to the requester's notifications (suggested
+    knowledge-base articles).
+    """
+    queued = plan_notices(
+        notices, ticket, config.tickets.id_domain, msg=msg, requester_saw_msg=requester_saw_msg
+    )
+    addressed = []
+    for item in queued:
+        context = notification_context(ticket, item.notice, msg, config)
+        if requester_extra and item.notice.audience == "requester":
+            context.update(requester_extra)
+        addressed.append(replace(item, context=context))
+    return addressed
+
+
 def per_reader(notice: Notice) -> list[Notice]:
     """Each agent has their own view of the thread, so each gets their own copy."""
     if notice.audience != "agents" or len(notice.to) <= 1:
@@ -249,65 +127,17 @@ def per_reader(notice: Notice) -> list[Notice]:
     return [dataclasses.replace(notice, to=[a]) for a in notice.to]
 
 
-class Notifier:
-    """Queues notifications for changes made outside ingest (timers, the command line)."""
-
-    def __init__(self, config: Config):
-        self.config = config
-
-    def queue(
-        self,
-        session: Session,
-        ticket: Ticket,
-        notices: list[Notice],
-        now: datetime,
-        *,
-        msg: ParsedMessage | None = None,
-    ) -> list[OutboxEntry]:
-        """Add outbox rows for `notices` about the loaded `ticket` in the caller's transaction."""
-        from maildesk.store.lookup import load_ticket_state
-
-        state = load_ticket_state(session, ticket)
-        queued = plan_notices(notices, state, self.config.tickets.id_domain, msg=msg)
-        root = ticket_thread_root(state.thread_index, state.created_at, state.message_id)
-        entries = []
-        for item in queued:
-            context = notification_context(state, item.notice, msg, self.config)
-            row, ref = outbox_row(
-                self.config,
-                ticket_id=ticket.id,
-                language=state.language,
-                queued=item,
-                context=context,
-                now=now,
-                thread_root=root,
-                replying=msg is not None,
-            )
-            entry = OutboxEntry(**row)
-            session.add(entry)
-            session.add(ThreadRef(**ref))
-            entries.append(entry)
-        return entries
-
-    def change_status(
-        self,
-        session: Session,
-        ticket: Ticket,
-        status: Status,
-        *,
-        actor: str,
-        reason: str,
-        now: datetime,
-    ) -> list[OutboxEntry]:
-        """Set `ticket`'s status outside the ingest pipeline (timers, CLI) and notify."""
-        from maildesk.store.lookup import load_ticket_state
-        from maildesk.store.tickets import apply_change
-
-        before = load_ticket_state(session, ticket)
-        change = Change("status", status, reason)
-        apply_change(session, ticket, change, actor, now)
-        session.flush()
-        return self.queue(session, ticket, status_notices(before, [change]), now)
+def status_notices(ticket: TicketState, changes: list[Change]) -> list[Notice]:
+    """Tell the requester (and CCs) when `changes` resolve or close `ticket`."""
+    notices = []
+    for change in changes:
+        if change.field != "status" or change.value == ticket.status:
+            continue
+        if change.value in (Status.RESOLVED, Status.CLOSED):
+            requester = Address(ticket.requester_name, ticket.requester)
+            ccs = [Address("", a) for a, role in ticket.participants.items() if role == "cc"]
+            notices.append(Notice(f"status_{change.value}", [requester], "requester", cc=ccs))
+    return notices
 
 
 def sla_notices(
@@ -321,7 +151,7 @@ def sla_notices(
 ) -> list[Notice]:
     """SLA `stage` ("warning" or "breach") notices to the assignee and the escalation target."""
     readers = assignee_or_queue(ticket, rules)
-    target = _escalation_target(ticket.queue, rules)
+    target = escalation_target(ticket.queue, rules)
     for agent in target:
         if agent.address not in {a.address for a in readers}:
             readers.append(agent)
@@ -337,31 +167,3 @@ def sla_notices(
     if not readers:
         return []
     return [Notice(f"sla_{stage}", readers, "agents", extra=extra)]
-
-
-def assignee_or_queue(ticket: TicketState, rules: RuleSet) -> list[Address]:
-    if ticket.assignee:
-        agent = rules.agent_by_address(ticket.assignee)
-        return [Address(agent.name if agent else "", ticket.assignee)]
-    return _queue_agents(ticket.queue, rules)
-
-
-def _queue_agents(queue: str, rules: RuleSet) -> list[Address]:
-    q = rules.queues.get(queue)
-    keys = q.agents if q else ()
-    return [
-        Address(rules.agents[k].name, rules.agents[k].address)
-        for k in keys
-        if k in rules.agents and not rules.agents[k].away
-    ]
-
-
-def _escalation_target(queue: str, rules: RuleSet) -> list[Address]:
-    q = rules.queues.get(queue)
-    target = q.escalation if q else None
-    if not target:
-        return []
-    if target in rules.agents:
-        agent = rules.agents[target]
-        return [Address(agent.name, agent.address)]
-    return _queue_agents(target, rules)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from maildesk.common.config import Config
 from maildesk.common.errors import ParseError, ProcessingTimeout, StageError
 from maildesk.intake.blob_writer import BlobWriter, InlineSink
-from maildesk.intake.parse import ParsedMessage, ParseLimits, human_size
+from maildesk.intake.message import ParsedMessage, ParseLimits, human_size
 from maildesk.intake.parser_children import (
     InlineParser,
     MessageParser,

@@ -19,7 +19,8 @@ from typing import Protocol
 
 from maildesk.common.children import ChildPool, ChildUnavailable, Result, alarm, shared
 from maildesk.common.errors import ParseError, ProcessingTimeout
-from maildesk.intake.parse import ParsedMessage, ParseLimits, Spilled, parse_message
+from maildesk.intake.message import ParsedMessage, ParseLimits, Spilled
+from maildesk.intake.parse import parse_message
 
 
 class MessageParser(Protocol):

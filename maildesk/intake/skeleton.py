@@ -26,18 +26,17 @@ from typing import BinaryIO
 
 from maildesk.common.errors import MaildeskError, ParseError
 from maildesk.intake.blob_writer import BlobWriter
-from maildesk.intake.parse import (
-    MAX_DEPTH,
+from maildesk.intake.header_values import decode_header_value
+from maildesk.intake.message import (
     SPILL_HEADER,
     DroppedAttachment,
     ParsedAttachment,
     ParsedMessage,
     Spilled,
     StoredPart,
-    decode_header_value,
-    decode_uu_line,
     human_size,
 )
+from maildesk.intake.mime_parts import MAX_DEPTH, decode_uu_line
 from maildesk.intake.tnef import TnefError, parse_tnef
 
 CHUNK = 1 << 20

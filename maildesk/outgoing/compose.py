@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import email.policy
 import email.utils
-import os
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,14 +17,11 @@ from typing import Any
 from maildesk.common.errors import MaildeskError
 from maildesk.common.thread_index import thread_index
 from maildesk.intake.charsets import decode_encoded_words
-from maildesk.intake.parse import Address
+from maildesk.intake.message import Address
 from maildesk.outgoing.templates import Rendered
 from maildesk.triage.screen import LOOP_HEADER
 
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|отв)\s*:\s*)+", re.IGNORECASE)
-# RFC 3834: a response to a message is "auto-replied"; mail a timer sent is "auto-generated".
-AUTO_REPLIED = "auto-replied"
-AUTO_GENERATED = "auto-generated"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
 MAX_REFERENCES = 20
@@ -56,36 +50,6 @@ def clean_header(value: str) -> str:
 def safe_ids(ids: list[str]) -> list[str]:
     """Message-IDs fit to repeat in In-Reply-To/References (plain `left@right`)."""
     return [i for i in ids if len(i) <= 900 and _SAFE_ID.match(i)]
-
-
-class _RandomBytes:
-    """Cryptographically random bytes, read from the OS a block at a time: Message-IDs
-    must not be guessable (a guessed one would thread a stranger's mail into a ticket),
-    and one read per 400 of them costs less than one each."""
-
-    def __init__(self, block: int = 4096):
-        self.block = block
-        self._lock = threading.Lock()
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)  # a child must never reuse them
-
-    def take(self, size: int) -> bytes:
-        with self._lock:
-            if self._used + size > len(self._buffer):
-                self._buffer, self._used = os.urandom(self.block), 0
-            start, self._used = self._used, self._used + size
-            return self._buffer[start : self._used]
-
-    def _reset(self) -> None:
-        self._buffer, self._used = b"", 0
-
-
-_random = _RandomBytes()
-
-
-def new_message_id(ref: str, domain: str) -> str:
-    """A unique Message-ID in our own domain (without angle brackets)."""
-    return f"{ref.lower()}.{_random.take(10).hex()}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -214,17 +178,6 @@ def _compose_utf8(envelope: Envelope, body: Rendered) -> bytes:
 def thread_topic(subject: str) -> str:
     """The subject without reply prefixes: what Outlook shows as the conversation's topic."""
     return _REPLY_PREFIX.sub("", subject).strip()
-
-
-def decode_root(value: str | None) -> bytes | None:
-    """A stored base64 Thread-Index root as bytes (None when absent or damaged)."""
-    if not value:
-        return None
-    try:
-        data = base64.b64decode(value)
-    except ValueError:
-        return None
-    return data if len(data) == 22 else None
 
 
 def _headers(e: Envelope, *, utf8: bool = False) -> list[tuple[str, Any]]:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from maildesk.common.children import ChildPool, ChildUnavailable, run_one, shared
 from maildesk.common.config import Config, TicketsConfig
-from maildesk.intake.parse import Address
-from maildesk.outgoing.compose import AUTO_REPLIED, Envelope, compose, decode_root
+from maildesk.common.domain import AUTO_REPLIED
+from maildesk.common.thread_index import decode_root
+from maildesk.intake.message import Address
+from maildesk.outgoing.compose import Envelope, compose
 from maildesk.outgoing.templates import Renderer
 
 if TYPE_CHECKING:  # the render process never imports the database layer
@@ -211,3 +213,12 @@ def shared_pool() -> ChildPool:
         "renderer",
         lambda: ChildPool("maildesk.outgoing.render_jobs:_render_job", "renderer", max_idle=1),
     )
+
+
+def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
+    """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
+    if entry.raw is None:
+        rendered = render_notice(RenderJob.of(entry), renderer, config.tickets)
+        reported([rendered])  # an admin template replaced by the shipped one is logged
+        entry.raw, entry.subject = rendered.raw, rendered.subject
+    return entry.raw

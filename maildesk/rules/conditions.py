@@ -18,7 +18,7 @@ import re2
 
 from maildesk.common.business_hours import Calendar
 from maildesk.common.yamlfile import Path_, did_you_mean
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 from maildesk.rules.model import RuleFacts
 from maildesk.rules.schema import Scope, describe, parse_size
 

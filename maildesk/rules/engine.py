@@ -14,7 +14,7 @@ from typing import Any
 
 from maildesk.common.business_hours import Calendar
 from maildesk.common.domain import Priority, TicketState
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
 from maildesk.rules.conditions import Condition, MessageView, Trace

@@ -64,7 +64,7 @@ def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
 
 def check_templates(config: Config) -> str:
     """Render every template against a sample ticket, so errors show before mail is due."""
-    from maildesk.decide.notices import TEMPLATES
+    from maildesk.decide.template_context import TEMPLATES
     from maildesk.outgoing.templates import Renderer, TemplateError
 
     renderer = Renderer(config.templates, default_language=config.tickets.language)
@@ -148,7 +148,7 @@ def check_knowledge_base(config: Config) -> str:
     """Every knowledge-base article parses (front matter, unique names)."""
     if config.knowledge_base is None:
         return "none configured"
-    from maildesk.decide.kb import load_articles
+    from maildesk.service.knowledge_base import load_articles
 
     return f"{len(load_articles(config.knowledge_base))} articles in {config.knowledge_base}"
 
@@ -176,7 +176,7 @@ def check_maildirs(config: Config) -> str:
 
 def sample_context(config: Config, template: str = "ack") -> dict:
     """Template variables for a made-up ticket, as `maildesk check` renders them."""
-    from maildesk.decide.notices import sample_context as for_template
+    from maildesk.decide.template_context import sample_context as for_template
 
     return for_template(config, template)
 

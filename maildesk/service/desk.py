@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.common import metrics
 from maildesk.common.config import Config
 from maildesk.common.errors import RulesError
-from maildesk.decide.kb import KnowledgeBase
 from maildesk.outgoing.templates import Renderer
 from maildesk.rules import RuleSet, load_rules
+from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.service.pipeline import Clock, IngestResult, Pipeline, utcnow
 from maildesk.store.blobs import BlobStore
 from maildesk.store.checkpoint import WalCheckpointer

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,23 +24,27 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.common.config import Config
 from maildesk.common.domain import Author, TicketState
 from maildesk.common.errors import StageError, TemporaryFailure
-from maildesk.decide.batch_state import BatchState, evolve, state_of_new_ticket
+from maildesk.common.message_ids import new_message_id
+from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
-from maildesk.decide.inbound import DecideContext, Decision, decide
-from maildesk.decide.kb import Article, KnowledgeBase, kb_context
-from maildesk.decide.notices import Notifier, notification_context, plan_notices
+from maildesk.decide.decision import DecideContext, Decision
+from maildesk.decide.inbound import decide
+from maildesk.decide.kb import Article, kb_context
+from maildesk.decide.notices import address_notices
+from maildesk.decide.ticket_changes import apply_decision, state_of_new_ticket
+from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
-from maildesk.intake.parse import ParsedMessage
 from maildesk.intake.raw_mail import IncomingMail
-from maildesk.outgoing.compose import new_message_id
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.blobs import BlobStore
 from maildesk.store.bounces import clear_bouncing, record_bounce
+from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.quarantine import quarantine_message
-from maildesk.store.writer import Plan, RowIds, TicketIds, add_receipt, write_plans
+from maildesk.store.writer import Plan, add_receipt, write_plans
 from maildesk.triage.bounce import BounceReport, read_bounce
 from maildesk.triage.screen import MailClass, Screening, screen_message
 from maildesk.triage.thread_keys import (
@@ -50,7 +54,7 @@ from maildesk.triage.thread_keys import (
     thread_keys,
 )
 
-__all__ = ["IngestResult", "Pipeline", "SourceInfo", "StartedBatch", "notification_context"]
+__all__ = ["IngestResult", "Pipeline", "SourceInfo", "StartedBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,6 @@ class Pipeline:
     ):
         self.config = config
         self.reader = reader or MessageReader(config, blobs)
-        self.notifier = Notifier(config)  # for changes made outside ingest (timers, CLI)
         self.knowledge_base = knowledge_base  # suggests articles in acknowledgements
         self.on_batch = on_batch  # told of every committed batch (metrics)
         self.sessions = sessions
@@ -342,33 +345,26 @@ class Pipeline:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.new_ticket is not None:
             before = None
-            ticket_id = ids[0].allocate()
-            ref = format_token(self.config.tickets.prefix, ticket_id)
-            root = new_message_id(ref, self.config.tickets.id_domain)
+            start = self._new_ticket_state(decision, ids[0].allocate(), now)
             new = decision.new_ticket
-            start = state_of_new_ticket(new, ticket_id=ticket_id, ref=ref, message_id=root, now=now)
             if new.assign_strategy and new.assignee:
                 state.assigned(new.queue, new.assignee)
         else:
             assert before is not None
             start = before
-        after = evolve(start, decision, now)
-        if decision.merge_into is not None:
-            after = replace(after, merged_into=decision.merge_into.ref)
-        queued = plan_notices(
+        after, events = apply_decision(start, decision, now)
+        suggestions = None
+        if before is None and self.knowledge_base is not None:
+            suggestions = kb_context(self.knowledge_base.suggest(f"{msg.subject}\n{msg.text}"))
+        queued = address_notices(
             decision.notices,
             after,
-            self.config.tickets.id_domain,
+            self.config,
             msg=msg,
             requester_saw_msg=decision.author in (Author.REQUESTER, Author.PARTICIPANT)
             and not decision.internal,
+            requester_extra=suggestions,
         )
-        contexts = [notification_context(after, q.notice, msg, self.config) for q in queued]
-        if before is None and self.knowledge_base is not None:
-            suggestions = kb_context(self.knowledge_base.suggest(f"{msg.subject}\n{msg.text}"))
-            for queued_notice, context in zip(queued, contexts, strict=True):
-                if queued_notice.notice.audience == "requester":
-                    context.update(suggestions)
         message_pk = ids[1].allocate()
         new_thread_ref = bool(msg.message_id) and msg.message_id not in state.thread_refs
         state.record(
@@ -389,12 +385,24 @@ class Pipeline:
         )
         source = entry.source
         plan = Plan(
-            msg, decision, before, after, queued, contexts, source.source, source.receipt, now
+            msg, decision, before, after, events, queued, source.source, source.receipt, now
         )
         plan.message_pk = message_pk
         plan.new_thread_ref = new_thread_ref
         plan.keep_raw = lambda inline: self.reader.keep_raw(entry.mail, msg, inline)
         return plan
+
+    def _new_ticket_state(self, decision: Decision, ticket_id: int, now: datetime) -> TicketState:
+        assert decision.new_ticket is not None
+        ref = format_token(self.config.tickets.prefix, ticket_id)
+        return state_of_new_ticket(
+            decision.new_ticket,
+            ticket_id=ticket_id,
+            ref=ref,
+            message_id=new_message_id(ref, self.config.tickets.id_domain),
+            now=now,
+            rules_fired=decision.rule_hits,
+        )
 
     def _screen(self, entry: _Entry) -> None:
         """Is it an auto-reply, a bounce, list mail or our own mail coming back?"""

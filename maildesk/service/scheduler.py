@@ -18,14 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maildesk.common.business_hours import Calendar
-from maildesk.common.domain import Status
-from maildesk.decide.decision import Notice
+from maildesk.common.domain import Status, TicketState
+from maildesk.decide.audience import assignee_or_queue
+from maildesk.decide.decision import Change, Notice
 from maildesk.decide.lifecycle import auto_close_due
-from maildesk.decide.notices import assignee_or_queue, sla_notices
-from maildesk.decide.sla import SlaClock, due_events, record
+from maildesk.decide.notices import sla_notices
+from maildesk.decide.sla import SlaClock, SlaEvent, due_events, record
+from maildesk.decide.ticket_changes import TicketEvent
 from maildesk.store import leases
 from maildesk.store.lookup import load_ticket_state
-from maildesk.store.models import Event, Ticket
+from maildesk.store.models import Ticket
+from maildesk.store.outbox import queue_notices
+from maildesk.store.ticket_updates import change_status, update_ticket
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +93,11 @@ class Scheduler:
         done = []
         for ticket_id in ids:
             with self.desk.sessions() as session, session.begin():
-                ticket = session.get(Ticket, ticket_id)
-                if ticket is not None and job(session, ticket, now):
+                try:
+                    ticket = load_ticket_state(session, ticket_id)
+                except LookupError:
+                    continue
+                if job(session, ticket, now):
                     done.append(ticket.ref)
         return done
 
@@ -105,19 +112,20 @@ class Scheduler:
             )
             return list(session.scalars(query))
 
-    def _close(self, session: Session, ticket: Ticket, now: datetime) -> bool:
+    def _close(self, session: Session, ticket: TicketState, now: datetime) -> bool:
         days = self.config.tickets.auto_close_days
-        if ticket.status != Status.RESOLVED.value or not auto_close_due(
+        if ticket.status is not Status.RESOLVED or not auto_close_due(
             ticket.resolved_at, now, days
         ):
             return False  # reopened meanwhile
-        self.desk.pipeline.notifier.change_status(
+        change_status(
             session,
-            ticket,
+            ticket.id,
             Status.CLOSED,
             actor="system",
             reason=f"resolved {days:g} days ago and not reopened",
             now=now,
+            config=self.config,
         )
         return True
 
@@ -138,50 +146,47 @@ class Scheduler:
         breached: list[str] = []
         for ticket_id in ids:
             with self.desk.sessions() as session, session.begin():
-                ticket = session.get(Ticket, ticket_id)
-                if ticket is None:
+                try:
+                    ticket = load_ticket_state(session, ticket_id)
+                except LookupError:
                     continue
                 for event in self._sla_events(ticket, now):
-                    self._send_sla(session, ticket, event, now)
+                    ticket = self._send_sla(session, ticket, event, now)
                     (breached if event.stage == "breach" else warned).append(ticket.ref)
         return warned, breached
 
-    def _sla_events(self, ticket: Ticket, now: datetime) -> list[Any]:
+    def _sla_events(self, ticket: TicketState, now: datetime) -> list[SlaEvent]:
         rules = self.desk.rules()
         policy = rules.sla_policies.get(ticket.sla_policy or "")
         calendar = policy.calendar if policy else Calendar.always_open()
         clock = SlaClock(
-            status=Status(ticket.status),
+            status=ticket.status,
             created_at=ticket.created_at,
             first_response_at=ticket.first_response_at,
             resolved_at=ticket.resolved_at,
             first_response_due=ticket.first_response_due,
             resolution_due=ticket.resolution_due,
-            state=dict(ticket.sla_state or {}),
+            state=ticket.sla_state,
         )
-        paused = (
-            self.config.tickets.pause_sla_when_pending and ticket.status == Status.PENDING.value
-        )
+        paused = self.config.tickets.pause_sla_when_pending and ticket.status is Status.PENDING
         return due_events(clock, calendar, now, self.config.tickets.sla_warning_fraction, paused)
 
-    def _send_sla(self, session: Session, ticket: Ticket, event: Any, now: datetime) -> None:
-        ticket.sla_state = record(dict(ticket.sla_state or {}), event, now)
+    def _send_sla(
+        self, session: Session, ticket: TicketState, event: SlaEvent, now: datetime
+    ) -> TicketState:
         what = "first response" if event.kind == "first_response" else "resolution"
-        session.add(
-            Event(
-                ticket_id=ticket.id,
-                at=now,
-                actor="system",
-                kind=f"sla_{event.stage}",
-                new=what,
-                reason=f"{what} due {event.due_at.isoformat()}",
-            )
+        sent = Change("sla_state", record(ticket.sla_state, event, now), "SLA notice", quiet=True)
+        logged = TicketEvent(
+            f"sla_{event.stage}", "system", f"{what} due {event.due_at.isoformat()}", new=what
         )
-        state = load_ticket_state(session, ticket)
+        _, after = update_ticket(
+            session, ticket.id, [sent], actor="system", now=now, events=[logged]
+        )
         notices = sla_notices(
-            state, self.desk.rules(), stage=event.stage, kind=event.kind, due_at=event.due_at
+            after, self.desk.rules(), stage=event.stage, kind=event.kind, due_at=event.due_at
         )
-        self.desk.pipeline.notifier.queue(session, ticket, notices, now)
+        queue_notices(session, after, notices, self.config, now)
+        return after
 
     def _reminder_candidates(self, now: datetime) -> list[int]:
         hours = self.config.tickets.remind_after_hours
@@ -197,28 +202,28 @@ class Scheduler:
             )
             return list(session.scalars(query))
 
-    def _remind(self, session: Session, ticket: Ticket, now: datetime) -> bool:
+    def _remind(self, session: Session, ticket: TicketState, now: datetime) -> bool:
         hours = self.config.tickets.remind_after_hours
         last_agent = ticket.last_agent_at or ticket.created_at
-        reminded = ticket.sla_state.get("reminded_at") if ticket.sla_state else None
+        reminded = ticket.sla_state.get("reminded_at")
         quiet_since = max(last_agent, ticket.last_customer_at or ticket.created_at)
         if now - quiet_since < timedelta(hours=hours):
             return False
         if reminded and datetime.fromisoformat(reminded) >= quiet_since:
             return False  # already reminded about this silence
-        agents = assignee_or_queue(load_ticket_state(session, ticket), self.desk.rules())
+        agents = assignee_or_queue(ticket, self.desk.rules())
         if not agents:
             return False
-        ticket.sla_state = {**(ticket.sla_state or {}), "reminded_at": now.isoformat()}
-        session.add(
-            Event(
-                ticket_id=ticket.id,
-                at=now,
-                actor="system",
-                kind="reminder",
-                reason=f"no agent action for {hours:g} hours",
-            )
+        stamp = {**ticket.sla_state, "reminded_at": now.isoformat()}
+        logged = TicketEvent("reminder", "system", f"no agent action for {hours:g} hours")
+        _, after = update_ticket(
+            session,
+            ticket.id,
+            [Change("sla_state", stamp, "reminder", quiet=True)],
+            actor="system",
+            now=now,
+            events=[logged],
         )
         notice = Notice("reminder", agents, "agents", extra={"hours": hours})
-        self.desk.pipeline.notifier.queue(session, ticket, [notice], now)
+        queue_notices(session, after, [notice], self.config, now)
         return True

@@ -10,11 +10,12 @@ from typing import Any, Protocol
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
-from maildesk.common.domain import Priority, Status, TicketState
+from maildesk.common.domain import TicketState
 from maildesk.decide.batch_state import BatchState
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import Message, OutboxEntry, Participant, Receipt, ThreadRef, Ticket
 from maildesk.store.outbox import auto_reply_counts, one_hour_before
+from maildesk.store.ticket_rows import state_from_row
 from maildesk.triage.thread_keys import ThreadKeys, format_token
 
 _CHUNK = 500  # bound the size of IN (...) lists
@@ -215,43 +216,21 @@ def snapshot(
 ) -> TicketState:
     """The read-only view of a stored ticket (an ORM object or a row) that deciding gets."""
     people = list(participants)
-    return TicketState(
-        id=ticket.id,
-        ref=ticket.ref,
-        subject=ticket.subject,
-        status=Status(ticket.status),
-        priority=Priority(ticket.priority),
-        queue=ticket.queue,
-        assignee=ticket.assignee,
-        requester=ticket.requester,
-        requester_name=ticket.requester_name,
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-        message_id=ticket.message_id,
+    merged = ticket.merged_into_id
+    return state_from_row(
+        ticket,
+        merged_into=refs_by_id.get(merged) if merged else None,
         participants={p.address: p.role for p in people if p.role != "requester"},
-        tags=tuple(ticket.tags or ()),
-        language=ticket.language,
         thread_ids=thread_ids,
-        merged_into=refs_by_id.get(ticket.merged_into_id) if ticket.merged_into_id else None,
-        first_response_at=ticket.first_response_at,
-        resolved_at=ticket.resolved_at,
-        closed_at=ticket.closed_at,
-        sla_policy=ticket.sla_policy,
-        first_response_due=ticket.first_response_due,
-        resolution_due=ticket.resolution_due,
-        thread_index=ticket.thread_index,
-        sla_state=dict(ticket.sla_state or {}),
         bouncing=tuple(p.address for p in people if p.bouncing),
         agent_threads=agent_threads or {},
     )
 
 
-def load_ticket_state(session: Session, ticket: Ticket) -> TicketState:
-    """The snapshot of one loaded ticket, with its readers' threads (outside batch ingest)."""
-    threads = _visible_threads(session, [ticket.id])
-    agents = _agent_threads(session, [ticket.id])
-    merged = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
-    refs = {merged.id: merged.ref} if merged else {}
-    return snapshot(
-        ticket, ticket.participants, threads.get(ticket.id, ()), refs, agents.get(ticket.id, {})
-    )
+def load_ticket_state(session: Session, ticket_id: int) -> TicketState:
+    """The snapshot of one ticket with its readers' threads (outside batch ingest)."""
+    states = _tickets(session, {ticket_id}, set())
+    found = next((s for s in states if s.id == ticket_id), None)
+    if found is None:
+        raise LookupError(f"ticket {ticket_id} does not exist")
+    return found

@@ -4,92 +4,96 @@ Ingest stores what to send (template, variables, headers) in the same transactio
 the ticket change; the sender renders it once into bytes before the first attempt, so
 retries resend exactly the same message with the same Message-ID. A broken template
 therefore fails one notification, visibly, and never holds up incoming mail.
+
+`outbox_rows` is the one place outbox rows are built; `queue_notices` writes them
+for changes made outside ingest (timers, the command line).
 """
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import Config
-from maildesk.common.thread_index import new_root
-from maildesk.decide.inbound import Notice
-from maildesk.intake.parse import Address
-from maildesk.outgoing.compose import AUTO_GENERATED, AUTO_REPLIED, decode_root
-from maildesk.outgoing.render_jobs import RenderJob, render_notice, reported
-from maildesk.outgoing.templates import Renderer
-from maildesk.store.models import OutboxEntry
+from maildesk.common.domain import AUTO_GENERATED, AUTO_REPLIED, TicketState
+from maildesk.common.thread_index import ticket_thread_root
+from maildesk.decide.decision import Notice
+from maildesk.decide.notices import QueuedNotice, address_notices
+from maildesk.intake.message import ParsedMessage
+from maildesk.store.models import OutboxEntry, ThreadRef
 
 
-@dataclass(frozen=True)
-class ThreadContext:
-    """The Message-IDs a notification answers and refers to."""
-
-    in_reply_to: str | None
-    references: list[str]
-
-
-@dataclass(frozen=True)
-class QueuedNotice:
-    """One outbox row to write: a notice for one group of recipients, with its Message-ID."""
-
-    notice: Notice
-    to: list[Address]
-    message_id: str
-    thread: ThreadContext
-
-
-def outbox_row(
-    config: Config,
+def outbox_rows(
+    queued: Sequence[QueuedNotice],
+    ticket: TicketState,
     *,
-    ticket_id: int,
-    language: str,
-    queued: QueuedNotice,
-    context: dict[str, Any],
+    envelope_from: str,
     now: datetime,
-    thread_root: str,
     replying: bool = True,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The outbox row for a queued notice, and the thread_refs row of its Message-ID.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The outbox rows for queued notices about `ticket`, and the thread_refs rows of
+    their Message-IDs.
 
-    `replying` says the notice answers a message (Auto-Submitted: auto-replied) rather
-    than a timer or the command line (auto-generated); `thread_root` is the ticket's
-    Outlook conversation root (base64).
+    `replying` says the notices answer a message (Auto-Submitted: auto-replied) rather
+    than a timer or the command line (auto-generated).
     """
-    notice = queued.notice
+    root = ticket_thread_root(ticket.thread_index, ticket.created_at, ticket.message_id)
+    entries, refs = [], []
+    for item in queued:
+        entries.append(_row(item, ticket, envelope_from, now, replying, root))
+        refs.append(
+            {
+                "message_id": item.message_id,
+                "ticket_id": ticket.id,
+                "ours": True,
+                "visible": item.notice.audience == "requester",
+                "created_at": now,
+            }
+        )
+    return entries, refs
+
+
+def _row(
+    item: QueuedNotice,
+    ticket: TicketState,
+    envelope_from: str,
+    now: datetime,
+    replying: bool,
+    thread_root: str,
+) -> dict[str, Any]:
+    notice = item.notice
     cc = notice.cc if notice.audience == "requester" else []
     on_behalf = notice.from_agent or notice.on_behalf_of
-    references = [r for r in queued.thread.references if r != queued.message_id]
+    references = [r for r in item.thread.references if r != item.message_id]
     automatic = (AUTO_REPLIED if replying else AUTO_GENERATED) if notice.automatic else None
     headers = {
-        "to": [[a.name, a.address] for a in queued.to],
+        "to": [[a.name, a.address] for a in item.to],
         "cc": [[a.name, a.address] for a in cc],
         "on_behalf_of": [on_behalf.name or on_behalf.address, on_behalf.address]
         if on_behalf
         else None,
-        "in_reply_to": queued.thread.in_reply_to,
+        "in_reply_to": item.thread.in_reply_to,
         "references": references,
         "auto_submitted": automatic,
         "thread_root": thread_root,
         "thread_depth": len(references),
     }
-    entry = {
+    return {
         "created_at": now,
-        "ticket_id": ticket_id,
+        "ticket_id": ticket.id,
         "template": notice.template,
         "audience": notice.audience,
         "automatic": notice.automatic,
-        "to_addr": queued.to[0].address,
-        "recipients": list(dict.fromkeys(a.address for a in [*queued.to, *cc])),
-        "envelope_from": config.tickets.support_address,
-        "message_id": queued.message_id,
-        "language": language,
-        "context": context,
+        "to_addr": item.to[0].address,
+        "recipients": list(dict.fromkeys(a.address for a in [*item.to, *cc])),
+        "envelope_from": envelope_from,
+        "message_id": item.message_id,
+        "language": ticket.language,
+        "context": item.context,
         "headers": headers,
         "subject": "",
         "raw": None,
@@ -101,29 +105,31 @@ def outbox_row(
         "last_error": None,
         "sent_at": None,
     }
-    ref = {
-        "message_id": queued.message_id,
-        "ticket_id": ticket_id,
-        "ours": True,
-        "visible": notice.audience == "requester",
-        "created_at": now,
-    }
-    return entry, ref
 
 
-def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
-    """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
-    if entry.raw is None:
-        rendered = render_notice(RenderJob.of(entry), renderer, config.tickets)
-        reported([rendered])  # an admin template replaced by the shipped one is logged
-        entry.raw, entry.subject = rendered.raw, rendered.subject
-    return entry.raw
-
-
-def ticket_thread_root(thread_index: str | None, created_at: datetime, message_id: str) -> str:
-    """The ticket's Outlook conversation root (base64): the request's own, else made from it."""
-    root = decode_root(thread_index) or new_root(created_at, message_id)
-    return base64.b64encode(root).decode("ascii")
+def queue_notices(
+    session: Session,
+    ticket: TicketState,
+    notices: list[Notice],
+    config: Config,
+    now: datetime,
+    *,
+    msg: ParsedMessage | None = None,
+) -> list[str]:
+    """Write outbox rows for `notices` about `ticket` in the caller's transaction (for
+    changes made outside ingest); returns their Message-IDs."""
+    queued = address_notices(notices, ticket, config, msg=msg)
+    entries, refs = outbox_rows(
+        queued,
+        ticket,
+        envelope_from=config.tickets.support_address,
+        now=now,
+        replying=msg is not None,
+    )
+    if entries:
+        session.execute(insert(OutboxEntry), entries)
+        session.execute(insert(ThreadRef), refs)
+    return [e["message_id"] for e in entries]
 
 
 def auto_reply_counts(session: Session, addresses: list[str], since: datetime) -> dict[str, int]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maildesk.common.errors import NotFound
-from maildesk.intake.parse import decode_header_value
+from maildesk.intake.header_values import decode_header_value
 from maildesk.intake.raw_mail import IncomingMail
 from maildesk.store.blobs import BlobStore, insert_blobs
 from maildesk.store.models import QuarantineEntry
@@ -76,25 +75,3 @@ def get_entry(session: Session, entry_id: int) -> QuarantineEntry:
             f"quarantine entry {entry_id} does not exist; see `maildesk quarantine list`"
         )
     return entry
-
-
-def retry_entry(desk: Any, entry_id: int) -> Any:
-    """Re-run a held entry; on success it is marked released with its ticket."""
-    from maildesk.service.pipeline import SourceInfo
-
-    with desk.sessions() as session:
-        entry = get_entry(session, entry_id)
-        if entry.status != "held":
-            raise NotFound(
-                f"quarantine entry {entry_id} was already released to {entry.ticket_ref}"
-            )
-        raw = desk.blobs.open(entry.raw_sha256, session)
-        source = entry.source
-    with raw:  # streamed: a big quarantined message is never read into memory whole
-        result = desk.pipeline.process_file(raw, SourceInfo(source=f"{source} (retry)"))
-    with desk.sessions() as session, session.begin():
-        entry = get_entry(session, entry_id)
-        if result.stored:
-            entry.status = "released"
-            entry.ticket_ref = result.ticket_ref
-    return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 
 _RESULT = re.compile(r"\b(dkim|spf)\s*=\s*(\w+)([^;]*)", re.IGNORECASE)
 _DOMAIN = re.compile(

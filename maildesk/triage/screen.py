@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 
 LOOP_HEADER = "X-Maildesk-Loop"
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from maildesk.intake.parse import ParsedMessage
+from maildesk.intake.message import ParsedMessage
 
 # Reply and forward prefixes in the languages our customers write in.
 _PREFIX = re.compile(

@@ -1,0 +1,157 @@
+"""Header values made safe: decoded words, Message-IDs, addresses and dates, bounded.
+
+Everything that comes out is safe to store: no NUL bytes, no lone surrogates, bounded
+lengths, addresses that are plain `local@domain`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from datetime import UTC, datetime
+
+from mailparser.dates import parse_mail_date
+from mailparser.utils import get_addresses
+
+from maildesk.intake.charsets import ENCODED_WORD, decode_bytes, decode_encoded_words
+from maildesk.intake.message import Address
+
+_ID_RE = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
+_BARE_ID_RE = re.compile(r"^[^<>\s\x00-\x1f\x7f]+$")
+WHITESPACE = re.compile(r"\s+")
+_SURROGATES = re.compile(r"[\udc80-\udcff]")
+_ANY_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ADDR_RE = re.compile(
+    r"^[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,64}@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,253}$"
+)
+MAX_NAME = 200
+MAX_ADDRESSES = 100
+MAX_IDS = 100
+MAX_ID_LENGTH = 900
+
+
+def scrub(text: str) -> str:
+    """Text any database accepts: no NUL characters and no lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if _ANY_SURROGATE.search(text):
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unfold_8bit(text: str) -> str:
+    if _SURROGATES.search(text):
+        text = decode_bytes(text.encode("ascii", "surrogateescape"), None)
+    return text.replace("\r", "").replace("\n", "")
+
+
+def decode_header_value(value: object) -> str:
+    """A header value as text: raw 8-bit bytes and RFC 2047 encoded words decoded."""
+    text = unfold_8bit(str(value))
+    if "=?" in text:
+        text = decode_encoded_words(text)
+    return scrub(text)
+
+
+def id_list(value: str | None) -> list[str]:
+    if not value:
+        return []
+    found = _ID_RE.findall(value)
+    if not found and _BARE_ID_RE.match(value.strip()):
+        found = [value.strip()]  # a bare id without angle brackets, as some mailers send
+    seen: dict[str, None] = {}
+    for item in found:
+        if len(item) <= MAX_ID_LENGTH:
+            seen.setdefault(item, None)
+    return list(seen)[:MAX_IDS]
+
+
+def first_id(value: str | None) -> str | None:
+    ids = id_list(value)
+    return ids[0] if ids else None
+
+
+def address_list(value: str | None, defects: list[str] | None = None) -> list[Address]:
+    if not value:
+        return []
+    result = []
+    # Encoded words are atoms: a ":" or "," hidden in one must not split the header.
+    words: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        words.append(match.group(0))
+        return f'"mdew{len(words) - 1}x"'
+
+    value = ENCODED_WORD.sub(stash, value)
+    try:
+        pairs = _simpleaddress_list(value) or get_addresses(value, decode_names=False)
+    except Exception:
+        pairs = []
+        if defects is not None:
+            defects.append("unreadable address header")
+    for name, addr in pairs:
+        addr = addr.strip().lower()
+        if not addr:
+            continue
+        if len(addr) > 254 or not _ADDR_RE.match(addr):
+            if defects is not None and "@" in addr:
+                defects.append("invalid address skipped")
+            continue
+        if len(result) >= MAX_ADDRESSES:
+            if defects is not None:
+                defects.append(f"more than {MAX_ADDRESSES} addresses: the rest skipped")
+            break
+        name = re.sub(r"mdew(\d+)x", lambda m: words[int(m.group(1))], name) if words else name
+        clean_name = clip(WHITESPACE.sub(" ", decode_header_value(name)).strip(), MAX_NAME)
+        result.append(Address(clean_name, addr))
+    return result
+
+
+def _simpleaddress_list(value: str) -> list[tuple[str, str]]:
+    """The stdlib's parse of a plain header, or [] to leave it to mail-parser's recovering
+    parser (ten times slower, so only unusual headers pay for it)."""
+    if '"' in value or "\\" in value or "(" in value:
+        return []
+    try:
+        pairs = email.utils.getaddresses([value], strict=True)  # type: ignore[call-arg]
+    except TypeError:  # strict= (the CVE-2023-27043 fix) exists only in newer releases
+        pairs = email.utils.getaddresses([value])
+    if pairs and all(addr.count("@") == 1 and _ADDR_RE.match(addr.lower()) for _, addr in pairs):
+        return pairs
+    return []
+
+
+def sender_of(headers: dict[str, str], defects: list[str]) -> Address | None:
+    """From, else Sender, Reply-To or the envelope sender (Return-Path)."""
+    for name in ("from", "sender", "reply-to", "return-path"):
+        found = address_list(headers.get(name), defects)
+        if found:
+            if name != "from":
+                defects.append(f"no usable From: sender taken from {name.title()}")
+            return found[0]
+    return None
+
+
+def date_of(value: str | None, defects: list[str] | None = None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        result = parse_mail_date(value).value
+    except Exception:
+        return None
+    if result is None:
+        return None
+    try:
+        result = result if result.tzinfo else result.replace(tzinfo=UTC)
+        result = result.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    if not 1970 <= result.year <= 2200:
+        if defects is not None:
+            defects.append(f"implausible Date header ({result.year}) ignored")
+        return None
+    return result

@@ -1,0 +1,161 @@
+"""A message as intake hands it on: ParsedMessage, its addresses and attachments.
+
+Plain data, importable anywhere without the parser (the render process, the rules).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+
+SPILL_HEADER = "X-Maildesk-Spilled"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: display name and lower-cased address."""
+
+    name: str
+    address: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    """One attached file: its bytes, or the hash of bytes already in the blob store."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+    blob: str | None = None  # SHA-256 of content written to the blob store while parsing
+    blob_size: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.blob_size if self.blob else len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return self.blob or hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class DroppedAttachment:
+    """An attachment whose content was not kept, and why."""
+
+    filename: str
+    content_type: str
+    size: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Size limits applied while parsing."""
+
+    max_attachment_bytes: int = 25 * 1024 * 1024
+    # A text body bigger than this is kept as an attachment, not as ticket text.
+    max_body_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A part body the large-message reader already decoded into the blob store."""
+
+    sha256: str | None  # None: not kept, it was over the attachment limit
+    size: int
+    name_hint: str = ""  # for an attached message: its subject
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """Part bodies cut out of a skeleton message; `nonce` makes the markers unforgeable."""
+
+    nonce: str
+    parts: dict[int, StoredPart]
+
+    def lookup(self, part: Message) -> StoredPart | None:
+        value = str(part.get(SPILL_HEADER, ""))
+        nonce, _, index = value.strip().partition(":")
+        if nonce != self.nonce or not index.isdigit():
+            return None
+        return self.parts.get(int(index))
+
+
+@dataclass
+class ParsedMessage:
+    """Everything the deciding steps need to know about one incoming message."""
+
+    sha256: str
+    size: int
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    subject: str
+    sender: Address | None
+    reply_to: list[Address]
+    to: list[Address]
+    cc: list[Address]
+    date: datetime | None
+    text: str
+    html: str | None
+    attachments: list[ParsedAttachment]
+    headers: list[tuple[str, str]]
+    content_type: str
+    defects: list[str] = field(default_factory=list)
+    dropped: list[DroppedAttachment] = field(default_factory=list)
+    # Why only the headers were read (the message was over the size limit), or "".
+    oversized: str = ""
+    _header_index: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def dedup_key(self) -> str:
+        """Message-ID when present, otherwise the content hash."""
+        return f"mid:{self.message_id}" if self.message_id else f"sha256:{self.sha256}"
+
+    @property
+    def from_addr(self) -> str:
+        return self.sender.address if self.sender else ""
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), decoded."""
+        values = self._by_name().get(name.lower())
+        return values[0] if values else None
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of header `name`, decoded."""
+        return list(self._by_name().get(name.lower(), ()))
+
+    def _by_name(self) -> dict[str, list[str]]:
+        # Screening, threading and rules ask for dozens of headers per message.
+        if self._header_index is None:
+            index: dict[str, list[str]] = {}
+            for name, value in self.headers:
+                index.setdefault(name.lower(), []).append(value)
+            self._header_index = index
+        return self._header_index
+
+    @property
+    def recipients(self) -> list[Address]:
+        return [*self.to, *self.cc]
+
+
+def human_size(n: int) -> str:
+    """A size as people read it: 812 bytes, 3.4 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
