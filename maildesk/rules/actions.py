@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildesk.common.yamlfile import Path_, did_you_mean
-from maildesk.rules.model import STRATEGIES, Agent
+from maildesk.rules.definitions import STRATEGIES, Agent
 from maildesk.rules.schema import Scope
 
 ACTION_KEYS = (

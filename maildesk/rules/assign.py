@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from maildesk.rules.model import Agent
+from maildesk.rules.definitions import Agent
 
 
 def rotation(agents: Sequence[Agent], last: str | None) -> list[Agent]:

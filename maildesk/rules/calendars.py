@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from maildesk.common.business_hours import WEEKDAYS, Calendar
 from maildesk.common.domain import Priority
 from maildesk.common.yamlfile import Path_, did_you_mean
-from maildesk.rules.model import SlaPolicy
+from maildesk.rules.definitions import SlaPolicy
 from maildesk.rules.schema import CALENDAR_KEYS, POLICY_KEYS, SLA_KEYS, Scope, parse_duration
 
 ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name

@@ -19,7 +19,7 @@ import re2
 from maildesk.common.business_hours import Calendar
 from maildesk.common.yamlfile import Path_, did_you_mean
 from maildesk.intake.message import ParsedMessage
-from maildesk.rules.model import RuleFacts
+from maildesk.rules.definitions import RuleFacts
 from maildesk.rules.schema import Scope, describe, parse_size
 
 BODY_LIMIT = 1024 * 1024  # body conditions read the first 1 MiB of text

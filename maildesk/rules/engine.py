@@ -18,7 +18,7 @@ from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
 from maildesk.rules.conditions import Condition, MessageView, Trace
-from maildesk.rules.model import Agent, Queue, Routing, RuleFacts, SlaPolicy
+from maildesk.rules.definitions import Agent, Queue, Routing, RuleFacts, SlaPolicy
 
 DEFAULT_SOURCE = "default"
 

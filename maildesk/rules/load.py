@@ -16,8 +16,8 @@ from maildesk.common.yamlfile import YamlDocument, load_yaml, load_yaml_file
 from maildesk.rules.actions import DEFAULT_KEYS, Action, ActionEnv, compile_actions
 from maildesk.rules.calendars import fill_default_calendar, load_calendars, load_sla
 from maildesk.rules.conditions import ConditionEnv, compile_when
+from maildesk.rules.definitions import Agent, Queue
 from maildesk.rules.engine import CompiledRule, RuleSet
-from maildesk.rules.model import Agent, Queue
 from maildesk.rules.schema import (
     AGENT_KEYS,
     QUEUE_KEYS,

@@ -39,7 +39,7 @@ from maildesk.rules import RuleFacts, RuleSet
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.blobs import BlobStore
-from maildesk.store.bounces import clear_bouncing, record_bounce
+from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
