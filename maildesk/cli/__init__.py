@@ -1,4 +1,8 @@
-"""The `maildesk` command: wiring only; each group lives in its own module."""
+"""The `maildesk` command: wiring only; each group of commands lives in its own module.
+
+Commands import what they use inside their functions, so `maildesk --help` and an
+MTA's `maildesk ingest -` load little. May import every package.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""`maildesk report`: volume, speed, SLA, reopens, load and satisfaction for a period."""
+"""`maildesk report`: volume, speed, SLA, reopens, load and satisfaction for a period.
+
+Reads ticket rows with one query and computes the figures without the database
+(`figures`, `build`), then renders them as text, JSON, CSV or HTML.
+May import: common, store (and the stages before it).
+"""
 
 from __future__ import annotations
 

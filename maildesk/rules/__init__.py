@@ -1,4 +1,8 @@
-"""rules.yaml: queues, agents, SLA policies and ordered routing rules."""
+"""Stage 3, rules: rules.yaml loaded, validated and compiled; evaluated per message.
+
+Queues, agents, calendars, SLA policies and ordered routing rules; `RuleSet.evaluate`
+routes a message, `RuleSet.explain` says why. May import: common, intake, triage.
+"""
 
 from maildesk.rules.definitions import Agent, Queue, Routing, RuleFacts, SlaPolicy
 from maildesk.rules.engine import Explanation, RuleSet
