@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from maildesk.common.backoff import Backoff
 from maildesk.outgoing.render_jobs import render_entry
-from maildesk.outgoing.sender import Backoff, OutboxSender, build_sender
+from maildesk.outgoing.sender import OutboxSender, build_sender
 from maildesk.service.desk import Desk
 from maildesk.store.models import OutboxEntry, Ticket
 

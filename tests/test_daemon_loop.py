@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from maildesk.service.daemon import Backoff, Daemon
+from maildesk.common.backoff import Backoff
+from maildesk.service.daemon import Daemon
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap():
-    low = Backoff(cap=10, rng=lambda: 0.0)
-    assert [low.next() for _ in range(6)] == [0.5, 1, 2, 4, 5, 5]
-    high = Backoff(cap=10, rng=lambda: 1.0)
-    assert [high.next() for _ in range(5)] == [1, 2, 4, 8, 10]
-    high.reset()
-    assert high.next() == 1
+    low = Backoff(1, 10)
+    assert [low.seconds(n, lambda: 0.0) for n in range(1, 7)] == [0.5, 1, 2, 4, 5, 5]
+    high = Backoff(1, 10)
+    assert [high.seconds(n, lambda: 1.0) for n in range(1, 6)] == [1, 2, 4, 8, 10]
 
 
 def test_background_tasks_start_and_stop_with_the_daemon(desk):

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from maildesk.cli import cli
-from maildesk.outgoing.sender import Backoff, OutboxSender
+from maildesk.common.backoff import Backoff
+from maildesk.outgoing.sender import OutboxSender
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import OutboxEntry
 from tests.conftest import make_mail

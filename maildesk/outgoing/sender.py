@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 import uuid
@@ -25,6 +24,7 @@ from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common import metrics
+from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
 from maildesk.outgoing.render_jobs import (
@@ -118,20 +118,6 @@ class _MarkWriter:
         self.task = asyncio.ensure_future(asyncio.to_thread(self.sender._write_marks, marks))
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter for temporary failures of one notification."""
-
-    base_seconds: float = 60.0
-    cap_seconds: float = 3600.0
-    min_seconds: float = 1.0
-
-    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
-        """Wait before try number `attempts + 1`: half fixed, half random ("equal jitter")."""
-        full = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=max(self.min_seconds, full / 2 + rand() * full / 2))
-
-
 def build_sender(
     config: Config,
     sessions: sessionmaker[Session],
@@ -191,8 +177,8 @@ class OutboxSender:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.poll_seconds = poll_seconds
-        self.backoff = backoff or Backoff()
-        self.reconnect_min, self.reconnect_max = reconnect_seconds
+        self.backoff = backoff or Backoff(60.0, 3600.0, min_seconds=1.0)
+        self.reconnect = Backoff(*reconnect_seconds)  # while no SMTP session can be opened
         self.unavailable: str | None = None  # why the last drain stopped early
         self._wake: asyncio.Event | None = None  # made by run(), in its own event loop
 
@@ -246,7 +232,7 @@ class OutboxSender:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
-        delay = 0.0
+        failures = 0
         self._wake = wake = asyncio.Event()
         await asyncio.to_thread(self.prepare)
         try:
@@ -259,10 +245,10 @@ class OutboxSender:
                     log.exception("outbox sender failed; retrying")
                     failed = True
                 if failed:
-                    delay = min(max(delay * 2, self.reconnect_min), self.reconnect_max)
-                    wait = delay
+                    failures += 1
+                    wait = self.reconnect.seconds(failures)
                 else:
-                    delay = 0.0
+                    failures = 0
                     wait = await asyncio.to_thread(self._seconds_until_due)
                 await _wait_any(stop, wake, wait)
         finally:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maildesk.common import metrics
+from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, MailboxConfig, MaildirConfig, load_config
 from maildesk.common.errors import (
     FileProblems,
@@ -52,20 +52,19 @@ RULES_RELOAD_SECONDS = 2.0
 SHUTDOWN_GRACE_SECONDS = 60.0
 
 
-class Backoff:
-    """Exponential delays with jitter: 1, 2, 4 ... up to `cap` seconds, each 50-100%."""
+@dataclass
+class _Retries:
+    """Failures in a row, for the next backoff delay; reset once a round works."""
 
-    def __init__(self, cap: float, base: float = 1.0, rng: Callable[[], float] = random.random):
-        self.cap, self.base, self.rng = cap, base, rng
-        self.attempt = 0
+    backoff: Backoff
+    failures: int = 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return delay * (0.5 + self.rng() / 2)
+        self.failures += 1
+        return self.backoff.seconds(self.failures)
 
     def reset(self) -> None:
-        self.attempt = 0
+        self.failures = 0
 
 
 @dataclass
@@ -178,7 +177,7 @@ class MailboxWorker:
 
     async def run(self) -> None:
         """Own the mailbox and ingest it until stopped; never raises."""
-        backoff = Backoff(self.settings.max_backoff_seconds)
+        backoff = _Retries(Backoff(1.0, self.settings.max_backoff_seconds))
         while not self.stop.is_set():
             if not await self._try_acquire():
                 if not self._standing_by:
@@ -203,7 +202,7 @@ class MailboxWorker:
                 await self._failed("error", exc, backoff)
         await self._shut_down()
 
-    async def _serve(self, backoff: Backoff) -> None:
+    async def _serve(self, backoff: _Retries) -> None:
         ingest = self._ingest()
         interrupt = threading.Event()  # tells the mailbox thread to stop waiting
         lost = asyncio.Event()
@@ -235,7 +234,7 @@ class MailboxWorker:
             gone.cancel()
             interrupt.set()
 
-    async def _failed(self, state: str, exc: BaseException, backoff: Backoff) -> None:
+    async def _failed(self, state: str, exc: BaseException, backoff: _Retries) -> None:
         delay = backoff.next()
         message = str(exc) or type(exc).__name__
         if not message.startswith(f"mailbox {self.name}"):
