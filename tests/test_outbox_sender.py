@@ -252,7 +252,7 @@ def test_two_daemons_share_the_outbox_without_sending_twice(
         sender(desk, worker_id="one", batch_size=5),
         sender(desk, worker_id="two", batch_size=5),
     ]
-    senders[1].sessions = make_sessionmaker(other_engine)
+    senders[1].queue.sessions = make_sessionmaker(other_engine)
 
     async def both() -> list[int]:
         try:

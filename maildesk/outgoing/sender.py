@@ -14,13 +14,11 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common import metrics
@@ -35,46 +33,16 @@ from maildesk.outgoing.render_jobs import (
     RenderSettings,
 )
 from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
-from maildesk.store.models import OutboxEntry
+from maildesk.store.outbox_queue import SENT, Job, Mark, OutboxQueue
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class Job:
-    """One claimed notification: everything needed to send it without the database."""
-
-    id: int
-    message_id: str
-    envelope_from: str
-    recipients: list[str]
-    raw: bytes
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Mark:
-    """What to write to one outbox row after trying to send it."""
-
-    entry_id: int
-    values: dict[str, Any]
-    delivered: bool = False  # the server took it for at least one recipient
-
-
 # Sends are recorded together: at most this many, or after this many seconds.
 MARK_BATCH = 100
 MARK_DELAY = 0.05
-
-# A plain successful send (attempts and sent_at are filled in when written).
-SENT: dict[str, Any] = {
-    "status": "sent",
-    "claimed_by": None,
-    "claimed_until": None,
-    "last_error": None,
-}
-
 
 class _MarkWriter:
     """Writes marks in a worker thread while the next messages go out.
@@ -141,14 +109,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _due(now: datetime) -> Any:
-    """Pending and due, or claimed by a sender whose lease ran out (it crashed)."""
-    return or_(
-        and_(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now),
-        and_(OutboxEntry.status == "sending", OutboxEntry.claimed_until < now),
-    )
-
-
 class OutboxSender:
     """Sends due outbox rows over one transport; `run` for the daemon, `drain` for the CLI."""
 
@@ -167,15 +127,20 @@ class OutboxSender:
         reconnect_seconds: tuple[float, float] = (1.0, 60.0),
         renderer: NoticeRenderer | None = None,
     ):
-        self.sessions = sessions
+        self.worker_id = worker_id or default_worker_id()
+        self.queue = OutboxQueue(
+            sessions,
+            clock=clock,
+            worker_id=self.worker_id,
+            batch_size=batch_size,
+            lease=timedelta(seconds=lease_seconds),
+        )
         # Turns queued notifications into bytes once, before their first attempt.
         self.renderer = renderer
         self.transport = transport
         self.config = config
         self.clock = clock
-        self.worker_id = worker_id or default_worker_id()
-        self.batch_size = batch_size
-        self.lease = timedelta(seconds=lease_seconds)
+        self.lease = self.queue.lease
         self.poll_seconds = poll_seconds
         self.backoff = backoff or Backoff(60.0, 3600.0, min_seconds=1.0)
         self.reconnect = Backoff(*reconnect_seconds)  # while no SMTP session can be opened
@@ -327,55 +292,22 @@ class OutboxSender:
             "last_error": error,
         }
 
-    # Database steps: each is one short transaction, run in a worker thread.
+    # Database steps, each a short transaction, run in a worker thread.
 
     def _claim(self) -> tuple[str, list[Job]]:
-        now = self.clock()
-        token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
-        with self.sessions() as session, session.begin():
-            ids = self._due_ids(session, now)
-            if not ids:
-                return token, []
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id.in_(ids), _due(now))
-                .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
-            # Plain rows, not ORM objects: this runs beside the event loop, under one GIL.
-            rows = session.execute(
-                select(*_CLAIMED)
-                .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == token)
-                .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
-            ).all()
-            rendered = self._render(session, [row for row in rows if row.raw is None])
-            jobs = [  # bytes(): a driver may hand back a memoryview
-                Job(r.id, r.message_id, r.envelope_from, list(r.recipients), bytes(raw), r.attempts)
-                for r in rows
-                if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
-            ]
+        """Claim due rows, then render those never rendered, outside any transaction."""
+        token, rows = self.queue.claim()
+        rendered = self._render([row for row in rows if row.raw is None])
+        jobs = [  # bytes(): a driver may hand back a memoryview
+            Job(r.id, r.message_id, r.envelope_from, list(r.recipients), bytes(raw), r.attempts)
+            for r in rows
+            if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
+        ]
         return token, jobs
 
-    def _due_ids(self, session: Session, now: datetime) -> list[int]:
-        """The ids of the next due rows, oldest first: pending ones whose time has come,
-        and rows whose sender's lease ran out. Two queries, because each then walks
-        the (status, next_attempt_at) index in order and stops at the batch size,
-        where one query with OR sorted the whole backlog on every claim."""
-        order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
-        pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
-        expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
-        shared = session.get_bind().dialect.name == "postgresql"
-        found = []
-        for where in (pending, expired):
-            query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
-            if shared:
-                query = query.with_for_update(skip_locked=True)
-            found += session.execute(query).all()
-        return [row.id for row in sorted(found)[: self.batch_size]]
-
-    def _render(self, session: Session, rows: list[Row[Any]]) -> dict[int, bytes]:
-        """Render never-rendered rows and store the bytes (retries resend the same); a
-        row that cannot be rendered fails, visibly, and the others go on. {id: bytes}."""
+    def _render(self, rows: list[Row[Any]]) -> dict[int, bytes]:
+        """Render claimed rows once and keep the bytes (retries resend them); a row that
+        cannot be rendered fails, visibly, and the others go on. {id: bytes}."""
         if not rows:
             return {}
         if self.renderer is None:
@@ -390,86 +322,26 @@ class OutboxSender:
             log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
             error = f"cannot render template {row.template}: {outcome}"[:2000]
             failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
-        if done:  # UPDATEs by primary key, one executemany
-            session.execute(update(OutboxEntry), done)
-        if failed:
-            unclaimed = {"status": "failed", "claimed_by": None, "claimed_until": None}
-            session.execute(update(OutboxEntry), [{**f, **unclaimed} for f in failed])
+        self.queue.store_rendered(done, failed)
         return {d["id"]: d["raw"] for d in done}
 
     def _renew(self, token: str) -> None:
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
-                .values(claimed_until=self.clock() + self.lease)
-                .execution_options(synchronize_session=False)
-            )
+        self.queue.renew(token)
 
     def _release(self, token: str, error: str) -> None:
-        """Give claimed rows back untouched (no attempt counted): the server was unreachable."""
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
-                .values(status="pending", claimed_by=None, claimed_until=None, last_error=error)
-                .execution_options(synchronize_session=False)
-            )
+        self.queue.release(token, error)
 
     def _write_marks(self, marks: list[Mark]) -> None:
-        """Record what happened to several jobs in one transaction."""
-        now = self.clock()
-        plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
+        """Record what happened to several jobs in one transaction, and count it."""
         for mark in marks:
             if mark.delivered:
                 metrics.notification_sent()
             elif mark.values.get("status") in ("failed", "pending"):
                 metrics.notification_failed(permanent=mark.values.get("status") == "failed")
-        with self.sessions() as session, session.begin():
-            if plain:
-                session.execute(
-                    update(OutboxEntry)
-                    .where(OutboxEntry.id.in_(plain))
-                    .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
-                    .execution_options(synchronize_session=False)
-                )
-            for mark in marks:
-                if mark.entry_id in plain:
-                    continue
-                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
-                session.execute(
-                    update(OutboxEntry)
-                    .where(OutboxEntry.id == mark.entry_id)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+        self.queue.write_marks(marks)
 
     def _seconds_until_due(self) -> float:
-        with self.sessions() as session:
-            soonest = session.scalar(
-                select(func.min(OutboxEntry.next_attempt_at)).where(OutboxEntry.status == "pending")
-            )
-        if soonest is None:
-            return self.poll_seconds
-        return min(max((soonest - self.clock()).total_seconds(), 0.0), self.poll_seconds)
-
-
-# What claiming reads of a row: enough to render it and to send it.
-_CLAIMED = (
-    OutboxEntry.id,
-    OutboxEntry.message_id,
-    OutboxEntry.envelope_from,
-    OutboxEntry.recipients,
-    OutboxEntry.raw,
-    OutboxEntry.attempts,
-    OutboxEntry.to_addr,
-    OutboxEntry.template,
-    OutboxEntry.language,
-    OutboxEntry.context,
-    OutboxEntry.headers,
-    OutboxEntry.created_at,
-    OutboxEntry.automatic,
-)
+        return self.queue.seconds_until_due(self.poll_seconds)
 
 
 def _temporary(refused: dict[str, Refusal]) -> list[str]:

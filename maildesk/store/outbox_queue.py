@@ -1,0 +1,238 @@
+"""The outbox as a work queue: find what is due, claim it for a lease, record each try.
+
+Several daemons share one outbox. Claims are short transactions (on PostgreSQL with
+`FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises them); a claimed row is
+rendered outside any transaction and its bytes kept in another short one, so the
+write lock is never held while a template runs. A row is marked sent only after the
+server accepted it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from maildesk.store.db import make_read_sessionmaker
+from maildesk.store.models import OutboxEntry
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed notification: everything needed to send it without the database."""
+
+    id: int
+    message_id: str
+    envelope_from: str
+    recipients: list[str]
+    raw: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What to write to one outbox row after trying to send it."""
+
+    entry_id: int
+    values: dict[str, Any]
+    delivered: bool = False  # the server took it for at least one recipient
+
+
+# A plain successful send (attempts and sent_at are filled in when written).
+SENT: dict[str, Any] = {
+    "status": "sent",
+    "claimed_by": None,
+    "claimed_until": None,
+    "last_error": None,
+}
+
+# What claiming reads of a row: enough to render it (see render_jobs.RenderJob) and send it.
+CLAIMED = (
+    OutboxEntry.id,
+    OutboxEntry.message_id,
+    OutboxEntry.envelope_from,
+    OutboxEntry.recipients,
+    OutboxEntry.raw,
+    OutboxEntry.attempts,
+    OutboxEntry.to_addr,
+    OutboxEntry.template,
+    OutboxEntry.language,
+    OutboxEntry.context,
+    OutboxEntry.headers,
+    OutboxEntry.created_at,
+    OutboxEntry.automatic,
+)
+
+
+class OutboxQueue:
+    """Due notifications, claimed by one worker at a time; each method one transaction."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock,
+        worker_id: str,
+        batch_size: int = 50,
+        lease: timedelta = timedelta(seconds=120),
+    ):
+        self.sessions = sessions
+        self.clock = clock
+        self.worker_id = worker_id
+        self.batch_size = batch_size
+        self.lease = lease
+        engine = sessions.kw.get("bind")
+        # Reads that need no lock (what is due) never wait for SQLite's write lock.
+        self.readers = make_read_sessionmaker(engine) if engine is not None else sessions
+
+    def store_rendered(
+        self, done: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]]
+    ) -> None:
+        """Keep rendered bytes (retries resend them) and fail rows that cannot be rendered.
+
+        `done` holds {id, raw, subject}, `failed` {id, attempts, last_error}. A row
+        rendered before (by a sender that died before sending it) keeps its bytes.
+        """
+        table = OutboxEntry.__table__
+        unrendered = (table.c.id == bindparam("row_id"), table.c.raw.is_(None))
+        with self.sessions() as session, session.begin():
+            if done:  # one executemany
+                session.execute(
+                    update(table)
+                    .where(*unrendered)
+                    .values(raw=bindparam("row_raw"), subject=bindparam("row_subject")),
+                    [
+                        {"row_id": d["id"], "row_raw": d["raw"], "row_subject": d["subject"]}
+                        for d in done
+                    ],
+                )
+            if failed:
+                session.execute(
+                    update(table)
+                    .where(*unrendered)
+                    .values(
+                        status="failed",
+                        claimed_by=None,
+                        claimed_until=None,
+                        attempts=bindparam("row_attempts"),
+                        last_error=bindparam("row_error"),
+                    ),
+                    [
+                        {
+                            "row_id": f["id"],
+                            "row_attempts": f["attempts"],
+                            "row_error": f["last_error"],
+                        }
+                        for f in failed
+                    ],
+                )
+
+    def claim(self) -> tuple[str, list[Row[Any]]]:
+        """Claim due rows for this worker's lease: (claim token, rows in order).
+
+        A row's `raw` is None until it is rendered: render it (outside any transaction)
+        and keep the bytes with `store_rendered` before sending it.
+        """
+        now = self.clock()
+        token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        with self.sessions() as session, session.begin():
+            ids = self._due_ids(session, now)
+            if not ids:
+                return token, []
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_(ids), _due(now))
+                .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            # Plain rows, not ORM objects: this runs beside the sender's event loop.
+            rows = session.execute(
+                select(*CLAIMED)
+                .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == token)
+                .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
+            ).all()
+        return token, list(rows)
+
+    def _due_ids(self, session: Session, now: datetime) -> list[int]:
+        """The ids of the next due rows, oldest first: pending ones whose time has
+        come, and rows whose sender's lease ran out. Two queries, because each then walks
+        the (status, next_attempt_at) index in order and stops at the batch size, where
+        one query with OR sorted the whole backlog on every claim."""
+        order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
+        pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
+        expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
+        found = []
+        for where in (pending, expired):
+            query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            found += session.execute(query).all()
+        return [row.id for row in sorted(found)[: self.batch_size]]
+
+    def renew(self, token: str) -> None:
+        """Extend the lease of everything claimed under `token`."""
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
+                .values(claimed_until=self.clock() + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release(self, token: str, error: str) -> None:
+        """Give claimed rows back untouched (no attempt counted): the server was unreachable."""
+        with self.sessions() as session, session.begin():
+            session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
+                .values(status="pending", claimed_by=None, claimed_until=None, last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+
+    def write_marks(self, marks: Sequence[Mark]) -> None:
+        """Record what happened to several jobs in one transaction."""
+        now = self.clock()
+        plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
+        with self.sessions() as session, session.begin():
+            if plain:
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id.in_(plain))
+                    .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            for mark in marks:
+                if mark.entry_id in plain:
+                    continue
+                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == mark.entry_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def seconds_until_due(self, longest: float) -> float:
+        """How long until the next pending row is due, at most `longest`."""
+        with self.readers() as session:
+            soonest = session.scalar(
+                select(func.min(OutboxEntry.next_attempt_at)).where(OutboxEntry.status == "pending")
+            )
+        if soonest is None:
+            return longest
+        return min(max((soonest - self.clock()).total_seconds(), 0.0), longest)
+
+
+def _due(now: datetime) -> Any:
+    """Pending and due, or claimed by a sender whose lease ran out (it crashed)."""
+    return or_(
+        and_(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now),
+        and_(OutboxEntry.status == "sending", OutboxEntry.claimed_until < now),
+    )
