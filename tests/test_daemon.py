@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from maildesk.service.source_lease import lease_name
+from maildesk.service.source_ingest import lease_name
 from tests.conftest import make_mail
 from tests.daemon_helpers import (
     DaemonProcess,

@@ -250,7 +250,7 @@ def test_a_daemon_whose_lease_was_taken_over_cannot_commit(
     dovecot, make_desk, postgres_url, tmp_path
 ):
     from maildesk.common.errors import LeaseLost
-    from maildesk.service.source_lease import lease_name
+    from maildesk.service.source_ingest import lease_name
     from maildesk.store import leases
 
     user = dovecot.add_user("fenced")

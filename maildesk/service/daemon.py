@@ -14,35 +14,22 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from maildesk.common import metrics
-from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, MailboxConfig, MaildirConfig, load_config
 from maildesk.common.errors import (
     FileProblems,
-    LeaseLost,
-    MailboxAuthError,
-    MaildeskError,
 )
 from maildesk.service.desk import settle_heap
-from maildesk.service.mailbox_ingest import MailboxIngest
-from maildesk.service.maildir_ingest import MaildirIngest
-from maildesk.service.source_lease import lease_name
+from maildesk.service.mailbox_worker import MailboxWorker
 from maildesk.store import leases
-from maildesk.store.mailboxes import set_state
 
 if TYPE_CHECKING:
     from maildesk.service.desk import Desk
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # A background task: runs until `stop` is set. Under --once it is called once, after
 # ingest, with `stop` already set, and should do one round of work and return.
@@ -50,251 +37,6 @@ BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 RULES_RELOAD_SECONDS = 2.0
 SHUTDOWN_GRACE_SECONDS = 60.0
-
-
-@dataclass
-class _Retries:
-    """Failures in a row, for the next backoff delay; reset once a round works."""
-
-    backoff: Backoff
-    failures: int = 0
-
-    def next(self) -> float:
-        self.failures += 1
-        return self.backoff.seconds(self.failures)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-@dataclass
-class OnceOutcome:
-    """What `run --once` did for one mailbox."""
-
-    mailbox: str
-    ingested: int = 0
-    skipped: str | None = None
-    error: str | None = None
-
-
-class MailboxWorker:
-    """Keeps one mailbox ingested for as long as the daemon runs."""
-
-    def __init__(
-        self, desk: Desk, config: MailboxConfig | MaildirConfig, holder: str, lock: threading.Lock
-    ):
-        self.desk = desk
-        self.config = config
-        self.holder = holder
-        self.lock = lock
-        self.settings = desk.config.daemon
-        self.lease = lease_name(config.name)
-        self.stop = asyncio.Event()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"mailbox-{config.name}")
-        self._standing_by = False
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call in this mailbox's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
-
-    def _ingest(self) -> MailboxIngest | MaildirIngest:
-        if isinstance(self.config, MaildirConfig):
-            return MaildirIngest(
-                self.desk,
-                self.config,
-                holder=self.holder,
-                lease_seconds=self.settings.lease_seconds,
-                lock=self.lock,
-            )
-        return MailboxIngest(
-            self.desk,
-            self.config,
-            holder=self.holder,
-            lease_seconds=self.settings.lease_seconds,
-            lock=self.lock,
-        )
-
-    # --- leases -------------------------------------------------------------------------
-
-    def _acquire(self) -> bool:
-        with self.desk.sessions() as session, session.begin():
-            return leases.acquire(session, self.lease, self.holder, self.settings.lease_seconds)
-
-    def _renew(self) -> None:
-        with self.desk.sessions() as session, session.begin():
-            leases.renew(session, self.lease, self.holder, self.settings.lease_seconds)
-
-    def _release(self) -> None:
-        with self.desk.sessions() as session, session.begin():
-            leases.release(session, self.lease, self.holder)
-
-    def _owner(self) -> str:
-        try:
-            with self.desk.sessions() as session:
-                lease = leases.current(session, self.lease)
-        except Exception:  # the database is down: that was logged already
-            return "(unknown: database unavailable)"
-        return lease.holder if lease and lease.live else "nobody"
-
-    async def _try_acquire(self) -> bool:
-        try:
-            return await self._db(self._acquire)
-        except Exception as exc:  # database down: try again later
-            log.warning("mailbox %s: cannot take the lease: %s", self.name, exc)
-            return False
-
-    async def _keep_lease(self, lost: asyncio.Event) -> None:
-        """Renew the lease every third of its life; give up once it may have expired."""
-        period = self.settings.lease_seconds / 3
-        renewed = time.monotonic()
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self._db(self._renew)
-                renewed = time.monotonic()
-            except LeaseLost as exc:
-                log.warning("mailbox %s: %s; stopping", self.name, exc)
-                lost.set()
-                return
-            except Exception as exc:
-                log.warning("mailbox %s: lease not renewed: %s", self.name, exc)
-                if time.monotonic() - renewed > self.settings.lease_seconds * 0.8:
-                    lost.set()
-                    return
-
-    # --- the daemon loop ----------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Own the mailbox and ingest it until stopped; never raises."""
-        backoff = _Retries(Backoff(1.0, self.settings.max_backoff_seconds))
-        while not self.stop.is_set():
-            if not await self._try_acquire():
-                if not self._standing_by:
-                    owner = await self._db(self._owner)
-                    log.info("mailbox %s: held by %s; standing by", self.name, owner)
-                    self._standing_by = True
-                await self._sleep(min(self.settings.lease_seconds / 3, 10))
-                continue
-            self._standing_by = False
-            try:
-                await self._serve(backoff)
-                continue
-            except LeaseLost as exc:
-                log.warning("mailbox %s: %s", self.name, exc)
-                continue
-            except MailboxAuthError as exc:
-                await self._failed("auth-failed", exc, backoff)
-            except MaildeskError as exc:
-                await self._failed("error", exc, backoff)
-            except Exception as exc:  # a bug must not end the mailbox's ingest for good
-                log.exception("mailbox %s: unexpected error", self.name)
-                await self._failed("error", exc, backoff)
-        await self._shut_down()
-
-    async def _serve(self, backoff: _Retries) -> None:
-        ingest = self._ingest()
-        interrupt = threading.Event()  # tells the mailbox thread to stop waiting
-        lost = asyncio.Event()
-        keeper = asyncio.create_task(self._keep_lease(lost))
-        relay = asyncio.create_task(self._relay(interrupt, lost))
-        try:
-            await self._blocking(ingest.open)
-            while not interrupt.is_set():
-                while await self._blocking(ingest.sync, interrupt) and not interrupt.is_set():
-                    pass  # more may have arrived while we worked
-                backoff.reset()  # a whole round worked: the next failure retries quickly
-                if interrupt.is_set():
-                    break
-                await self._blocking(ingest.wait, self.config.poll_seconds, interrupt)
-        finally:
-            interrupt.set()
-            keeper.cancel()
-            relay.cancel()
-            await self._blocking(ingest.close)
-        if lost.is_set():
-            raise LeaseLost(f"lease {self.lease} lost")
-
-    async def _relay(self, interrupt: threading.Event, lost: asyncio.Event) -> None:
-        stop, gone = asyncio.create_task(self.stop.wait()), asyncio.create_task(lost.wait())
-        try:
-            await asyncio.wait([stop, gone], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            gone.cancel()
-            interrupt.set()
-
-    async def _failed(self, state: str, exc: BaseException, backoff: _Retries) -> None:
-        delay = backoff.next()
-        message = str(exc) or type(exc).__name__
-        if not message.startswith(f"mailbox {self.name}"):
-            message = f"mailbox {self.name}: {message}"
-        log.error("%s; retrying in %.0f s", message, delay)
-        metrics.imap_error(self.name)
-        try:
-            await self._db(self._record, state, message)
-            await self._db(self._release)  # a healthier daemon may take over meanwhile
-        except Exception as db_exc:
-            log.warning("mailbox %s: cannot record the error: %s", self.name, db_exc)
-        await self._sleep(delay)
-
-    def _record(self, state: str, error: str | None = None) -> None:
-        with self.desk.sessions() as session, session.begin():
-            lease = leases.current(session, self.lease)
-            if lease is None or lease.holder != self.holder:
-                return  # the owner speaks for the mailbox
-            set_state(session, self.name, state, self.desk.pipeline.clock(), error=error)
-
-    async def _shut_down(self) -> None:
-        try:
-            await self._db(self._record, "stopped")
-            await self._db(self._release)
-        except Exception as exc:
-            log.warning("mailbox %s: lease not released: %s", self.name, exc)
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-    # --- run --once ---------------------------------------------------------------------
-
-    async def run_once(self) -> OnceOutcome:
-        """Ingest everything pending, then return; skip a mailbox another daemon owns."""
-        outcome = OnceOutcome(self.name)
-        try:
-            acquired = await self._db(self._acquire)
-        except Exception as exc:
-            outcome.error = f"cannot take the lease: {exc}"
-            return outcome
-        if not acquired:
-            outcome.skipped = f"held by {await self._db(self._owner)}"
-            return outcome
-        ingest = self._ingest()
-        try:
-            await self._blocking(ingest.open)
-            while count := await self._blocking(ingest.sync, None):
-                outcome.ingested += count
-            await self._db(self._record, "stopped")
-        except Exception as exc:
-            if not isinstance(exc, MaildeskError):
-                log.exception("mailbox %s: unexpected error", self.name)
-            outcome.error = str(exc) or type(exc).__name__
-            state = "auth-failed" if isinstance(exc, MailboxAuthError) else "error"
-            with contextlib.suppress(Exception):
-                await self._db(self._record, state, str(exc))
-        finally:
-            await self._blocking(ingest.close)
-            with contextlib.suppress(Exception):
-                await self._db(self._release)
-            self.executor.shutdown(wait=False)
-        return outcome
 
 
 class Daemon:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from maildesk.common.config import MailboxConfig
 from maildesk.intake.imap import FetchedMessage, FolderInfo, ImapSource
 from maildesk.intake.raw_mail import IncomingMail, discard_all
 from maildesk.service.pipeline import IngestResult, SourceInfo, StartedBatch
-from maildesk.service.source_lease import SourceLease
+from maildesk.service.source_ingest import SourceIngest
 from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import (
     advance,
@@ -37,28 +37,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class MailboxIngest:
+class MailboxIngest(SourceIngest):
     """One connection's worth of ingest for the mailbox `config`."""
 
-    def __init__(
-        self,
-        desk: Desk,
-        config: MailboxConfig,
-        *,
-        holder: str | None = None,
-        lease_seconds: float = 60,
-        lock: threading.Lock | None = None,
-    ):
-        self.desk = desk
-        self.config = config
-        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
-        self.lock = lock or threading.Lock()  # one batch at a time per process (blob syncs)
+    config: MailboxConfig
+
+    def __init__(self, desk: Desk, config: MailboxConfig, **options: Any):
+        super().__init__(desk, config, **options)
         self.source = ImapSource(config)
         self.uidvalidity = 0
 
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     def open(self) -> FolderInfo:
         """Connect and check the checkpoint against the folder's UIDVALIDITY."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maildesk.common.config import MaildirConfig
 from maildesk.intake.maildir import Maildir
 from maildesk.service.file_ingest import ingest_paths
 from maildesk.service.pipeline import SourceInfo
-from maildesk.service.source_lease import SourceLease
+from maildesk.service.source_ingest import SourceIngest
 
 if TYPE_CHECKING:
     from maildesk.service.desk import Desk
@@ -25,27 +25,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class MaildirIngest:
+class MaildirIngest(SourceIngest):
     """Ingest of the Maildir `config`, for as long as the worker holds its lease."""
 
-    def __init__(
-        self,
-        desk: Desk,
-        config: MaildirConfig,
-        *,
-        holder: str | None = None,
-        lease_seconds: float = 60,
-        lock: threading.Lock | None = None,
-    ):
-        self.desk = desk
-        self.config = config
-        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
-        self.lock = lock or threading.Lock()
+    config: MaildirConfig
+
+    def __init__(self, desk: Desk, config: MaildirConfig, **options: Any):
+        super().__init__(desk, config, **options)
         self.maildir: Maildir | None = None
 
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     def open(self) -> None:
         """Check the folder is a Maildir (MaildirError says what is missing)."""
