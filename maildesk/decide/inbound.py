@@ -52,6 +52,7 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             ticket.status is Status.CLOSED
             and ctx.tickets.reply_to_closed == "new"
             and author is not Author.AGENT
+            and _automatic_kind(ctx.screening) is None
         ):
             return _new_ticket(msg, ctx, linked_from=ticket)
     if ticket is None:
