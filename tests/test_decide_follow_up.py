@@ -125,11 +125,6 @@ def test_a_rating_reply_on_a_finished_ticket_is_stored_and_reopens_nothing(statu
     assert all(c.reason == f"satisfaction rating by {CUSTOMER}" for c in d.changes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with reply_to_closed: new (the default) the reply opens a linked ticket before "
-    "the rating is read, so a rating of an auto-closed ticket becomes a new request",
-)
 def test_a_rating_of_an_auto_closed_ticket_is_stored_under_the_default_settings():
     d = decide_mail(ticket(status=Status.CLOSED), body="5")
     assert (d.new_ticket, changed(d).get("rating")) == (None, 5)

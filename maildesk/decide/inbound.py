@@ -53,6 +53,7 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             and ctx.tickets.reply_to_closed == "new"
             and author is not Author.AGENT
             and _automatic_kind(ctx.screening) is None
+            and not _is_rating(msg, ticket, ctx)  # a late rating of an auto-closed ticket
         ):
             return _new_ticket(msg, ctx, linked_from=ticket)
     if ticket is None:
@@ -257,14 +258,22 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     return decision
 
 
+def _rating_reply(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Any:
+    resolved = ticket.status in (Status.RESOLVED, Status.CLOSED)
+    return rating_reply(
+        msg.text, ref=ticket.ref, resolved=resolved, secret=ctx.rating_secret, now=ctx.now
+    )
+
+
+def _is_rating(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> bool:
+    return _rating_reply(msg, ticket, ctx) is not None
+
+
 def _rating(
     msg: ParsedMessage, ticket: TicketState, ctx: DecideContext, decision: Decision
 ) -> bool:
     """A reply that rates a resolved ticket is stored as its rating and reopens nothing."""
-    resolved = ticket.status in (Status.RESOLVED, Status.CLOSED)
-    reply = rating_reply(
-        msg.text, ref=ticket.ref, resolved=resolved, secret=ctx.rating_secret, now=ctx.now
-    )
+    reply = _rating_reply(msg, ticket, ctx)
     if reply is None:
         return False
     for name, value in rating_fields(reply, ctx.now).items():
