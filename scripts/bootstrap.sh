@@ -20,8 +20,11 @@ apt_install() {
 }
 
 find_python() {
+  # Each candidate is run, quietly: a pyenv shim is found on PATH even for a version that
+  # is not selected, and then fails with its own message.
+  local py
   for py in python3.13 python3.12 python3.11 python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
       echo "$py"; return 0
     fi
   done
@@ -29,8 +32,22 @@ find_python() {
 }
 
 make_venv() {
-  if [ ! -x "$VENV/bin/python" ]; then
+  # pip, not python: a venv made without ensurepip has a python but cannot install.
+  if [ ! -x "$VENV/bin/pip" ]; then
     local py; py="$(find_python)"
     "$py" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; "$py" -m venv "$VENV"; }
   fi
+}
+
+pip_install() {
+  # pip's progress and warnings stay out of the user's way; if it fails, all of it is shown.
+  local log status=0
+  log="$(mktemp)"
+  "$VENV/bin/pip" install --disable-pip-version-check --no-input "$@" >"$log" 2>&1 || status=$?
+  if [ "$status" != 0 ]; then
+    cat "$log" >&2
+    echo "pip install $* failed (exit $status); its output is above" >&2
+  fi
+  rm -f "$log"
+  return "$status"
 }

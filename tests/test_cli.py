@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -139,3 +144,72 @@ def test_demo_prints_tickets_and_notifications():
         "ack             maria.garcia@gmail.example    [MD-2] Invoice 2026-1187 charged twice"
         in out
     )
+
+
+# The maildesk console script of the interpreter running the tests, run on this checkout.
+MAILDESK = Path(sys.executable).parent / "maildesk"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def shell_env(maildesk_on_path: bool) -> dict[str, str]:
+    """A user's environment, with or without a `maildesk` on PATH."""
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if not Path(p, "maildesk").exists()]
+    if maildesk_on_path:
+        path.insert(0, str(MAILDESK.parent))
+    return {**os.environ, "PATH": os.pathsep.join(path), "PYTHONPATH": str(CHECKOUT)}
+
+
+def paste(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a line the way a user pasting it into a shell would."""
+    return subprocess.run(
+        command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_demo_ends_with_commands_that_keep_a_desk_and_show_its_ticket(tmp_path):
+    # As after `bash scripts/demo`: maildesk is not on PATH, and a folder of the suggested
+    # name is already taken.
+    env = shell_env(maildesk_on_path=False)
+    (tmp_path / "maildesk-demo").mkdir()
+    (tmp_path / "maildesk-demo" / "notes.txt").write_text("mine")
+    demo = paste(f"{shlex.quote(str(MAILDESK))} demo", tmp_path, env)
+    assert demo.returncode == 0, demo.stderr
+    lines = demo.stdout.splitlines()
+    temporary = lines[0].removeprefix("maildesk demo: SQLite database and blob store in ")
+    assert not Path(temporary).exists()
+    hint = lines.index(
+        "The demo desk was temporary and is gone. To keep one and see a ticket in full:"
+    )
+    commands = [line.strip() for line in lines[hint + 1 :] if line.strip()]
+    maildesk = shlex.quote(str(MAILDESK.resolve()))
+    assert commands == [
+        f"{maildesk} demo --keep maildesk-demo-2",
+        f"{maildesk} --config maildesk-demo-2/maildesk.yaml tickets show MD-1",
+    ]
+    kept = paste(commands[0], tmp_path, env)
+    assert kept.returncode == 0, kept.stderr
+    shown = paste(commands[1], tmp_path, env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("MD-1  Не открывается личный кабинет\n")
+    assert (tmp_path / "maildesk-demo" / "notes.txt").read_text() == "mine"
+
+
+def test_demo_keep_ends_with_a_command_for_the_kept_desk(tmp_path):
+    env = shell_env(maildesk_on_path=True)
+    demo = paste("maildesk demo --keep 'my desk'", tmp_path, env)
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.endswith(
+        "\nSee one ticket in full with: maildesk --config 'my desk/maildesk.yaml' "
+        "tickets show MD-1\n\n"
+    )
+    shown = paste(demo.stdout.strip().splitlines()[-1].split(": ", 1)[1], tmp_path, env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("MD-1  Не открывается личный кабинет\n")
+
+
+def test_demo_keep_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "maildesk.yaml").write_text("database: {url: 'sqlite:///mine.db'}\n")
+    result = CliRunner().invoke(cli, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not empty; give a new or empty folder" in result.output
+    assert (tmp_path / "maildesk.yaml").read_text() == "database: {url: 'sqlite:///mine.db'}\n"

@@ -51,6 +51,17 @@ def test_regular_install_ships_templates_rules_and_runs_the_demo(tmp_path):
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "MD-1" in demo.stdout and "Invoice 2026-1187 charged twice" in demo.stdout
+    # The demo's closing commands, pasted as printed, keep a desk and show its first ticket.
+    lines = demo.stdout.splitlines()
+    hint = lines.index(
+        "The demo desk was temporary and is gone. To keep one and see a ticket in full:"
+    )
+    for command in [line.strip() for line in lines[hint + 1 :] if line.strip()]:
+        pasted = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+        assert pasted.returncode == 0, f"{command}\n{pasted.stderr[-3000:]}"
+    assert pasted.stdout.startswith("MD-1  Не открывается личный кабинет\n")
     init = subprocess.run(
         [str(env_dir / "bin" / "maildesk"), "init", str(tmp_path / "desk")],
         capture_output=True,

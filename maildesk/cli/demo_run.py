@@ -70,5 +70,4 @@ def _ingest_and_report(desk: Desk, echo: Callable[[str], None], workdir: Path) -
         print_table(
             rows, [("template", "TEMPLATE"), ("to", "TO"), ("subject", "SUBJECT")], max_width=60
         )
-    echo("\nSee one ticket in full with: maildesk --config <dir>/maildesk.yaml tickets show MD-1\n")
     return {"outcomes": outcomes, "tickets": tickets, "notifications": len(notices)}

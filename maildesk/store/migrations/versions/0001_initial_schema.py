@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import maildesk.store.models
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -37,8 +35,8 @@ def upgrade() -> None:
         "leases",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("holder", sa.String(length=200), nullable=False),
-        sa.Column("expires_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("acquired_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
@@ -48,18 +46,16 @@ def upgrade() -> None:
         sa.Column("last_uid", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=40), nullable=False),
         sa.Column("backlog", sa.Integer(), nullable=False),
-        sa.Column(
-            "last_success_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("last_error_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
         "quarantine",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("received_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("source", sa.String(length=200), nullable=False),
         sa.Column("raw_sha256", sa.String(length=64), nullable=False),
         sa.Column("raw_size", sa.BigInteger(), nullable=False),
@@ -83,7 +79,7 @@ def upgrade() -> None:
         sa.Column("uid", sa.BigInteger(), nullable=False),
         sa.Column("dedup_key", sa.String(length=1000), nullable=True),
         sa.Column("outcome", sa.String(length=20), nullable=False),
-        sa.Column("at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "uidvalidity", "uid"),
     )
@@ -102,24 +98,16 @@ def upgrade() -> None:
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("rules_fired", sa.JSON(), nullable=False),
         sa.Column("message_id", sa.String(length=255), nullable=False),
-        sa.Column("created_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "first_response_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("resolved_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "last_customer_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("last_agent_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_response_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_customer_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_agent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sla_policy", sa.String(length=100), nullable=True),
-        sa.Column(
-            "first_response_due", maildesk.store.models.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "resolution_due", maildesk.store.models.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("first_response_due", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolution_due", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sla_state", sa.JSON(), nullable=False),
         sa.Column("reopen_count", sa.Integer(), nullable=False),
         sa.Column("spam", sa.Boolean(), nullable=False),
@@ -150,7 +138,7 @@ def upgrade() -> None:
         "events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
-        sa.Column("at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("old", sa.Text(), nullable=True),
@@ -183,7 +171,7 @@ def upgrade() -> None:
         sa.Column("to_addrs", sa.JSON(), nullable=False),
         sa.Column("cc_addrs", sa.JSON(), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("date", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("date", sa.DateTime(timezone=True), nullable=True),
         sa.Column("text_body", sa.Text(), nullable=False),
         sa.Column("html_body", sa.Text(), nullable=True),
         sa.Column("raw_sha256", sa.String(length=64), nullable=True),
@@ -191,7 +179,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=200), nullable=False),
         sa.Column("screen_reason", sa.Text(), nullable=True),
         sa.Column("commands", sa.JSON(), nullable=False),
-        sa.Column("created_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["ticket_id"],
             ["tickets.id"],
@@ -205,7 +193,7 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("created_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column("template", sa.String(length=100), nullable=False),
         sa.Column("audience", sa.String(length=20), nullable=False),
@@ -221,13 +209,11 @@ def upgrade() -> None:
         sa.Column("raw", sa.LargeBinary(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_by", sa.String(length=200), nullable=True),
-        sa.Column("claimed_until", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("sent_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"],
             ["tickets.id"],
@@ -262,7 +248,7 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("ours", sa.Boolean(), nullable=False),
         sa.Column("visible", sa.Boolean(), nullable=False),
-        sa.Column("created_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["ticket_id"],
             ["tickets.id"],

@@ -1,7 +1,7 @@
 """tickets.thread_index: Outlook's conversation root adopted from the request
 
 Revision ID: 0002_notify
-Revises: 0001
+Revises: 0002_report
 """
 
 from collections.abc import Sequence

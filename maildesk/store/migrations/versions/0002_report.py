@@ -9,8 +9,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import maildesk.store.models
-
 revision: str = "0002_report"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -19,9 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
-        batch.add_column(
-            sa.Column("rated_at", maildesk.store.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("rated_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
