@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,9 +12,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from maildesk.common.errors import ConfigError, Problem, SecretError
 from maildesk.common.redact import remember_secret
@@ -21,6 +24,8 @@ from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
 DEFAULT_CONFIG = "maildesk.yaml"
 CONFIG_ENV = "MAILDESK_CONFIG"
+# An authserv-id as authres reads it: an RFC 5322 dot-atom, in practice a host name.
+_AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 class _Section(BaseModel):
@@ -105,9 +110,11 @@ class TicketsConfig(_Section):
     thanks_keeps_resolved: bool = True
     # A stranger quoting a ticket's token opens a new ticket ("new") or is held ("hold").
     stranger_with_token: Literal["new", "hold"] = "new"
-    require_agent_auth: bool = False
-    # Authentication-Results headers count only when added by these servers (your MX).
+    # Your MX's authserv-id(s): only the topmost Authentication-Results headers they wrote
+    # count (see triage.auth_results). Before require_agent_auth, whose check reads it.
     trusted_authserv: list[str] = []
+    # Agents' mail counts only if those servers report SPF or DKIM pass for their domain.
+    require_agent_auth: bool = False
     pause_sla_when_pending: bool = True
     sla_warning_fraction: float = Field(default=0.8, gt=0, lt=1)
     # Remind the assignee (or queue) when an open ticket had no agent action this long.
@@ -117,6 +124,32 @@ class TicketsConfig(_Section):
     @property
     def id_domain(self) -> str:
         return self.message_id_domain or self.support_address.rpartition("@")[2]
+
+    @field_validator("trusted_authserv")
+    @classmethod
+    def _authserv_ids(cls, value: list[str]) -> list[str]:
+        ids = [v.strip().lower() for v in value]
+        bad = ", ".join(repr(v) for v in ids if not _AUTHSERV_ID.fullmatch(v))
+        if bad:
+            raise PydanticCustomError(
+                "authserv_id",
+                "{bad} is not an authserv-id: write the name your mail server puts before the "
+                "first ';' of its Authentication-Results header, e.g. mx.example.com",
+                {"bad": bad},
+            )
+        return ids
+
+    @field_validator("require_agent_auth")
+    @classmethod
+    def _needs_trusted_servers(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("trusted_authserv") == []:
+            raise PydanticCustomError(
+                "needs_trusted_authserv",
+                "true also needs tickets.trusted_authserv, the authserv-id your MX writes first "
+                "in its Authentication-Results header (e.g. [mx.example.com]); without it a "
+                "header the sender wrote could pass for the MX's. Set it, or set this to false",
+            )
+        return value
 
 
 class MailboxConfig(_Section):

@@ -18,7 +18,7 @@ from maildesk.decide.lifecycle import transition_problem
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import trim_reply
 from maildesk.rules import Agent
-from maildesk.triage.agent_auth import sender_is_authenticated
+from maildesk.triage.agent_auth import authenticate_agent
 
 
 @dataclass
@@ -48,18 +48,11 @@ def agent_mail(
     to_comment = bool(ctx.tickets.comment_address) and any(
         a.address == ctx.tickets.comment_address.lower() for a in msg.recipients
     )
-    if ctx.tickets.require_agent_auth and not sender_is_authenticated(
-        msg, set(ctx.tickets.trusted_authserv) or None
-    ):
-        return _refuse(
-            decision,
-            me,
-            [
-                "this mail did not pass DKIM or SPF for your domain; "
-                "nothing in it was applied or sent to the customer"
-            ],
-            block,
-        )
+    if ctx.tickets.require_agent_auth:
+        auth = authenticate_agent(msg, agent.address, ctx.tickets)
+        if not auth.vouched:
+            why = f"your mail server did not vouch that this mail comes from you: {auth.reason}"
+            return _refuse(decision, me, [why], block)
     outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
     body, inserted, kb_problems = expand_kb_commands(trim_reply(block.body), articles or [])
     outcome.errors += [f"#kb: {p}" for p in kb_problems]

@@ -31,6 +31,9 @@ from maildesk.intake.mime_parts import MimeWalker
 
 MAX_SUBJECT = 1000
 MAX_HEADERS = 2000
+# Structured fields where RFC 2047 words are not allowed: decoding one could turn an
+# echoed address like "=?utf-8?q?=3Bdkim=3Dpass?=@evil.example" into a forged result.
+UNDECODED_HEADERS = frozenset({"authentication-results"})
 
 
 def parse_message(
@@ -54,7 +57,9 @@ def parse_message(
     if not raw_items:
         raise ParseError("no headers found: this is not an email message")
     raw_items = raw_items[:MAX_HEADERS]
-    headers = [(scrub(str(name))[:200], decode_header_value(value)) for name, value in raw_items]
+    headers = [
+        (scrub(str(name))[:200], _header_text(str(name), value)) for name, value in raw_items
+    ]
     first: dict[str, str] = {}
     undecoded: dict[str, str] = {}  # address and id headers are split before words are decoded
     for (name, value), (_, raw_value) in zip(headers, raw_items, strict=True):
@@ -87,3 +92,9 @@ def parse_message(
         defects=[type(d).__name__ for d in msg.defects] + body.defects,
         dropped=body.dropped,
     )
+
+
+def _header_text(name: str, value: object) -> str:
+    if name.strip().lower() in UNDECODED_HEADERS:
+        return scrub(unfold_8bit(str(value)))
+    return decode_header_value(value)

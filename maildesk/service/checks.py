@@ -174,6 +174,25 @@ def check_maildirs(config: Config) -> str:
     return f"{len(config.maildirs)} readable" if config.maildirs else "none configured"
 
 
+def check_agent_auth(config: Config) -> str:
+    """Say whether agents' mail must be vouched for by your mail server, and by which."""
+    tickets = config.tickets
+    servers = ", ".join(tickets.trusted_authserv)
+    if not tickets.require_agent_auth:
+        unused = f"; tickets.trusted_authserv ({servers}) is unused until then" if servers else ""
+        return (
+            "off: mail from an agent's address is taken as the agent's, so a forged From can "
+            "apply commands and reply to customers; set tickets.require_agent_auth: true with "
+            f"tickets.trusted_authserv: [your MX's authserv-id] to require SPF or DKIM{unused}"
+        )
+    return (
+        f"on: agents' mail counts only if the topmost Authentication-Results headers from "
+        f"{servers} report SPF (smtp.mailfrom) or DKIM (header.d) pass for the agent's domain "
+        "and no other SPF or DKIM verdict; those servers must add the header to every message "
+        "and remove ones with their name that arrive from outside"
+    )
+
+
 def sample_context(config: Config, template: str = "ack") -> dict:
     """Template variables for a made-up ticket, as `maildesk check` renders them."""
     from maildesk.decide.template_context import sample_context as for_template
@@ -188,4 +207,5 @@ CHECKS: list[tuple[str, Callable[[Config], str]]] = [
     ("database", check_database),
     ("knowledge base", check_knowledge_base),
     ("maildirs", check_maildirs),
+    ("agent authentication", check_agent_auth),
 ]
