@@ -244,19 +244,28 @@ def test_an_unknown_kb_article_refuses_the_whole_reply():
     assert d.changes == [] and templates(d) == ["command_error"]
 
 
-PASS = "mx.example.com; dkim=pass header.d=example.com; spf=none"
+PASS = "mx.example.com; dkim=pass header.d=example.com"
+TRUSTED = ["mx.example.com"]
 
 
 @pytest.mark.parametrize(
     ("headers", "trusted", "relayed"),
     [
-        ({}, [], False),
-        ({"Authentication-Results": PASS}, [], True),
-        ({"Authentication-Results": PASS}, ["mx.example.com"], True),
+        ({}, TRUSTED, False),
+        ({"Authentication-Results": PASS}, TRUSTED, True),
         ({"Authentication-Results": PASS}, ["inbound.example.com"], False),
-        ({"Authentication-Results": "mx.example.com; dkim=fail header.d=example.com"}, [], False),
+        (
+            {"Authentication-Results": "mx.example.com; dkim=fail header.d=example.com"},
+            TRUSTED,
+            False,
+        ),
+        (
+            {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com; spf=fail"},
+            TRUSTED,
+            False,
+        ),
     ],
-    ids=["no-header", "pass", "pass-trusted", "pass-untrusted-server", "fail"],
+    ids=["no-header", "pass", "pass-untrusted-server", "fail", "pass-vetoed-by-spf-fail"],
 )
 def test_require_agent_auth_applies_only_authenticated_agent_mail(headers, trusted, relayed):
     tickets = {"require_agent_auth": True, "trusted_authserv": trusted}
@@ -265,7 +274,7 @@ def test_require_agent_auth_applies_only_authenticated_agent_mail(headers, trust
     assert ("status" in changed(d)) is relayed
     if not relayed:
         [error] = one_notice(d, "command_error").extra["errors"]
-        assert "did not pass DKIM or SPF" in error
+        assert "did not vouch that this mail comes from you" in error
         assert (d.kind, d.internal) == (MessageKind.NOTE, True)
 
 
