@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.corpus import generate
 from bench.desks import bench_desk
 from maildesk.service.desk import settle_heap
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 
 
 def peak_rss_mb() -> float:

@@ -25,7 +25,7 @@ from bench.desks import bench_desk
 from maildesk.intake.maildir import Maildir
 from maildesk.service.desk import settle_heap
 from maildesk.service.file_ingest import BATCH_SIZE, ingest_paths
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 
 
 def fill_maildir(root: Path, n: int) -> int:

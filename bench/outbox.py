@@ -33,7 +33,7 @@ from bench.desks import bench_desk
 from maildesk.outgoing.render_jobs import shared_pool
 from maildesk.outgoing.sender import build_sender
 from maildesk.service.desk import Desk, settle_heap
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import OutboxEntry
 
 RULES = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from tests.conftest import make_mail
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from maildesk.outgoing.render_jobs import render_entry
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Event, Message, OutboxEntry, QuarantineEntry, Ticket
 from tests.conftest import make_mail
 from tests.corpus_cases import (

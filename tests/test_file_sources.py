@@ -9,7 +9,7 @@ import pytest
 
 from maildesk.intake.maildir import Maildir
 from maildesk.service.file_ingest import ingest_paths
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from tests.conftest import make_mail
 from tests.conftest import run_maildesk as run
 

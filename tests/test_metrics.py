@@ -10,7 +10,7 @@ import pytest
 
 from maildesk.common import metrics
 from maildesk.service import metrics_server
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from tests.conftest import make_mail
 from tests.servers import free_port
 

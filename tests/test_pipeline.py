@@ -9,7 +9,7 @@ import hashlib
 from sqlalchemy import func, select
 
 from maildesk.outgoing.render_jobs import render_entry
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Attachment, Blob, Message, OutboxEntry, QuarantineEntry, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail

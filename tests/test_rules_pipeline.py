@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from maildesk.cli import cli
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import AssignmentState, OutboxEntry, Participant, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail

@@ -42,7 +42,7 @@ def run_demo(echo: Callable[[str], None], keep: Path | None = None) -> dict:
 def _ingest_and_report(desk: Desk, echo: Callable[[str], None], workdir: Path) -> dict:
     from maildesk.cli.common import print_table
     from maildesk.cli.tickets import TICKET_COLUMNS
-    from maildesk.service.pipeline import SourceInfo
+    from maildesk.service.ingest_results import SourceInfo
 
     echo(f"maildesk demo: SQLite database and blob store in {workdir}\n")
     echo("Ingesting the bundled sample mail:")

@@ -13,7 +13,7 @@ from maildesk.cli.common import CliContext, pass_cli
 from maildesk.common.errors import MaildeskError
 from maildesk.intake.maildir import Maildir, MaildirError
 from maildesk.service.file_ingest import ingest_paths
-from maildesk.service.pipeline import IngestResult, SourceInfo
+from maildesk.service.ingest_results import IngestResult, SourceInfo
 
 if TYPE_CHECKING:
     from maildesk.service.desk import Desk

@@ -11,17 +11,14 @@ left, the skeleton, keeps every header and marks each cut part with
 
 from __future__ import annotations
 
-import binascii
 import collections
 import dataclasses
 import email.parser
 import email.policy
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
 from email.message import Message
-from pathlib import Path
 from typing import BinaryIO
 
 from maildesk.common.errors import MaildeskError, ParseError
@@ -36,7 +33,8 @@ from maildesk.intake.message import (
     StoredPart,
     human_size,
 )
-from maildesk.intake.mime_parts import MAX_DEPTH, decode_uu_line
+from maildesk.intake.mime_parts import MAX_DEPTH
+from maildesk.intake.part_spill import PartSpill
 from maildesk.intake.tnef import TnefError, parse_tnef
 
 CHUNK = 1 << 20
@@ -45,7 +43,6 @@ MAX_HEADER_BLOCK = 1 << 20
 # The same header-line test as email.feedparser.headerRE, on bytes.
 _HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
-_NOT_BASE64 = bytes(b for b in range(256) if not re.match(rb"[A-Za-z0-9+/=]", bytes([b])))
 
 
 class SkeletonTooLarge(MaildeskError):
@@ -192,7 +189,7 @@ class _Cutter:
         self.boundaries: list[re.Pattern[bytes]] = []  # enclosing multiparts, innermost last
         self.line_start = True  # the next line read starts a line
         self.cur_starts = True  # the line just read started a line
-        self.spill: _Spill | None = None
+        self.spill: PartSpill | None = None
 
     # Reading, with the enclosing boundaries acting as end-of-input, as in the stdlib.
 
@@ -295,7 +292,7 @@ class _Cutter:
         threshold = self.body_spill_bytes if is_text_body else self.spill_bytes
         buffered: list[bytes] = []
         size = 0
-        spill: _Spill | None = None
+        spill: PartSpill | None = None
         while (line := self._next()) is not None:
             if spill is not None:
                 spill.write(line)
@@ -306,7 +303,7 @@ class _Cutter:
                 cte = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
                 if headers.get_content_maintype() in ("message", "multipart"):
                     cte = ""  # an attached message is kept as it is
-                spill = self.spill = _Spill(self.blobs, cte, self.max_attachment_bytes)
+                spill = self.spill = PartSpill(self.blobs, cte, self.max_attachment_bytes)
                 for held in buffered:
                     spill.write(held)
                 buffered = []
@@ -346,185 +343,3 @@ def _names_a_file(headers: Message) -> bool:
         )
     except Exception:
         return True
-
-
-class _Spill:
-    """Decodes a part body as it streams in and writes it to a blob-store temp file."""
-
-    def __init__(self, blobs: BlobWriter, cte: str, limit: int):
-        self.blobs = blobs
-        self.limit = limit
-        self.decoder = _decoder(cte)
-        self.fh, self.tmp = blobs.temp_file()
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.encoded = 0
-        self.over = False
-        self.lines: list[bytes] = []
-        self.buffered = 0
-        self.last = b""  # the newest line, held back: its line end may not belong to the part
-        self.head = b""  # the first header block, for the subject of an attached message
-        self.in_head = True
-
-    def write(self, line: bytes) -> None:
-        if self.in_head:
-            self.head += line
-            self.in_head = line not in (b"\r\n", b"\n", b"\r") and len(self.head) < 65536
-        if self.last:
-            self.lines.append(self.last)
-            self.buffered += len(self.last)
-        self.last = line
-        if self.buffered >= CHUNK:
-            self._drain()
-
-    def _drain(self) -> None:
-        data = b"".join(self.lines)
-        self.lines = []
-        self.buffered = 0
-        self._feed(data)
-
-    def _feed(self, data: bytes) -> None:
-        self.encoded += len(data)
-        if not self.over:
-            self._out(self.decoder.feed(data))
-
-    def _out(self, data: bytes) -> None:
-        if not data or self.over:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.over = True
-            self.fh.close()
-            self.tmp.unlink(missing_ok=True)
-            return
-        self.digest.update(data)
-        self.fh.write(data)
-
-    def abandon(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
-
-    def finish(self, *, strip_final_eol: bool) -> StoredPart:
-        """Flush, file the blob, and say where it is (or that it was too big to keep)."""
-        self._drain()
-        last = _EOL.sub(b"", self.last) if strip_final_eol else self.last
-        self._feed(last)
-        if not self.over:
-            self._out(self.decoder.finish())
-        if self.over:
-            return StoredPart(None, max(self.size, self.decoder.estimate(self.encoded)))
-        self.fh.close()
-        try:
-            sha = self.blobs.adopt(self.tmp, self.digest.hexdigest())
-        finally:
-            Path(self.tmp).unlink(missing_ok=True)
-        return StoredPart(sha, self.size)
-
-
-class _Identity:
-    def feed(self, data: bytes) -> bytes:
-        return data
-
-    def finish(self) -> bytes:
-        return b""
-
-    def estimate(self, encoded: int) -> int:
-        return encoded
-
-
-class _Base64(_Identity):
-    """Streaming base64, lenient as the stdlib: junk skipped, decoding stops at padding."""
-
-    def __init__(self) -> None:
-        self.rest = b""
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        if self.done:
-            return b""
-        data = self.rest + data.translate(None, _NOT_BASE64)
-        pad = data.find(b"=")
-        if pad >= 0:
-            self.done = True
-            self.rest = data[:pad]
-            return b""
-        cut = len(data) - len(data) % 4
-        self.rest = data[cut:]
-        return binascii.a2b_base64(data[:cut]) if cut else b""
-
-    def finish(self) -> bytes:
-        rest, self.rest = self.rest, b""
-        cut = len(rest) - len(rest) % 4
-        out = binascii.a2b_base64(rest[:cut]) if cut else b""
-        tail = rest[cut:]
-        if len(tail) >= 2:
-            out += binascii.a2b_base64(tail + b"=" * (4 - len(tail)))
-        return out
-
-    def estimate(self, encoded: int) -> int:
-        return encoded * 3 // 4
-
-
-class _QuotedPrintable(_Identity):
-    """Quoted-printable fed whole lines at a time, so soft line breaks decode right."""
-
-    def __init__(self) -> None:
-        self.rest = b""
-
-    def feed(self, data: bytes) -> bytes:
-        data = self.rest + data
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        self.rest = data[cut:]
-        return binascii.a2b_qp(data[:cut]) if cut else b""
-
-    def finish(self) -> bytes:
-        rest, self.rest = self.rest, b""
-        return binascii.a2b_qp(rest) if rest else b""
-
-
-class _Uuencode(_QuotedPrintable):
-    """uuencode between its `begin` and `end` lines, as email.message._decode_uu reads it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state = "before"
-
-    def feed(self, data: bytes) -> bytes:
-        data = self.rest + data
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        self.rest = data[cut:]
-        return self._lines(data[:cut])
-
-    def finish(self) -> bytes:
-        rest, self.rest = self.rest, b""
-        return self._lines(rest)
-
-    def _lines(self, data: bytes) -> bytes:
-        out = []
-        for line in data.splitlines():
-            if self.state == "before":
-                if line.startswith(b"begin ") and line[6:].partition(b" ")[0].isdigit():
-                    self.state = "body"
-            elif self.state == "body":
-                if line.strip(b" \t\r\n\f") == b"end" or not line:
-                    self.state = "after"
-                    continue
-                decoded = decode_uu_line(line)
-                if decoded is None:
-                    self.state = "after"
-                else:
-                    out.append(decoded)
-        return b"".join(out)
-
-    def estimate(self, encoded: int) -> int:
-        return encoded * 3 // 4
-
-
-def _decoder(cte: str) -> _Identity:
-    if cte == "base64":
-        return _Base64()
-    if cte == "quoted-printable":
-        return _QuotedPrintable()
-    if cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
-        return _Uuencode()
-    return _Identity()

@@ -16,8 +16,9 @@ from maildesk.common.config import Config
 from maildesk.common.errors import RulesError
 from maildesk.outgoing.templates import Renderer
 from maildesk.rules import RuleSet, load_rules
+from maildesk.service.ingest_results import IngestResult
 from maildesk.service.knowledge_base import KnowledgeBase
-from maildesk.service.pipeline import Clock, IngestResult, Pipeline, utcnow
+from maildesk.service.pipeline import Clock, Pipeline, utcnow
 from maildesk.store.blobs import BlobStore
 from maildesk.store.checkpoint import WalCheckpointer
 from maildesk.store.db import (

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maildesk.intake.raw_mail import IncomingMail, discard_all
-from maildesk.service.pipeline import BatchHook, IngestResult, Pipeline, SourceInfo, StartedBatch
+from maildesk.service.ingest_results import IngestResult, SourceInfo
+from maildesk.service.pipeline import BatchHook, Pipeline, StartedBatch
 
 log = logging.getLogger(__name__)
 

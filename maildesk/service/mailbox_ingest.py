@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from maildesk.common.config import MailboxConfig
 from maildesk.intake.imap import FetchedMessage, FolderInfo, ImapSource
 from maildesk.intake.raw_mail import IncomingMail, discard_all
-from maildesk.service.pipeline import IngestResult, SourceInfo, StartedBatch
+from maildesk.service.ingest_results import IngestResult, SourceInfo
+from maildesk.service.pipeline import StartedBatch
 from maildesk.service.source_ingest import SourceIngest
 from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import (
@@ -46,7 +47,6 @@ class MailboxIngest(SourceIngest):
         super().__init__(desk, config, **options)
         self.source = ImapSource(config)
         self.uidvalidity = 0
-
 
     def open(self) -> FolderInfo:
         """Connect and check the checkpoint against the folder's UIDVALIDITY."""

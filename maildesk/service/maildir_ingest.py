@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from maildesk.common.config import MaildirConfig
 from maildesk.intake.maildir import Maildir
 from maildesk.service.file_ingest import ingest_paths
-from maildesk.service.pipeline import SourceInfo
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.service.source_ingest import SourceIngest
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ class MaildirIngest(SourceIngest):
     def __init__(self, desk: Desk, config: MaildirConfig, **options: Any):
         super().__init__(desk, config, **options)
         self.maildir: Maildir | None = None
-
 
     def open(self) -> None:
         """Check the folder is a Maildir (MaildirError says what is missing)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from maildesk.common.errors import NotFound
 from maildesk.service.desk import Desk
-from maildesk.service.pipeline import IngestResult, SourceInfo
+from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.store.quarantine import get_entry
 
 
