@@ -6,6 +6,7 @@ MTA's `maildesk ingest -` load little. May import every package.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
@@ -15,8 +16,47 @@ from maildesk.cli.common import CliContext, setup_logging
 from maildesk.common.errors import MaildeskError
 from maildesk.common.redact import redact
 
+# Every command, the module that defines it, and its one-line help for `maildesk --help`.
+# A command's module is imported only when that command runs, so `maildesk --help` and an
+# MTA's `maildesk ingest -` do not pay for the rest (tests/test_cli_startup.py checks).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("setup", "Validate the config, the rules, the templates and the secrets."),
+    "db": ("setup", "Database schema migrations."),
+    "demo": ("demo", "Run the whole flow on SQLite with bundled sample mail."),
+    "ingest": ("ingest", "Ingest .eml files, one message on stdin, or a Maildir."),
+    "init": ("setup", "Write a working maildesk.yaml, rules.yaml and templates/."),
+    "kb": ("kb", "Knowledge-base articles: suggestions and #kb NAME."),
+    "outbox": ("outbox", "Notifications: waiting, sent, failed; resend them."),
+    "quarantine": ("quarantine", "Messages that could not be processed, with the reason."),
+    "rate": ("satisfaction", "Record the rating in a rating link's TOKEN."),
+    "report": ("report", "Figures: tickets created and resolved, response times, SLA."),
+    "rules": ("rules", "Check rules.yaml and try messages against it."),
+    "run": ("daemon", "Run the daemon in the foreground: ingest every mailbox."),
+    "status": ("daemon", "Show each mailbox: state, owner, last success, backlog, error."),
+    "tickets": ("tickets", "List and show tickets."),
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use, listed from COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"maildesk.cli.{COMMANDS[cmd_name][0]}")
+        found: click.Command = module.COMMANDS[cmd_name]
+        return found
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
 @click.option(
     "--config",
     "config_path",
@@ -32,42 +72,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     setup_logging("debug" if verbose else None)
     ctx.obj = CliContext(config_path)
     ctx.call_on_close(ctx.obj.close)
-
-
-def _register() -> None:
-    from maildesk.cli import (
-        daemon,
-        demo,
-        ingest,
-        kb,
-        outbox,
-        quarantine,
-        report,
-        rules,
-        satisfaction,
-        setup,
-        tickets,
-    )
-
-    modules = (
-        setup,
-        ingest,
-        daemon,
-        tickets,
-        quarantine,
-        outbox,
-        rules,
-        report,
-        satisfaction,
-        kb,
-        demo,
-    )
-    for module in modules:
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

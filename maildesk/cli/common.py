@@ -6,11 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from maildesk.common.config import Config, config_path, load_config
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from maildesk.common.config import Config
 
 
 def setup_logging(level: str | None) -> None:
@@ -29,12 +33,18 @@ class CliContext:
         self.config_path_arg = config_path_arg
         self._config: Config | None = None
         self._desk: Any = None
+        self._engine: Engine | None = None
+        self._readers: sessionmaker[Session] | None = None
 
     @property
     def path(self) -> Path:
+        from maildesk.common.config import config_path
+
         return config_path(self.config_path_arg)
 
     def config(self) -> Config:
+        from maildesk.common.config import load_config
+
         if self._config is None:
             explicit = self.config_path_arg is not None
             self._config = load_config(
@@ -54,9 +64,28 @@ class CliContext:
             self._desk = Desk.build(self.config(), check_schema=check_schema)
         return self._desk
 
+    def read_session(self) -> Session:
+        """A read-only session on the (schema-checked) database, for commands that only
+        show things: they need no rules, templates or pipeline."""
+        if self._desk is not None:
+            return self._desk.read_session()
+        if self._readers is None:
+            from maildesk.store.db import (
+                make_engine,
+                make_read_sessionmaker,
+                require_current_schema,
+            )
+
+            self._engine = make_engine(self.config().database_url())
+            require_current_schema(self._engine)
+            self._readers = make_read_sessionmaker(self._engine)
+        return self._readers()
+
     def close(self) -> None:
         if self._desk is not None:
             self._desk.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 pass_cli = click.make_pass_decorator(CliContext)

@@ -159,4 +159,4 @@ def _ago(when: datetime | None, now: datetime) -> str:
     return f"{seconds}s ago"
 
 
-COMMANDS = [run, status]
+COMMANDS = {c.name: c for c in [run, status]}

@@ -71,4 +71,4 @@ def shell_command() -> str:
     return shlex.quote(text if "/" in text else f"./{text}")
 
 
-COMMANDS = [demo]
+COMMANDS = {c.name: c for c in [demo]}

@@ -107,4 +107,4 @@ def _open(name: str) -> Path:
         raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
 
 
-COMMANDS = [ingest]
+COMMANDS = {c.name: c for c in [ingest]}

@@ -62,4 +62,4 @@ def suggest_cmd(cli: CliContext, text: str) -> None:
         click.echo("no article matches")
 
 
-COMMANDS = [kb]
+COMMANDS = {c.name: c for c in [kb]}

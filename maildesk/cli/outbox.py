@@ -175,4 +175,4 @@ def _get(session: Any, entry_id: int) -> tuple[OutboxEntry, str | None]:
     return row[0], row[1]
 
 
-COMMANDS = [outbox]
+COMMANDS = {c.name: c for c in [outbox]}

@@ -38,8 +38,7 @@ def _row(e: QuarantineEntry) -> dict:
 @pass_cli
 def list_cmd(cli: CliContext, show_all: bool, as_json: bool) -> None:
     """List quarantined messages (held ones by default)."""
-    desk = cli.desk()
-    with desk.read_session() as session:
+    with cli.read_session() as session:
         query = select(QuarantineEntry).order_by(QuarantineEntry.id)
         if not show_all:
             query = query.where(QuarantineEntry.status == "held")
@@ -90,4 +89,4 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
         print_json(_row(entry))
 
 
-COMMANDS = [quarantine]
+COMMANDS = {c.name: c for c in [quarantine]}

@@ -124,4 +124,4 @@ def _emit(result: Any, as_json: bool, as_csv: bool, html_file: Path | None) -> N
         click.echo(render_text(result), nl=False)
 
 
-COMMANDS = [report]
+COMMANDS = {c.name: c for c in [report]}

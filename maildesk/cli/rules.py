@@ -221,4 +221,4 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
-COMMANDS = [rules]
+COMMANDS = {c.name: c for c in [rules]}

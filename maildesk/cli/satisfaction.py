@@ -34,4 +34,4 @@ def rate(cli: CliContext, token: str, comment: str) -> None:
     click.echo(f"{ref} rated {rating}")
 
 
-COMMANDS = [rate]
+COMMANDS = {c.name: c for c in [rate]}

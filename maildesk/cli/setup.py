@@ -115,4 +115,4 @@ def db_status(cli: CliContext) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = [init, check, db]
+COMMANDS = {c.name: c for c in [init, check, db]}

@@ -36,8 +36,7 @@ def list_cmd(
     cli: CliContext, status: str | None, queue: str | None, limit: int | None, as_json: bool
 ) -> None:
     """List tickets, newest first."""
-    desk = cli.desk()
-    with desk.read_session() as session:
+    with cli.read_session() as session:
         rows = list_tickets(session, status=status, queue=queue, limit=limit)
     if as_json:
         print_json(rows)
@@ -53,8 +52,7 @@ def list_cmd(
 @pass_cli
 def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
     """Show one ticket with its messages, attachments and events."""
-    desk = cli.desk()
-    with desk.read_session() as session:
+    with cli.read_session() as session:
         detail = ticket_detail(session, ref)
     if as_json:
         print_json(detail)
@@ -100,4 +98,4 @@ def print_ticket(d: dict) -> None:
         click.echo(f"    {e['at']} {e['actor']}: {e['kind']}{change} ({e['reason']})")
 
 
-COMMANDS = [tickets]
+COMMANDS = {c.name: c for c in [tickets]}

@@ -1,0 +1,45 @@
+"""Commands load only what they use: an MTA or a shell runs `maildesk` once per call."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+_PROBE = """
+import atexit, json, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["maildesk", *sys.argv[2:]]
+from maildesk.cli import main
+main()
+"""
+
+
+def modules_loaded(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a real `maildesk ARGS` process had imported when it exited."""
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(out.read_text()))
+
+
+def test_help_imports_no_database_templates_or_pipeline(tmp_path):
+    loaded = modules_loaded(tmp_path, "--help")
+    heavy = {"sqlalchemy", "pydantic", "jinja2", "alembic", "imapclient", "aiosmtplib", "yaml"}
+    assert loaded & heavy == set()
+    ours = {m for m in loaded if m.startswith("maildesk.") and not m.startswith("maildesk.cli")}
+    assert ours == {"maildesk.common", "maildesk.common.errors", "maildesk.common.redact"}
+
+
+def test_listing_tickets_loads_no_pipeline_rules_templates_or_mail_servers(tmp_path, desk_dir):
+    loaded = modules_loaded(
+        tmp_path, "--config", str(desk_dir / "maildesk.yaml"), "tickets", "list"
+    )
+    unused = {"jinja2", "imapclient", "aiosmtplib", "mailparser", "nh3", "re2"}
+    assert loaded & unused == set()
+    stages = {m.split(".")[1] for m in loaded if m.startswith("maildesk.") and "." in m}
+    assert stages <= {"cli", "common", "store"}, stages
