@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,9 @@ def write_config(
     if not (directory / "rules.yaml").exists():
         shutil.copyfile(example_rules(), directory / "rules.yaml")
     url = database_url or "sqlite:///maildesk.db"
+    key = directory / "reply.key"
+    if not key.exists():  # signs agents' reply addresses, as `maildesk init` makes it
+        key.write_text(secrets.token_hex(32), encoding="utf-8")
     storage = "" if "storage:" in extra else "storage:\n  path: data\n"
     (directory / "maildesk.yaml").write_text(
         f"""
@@ -62,6 +66,7 @@ database:
   prefix: {prefix}
   support_address: {support}
   support_name: Example Support
+  reply_secret: {{file: reply.key}}
 rules: rules.yaml
 {extra}
 """,

@@ -18,6 +18,7 @@ from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.inbound import decide
 from maildesk.intake.message import ParsedMessage
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
 from maildesk.triage.screen import screen_message
 from tests.rulekit import MONDAY_MORNING, message, ruleset
 
@@ -26,6 +27,7 @@ CREATED = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # the same morning, 09:00 in
 CUSTOMER = "customer@example.org"
 ALICE, BOB, CAROL, ERIN = (f"{n}@example.com" for n in ("alice", "bob", "carol", "erin"))
 OWN = frozenset({"support@example.com"})
+KEYS = ReplyKeys(b"decidekit reply secret")  # signs agents' reply addresses
 RULES = ruleset()
 # What the standard policy gives a ticket opened at CREATED (Berlin office hours).
 STANDARD_FIRST_DUE = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -64,6 +66,7 @@ def context(
 ) -> DecideContext:
     """The context the pipeline would build, with the message screened as it would be."""
     screening = screen_message(msg, own_domain="example.com", own_addresses=OWN)
+    options.setdefault("reply_keys", KEYS)
     return DecideContext(
         tickets=TicketsConfig(**(tickets or {})),
         rules=rules or RULES,
@@ -91,9 +94,12 @@ def decide_mail(
 def agent_writes(
     body: str, on: TicketState | None = None, sender: str = ALICE, **kw: Any
 ) -> Decision:
-    """An agent's mail about `on` (default: the plain ticket) with `body`."""
-    subject = kw.pop("subject", "Re: [MD-7] Printer on fire")
-    return decide_mail(on or ticket(), sender=sender, subject=subject, body=body, **kw)
+    """An agent's mail about `on` (default: the plain ticket) with `body`, sent to the
+    signed reply address of a notification about it (as a reply from a mail client is)."""
+    on = on or ticket()
+    subject = kw.pop("subject", f"Re: [{on.ref}] Printer on fire")
+    kw.setdefault("to", signed_reply_address("support@example.com", on.ref, sender, KEYS.current))
+    return decide_mail(on, sender=sender, subject=subject, body=body, **kw)
 
 
 def notices(decision: Decision, template: str) -> list[Notice]:

@@ -61,7 +61,20 @@ def ids(value: object) -> list[str]:
 
 
 def reply_to(message: EmailMessage, **headers: str) -> dict[str, str]:
-    """Threading headers a mail client sets when replying to `message`."""
+    """What a mail client sets when replying to `message`: the threading headers, and the
+    message's Reply-To (an agent's signed reply address) as the recipient."""
     own = str(message["Message-ID"])
     refs = " ".join([*str(message.get("References", "")).split(), own]).strip()
-    return {"in_reply_to": own, "references": refs, **headers}
+    answer = {"in_reply_to": own, "references": refs}
+    if message.get("Reply-To"):
+        answer["to"] = message["Reply-To"].addresses[0].addr_spec
+    return {**answer, **headers}
+
+
+def signed_to(desk, ref: str, agent: str) -> str:
+    """The signed reply address our notifications give `agent` for ticket `ref`."""
+    from maildesk.triage.reply_tokens import load_reply_keys, signed_reply_address
+
+    keys = load_reply_keys(desk.config.tickets)
+    assert keys is not None, "the test desk has a reply secret"
+    return signed_reply_address(desk.config.tickets.support_address, ref, agent, keys.current)

@@ -85,17 +85,30 @@ def agent_auth_line(result) -> str:
     return line
 
 
-def test_check_says_when_agent_mail_is_taken_by_its_from_address(desk_dir):
-    result = run(desk_dir, "check")
+def test_check_explains_how_agent_mail_is_verified(desk_dir):
+    result = run(desk_dir, "check")  # as `maildesk init` writes it: signed reply addresses
     assert result.exit_code == 0, result.output
     line = agent_auth_line(result)
-    assert line.startswith("ok   agent authentication: off: mail from an agent's address")
-    assert "a forged From can apply commands" in line and "require_agent_auth: true" in line
-    assert "unused" not in line
+    assert line.startswith("ok   agent authentication: signed: an agent's mail counts when")
+    assert "unverified note" in line and "Authentication-Results" not in line
 
     set_tickets(desk_dir, f"  trusted_authserv: [{MX}]\n")
     line = agent_auth_line(run(desk_dir, "check"))
-    assert f"tickets.trusted_authserv ({MX}) is unused until then" in line
+    assert f"or when the topmost Authentication-Results headers from {MX}" in line
+
+
+def test_check_calls_unverified_agents_unsafe_and_a_missing_secret_a_problem(desk_dir):
+    config = desk_dir / "maildesk.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("agent_verification: signed", "agent_verification: none"))
+    line = agent_auth_line(run(desk_dir, "check"))
+    assert "UNSAFE (agent_verification: none)" in line and "anyone who writes that From" in line
+
+    config.write_text(text.replace("  reply_secret: {file: reply.key}", ""), encoding="utf-8")
+    result = run(desk_dir, "check")
+    assert result.exit_code == 1
+    assert "tickets.reply_secret is not set" in result.output
+    assert "openssl rand -hex 32 > reply.key" in result.output
 
 
 def test_check_says_which_server_vouches_when_required(desk_dir):
@@ -108,7 +121,7 @@ def test_check_says_which_server_vouches_when_required(desk_dir):
         f"Authentication-Results headers from {MX}, filter.a report SPF (smtp.mailfrom) or "
         "DKIM (header.d) pass for the agent's domain"
     )
-    assert "remove ones with their name that arrive from outside" in line
+    assert "remove headers with their name that arrive from outside" in line
 
 
 def test_check_fails_when_required_without_a_trusted_server(desk_dir):

@@ -111,12 +111,17 @@ def test_comment_address_makes_an_internal_note(make_desk, smtp_sink, clock):
     )
     desk.pipeline.config = desk.config
     desk.pipeline.process_one(make_mail(subject="Help", message_id="<c9@example.org>"))
+    send_all(desk)
+    notice = next(
+        parse(r.data) for r in smtp_sink.received if "alice@example.com" in str(r.rcpt_tos)
+    )
     desk.pipeline.process_one(
         make_mail(
             sender=ALICE,
-            to="support+comment@example.com",
-            subject="Re: [MD-1] Help",
+            cc="support+comment@example.com",
+            subject=f"Re: {notice['Subject']}",
             body="checked the logs",
+            **reply_to(notice),
         )
     )
     with desk.sessions() as s:

@@ -58,9 +58,9 @@ NOTE_READERS = {"assignee": BOB, "participants": {CAROL: "watcher", "ops@example
 
 
 @pytest.mark.parametrize(
-    ("body", "to", "tickets"),
+    ("body", "cc", "tickets"),
     [
-        ("#note\nThe customer is on the old firmware.", "support@example.com", None),
+        ("#note\nThe customer is on the old firmware.", None, None),
         (
             "The customer is on the old firmware.",
             "comments@example.com",
@@ -69,8 +69,8 @@ NOTE_READERS = {"assignee": BOB, "participants": {CAROL: "watcher", "ops@example
     ],
     ids=["#note", "comment-address"],
 )
-def test_a_note_stays_internal_and_reaches_only_the_other_agents(body, to, tickets):
-    d = agent_writes(body, ticket(**NOTE_READERS), to=to, tickets=tickets)
+def test_a_note_stays_internal_and_reaches_only_the_other_agents(body, cc, tickets):
+    d = agent_writes(body, ticket(**NOTE_READERS), cc=cc, tickets=tickets)
     assert (d.kind, d.internal) == (MessageKind.NOTE, True)
     note = one_notice(d, "note")
     # Assignee, queue agents (not Erin, away) and agent watchers, but not the writer
@@ -273,9 +273,9 @@ def test_require_agent_auth_applies_only_authenticated_agent_mail(headers, trust
     assert bool(notices(d, "agent_reply")) is relayed
     assert ("status" in changed(d)) is relayed
     if not relayed:
-        [error] = one_notice(d, "command_error").extra["errors"]
-        assert "did not vouch that this mail comes from you" in error
-        assert (d.kind, d.internal) == (MessageKind.NOTE, True)
+        told = one_notice(d, "agent_unverified")
+        assert "did not vouch that this mail comes from you" in told.extra["reason"]
+        assert (d.kind, d.internal, d.author) == (MessageKind.NOTE, True, Author.UNVERIFIED)
 
 
 def test_tags_from_commands_are_added_by_the_agent():

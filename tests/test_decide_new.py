@@ -19,6 +19,7 @@ from tests.decidekit import (
     BOB,
     CAROL,
     CUSTOMER,
+    agent_writes,
     context,
     decide_mail,
     notices,
@@ -204,7 +205,7 @@ def test_with_reply_to_closed_reopen_the_closed_ticket_reopens():
 
 
 def test_an_agent_writing_on_a_closed_ticket_stays_on_it():
-    d = decide_mail(ticket(status=Status.CLOSED), sender=ALICE, body="For the record.")
+    d = agent_writes("For the record.", ticket(status=Status.CLOSED))
     assert d.ticket_id == 7 and d.new_ticket is None and d.author is Author.AGENT
 
 

@@ -10,7 +10,7 @@ import pytest
 from maildesk.common.domain import Status
 from maildesk.store.ticket_updates import change_status
 from tests.conftest import make_mail
-from tests.mailflow import ids, outbox_rows, parse, reply_to, send_all, ticket
+from tests.mailflow import ids, outbox_rows, parse, reply_to, send_all, signed_to, ticket
 
 CUSTOMER = "customer@example.org"
 TOKEN = re.compile(r"\[MD-1\]")
@@ -165,7 +165,11 @@ def test_headers_of_automatic_and_relayed_mail(conversation):
         "support@example.com",
     )
     for message in conversation["sent"]:
-        assert message["Reply-To"].addresses[0].addr_spec == "support@example.com"
+        reply_address = message["Reply-To"].addresses[0].addr_spec
+        if "customer@example.org" in str(message["To"]):
+            assert reply_address == "support@example.com"
+        else:  # an agent's copy: a reply address signed for that agent and ticket
+            assert reply_address.startswith("support+md-1.")
     assert "Have you tried turning it off" in relayed.get_body(("plain",)).get_content()
     assert "resolved" in resolved.get_body(("plain",)).get_content()
     assert "reply to this email" in resolved.get_body(("plain",)).get_content()
@@ -175,7 +179,12 @@ def test_envelope_recipients_match_the_headers(make_desk, smtp_sink):
     desk = make_desk(extra=smtp_sink.smtp_config())
     desk.pipeline.process_one(make_mail(cc="Friend <friend@example.net>"))
     desk.pipeline.process_one(
-        make_mail(sender="alice@example.com", subject="Re: [MD-1] Help please", body="On it.")
+        make_mail(
+            sender="alice@example.com",
+            to=signed_to(desk, "MD-1", "alice@example.com"),
+            subject="Re: [MD-1] Help please",
+            body="On it.",
+        )
     )
     send_all(desk)
     relay = next(r for r in smtp_sink.received if r.parsed()["Cc"])

@@ -20,7 +20,7 @@ from maildesk.outgoing.sender import OutboxSender
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import OutboxEntry
 from tests.conftest import make_mail
-from tests.mailflow import outbox_rows, send_all, sender
+from tests.mailflow import outbox_rows, send_all, sender, signed_to
 from tests.servers import SmtpSink
 
 
@@ -180,7 +180,12 @@ def test_partially_refused_recipients(make_desk, smtp_sink, clock):
     smtp_sink.refuse["a@example.net"] = "550 5.1.1 unknown"
     smtp_sink.refuse["b@example.net"] = "450 4.2.1 mailbox busy"
     desk.pipeline.process_one(
-        make_mail(sender="alice@example.com", subject="Re: [MD-1] Help please", body="Answer")
+        make_mail(
+            sender="alice@example.com",
+            to=signed_to(desk, "MD-1", "alice@example.com"),
+            subject="Re: [MD-1] Help please",
+            body="Answer",
+        )
     )
     send_all(desk)
     relay = next(r for r in outbox_rows(desk) if r.template == "agent_reply")

@@ -17,6 +17,8 @@ from maildesk.store.db import make_engine, upgrade
 from maildesk.store.models import OutboxEntry
 from maildesk.store.queries import list_tickets
 
+DEMO_REPLY_SECRET = "maildesk-demo-only-not-a-secret"
+
 
 def run_demo(echo: Callable[[str], None], keep: Path | None = None) -> dict:
     """Ingest the sample mail into a fresh desk; print what happened; return a summary."""
@@ -25,6 +27,9 @@ def run_demo(echo: Callable[[str], None], keep: Path | None = None) -> dict:
     try:
         shutil.copyfile(example_config(), workdir / "maildesk.yaml")
         shutil.copyfile(example_rules(), workdir / "rules.yaml")
+        # A fixed reply secret, so the bundled agent reply (07) carries a valid signed
+        # reply address; a real desk gets a random one from `maildesk init`.
+        (workdir / "reply.key").write_text(DEMO_REPLY_SECRET, encoding="utf-8")
         config = load_config(workdir / "maildesk.yaml")
         engine = make_engine(config.database_url())
         upgrade(engine)

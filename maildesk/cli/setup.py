@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -39,6 +41,10 @@ def init(directory: Path, force: bool) -> None:
         config_file.write_text(
             text.replace("# templates: templates", "templates: templates"), encoding="utf-8"
         )
+    key = directory / "reply.key"
+    if not key.exists():  # signs agents' reply addresses (tickets.reply_secret)
+        write_secret_file(key)
+        written.append(key)
     config = load_config(directory / "maildesk.yaml")
     engine = make_engine(config.database_url())
     upgrade(engine)
@@ -47,6 +53,13 @@ def init(directory: Path, force: bool) -> None:
         click.echo(f"wrote {path}")
     click.echo(f"database ready: {redact(config.database.url)}")
     click.echo("next: edit maildesk.yaml and rules.yaml, then `maildesk check`")
+
+
+def write_secret_file(path: Path) -> None:
+    """A new random secret in a file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
 
 
 @click.command()

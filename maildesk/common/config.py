@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,7 +114,18 @@ class TicketsConfig(_Section):
     # Your MX's authserv-id(s): only the topmost Authentication-Results headers they wrote
     # count (see triage.auth_results). Before require_agent_auth, whose check reads it.
     trusted_authserv: list[str] = []
-    # Agents' mail counts only if those servers report SPF or DKIM pass for their domain.
+    # How an agent's mail is known to be the agent's (README: Security model). "signed":
+    # it came back through the signed reply address of a notification sent to that agent
+    # about that ticket, or a trusted Authentication-Results vouches for it. "none": the
+    # From address alone, which anyone can forge.
+    agent_verification: Literal["signed", "none"] = "signed"
+    # Signs reply addresses; `maildesk init` makes one. After a rotation the previous
+    # secret's addresses keep working until previous_reply_secret_until.
+    reply_secret: Secret | None = None
+    previous_reply_secret: Secret | None = None
+    previous_reply_secret_until: datetime | None = None
+    # Agents' mail counts only if those servers report SPF or DKIM pass for their domain
+    # (a signed reply address alone is then not enough).
     require_agent_auth: bool = False
     pause_sla_when_pending: bool = True
     sla_warning_fraction: float = Field(default=0.8, gt=0, lt=1)

@@ -38,6 +38,7 @@ class Author(StrEnum):
     REQUESTER = "requester"
     PARTICIPANT = "participant"  # a customer on Cc, or added with #cc
     AGENT = "agent"
+    UNVERIFIED = "unverified"  # from an agent's address, but not proven to be the agent
     STRANGER = "stranger"
     SYSTEM = "system"
 

@@ -18,7 +18,6 @@ from maildesk.decide.lifecycle import transition_problem
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import trim_reply
 from maildesk.rules import Agent
-from maildesk.triage.agent_auth import authenticate_agent
 
 
 @dataclass
@@ -39,7 +38,8 @@ def agent_mail(
     find_ticket: Callable[[str], TicketState | None] = lambda ref: None,
     articles: list[Article] | None = None,
 ) -> Decision:
-    """Fill `decision` for a message an agent sent about `ticket`."""
+    """Fill `decision` for a message an agent sent about `ticket` (already verified as the
+    agent's by `agent_identity.verify_agent`)."""
     agent = ctx.rules.agent_by_address(msg.from_addr)
     assert agent is not None
     me = Address(agent.name, agent.address)
@@ -48,11 +48,6 @@ def agent_mail(
     to_comment = bool(ctx.tickets.comment_address) and any(
         a.address == ctx.tickets.comment_address.lower() for a in msg.recipients
     )
-    if ctx.tickets.require_agent_auth:
-        auth = authenticate_agent(msg, agent.address, ctx.tickets)
-        if not auth.vouched:
-            why = f"your mail server did not vouch that this mail comes from you: {auth.reason}"
-            return _refuse(decision, me, [why], block)
     outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
     body, inserted, kb_problems = expand_kb_commands(trim_reply(block.body), articles or [])
     outcome.errors += [f"#kb: {p}" for p in kb_problems]

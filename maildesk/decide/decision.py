@@ -11,6 +11,7 @@ from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
 from maildesk.intake.message import Address
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.triage.reply_tokens import ReplyKeys
 from maildesk.triage.screen import Screening
 
 
@@ -96,3 +97,5 @@ class DecideContext:
     find_ticket: Callable[[str], TicketState | None] | None = None
     kb_articles: tuple[Any, ...] = ()
     rating_secret: str | None = None
+    # The secrets that sign agents' reply addresses (None: none configured).
+    reply_keys: ReplyKeys | None = None

@@ -11,6 +11,7 @@ from typing import Any
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.common.thread_index import root_from_header
+from maildesk.decide.agent_identity import verify_agent
 from maildesk.decide.agent_mail import agent_mail
 from maildesk.decide.audience import (
     adding,
@@ -25,6 +26,7 @@ from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
+from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
 
@@ -44,6 +46,8 @@ def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -
 def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     if ticket is not None:
         author = classify_author(msg, ticket, ctx)
+        if author is Author.UNVERIFIED:
+            return _unverified_agent(msg, ticket, ctx)
         if author is Author.STRANGER:
             if ctx.tickets.stranger_with_token == "hold":
                 return _held(msg, ticket, ctx)
@@ -137,10 +141,12 @@ def _held(msg: ParsedMessage, claimed: TicketState, ctx: DecideContext) -> Decis
 
 
 def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Author:
-    """Who wrote `msg`, relative to `ticket`."""
+    """Who wrote `msg`, relative to `ticket`: an agent only when proven (agent_identity)."""
     sender = msg.from_addr
-    if ctx.rules.agent_by_address(sender) is not None:
-        return Author.AGENT
+    agent = ctx.rules.agent_by_address(sender)
+    if agent is not None:
+        verified = verify_agent(msg, ticket, agent.address, ctx).verified
+        return Author.AGENT if verified else Author.UNVERIFIED
     if sender == ticket.requester:
         return Author.REQUESTER
     if sender in ticket.participants:
@@ -150,6 +156,31 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         # own notifications come back from the support address.
         return Author.SYSTEM
     return Author.STRANGER
+
+
+def _unverified_agent(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
+    """Mail from an agent's address that nothing proves to be the agent's: kept as an
+    internal note marked unverified; no command, no relay, no new participant. The agent
+    (at their real address) is told why, unless the mail is automatic."""
+    agent = ctx.rules.agent_by_address(msg.from_addr)
+    assert agent is not None
+    reason = verify_agent(msg, ticket, agent.address, ctx).reason
+    decision = Decision(
+        author=Author.UNVERIFIED,
+        kind=MessageKind.NOTE,
+        actor=msg.from_addr,
+        screening=ctx.screening,
+        ticket_id=ticket.id,
+        internal=True,
+    )
+    decision.notes.append(("unverified", f"not verified as {agent.name}'s mail: {reason}"))
+    if _automatic_kind(ctx.screening) is None:
+        me = Address(agent.name, agent.address)
+        extra = {"reason": reason, "received_subject": msg.subject}
+        decision.notices.append(
+            Notice("agent_unverified", [me], "agents", from_agent=me, extra=extra)
+        )
+    return decision
 
 
 def _new_ticket(
@@ -336,4 +367,5 @@ def _may_auto_reply(ctx: DecideContext) -> bool:
 
 
 def _is_customer(address: str, ctx: DecideContext) -> bool:
-    return address not in ctx.own_addresses and ctx.rules.agent_by_address(address) is None
+    own = base_address(address) in ctx.own_addresses  # support+anything@ is ours too
+    return not own and ctx.rules.agent_by_address(address) is None

@@ -123,5 +123,3 @@ def kb_context(suggested: list[Article]) -> dict[str, Any]:
             for a in suggested
         ]
     }
-
-

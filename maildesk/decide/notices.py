@@ -21,6 +21,7 @@ from maildesk.decide.decision import Change, Notice
 from maildesk.decide.template_context import notification_context
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleSet
+from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class QueuedNotice:
     message_id: str
     thread: ThreadContext
     context: dict[str, Any] = field(default_factory=dict)  # the template's variables
+    reply_to: str | None = None  # an agent's signed reply address (None: the support address)
 
 
 def thread_for(view: list[str], answering: str | None) -> ThreadContext:
@@ -102,11 +104,13 @@ def address_notices(
     msg: ParsedMessage | None = None,
     requester_saw_msg: bool = False,
     requester_extra: dict[str, Any] | None = None,
+    reply_keys: ReplyKeys | None = None,
 ) -> list[QueuedNotice]:
     """Each notice per reader, with its Message-ID, thread headers and template variables.
 
     `requester_extra` adds variables to the requester's notifications (suggested
-    knowledge-base articles).
+    knowledge-base articles). With `reply_keys`, each agent's copy gets a Reply-To signed
+    for that agent and ticket, which is how their reply is later known to be theirs.
     """
     queued = plan_notices(
         notices, ticket, config.tickets.id_domain, msg=msg, requester_saw_msg=requester_saw_msg
@@ -116,7 +120,13 @@ def address_notices(
         context = notification_context(ticket, item.notice, msg, config)
         if requester_extra and item.notice.audience == "requester":
             context.update(requester_extra)
-        addressed.append(replace(item, context=context))
+        reply_to = None
+        if reply_keys is not None and item.notice.audience == "agents" and item.to:
+            support = config.tickets.support_address
+            reply_to = signed_reply_address(
+                support, ticket.ref, item.to[0].address, reply_keys.current
+            )
+        addressed.append(replace(item, context=context, reply_to=reply_to))
     return addressed
 
 

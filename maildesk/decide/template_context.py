@@ -57,6 +57,15 @@ TEMPLATES: dict[str, TemplateSpec] = {
         },
         has_agent=True,
     ),
+    "agent_unverified": TemplateSpec(
+        "agents",
+        "mail from the agent's address could not be verified as theirs; nothing was applied",
+        {
+            "reason": "it was not sent to the reply address of a notification",
+            "received_subject": "Re: [MD-1] Sample request",
+        },
+        has_agent=True,
+    ),
     "note": TemplateSpec("agents", "an internal note, to the other agents", has_agent=True),
     "reminder": TemplateSpec(
         "agents", "an open ticket had no agent action for a while", {"hours": 24}

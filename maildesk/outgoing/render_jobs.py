@@ -86,7 +86,9 @@ def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) ->
         sender=sender,
         to=[Address(n, a) for n, a in headers.get("to", [])],
         cc=[Address(n, a) for n, a in headers.get("cc", [])],
-        reply_to=support,
+        reply_to=Address(tickets.support_name, headers["reply_to"])
+        if headers.get("reply_to")
+        else support,
         subject=subject,
         message_id=job.message_id,
         in_reply_to=headers.get("in_reply_to"),

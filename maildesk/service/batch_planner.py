@@ -39,6 +39,7 @@ from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
 from maildesk.triage.bounce import BounceReport, read_bounce
+from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
 from maildesk.triage.screen import MailClass, Screening, screen_message
 from maildesk.triage.thread_keys import (
     ThreadKeys,
@@ -56,6 +57,7 @@ class BatchInputs:
     now: datetime
     kb_articles: tuple[Article, ...]
     rating_secret: str | None
+    reply_keys: ReplyKeys | None
 
 
 @dataclass
@@ -209,6 +211,7 @@ class BatchPlanner:
             requester_saw_msg=decision.author in (Author.REQUESTER, Author.PARTICIPANT)
             and not decision.internal,
             requester_extra=suggestions,
+            reply_keys=inputs.reply_keys,
         )
         message_pk = ids[1].allocate()
         new_thread_ref = bool(msg.message_id) and msg.message_id not in state.thread_refs
@@ -316,6 +319,7 @@ class BatchPlanner:
             now=now,
             kb_articles=tuple(kb),
             rating_secret=secret.read("satisfaction secret") if secret else None,
+            reply_keys=load_reply_keys(self.config.tickets),
         )
 
     def _context(
@@ -342,6 +346,7 @@ class BatchPlanner:
             ),
             kb_articles=inputs.kb_articles,
             rating_secret=inputs.rating_secret,
+            reply_keys=inputs.reply_keys,
             tickets=tickets,
             rules=inputs.rules,
             now=now,

@@ -175,21 +175,37 @@ def check_maildirs(config: Config) -> str:
 
 
 def check_agent_auth(config: Config) -> str:
-    """Say whether agents' mail must be vouched for by your mail server, and by which."""
+    """Say how an agent's mail is known to be the agent's; fail when it cannot be."""
     tickets = config.tickets
     servers = ", ".join(tickets.trusted_authserv)
-    if not tickets.require_agent_auth:
-        unused = f"; tickets.trusted_authserv ({servers}) is unused until then" if servers else ""
+    vouching = (
+        f"the topmost Authentication-Results headers from {servers} report SPF "
+        "(smtp.mailfrom) or DKIM (header.d) pass for the agent's domain and no other SPF or "
+        "DKIM verdict (those servers must stamp every message and remove headers with their "
+        "name that arrive from outside)"
+    )
+    if tickets.require_agent_auth:
+        return f"on: agents' mail counts only if {vouching}"
+    if tickets.agent_verification == "none":
         return (
-            "off: mail from an agent's address is taken as the agent's, so a forged From can "
-            "apply commands and reply to customers; set tickets.require_agent_auth: true with "
-            f"tickets.trusted_authserv: [your MX's authserv-id] to require SPF or DKIM{unused}"
+            "UNSAFE (agent_verification: none): mail from an agent's address is taken as the "
+            "agent's, so anyone who writes that From can apply commands and reply to customers; "
+            "set tickets.agent_verification: signed"
         )
+    if tickets.reply_secret is None:
+        raise MaildeskError(
+            "tickets.reply_secret is not set, so no agent's reply can be verified and every "
+            "agent mail is kept as an unverified note: put 64 random hex digits in a file only "
+            "maildesk can read (e.g. `openssl rand -hex 32 > reply.key`) and set "
+            "tickets.reply_secret: {file: reply.key}"
+        )
+    if len(tickets.reply_secret.read("reply secret")) < 16:
+        raise MaildeskError("tickets.reply_secret is too short: use at least 32 random characters")
+    also = f"; or when {vouching}" if servers else ""
     return (
-        f"on: agents' mail counts only if the topmost Authentication-Results headers from "
-        f"{servers} report SPF (smtp.mailfrom) or DKIM (header.d) pass for the agent's domain "
-        "and no other SPF or DKIM verdict; those servers must add the header to every message "
-        "and remove ones with their name that arrive from outside"
+        "signed: an agent's mail counts when it comes back through the reply address of a "
+        f"notification sent to that agent about that ticket (signed with tickets.reply_secret)"
+        f"{also}; anything else from an agent's address is kept as an unverified note"
     )
 
 

@@ -25,6 +25,7 @@ from maildesk.decide.decision import Notice
 from maildesk.decide.notices import QueuedNotice, address_notices
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import OutboxEntry, ThreadRef
+from maildesk.triage.reply_tokens import load_reply_keys
 
 
 def outbox_rows(
@@ -79,6 +80,7 @@ def _row(
         "in_reply_to": item.thread.in_reply_to,
         "references": references,
         "auto_submitted": automatic,
+        "reply_to": item.reply_to,
         "thread_root": thread_root,
         "thread_depth": len(references),
     }
@@ -118,7 +120,8 @@ def queue_notices(
 ) -> list[str]:
     """Write outbox rows for `notices` about `ticket` in the caller's transaction (for
     changes made outside ingest); returns their Message-IDs."""
-    queued = address_notices(notices, ticket, config, msg=msg)
+    keys = load_reply_keys(config.tickets)
+    queued = address_notices(notices, ticket, config, msg=msg, reply_keys=keys)
     entries, refs = outbox_rows(
         queued,
         ticket,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from maildesk.intake.message import ParsedMessage
+from maildesk.triage.reply_tokens import base_address
 
 LOOP_HEADER = "X-Maildesk-Loop"
 
@@ -80,7 +81,7 @@ def _own_mail(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str]
         and msg.message_id.lower().endswith("@" + own_domain.lower())
     ):
         return f"Message-ID made by maildesk for {own_domain}"
-    if msg.from_addr in own_addresses:
+    if base_address(msg.from_addr) in own_addresses:
         return f"sent from our own address {msg.from_addr}"
     return ""
 
