@@ -15,9 +15,10 @@ import click
 )
 def demo(keep: Path | None) -> None:
     """Run the whole flow on SQLite with bundled sample mail; no servers needed."""
+    from maildesk.cli.common import echo
     from maildesk.cli.demo_run import run_demo
 
-    run_demo(click.echo, keep)
+    run_demo(echo, keep)
 
 
 COMMANDS = [demo]

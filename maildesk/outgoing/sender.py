@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.common import metrics
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
+from maildesk.common.redact import redact
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
     NoticeRenderer,
@@ -402,7 +403,7 @@ class OutboxSender:
                 done.append({"id": row.id, "raw": outcome.raw, "subject": outcome.subject})
                 continue
             log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
-            error = f"cannot render template {row.template}: {outcome}"[:2000]
+            error = redact(f"cannot render template {row.template}: {outcome}")[:2000]
             failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
         if done:  # UPDATEs by primary key, one executemany
             session.execute(update(OutboxEntry), done)
@@ -426,7 +427,9 @@ class OutboxSender:
             session.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
-                .values(status="pending", claimed_by=None, claimed_until=None, last_error=error)
+                .values(
+                    status="pending", claimed_by=None, claimed_until=None, last_error=redact(error)
+                )
                 .execution_options(synchronize_session=False)
             )
 
@@ -450,7 +453,9 @@ class OutboxSender:
             for mark in marks:
                 if mark.entry_id in plain:
                     continue
-                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
+                values = {**mark.values, "sent_at": now} if mark.delivered else dict(mark.values)
+                if values.get("last_error"):  # a server's answer may echo a password
+                    values["last_error"] = redact(values["last_error"])
                 session.execute(
                     update(OutboxEntry)
                     .where(OutboxEntry.id == mark.entry_id)
