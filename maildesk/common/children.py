@@ -155,7 +155,7 @@ def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
     """The environment for a child: CHILD_ENVIRONMENT and LC_* from `parent`, and a
     PYTHONPATH that finds this maildesk first (the children run `python -c`)."""
     env = {k: v for k, v in parent.items() if k in CHILD_ENVIRONMENT or k.startswith("LC_")}
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding maildesk/
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, parent.get("PYTHONPATH")]))
     return env
 
