@@ -93,6 +93,7 @@ def canary_env(monkeypatch):
 
 
 @pytest.mark.dovecot
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback only
 def test_canary_secrets_reach_no_output_no_column_and_no_child(canary_desk, canary_env):
     outputs = {}
     commands = [
