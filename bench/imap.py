@@ -29,8 +29,8 @@ from sqlalchemy import select  # noqa: E402
 
 from maildesk.common.config import load_config  # noqa: E402
 from maildesk.service.desk import Desk, settle_heap  # noqa: E402
-from maildesk.service.mailbox_ingest import MailboxIngest  # noqa: E402
 from maildesk.service.ingest_results import SourceInfo  # noqa: E402
+from maildesk.service.mailbox_ingest import MailboxIngest  # noqa: E402
 from maildesk.store.db import make_engine, reader  # noqa: E402
 from maildesk.store.models import Message  # noqa: E402
 from tests.conftest import make_mail  # noqa: E402

@@ -187,7 +187,9 @@ class SmtpSink:
     Tests script its answers: `refuse[address] = "550 5.1.1 ..."` refuses a recipient,
     `data_replies` holds answers given to the next DATA commands before "250";
     `data_delays` holds seconds to sit on the next DATA commands before answering.
-    `on_message` is called with each Received (e.g. to deliver it to another desk).
+    `refuse_auth(login, password)`, when set, refuses every AUTH with the reply it returns
+    (a careless server may quote the credentials back). `on_message` is called with
+    each Received (e.g. to deliver it to another desk).
     """
 
     def __init__(
@@ -208,6 +210,7 @@ class SmtpSink:
         self.data_replies: list[str] = []
         self.data_delays: list[float] = []
         self.on_message = None
+        self.refuse_auth = None
         self.sessions = 0
         self._cond = threading.Condition()
         self._controller = None
@@ -244,6 +247,9 @@ class SmtpSink:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         if isinstance(auth_data, LoginPassword):
+            if self.refuse_auth is not None:
+                reply = self.refuse_auth(auth_data.login, auth_data.password)
+                return AuthResult(success=False, handled=False, message=reply)
             user, password = auth_data.login.decode(), auth_data.password.decode()
             return AuthResult(success=self.users.get(user) == password, handled=False)
         return AuthResult(success=False, handled=False)
@@ -514,11 +520,14 @@ class DovecotServer:
         self.set_password(address, password or f"pw-{self._counter}")
         return address
 
-    def set_password(self, address: str, password: str) -> None:
+    def set_password(self, address: str, password: str, extra_fields: str = "") -> None:
+        """`extra_fields` are passdb extra fields: "nologin reason=Text" makes Dovecot
+        refuse the right password with NO Text."""
         # One passwd-file per user: Dovecot misses a change to a file rewritten within
         # the second it last read it.
         self.users[address] = password
-        (self.root / "users" / address).write_text(f"{address}:{{PLAIN}}{password}\n")
+        line = f"{address}:{{PLAIN}}{password}" + (f"::::::{extra_fields}" if extra_fields else "")
+        (self.root / "users" / address).write_text(line + "\n")
 
     def client(self, user: str) -> Any:
         """A logged-in imapclient connection (plaintext, loopback)."""

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from maildesk.common import metrics
+from maildesk.common.config import load_config
+from maildesk.common.errors import ConfigError
 from maildesk.service import metrics_server
 from maildesk.service.ingest_results import SourceInfo
-from tests.conftest import make_mail
-from tests.servers import free_port
+from tests.conftest import make_mail, write_config
+from tests.daemon_helpers import maildesk
+from tests.servers import free_port, wait_for_port
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -110,3 +119,54 @@ def test_port_in_use_is_a_clear_error(desk, served):
         metrics_server.MaildeskError, match=re.escape(f"cannot serve metrics on port {served.port}")
     ):
         metrics_server.serve(served.port, desk.config.database_url(), address="127.0.0.1")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(str(ipaddress.IPv4Address(bytes.fromhex(address)[::-1])))
+    return found
+
+
+def test_run_with_only_metrics_port_serves_on_loopback(tmp_path):
+    port = free_port()
+    config = write_config(tmp_path / "desk", extra=f"metrics_port: {port}\n")
+    assert maildesk(config, "db", "upgrade").returncode == 0
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "maildesk", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not wait_for_port("127.0.0.1", port, timeout=0.5):
+            assert daemon.poll() is None and time.monotonic() < deadline, "no metrics served"
+        assert "maildesk_quarantine_size" in scrape(port)
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert f"metrics at http://127.0.0.1:{port}/metrics" in err
+
+
+def test_metrics_address_opens_the_endpoint_wider(desk):
+    server = metrics_server.serve(free_port(), desk.config.database_url(), address="0.0.0.0")
+    try:
+        assert listening_addresses(server.port) == {"0.0.0.0"}
+    finally:
+        server.close()
+
+
+def test_metrics_address_must_be_an_ip_address(tmp_path):
+    path = write_config(tmp_path, extra="metrics_port: 9464\nmetrics_address: localhost:9464\n")
+    with pytest.raises(ConfigError) as problems:
+        load_config(path)
+    assert "metrics_address: Value error, must be an IP address" in str(problems.value)
+    ok = write_config(tmp_path, extra="metrics_port: 9464\nmetrics_address: '::'\n")
+    assert load_config(ok).metrics_address == "::"

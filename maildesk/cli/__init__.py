@@ -12,9 +12,8 @@ import traceback
 
 import click
 
-from maildesk.cli.common import CliContext, setup_logging
+from maildesk.cli.common import CliContext, echo, setup_logging
 from maildesk.common.errors import MaildeskError
-from maildesk.common.redact import redact
 
 # Every command, the module that defines it, and its one-line help for `maildesk --help`.
 # A command's module is imported only when that command runs, so `maildesk --help` and an
@@ -79,16 +78,19 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         sys.exit(1)
-    except click.ClickException as exc:
+    except click.UsageError as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # its message may quote stored text
+        echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except MaildeskError as exc:
-        click.echo(f"error: {redact(str(exc))}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception:  # a bug: show the traceback, but never a secret in it
-        click.echo(redact(traceback.format_exc()), err=True)
+        echo(traceback.format_exc(), err=True)
         sys.exit(1)

@@ -1,20 +1,34 @@
-"""Shared CLI plumbing: lazy config/Desk loading, logging, table output."""
+"""Shared CLI plumbing: lazy config/Desk loading, logging, and every line of output.
+
+Commands print only through `echo`, `fail`, `print_table` and `print_json` (ruff bans
+click.echo elsewhere): what they print comes from mail and from servers, so secrets
+are redacted and control characters are made harmless here, once.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from maildesk.common.redact import redact
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from maildesk.common.config import Config
+
+# C0 controls except tab and newline, DEL and C1 controls: an encoded-word Subject can
+# carry ESC ] ... BEL, which retitles the terminal (or worse) when printed raw.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# json.dumps escapes U+0000-U+001F itself; DEL and C1 controls it leaves raw.
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
 
 
 def setup_logging(level: str | None) -> None:
@@ -51,7 +65,7 @@ class CliContext:
                 self.path, missing_ok=not explicit and not self.path.exists()
             )
             if not self.path.exists():
-                click.echo(
+                echo(
                     f"note: {self.path} not found; using built-in defaults (run `maildesk init`)",
                     err=True,
                 )
@@ -91,8 +105,50 @@ class CliContext:
 pass_cli = click.make_pass_decorator(CliContext)
 
 
+def terminal_safe(text: str) -> str:
+    """`text` with each control character shown as its Unicode picture (ESC as ␛, DEL
+    as ␡; C1 controls, which have none, as �), so a terminal only displays it."""
+    return _CONTROLS.sub(_picture, text)
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def echo(message: Any = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print a line of text: secrets redacted, control characters made visible."""
+    click.echo(terminal_safe(redact(str(message))), err=err, nl=nl)
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    """Print `Error: message` to stderr, as click does, and exit."""
+    echo(f"Error: {message}", err=True)
+    raise SystemExit(exit_code)
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented JSON: strings redacted, every control character escaped."""
+    text = json.dumps(
+        _redacted(data), ensure_ascii=False, indent=2, default=lambda v: redact(str(v))
+    )
+    return _JSON_RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _redacted(data: Any) -> Any:
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {key: _redacted(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_redacted(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    click.echo(json_text(data))
 
 
 def print_table(
@@ -101,13 +157,13 @@ def print_table(
     """A plain aligned table; long cells are cut with an ellipsis."""
 
     def cell(value: Any) -> str:
-        text = "" if value is None else str(value)
+        text = "" if value is None else terminal_safe(redact(str(value)))
         text = " ".join(text.split())
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
     table = [[title for _, title in columns]] + [[cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     for index, row in enumerate(table):
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if index == 0:
-            click.echo("  ".join("-" * w for w in widths))
+            echo("  ".join("-" * w for w in widths))

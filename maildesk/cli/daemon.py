@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli, print_json, print_table, setup_logging
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table, setup_logging
 
 if TYPE_CHECKING:
     from maildesk.service.daemon import BackgroundTask
@@ -42,11 +42,11 @@ def run(cli: CliContext, once: bool) -> None:
     if once:
         for outcome in daemon.outcomes:
             if outcome.error:
-                click.echo(f"{outcome.mailbox}: FAILED {outcome.error}", err=True)
+                echo(f"{outcome.mailbox}: FAILED {outcome.error}", err=True)
             elif outcome.skipped:
-                click.echo(f"{outcome.mailbox}: skipped, {outcome.skipped}")
+                echo(f"{outcome.mailbox}: skipped, {outcome.skipped}")
             else:
-                click.echo(f"{outcome.mailbox}: {outcome.ingested} message(s) ingested")
+                echo(f"{outcome.mailbox}: {outcome.ingested} message(s) ingested")
     sys.exit(code)
 
 
@@ -75,7 +75,9 @@ def background_tasks(desk: Any) -> list[BackgroundTask]:
     from maildesk.service.scheduler import Scheduler
 
     if desk.config.metrics_port:
-        metrics_server.serve(desk.config.metrics_port, desk.config.database_url())
+        metrics_server.serve(
+            desk.config.metrics_port, desk.config.database_url(), desk.config.metrics_address
+        )
     sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock)
     scheduler = Scheduler(desk)
 
@@ -116,7 +118,7 @@ def status(cli: CliContext, as_json: bool) -> None:
     if as_json:
         print_json(rows)
     elif not rows:
-        click.echo("no mailboxes configured")
+        echo("no mailboxes configured")
     else:
         print_table(
             [_shown(r) for r in rows],

@@ -22,6 +22,7 @@ DEMO_FOLDER = "maildesk-demo"
 )
 def demo(keep: Path | None) -> None:
     """Run the whole flow on SQLite with bundled sample mail; no servers needed."""
+    from maildesk.cli.common import echo
     from maildesk.cli.demo_run import run_demo
 
     if keep is not None and keep.is_dir() and any(keep.iterdir()):
@@ -30,10 +31,10 @@ def demo(keep: Path | None) -> None:
             "maildesk.yaml and rules.yaml there)",
             param_hint="--keep",
         )
-    summary = run_demo(click.echo, keep)
+    summary = run_demo(echo, keep)
     first = summary["tickets"][0]["ref"]
     for line in closing_hint(keep, first, shell_command()):
-        click.echo(line)
+        echo(line)
 
 
 def closing_hint(keep: Path | None, ref: str, maildesk: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy.exc import OperationalError
 
-from maildesk.cli.common import CliContext, pass_cli
+from maildesk.cli.common import CliContext, echo, pass_cli
 from maildesk.common.errors import MaildeskError
 from maildesk.intake.maildir import Maildir, MaildirError
 from maildesk.service.file_ingest import ingest_paths
@@ -55,10 +55,10 @@ def ingest(
         else:
             failed = _ingest_files(desk, [_open(name) for name in files], queue)
     except (MaildeskError, OSError, OperationalError) as exc:
-        click.echo(f"error: {exc}; the message was not stored, try again later", err=True)
+        echo(f"error: {exc}; the message was not stored, try again later", err=True)
         sys.exit(EX_TEMPFAIL)
     if failed:
-        click.echo(f"{failed} message(s) quarantined; see `maildesk quarantine list`", err=True)
+        echo(f"{failed} message(s) quarantined; see `maildesk quarantine list`", err=True)
 
 
 def _ingest_stdin(desk: Desk, queue: str | None) -> int:
@@ -88,14 +88,14 @@ def _ingest_maildir(desk: Desk, maildir: Maildir, queue: str | None) -> int:
     ):
         _report(f"{path.parent.name}/{path.name}", result)
         failed += not result.stored
-    click.echo(f"{maildir.root}: {len(waiting)} unseen message(s) ingested and marked seen")
+    echo(f"{maildir.root}: {len(waiting)} unseen message(s) ingested and marked seen")
     return failed
 
 
 def _report(name: str, result: IngestResult) -> None:
     label = result.ticket_ref or f"quarantine #{result.quarantine_id}"
     detail = f" ({result.reason})" if result.reason else ""
-    click.echo(f"{name}: {result.outcome} {label}{detail}")
+    echo(f"{name}: {result.outcome} {label}{detail}")
 
 
 def _open(name: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
 from maildesk.common.errors import MaildeskError
 from maildesk.decide.kb import Article, article_text, find, suggest
 from maildesk.service.knowledge_base import load_articles
@@ -39,7 +39,7 @@ def list_cmd(cli: CliContext, as_json: bool) -> None:
     elif rows:
         print_table(rows, [("name", "NAME"), ("title", "TITLE"), ("keywords", "KEYWORDS")])
     else:
-        click.echo("no articles")
+        echo("no articles")
 
 
 @kb.command("show")
@@ -47,7 +47,7 @@ def list_cmd(cli: CliContext, as_json: bool) -> None:
 @pass_cli
 def show_cmd(cli: CliContext, name: str) -> None:
     """Print an article as `#kb NAME` inserts it into a reply."""
-    click.echo(article_text(find(name, _articles(cli))))
+    echo(article_text(find(name, _articles(cli))))
 
 
 @kb.command("suggest")
@@ -57,9 +57,9 @@ def suggest_cmd(cli: CliContext, text: str) -> None:
     """Show which articles an acknowledgement would suggest for TEXT."""
     found = suggest(text, _articles(cli))
     for article in found:
-        click.echo(f"{article.name}  {article.title}")
+        echo(f"{article.name}  {article.title}")
     if not found:
-        click.echo("no article matches")
+        echo("no article matches")
 
 
 COMMANDS = {c.name: c for c in [kb]}

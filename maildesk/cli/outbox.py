@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
 from maildesk.common.errors import NotFound
 from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import OutboxEntry, Ticket
@@ -77,7 +77,7 @@ def list_cmd(
         print_json(rows)
         return
     if not rows:
-        click.echo("no notifications" + ("" if show_all or statuses else " waiting or failed"))
+        echo("no notifications" + ("" if show_all or statuses else " waiting or failed"))
         return
     for row in rows:
         row["to_list"] = ", ".join(row["to"])
@@ -127,14 +127,14 @@ def retry_cmd(cli: CliContext, entry_id: int, no_send: bool) -> None:
         entry.next_attempt_at = now
         entry.claimed_by = None
         entry.claimed_until = None
-    click.echo(f"notification {entry_id} ({previous}) queued again")
+    echo(f"notification {entry_id} ({previous}) queued again")
     if no_send:
         return
     _drain(cli)
     with desk.sessions() as session:
         entry, _ = _get(session, entry_id)
         detail = f": {entry.last_error}" if entry.status != "sent" and entry.last_error else ""
-        click.echo(f"notification {entry_id}: {entry.status}{detail}")
+        echo(f"notification {entry_id}: {entry.status}{detail}")
         if entry.status == "failed":
             raise SystemExit(1)
 
@@ -159,9 +159,9 @@ def _drain(cli: CliContext) -> None:
             await sender.transport.close()
 
     sent = asyncio.run(drain())
-    click.echo(f"sent {sent} notification(s)")
+    echo(f"sent {sent} notification(s)")
     if sender.unavailable:
-        raise click.ClickException(f"{sender.unavailable}; the rest stay queued")
+        fail(f"{sender.unavailable}; the rest stay queued")
 
 
 def _get(session: Any, entry_id: int) -> tuple[OutboxEntry, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
 from maildesk.store.models import QuarantineEntry
 from maildesk.store.quarantine import get_entry
 
@@ -56,7 +56,7 @@ def list_cmd(cli: CliContext, show_all: bool, as_json: bool) -> None:
         ]
         print_table(rows, cols)
     else:
-        click.echo("quarantine is empty")
+        echo("quarantine is empty")
 
 
 @quarantine.command("retry")
@@ -69,9 +69,9 @@ def retry_cmd(cli: CliContext, entry_id: int) -> None:
     desk = cli.desk()
     result = retry_entry(desk, entry_id)
     if result.stored:
-        click.echo(f"quarantine {entry_id}: {result.outcome} {result.ticket_ref}")
+        echo(f"quarantine {entry_id}: {result.outcome} {result.ticket_ref}")
     else:
-        raise click.ClickException(f"quarantine {entry_id}: still failing: {result.reason}")
+        fail(f"quarantine {entry_id}: still failing: {result.reason}")
 
 
 @quarantine.command("show")

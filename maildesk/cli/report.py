@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json
 from maildesk.common.business_hours import Calendar
 from maildesk.report import GROUPINGS, Period, report_from_database
 from maildesk.store.db import read_engine
@@ -110,18 +109,18 @@ def _emit(result: Any, as_json: bool, as_csv: bool, html_file: Path | None) -> N
     from maildesk.report.export import report_csv, report_dict
 
     if as_json:
-        click.echo(json.dumps(report_dict(result), ensure_ascii=False, indent=2))
+        print_json(report_dict(result))
     elif as_csv:
-        click.echo(report_csv(result), nl=False)
+        echo(report_csv(result), nl=False)
     elif html_file is not None:
         from maildesk.report.render_html import render_html
 
         html_file.write_text(render_html(result), encoding="utf-8")
-        click.echo(f"wrote {html_file}")
+        echo(f"wrote {html_file}")
     else:
         from maildesk.report.render_text import render_text
 
-        click.echo(render_text(result), nl=False)
+        echo(render_text(result), nl=False)
 
 
 COMMANDS = {c.name: c for c in [report]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli, print_json
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json
 from maildesk.common.domain import Status, TicketState
 from maildesk.common.errors import FileProblems, MaildeskError, ParseError
 from maildesk.intake.message import ParsedMessage
@@ -40,16 +40,16 @@ def check_cmd(cli: CliContext, rules_file: Path | None) -> None:
         ruleset = load_rules(path)
     except FileProblems as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"{len(exc.problems)} problem(s); {path} was not loaded", err=True)
+            echo(str(problem), err=True)
+        echo(f"{len(exc.problems)} problem(s); {path} was not loaded", err=True)
         raise SystemExit(1) from None
     problems = rules_cross_problems(cli.config(), ruleset)
     for problem in problems:
-        click.echo(str(problem), err=True)
+        echo(str(problem), err=True)
     if problems:
-        click.echo(f"{len(problems)} problem(s) in {path}", err=True)
+        echo(f"{len(problems)} problem(s) in {path}", err=True)
         raise SystemExit(1)
-    click.echo(f"{path}: ok — {_summary(ruleset)}")
+    echo(f"{path}: ok — {_summary(ruleset)}")
 
 
 def _summary(ruleset: RuleSet) -> str:
@@ -152,40 +152,40 @@ def _print_explanation(
     ruleset: RuleSet, msg: ParsedMessage, explanation: Explanation, now: datetime
 ) -> None:
     kind = "a follow-up" if explanation.follow_up else "a new ticket"
-    click.echo(f"rules: {ruleset.source} ({len(ruleset.rules)} rules)")
-    click.echo(f"message: {msg.subject!r} from {msg.sender or '(no sender)'}, {msg.size} bytes")
-    click.echo(f"evaluated as {kind} at {now:%Y-%m-%d %H:%M} UTC\n")
+    echo(f"rules: {ruleset.source} ({len(ruleset.rules)} rules)")
+    echo(f"message: {msg.subject!r} from {msg.sender or '(no sender)'}, {msg.size} bytes")
+    echo(f"evaluated as {kind} at {now:%Y-%m-%d %H:%M} UTC\n")
     for outcome in explanation.rules:
         where = f" ({Path(ruleset.source).name}:{outcome.line})" if outcome.line else ""
         status = outcome.status.upper() if outcome.status == "matched" else outcome.status
         reason = f" — {outcome.reason}" if outcome.reason else ""
-        click.echo(f"rule {outcome.name}{where}: {status}{reason}")
+        echo(f"rule {outcome.name}{where}: {status}{reason}")
         if outcome.trace is not None:
             _print_trace(outcome.trace, 4)
         for action in outcome.actions:
-            click.echo(f"    -> {action}")
+            echo(f"    -> {action}")
     if not ruleset.rules:
-        click.echo("(no rules: the default route decides)")
+        echo("(no rules: the default route decides)")
     _print_decision(explanation)
-    click.echo("\ndry run: nothing was stored or sent")
+    echo("\ndry run: nothing was stored or sent")
 
 
 def _print_trace(trace: Trace, indent: int) -> None:
     mark = "yes" if trace.result else "no "
     detail = f" — {trace.detail}" if trace.detail else ""
-    click.echo(f"{' ' * indent}{mark} {trace.condition}{detail}")
+    echo(f"{' ' * indent}{mark} {trace.condition}{detail}")
     for child in trace.children:
         _print_trace(child, indent + 2)
 
 
 def _print_decision(explanation: Explanation) -> None:
     r, by = explanation.routing, explanation.set_by
-    click.echo(f"\ndecision for {'the follow-up' if explanation.follow_up else 'a new ticket'}:")
+    echo(f"\ndecision for {'the follow-up' if explanation.follow_up else 'a new ticket'}:")
 
     def row(label: str, value: object, key: str | None = None) -> None:
         source = by.get(key or label)
         shown = "-" if value in (None, "", []) else value
-        click.echo(f"  {label:<12} {shown}" + (f"   ({source})" if source else ""))
+        echo(f"  {label:<12} {shown}" + (f"   ({source})" if source else ""))
 
     if explanation.follow_up:
         row("queue", r.queue or "(unchanged)")
@@ -212,9 +212,9 @@ def _print_decision(explanation: Explanation) -> None:
                 row(key, ", ".join(getattr(r, key)))
         if r.spam or r.ignore:
             row("spam" if r.spam else "ignore", "yes — stored, nobody notified")
-    click.echo(f"  {'fired':<12} {', '.join(r.hits) or 'no rule (default route only)'}")
+    echo(f"  {'fired':<12} {', '.join(r.hits) or 'no rule (default route only)'}")
     for note in explanation.notes:
-        click.echo(f"  note: {note}")
+        echo(f"  note: {note}")
 
 
 def _when(moment: datetime | None) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli
+from maildesk.cli.common import CliContext, echo, pass_cli
 from maildesk.common.errors import MaildeskError
 from maildesk.decide.satisfaction import MAX_COMMENT, RatingReply, verify_token
 from maildesk.store.queries import get_ticket
@@ -31,7 +31,7 @@ def rate(cli: CliContext, token: str, comment: str) -> None:
         ticket = get_ticket(session, ref)
         reply = RatingReply(rating, comment.strip()[:MAX_COMMENT])
         record_rating(session, ticket.id, reply, now=now, actor=ticket.requester, via="by link")
-    click.echo(f"{ref} rated {rating}")
+    echo(f"{ref} rated {rating}")
 
 
 COMMANDS = {c.name: c for c in [rate]}

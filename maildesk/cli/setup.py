@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli
+from maildesk.cli.common import CliContext, echo, pass_cli
 from maildesk.common.errors import FileProblems, MaildeskError
 from maildesk.common.redact import redact
 from maildesk.common.resources import default_templates_dir, example_config, example_rules
@@ -23,14 +23,14 @@ def init(directory: Path, force: bool) -> None:
     from maildesk.common.config import load_config
     from maildesk.store.db import make_engine, upgrade
 
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the desk's mail goes here
     written = []
     for source, target in ((example_config(), "maildesk.yaml"), (example_rules(), "rules.yaml")):
         path = directory / target
         if path.exists() and not force:
-            click.echo(f"kept existing {path}")
+            echo(f"kept existing {path}")
             continue
-        shutil.copyfile(source, path)
+        _write_private(path, source.read_bytes())
         written.append(path)
     templates = directory / "templates"
     if not templates.exists() or force:
@@ -38,9 +38,8 @@ def init(directory: Path, force: bool) -> None:
         written.append(templates)
         config_file = directory / "maildesk.yaml"
         text = config_file.read_text(encoding="utf-8")
-        config_file.write_text(
-            text.replace("# templates: templates", "templates: templates"), encoding="utf-8"
-        )
+        text = text.replace("# templates: templates", "templates: templates")
+        _write_private(config_file, text.encode("utf-8"))
     key = directory / "reply.key"
     if not key.exists():  # signs agents' reply addresses (tickets.reply_secret)
         write_secret_file(key)
@@ -50,9 +49,17 @@ def init(directory: Path, force: bool) -> None:
     upgrade(engine)
     engine.dispose()
     for path in written:
-        click.echo(f"wrote {path}")
-    click.echo(f"database ready: {redact(config.database.url)}")
-    click.echo("next: edit maildesk.yaml and rules.yaml, then `maildesk check`")
+        echo(f"wrote {path}")
+    echo(f"database ready: {redact(config.database.url)}")
+    echo("next: edit maildesk.yaml and rules.yaml, then `maildesk check`")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (0600, also when it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
 
 
 def write_secret_file(path: Path) -> None:
@@ -69,20 +76,20 @@ def check(cli: CliContext) -> None:
     problems = 0
     try:
         config = cli.config()
-        click.echo(f"ok   config {config.source}")
+        echo(f"ok   config {config.source}")
     except FileProblems as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         raise SystemExit(1) from None
     for name, check_fn in _checks():
         try:
             message = check_fn(config)
-            click.echo(f"ok   {name}: {message}")
+            echo(f"ok   {name}: {message}")
         except FileProblems as exc:
             problems += len(exc.problems)
-            click.echo(f"FAIL {name}:\n{redact(str(exc))}", err=True)
+            echo(f"FAIL {name}:\n{redact(str(exc))}", err=True)
         except MaildeskError as exc:
             problems += 1
-            click.echo(f"FAIL {name}: {redact(str(exc))}", err=True)
+            echo(f"FAIL {name}: {redact(str(exc))}", err=True)
     if problems:
         raise SystemExit(1)
 
@@ -108,9 +115,7 @@ def db_upgrade(cli: CliContext) -> None:
     before, head = schema_revisions(engine)
     upgrade(engine)
     engine.dispose()
-    click.echo(
-        f"database at revision {head}" + ("" if before == head else f" (was {before or 'empty'})")
-    )
+    echo(f"database at revision {head}" + ("" if before == head else f" (was {before or 'empty'})"))
 
 
 @db.command("status")
@@ -122,9 +127,9 @@ def db_status(cli: CliContext) -> None:
     engine = make_engine(cli.config().database_url())
     current, head = schema_revisions(engine)
     engine.dispose()
-    click.echo(f"database revision {current or '(none)'}; newest {head}")
+    echo(f"database revision {current or '(none)'}; newest {head}")
     if current != head:
-        click.echo("run `maildesk db upgrade`")
+        echo("run `maildesk db upgrade`")
         raise SystemExit(1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from maildesk.cli.common import CliContext, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
 from maildesk.store.queries import list_tickets, ticket_detail
 
 TICKET_COLUMNS = [
@@ -43,7 +43,7 @@ def list_cmd(
     elif rows:
         print_table(rows, TICKET_COLUMNS)
     else:
-        click.echo("no tickets")
+        echo("no tickets")
 
 
 @tickets.command("show")
@@ -61,41 +61,37 @@ def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
 
 
 def print_ticket(d: dict) -> None:
-    click.echo(f"{d['ref']}  {d['subject']}")
-    click.echo(
+    echo(f"{d['ref']}  {d['subject']}")
+    echo(
         f"  status {d['status']} · priority {d['priority']} · queue {d['queue']} · "
         f"assignee {d['assignee'] or '-'} · requester {d['requester']}"
     )
-    click.echo(f"  rules fired: {', '.join(d['rules_fired']) or 'none (default route)'}")
+    echo(f"  rules fired: {', '.join(d['rules_fired']) or 'none (default route)'}")
     if d["sla_policy"]:
-        click.echo(
+        echo(
             f"  SLA {d['sla_policy']}: first response due {d['first_response_due'] or '-'}, "
             f"resolution due {d['resolution_due'] or '-'}"
         )
     if d["tags"]:
-        click.echo(f"  tags: {', '.join(d['tags'])}")
+        echo(f"  tags: {', '.join(d['tags'])}")
     bouncing = [p["address"] for p in d["participants"] if p["bouncing"]]
     if bouncing:
-        click.echo(f"  mail to {', '.join(bouncing)} bounces")
+        echo(f"  mail to {', '.join(bouncing)} bounces")
     for m in d["messages"]:
         flag = " (internal)" if m["internal"] else ""
-        click.echo(
-            f"\n  --- message {m['id']} · {m['kind']} from {m['from']}{flag} · {m['received_at']}"
-        )
+        echo(f"\n  --- message {m['id']} · {m['kind']} from {m['from']}{flag} · {m['received_at']}")
         for line in (m["text"] or "").strip().splitlines()[:20]:
-            click.echo(f"  | {line}")
+            echo(f"  | {line}")
         for a in m["attachments"]:
-            click.echo(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            echo(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
     if d["notifications"]:
-        click.echo("\n  notifications:")
+        echo("\n  notifications:")
         for n in d["notifications"]:
-            click.echo(
-                f"    {n['status']:8} {n['template']:15} to {', '.join(n['to'])}: {n['subject']}"
-            )
-    click.echo("\n  events:")
+            echo(f"    {n['status']:8} {n['template']:15} to {', '.join(n['to'])}: {n['subject']}")
+    echo("\n  events:")
     for e in d["events"]:
         change = f" {e['old'] or ''} -> {e['new'] or ''}" if e["old"] or e["new"] else ""
-        click.echo(f"    {e['at']} {e['actor']}: {e['kind']}{change} ({e['reason']})")
+        echo(f"    {e['at']} {e['actor']}: {e['kind']}{change} ({e['reason']})")
 
 
 COMMANDS = {c.name: c for c in [tickets]}

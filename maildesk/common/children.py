@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -89,16 +89,13 @@ class Child:
         progress_r, progress_w = os.pipe()
         _widen(from_child_w)
         os.set_blocking(progress_r, False)
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         fds = (to_child_r, from_child_w, progress_w)
         code = f"import maildesk.common.children as c; c._child_main({handler!r}, *{fds})"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
             pass_fds=fds,
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=child_environment(os.environ),
             start_new_session=True,  # Ctrl-C in a terminal is for the parent to handle
         )
         for fd in fds:
@@ -146,6 +143,21 @@ class Child:
         self.to_child.close()
         self.from_child.close()
         os.close(self.progress)
+
+
+# What a child may see of the parent's environment: enough to find Python and maildesk
+# and to keep locale and time zone; nothing else, so no MAILDESK_*_PASSWORD a daemon
+# was started with reaches code that handles hostile mail.
+CHILD_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a child: CHILD_ENVIRONMENT and LC_* from `parent`, and a
+    PYTHONPATH that finds this maildesk first (the children run `python -c`)."""
+    env = {k: v for k, v in parent.items() if k in CHILD_ENVIRONMENT or k.startswith("LC_")}
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding maildesk/
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, parent.get("PYTHONPATH")]))
+    return env
 
 
 class ChildPool:

@@ -46,7 +46,7 @@ class Secret(_Section):
         The value is remembered, so logs and error messages show *** in its place.
         """
         value = self._read(what)
-        remember_secret(value)
+        remember_secret(value, source=what)
         return value
 
     def _read(self, what: str) -> str:
@@ -273,6 +273,8 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_port: int | None = None
+    # Where /metrics listens: loopback unless an admin opens it (it has no authentication).
+    metrics_address: str = "127.0.0.1"
     knowledge_base: Path | None = None
     satisfaction: SatisfactionConfig = SatisfactionConfig()
     source: str = Field(default="<defaults>", exclude=True)
@@ -285,6 +287,19 @@ class Config(_Section):
         if dupes:
             raise ValueError(f"mailbox names must be unique; repeated: {', '.join(dupes)}")
         return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _an_ip_address(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(
+                "must be an IP address: 127.0.0.1 (this machine only), an address of one "
+                "interface, or 0.0.0.0 / :: (every interface)"
+            ) from None
 
     @model_validator(mode="after")
     def _no_maildir_named_like_a_mailbox(self) -> Config:
@@ -307,7 +322,7 @@ class Config(_Section):
         from sqlalchemy.engine import make_url
 
         url = make_url(self.database.url)
-        remember_secret(url.password if isinstance(url.password, str) else None)
+        remember_secret(url.password if isinstance(url.password, str) else None, "database URL")
         if self.database.password is None:
             return self.database.url
         secret = self.database.password.read("database password")

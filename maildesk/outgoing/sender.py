@@ -25,6 +25,7 @@ from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
+from maildesk.common.redact import redact
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
     NoticeRenderer,
@@ -320,7 +321,7 @@ class OutboxSender:
                 done.append({"id": row.id, "raw": outcome.raw, "subject": outcome.subject})
                 continue
             log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
-            error = f"cannot render template {row.template}: {outcome}"[:2000]
+            error = redact(f"cannot render template {row.template}: {outcome}")[:2000]
             failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
         self.queue.store_rendered(done, failed)
         return {d["id"]: d["raw"] for d in done}

@@ -30,8 +30,12 @@ class MetricsServer:
         self._engine.dispose()
 
 
-def serve(port: int, database_url: str, address: str = "") -> MetricsServer:
-    """Publish the metrics on `address:port` (all interfaces by default) in a thread."""
+def serve(port: int, database_url: str, address: str = "127.0.0.1") -> MetricsServer:
+    """Publish the metrics on `address:port` (this machine only by default) in a thread.
+
+    The endpoint has no authentication: open it wider (`metrics_address`) only behind
+    a firewall or a proxy that checks who asks.
+    """
     metrics = instruments()
     if metrics is None:
         raise MetricsUnavailable(
@@ -48,9 +52,11 @@ def serve(port: int, database_url: str, address: str = "") -> MetricsServer:
         started = prom.start_http_server(port, addr=address, registry=metrics.registry)
     except OSError as exc:
         engine.dispose()
-        raise MaildeskError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+        reason = exc.strerror or exc
+        raise MaildeskError(f"cannot serve metrics on port {port} of {address}: {reason}") from None
     server = started[0] if isinstance(started, tuple) else started
-    log.info("metrics at http://%s:%d/metrics", address or "0.0.0.0", port)
+    host = f"[{address}]" if ":" in address else address
+    log.info("metrics at http://%s:%d/metrics", host, port)
     return MetricsServer(server.server_port, server, engine)
 
 

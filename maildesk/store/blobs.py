@@ -173,8 +173,11 @@ class BlobStore:
         self._unsynced.append(path)
 
     def _ensure_dir(self, directory: Path) -> None:
+        """Make a store folder (and the store itself) if missing, private to us (0700):
+        the files hold mail. Files are private already (mkstemp makes them 0600)."""
         if directory not in self._dirs:
-            directory.mkdir(parents=True, exist_ok=True)
+            for folder in (self.root, directory):
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._dirs.add(directory)
 
 

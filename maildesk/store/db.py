@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
+        create_private_file(engine)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -45,8 +47,37 @@ def read_engine(url: str) -> Engine:
     """An engine for long reads (reports, metrics). On SQLite it reads without taking the
     write lock first, as `make_engine`'s transactions do, so ingest is not held up."""
     if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30})
+        create_private_file(engine)
+        return engine
     return make_engine(url)
+
+
+def create_private_file(engine: Engine, *, make_folder: bool = False) -> None:
+    """Create a SQLite database file that does not exist yet as 0600 (a missing folder,
+    with `make_folder`, as 0700).
+
+    SQLite would create it 0644 (less the umask), and it holds every message; it gives
+    its -wal and -shm files the database file's mode, so they are private too.
+    """
+    path = _sqlite_file(engine)
+    if path is None or path.exists():
+        return
+    if make_folder and not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        return  # SQLite says so when it is used
+    # Made meanwhile by another process, or not allowed here: SQLite reports the latter.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite engine; None for other databases, memory and URI filenames."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -99,10 +130,7 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (default: the newest)."""
-    if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(engine, make_folder=True)
     command.upgrade(_alembic_config(engine), revision)
 
 

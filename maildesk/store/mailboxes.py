@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maildesk.common.redact import redact
 from maildesk.store.models import MailboxState, Receipt
 
 if TYPE_CHECKING:
@@ -64,11 +65,14 @@ def set_state(
     success: bool = False,
     backlog: int | None = None,
 ) -> None:
-    """Record a change of health; an error message is kept until the next success."""
+    """Record a change of health; an error message is kept until the next success.
+
+    The error is stored redacted: it may quote a server that echoed a password back.
+    """
     row = state_row(session, name)
     row.state, row.updated_at = state, now
     if error is not None:
-        row.last_error, row.last_error_at = error, now
+        row.last_error, row.last_error_at = redact(error), now
     if success:
         row.last_success_at = now
     if backlog is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk.common.redact import redact
 from maildesk.store.db import make_read_sessionmaker
 from maildesk.store.models import OutboxEntry
 
@@ -192,7 +193,9 @@ class OutboxQueue:
             session.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
-                .values(status="pending", claimed_by=None, claimed_until=None, last_error=error)
+                .values(
+                    status="pending", claimed_by=None, claimed_until=None, last_error=redact(error)
+                )
                 .execution_options(synchronize_session=False)
             )
 
@@ -211,7 +214,9 @@ class OutboxQueue:
             for mark in marks:
                 if mark.entry_id in plain:
                     continue
-                values = {**mark.values, "sent_at": now} if mark.delivered else mark.values
+                values = {**mark.values, "sent_at": now} if mark.delivered else dict(mark.values)
+                if values.get("last_error"):  # a server's answer may echo a password
+                    values["last_error"] = redact(values["last_error"])
                 session.execute(
                     update(OutboxEntry)
                     .where(OutboxEntry.id == mark.entry_id)
