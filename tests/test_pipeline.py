@@ -219,3 +219,34 @@ def test_batches_read_ahead_thread_into_tickets_of_earlier_batches(desk):
         [("duplicate", "MD-1"), ("created", "MD-4")],
     ]
     assert count(desk, Message) == 6
+
+
+def test_a_message_that_keeps_failing_to_store_is_quarantined_and_its_batch_goes_on(
+    desk, monkeypatch
+):
+    """A poison message: every write of it hits an integrity error, even one by one."""
+    from sqlalchemy.exc import IntegrityError
+
+    from maildesk.service import pipeline
+
+    real_write = pipeline.write_plans
+
+    def write(session, plans, config, blobs):
+        if any(p.msg.subject == "Poison" for p in plans):
+            raise IntegrityError("INSERT INTO messages", {}, Exception("UNIQUE constraint failed"))
+        real_write(session, plans, config, blobs)
+
+    monkeypatch.setattr(pipeline, "write_plans", write)
+    results = desk.pipeline.process_batch(
+        [
+            (make_mail(subject="First"), SourceInfo()),
+            (make_mail(subject="Poison"), SourceInfo()),
+            (make_mail(subject="Third"), SourceInfo()),
+        ]
+    )
+    assert [r.outcome for r in results] == ["created", "quarantined", "created"]
+    assert "integrity error" in results[1].reason and "then IntegrityError" in results[1].reason
+    with desk.sessions() as s:
+        assert sorted(s.scalars(select(Ticket.subject))) == ["First", "Third"]
+        held = s.scalars(select(QuarantineEntry)).one()
+        assert (held.subject, held.stage) == ("Poison", "store")

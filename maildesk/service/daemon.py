@@ -57,6 +57,9 @@ class Daemon:
         self.lock = threading.Lock()
         self.stopping = asyncio.Event()
         self.workers: dict[str, tuple[MailboxWorker, asyncio.Task[None]]] = {}
+        # Tasks started from signal handlers: the event loop keeps only weak references,
+        # so an unreferenced task could be garbage-collected before it finishes.
+        self._signal_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def config(self) -> Config:
@@ -123,7 +126,12 @@ class Daemon:
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_reload_signal(self) -> None:
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._signal_tasks.add(task)
+        task.add_done_callback(self._signal_tasks.discard)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set():

@@ -181,15 +181,23 @@ class Pipeline:
         except OperationalError:
             raise
         except IntegrityError as exc:
-            # Usually another daemon stored the same message a moment earlier.
-            with session.begin_nested():
-                again = self._run(session, [entry])[0]
-            if again.outcome == "duplicate":
-                return again
-            return self._quarantine(session, entry, "store", f"integrity error: {exc.orig}")
+            # Usually another daemon stored the same message a moment earlier: once more,
+            # it is then a duplicate. If it fails again, it is quarantined like any other
+            # failure, so one message can never make its batch fail for good.
+            return self._retry_one(session, entry, f"integrity error: {exc.orig}")
         except Exception as exc:
             stage = exc.stage if isinstance(exc, StageError) else "store"
             return self._quarantine(session, entry, stage, f"{type(exc).__name__}: {exc}")
+
+    def _retry_one(self, session: Session, entry: BatchEntry, first: str) -> IngestResult:
+        try:
+            with session.begin_nested():
+                return self._run(session, [entry])[0]
+        except OperationalError:
+            raise
+        except Exception as exc:
+            again = f"{type(exc).__name__}: {exc}"
+            return self._quarantine(session, entry, "store", f"{first}; then {again}")
 
     def _quarantine(
         self, session: Session, entry: BatchEntry, stage: str, reason: str

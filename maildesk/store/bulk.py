@@ -69,6 +69,11 @@ class Rows:
         self.blobs.setdefault(sha256, data)
 
     def add(self, model: type[Base], **values: Any) -> dict[str, Any]:
+        """A row to insert; columns it leaves out get the model's defaults, as an ORM
+        insert would give them (the SQLite fast path writes exactly the keys given)."""
+        for name, default in _defaults(model.__table__).items():  # type: ignore[arg-type]
+            if name not in values:
+                values[name] = default()
         self.rows[model].append(values)
         return values
 
@@ -112,6 +117,25 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                     values[i] = convert(value)
         params = [tuple(values) for values in params]
     connection.exec_driver_sql(sql, params)
+
+
+@functools.cache
+def _defaults(table: Table) -> dict[str, Callable[[], Any]]:
+    """Column name -> a function giving the column's Python-side default (scalar or callable)."""
+    found: dict[str, Callable[[], Any]] = {}
+    for column in table.columns:
+        default: Any = column.default
+        if default is None or column.primary_key:
+            continue
+        if default.is_scalar:
+            found[column.key] = functools.partial(_same, default.arg)
+        elif default.is_callable:  # SQLAlchemy wraps `default=list` to take a context
+            found[column.key] = functools.partial(default.arg, None)
+    return found
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 @functools.cache
