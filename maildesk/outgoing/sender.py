@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,50 +40,41 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-# Sends are recorded together: at most this many, or after this many seconds.
-MARK_BATCH = 100
-MARK_DELAY = 0.05
-
 class _MarkWriter:
-    """Writes marks in a worker thread while the next messages go out.
+    """Records each send as soon as the database can take it, while the next go out.
 
-    Marks are collected for up to MARK_DELAY seconds (or MARK_BATCH marks) and
-    written in one transaction, so the database costs little per message. A crash
-    leaves at most that many sends unrecorded: they are sent again, with the same
-    Message-ID, after the lease.
+    A mark is written the moment no write is in progress; marks that arrive during a
+    write go together in the next one (group commit). So the database costs little
+    per message, and a crash leaves only the sends of about one write unrecorded:
+    those are sent again, with the same Message-ID, when their claim is taken over.
     """
 
     def __init__(self, sender: OutboxSender):
         self.sender = sender
         self.waiting: list[Mark] = []
-        self.since = 0.0
-        self.task: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
 
     async def add(self, mark: Mark) -> None:
-        now = time.monotonic()
-        if not self.waiting:
-            self.since = now
         self.waiting.append(mark)
         if self.task is not None and not self.task.done():
-            return
-        if len(self.waiting) < MARK_BATCH and now - self.since < MARK_DELAY:
             return
         if self.task is not None:
             await self.task  # re-raise what went wrong in the previous write
         self._start()
 
     async def close(self) -> None:
-        if self.task is not None:
+        while self.task is not None:
             await self.task
             self.task = None
-        if self.waiting:
-            self._start()
-            await self.task  # type: ignore[misc]
-            self.task = None
+            if self.waiting:
+                self._start()
 
     def _start(self) -> None:
         marks, self.waiting = self.waiting, []
-        self.task = asyncio.ensure_future(asyncio.to_thread(self.sender._write_marks, marks))
+        self.task = asyncio.create_task(self._write(marks))
+
+    async def _write(self, marks: list[Mark]) -> None:
+        await asyncio.to_thread(self.sender._write_marks, marks)
 
 
 def build_sender(
