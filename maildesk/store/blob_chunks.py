@@ -79,10 +79,18 @@ class ChunkBlobs:
 
     def open(self, sha256: str) -> BinaryIO | None:
         """A reader that fetches the chunks as it goes; None when the blob is not here."""
-        first = self._chunk(sha256, 0)
+        # One session for the whole read: each connection libpq uses keeps a buffer as big
+        # as the largest row it fetched, so hopping between pooled ones would multiply it.
+        session = self.readers()
+        try:
+            first = _chunk(session, sha256, 0)
+        except BaseException:
+            session.close()
+            raise
         if first is None:
+            session.close()
             return None
-        raw = ChunkReader(lambda seq: self._chunk(sha256, seq), first)
+        raw = ChunkReader(lambda seq: _chunk(session, sha256, seq), first, session.close)
         return io.BufferedReader(raw, buffer_size=64 << 10)
 
     def exists(self, sha256: str) -> bool:
@@ -92,42 +100,53 @@ class ChunkBlobs:
     def sync(self) -> None:
         """Nothing to flush: every copy has committed already."""
 
-    def _chunk(self, sha256: str, seq: int) -> bytes | None:
-        # A short session per chunk: a slow reader holds no connection, and each look
-        # sees the latest commit (a blob `maildesk blobs migrate` just moved here).
-        with self.readers() as session:
-            data = session.scalar(
-                select(BlobChunk.data).where(BlobChunk.sha256 == sha256, BlobChunk.seq == seq)
-            )
-        return bytes(data) if data is not None else None
-
 
 class ChunkReader(io.RawIOBase):
-    """A blob's chunks as a stream; `fetch(seq)` gives chunk `seq`, None past the last."""
+    """A blob's chunks as a stream: `fetch(seq)` gives chunk `seq`, None past the last;
+    `release` is called once, at the end or on close (it frees the connection)."""
 
-    def __init__(self, fetch: Callable[[int], bytes | None], first: bytes):
+    def __init__(
+        self, fetch: Callable[[int], bytes | None], first: bytes, release: Callable[[], None]
+    ):
         self._fetch = fetch
+        self._release: Callable[[], None] | None = release
         self._chunk = first
         self._pos = 0
         self._next = 1
-        self._ended = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while self._pos >= len(self._chunk):
-            if self._ended:
+            if self._release is None:
                 return 0
+            self._chunk, self._pos = b"", 0  # let the last chunk go before the next arrives
             chunk = self._fetch(self._next)
             if chunk is None:
-                self._ended, self._chunk, self._pos = True, b"", 0
+                self._done()
                 return 0
-            self._chunk, self._pos, self._next = chunk, 0, self._next + 1
+            self._chunk, self._next = chunk, self._next + 1
         n = min(len(buffer), len(self._chunk) - self._pos)
         memoryview(buffer)[:n] = memoryview(self._chunk)[self._pos : self._pos + n]
         self._pos += n
         return n
+
+    def close(self) -> None:
+        self._done()
+        super().close()
+
+    def _done(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def _chunk(session: Session, sha256: str, seq: int) -> bytes | None:
+    data = session.scalar(
+        select(BlobChunk.data).where(BlobChunk.sha256 == sha256, BlobChunk.seq == seq)
+    )
+    return bytes(data) if data is not None else None
 
 
 def _has(session: Session, sha256: str) -> bool:
