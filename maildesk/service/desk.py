@@ -115,7 +115,7 @@ class Desk:
             require_current_schema(engine)
         sessions = make_sessionmaker(engine)
         readers = make_read_sessionmaker(engine)
-        blobs = build_blob_store(config.storage, config.database.url, sessions, readers)
+        blobs = build_blob_store(config.storage, engine, readers)
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
         kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
@@ -145,4 +145,5 @@ class Desk:
         if self.checkpointer is not None:
             self.checkpointer.stop()
             self.checkpointer = None
+        self.blobs.close()
         self.engine.dispose()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from maildesk.common.config import StorageConfig
 from maildesk.intake.blob_writer import InlineSink
 from maildesk.store.blob_chunks import ChunkBlobs
 from maildesk.store.blob_files import FileBlobs
+from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
@@ -76,6 +77,7 @@ class BlobStore:
         self.big: BigBlobs = chunks if backend == "database" and chunks else self.files
         others = [p for p in (self.files, chunks) if p is not None and p is not self.big]
         self.places: list[BigBlobs] = [self.big, *others]
+        self.on_close: list[Callable[[], None]] = []
 
     def put(self, data: bytes, inline: InlineSink, sha256: str | None = None) -> str:
         """Store `data`: small ones through `inline` (a DB row), big ones in the backend."""
@@ -149,6 +151,11 @@ class BlobStore:
         """Make big blobs written since the last sync durable; call before committing rows."""
         self.big.sync()
 
+    def close(self) -> None:
+        """Release what the store holds of its own (the chunk copies' connections)."""
+        while self.on_close:
+            self.on_close.pop()()
+
     def _open_big(self, sha256: str) -> BinaryIO:
         # The first place is asked again last: a migration may have moved the blob out of
         # a later place after the first was asked (it commits the copy, then deletes).
@@ -169,21 +176,27 @@ class BlobStore:
 
 
 def build_blob_store(
-    storage: StorageConfig,
-    database_url: str,
-    sessions: Callable[[], Session],
-    readers: Callable[[], Session],
+    storage: StorageConfig, engine: Engine, readers: Callable[[], Session]
 ) -> BlobStore:
-    """The blob store `storage` describes, on the database `sessions` write to."""
-    backend = storage.backend_for(database_url)
-    return BlobStore(
+    """The blob store `storage` describes, on the database of `engine`."""
+    backend = storage.backend_for(str(engine.url))
+    copies = engine
+    if backend == "database":
+        # Chunk copies commit while the batch that needs them holds its own connection:
+        # with a pool of their own, batches filling the main pool can never leave both
+        # waiting for each other.
+        copies = make_engine(engine.url.render_as_string(hide_password=False))
+    store = BlobStore(
         storage.path,
         inline_max=storage.inline_max_bytes,
         fsync=storage.fsync,
         sessions=readers,
-        chunks=ChunkBlobs(sessions, readers),
+        chunks=ChunkBlobs(make_sessionmaker(copies), readers),
         backend=backend,
     )
+    if copies is not engine:
+        store.on_close.append(copies.dispose)
+    return store
 
 
 def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
