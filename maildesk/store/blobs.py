@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Protocol
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,9 +31,6 @@ from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
-
-Backend = Literal["files", "database"]
-
 
 class BigBlobs(Protocol):
     """Where blobs over `inline_max` live; an object store would be one more of these."""
@@ -65,18 +62,17 @@ class BlobStore:
         inline_max: int = 1024 * 1024,
         fsync: bool = True,
         sessions: Callable[[], Session] | None = None,
-        chunks: ChunkBlobs | None = None,
-        backend: Backend = "files",
+        big: BigBlobs | None = None,
+        also_read: Sequence[BigBlobs] = (),
     ):
+        """Big blobs go to `big` (default: files under `root`); reads also look in
+        `also_read` and, when `big` is something else, in the files."""
         self.files = FileBlobs(root, fsync=fsync)
         self.root = self.files.root
         self.sessions = sessions  # for reads made outside a caller's transaction
         self.inline_max = inline_max
-        if backend == "database" and chunks is None:
-            raise ValueError("the database backend needs the chunk store")
-        self.big: BigBlobs = chunks if backend == "database" and chunks else self.files
-        others = [p for p in (self.files, chunks) if p is not None and p is not self.big]
-        self.places: list[BigBlobs] = [self.big, *others]
+        self.big: BigBlobs = big or self.files
+        self.places: list[BigBlobs] = [self.big, *also_read, *([self.files] if big else [])]
         self.on_close: list[Callable[[], None]] = []
 
     def put(self, data: bytes, inline: InlineSink, sha256: str | None = None) -> str:
@@ -136,7 +132,7 @@ class BlobStore:
     def exists(self, sha256: str, session: Session | None = None) -> bool:
         if self._row(sha256, session) is not None:
             return True
-        return any(place.exists(sha256) for place in self.places)
+        return any(place.exists(sha256) for place in [*self.places, self.places[0]])
 
     def get_file(self, sha256: str) -> bytes:
         """The bytes of a blob stored with put_file or adopt (spilled parts)."""
@@ -186,13 +182,14 @@ def build_blob_store(
         # with a pool of their own, batches filling the main pool can never leave both
         # waiting for each other.
         copies = make_engine(engine.url.render_as_string(hide_password=False))
+    chunks = ChunkBlobs(make_sessionmaker(copies), readers)
     store = BlobStore(
         storage.path,
         inline_max=storage.inline_max_bytes,
         fsync=storage.fsync,
         sessions=readers,
-        chunks=ChunkBlobs(make_sessionmaker(copies), readers),
-        backend=backend,
+        big=chunks if backend == "database" else None,
+        also_read=[] if backend == "database" else [chunks],  # what a migration moved
     )
     if copies is not engine:
         store.on_close.append(copies.dispose)
