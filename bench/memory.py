@@ -3,26 +3,35 @@
     python bench/memory.py                 # 50 MB attachment, read from a file (process_file)
     python bench/memory.py --mode bytes    # the same message handed over as bytes (process_one)
     python bench/memory.py --mode oversized --size-mb 50   # over max_message_bytes
+    python bench/memory.py --postgres      # on a throwaway PostgreSQL (storage.backend:
+                                           # database): the blobs go into blob_chunks
+    python bench/memory.py --postgres URL  # on an empty PostgreSQL database you name
 
 The message is written to a temporary folder, then a fresh Python process builds a
-desk on SQLite there, ingests one small message (so imports and the parser child
-are warm), records its peak RSS (ru_maxrss) as the baseline, ingests the big message
-and records the peak again. The parser child's peak is reported too. The target is a
-peak below 3x the attachment size.
+desk there (on SQLite, or PostgreSQL), ingests one small message (so imports and the
+parser child are warm), records its peak RSS (ru_maxrss) as the baseline, ingests the
+big message and records the peak again. It then streams the attachment back from the
+store and reports that read's own peak growth (Linux: the peak is reset first). The
+parser child's peak is reported too. The target is a peak below 3x the attachment size.
+--postgres without a URL needs the PostgreSQL server binaries and the test extras.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 MB = 1024 * 1024
@@ -69,9 +78,10 @@ def child(args: argparse.Namespace) -> None:
     work = Path(args.dir)
     limit = args.size_mb * MB
     message_limit = limit * 2 if args.mode != "oversized" else limit // 2
+    url = args.database_url or f"sqlite:///{work}/md.db"
     (work / "rules.yaml").write_text((ROOT / "rules.yaml").read_text())
     (work / "maildesk.yaml").write_text(
-        f"database: {{url: 'sqlite:///{work}/md.db'}}\nstorage: {{path: {work}/data}}\n"
+        f"database: {{url: '{url}'}}\nstorage: {{path: {work}/data}}\n"
         f"rules: rules.yaml\nlimits:\n  max_message_bytes: {message_limit}\n"
         f"  max_attachment_bytes: {limit * 2}\n"
     )
@@ -95,6 +105,7 @@ def child(args: argparse.Namespace) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with desk.sessions() as session:
         stored = [(a.size, a.sha256) for a in session.query(Attachment)]
+    read = _read_back(desk, stored[0][1]) if stored else None
     shared_sandbox().close()  # reap the parser child, so its peak shows in RUSAGE_CHILDREN
     worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(
@@ -102,48 +113,106 @@ def child(args: argparse.Namespace) -> None:
             {
                 "outcome": result.outcome,
                 "reason": result.reason,
+                "backend": config.storage.backend_for(config.database.url),
                 "attachments_stored": stored,
                 "seconds": round(elapsed, 2),
                 "baseline_rss": baseline,
                 "peak_rss": peak,
+                "read_back": read,
                 "parser_child_peak_rss": worker_peak,
             }
         )
     )
 
 
+def _read_back(desk, sha256: str) -> dict | None:
+    """Stream a blob back from the store: seconds, SHA-256 and the read's own peak growth."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to now (Linux)
+    except OSError:
+        return None
+    baseline = _proc_status("VmRSS")
+    started = time.perf_counter()
+    digest = hashlib.sha256()
+    with desk.blobs.open(sha256) as fh:
+        while block := fh.read(MB):
+            digest.update(block)
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "intact": digest.hexdigest() == sha256,
+        "growth": _proc_status("VmHWM") - baseline,
+    }
+
+
+def _proc_status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A private PostgreSQL cluster on a free port (the test suite's helper); its URL."""
+    sys.path.insert(0, str(ROOT))
+    from tests.servers import PostgresServer, _as_postgres, _pg_bin, free_port, scratch_dir
+
+    bindir = _pg_bin()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries not found (Debian package postgresql)")
+    root = scratch_dir("maildesk-bench-pg-")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    initdb = [str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres"]
+    subprocess.run(
+        _as_postgres([*initdb, "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    server = PostgresServer("127.0.0.1", free_port(), root)
+    server.start()
+    try:
+        yield server.create_database("bench_memory")
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=50)
     parser.add_argument("--mode", choices=["file", "bytes", "oversized"], default="file")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="throwaway",
+        metavar="URL",
+        help="run on PostgreSQL: an empty database's URL, or none for a throwaway cluster",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--message", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return 0
+    if args.postgres == "throwaway":
+        with throwaway_postgres() as url:
+            return run(args, url)
+    return run(args, args.postgres)
+
+
+def run(args: argparse.Namespace, database_url: str | None) -> int:
+    """Write the message, ingest it in a fresh process, print what it cost."""
     with tempfile.TemporaryDirectory(prefix="maildesk-bench-") as tmp:
         message = Path(tmp) / "big.eml"
         expected = write_message(message, args.size_mb * MB)
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                "--dir",
-                tmp,
-                "--message",
-                str(message),
-                "--mode",
-                args.mode,
-                "--size-mb",
-                str(args.size_mb),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        command = [sys.executable, __file__, "--child", "--dir", tmp, "--message", str(message)]
+        command += ["--mode", args.mode, "--size-mb", str(args.size_mb)]
+        if database_url:
+            command += ["--database-url", database_url]
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(out.stdout, out.stderr, file=sys.stderr)
             return 1
@@ -151,7 +220,11 @@ def main() -> int:
         size = args.size_mb * MB
         raw_size = message.stat().st_size
     peak, base = data["peak_rss"], data["baseline_rss"]
-    print(f"mode {args.mode}: {args.size_mb} MB attachment, message {raw_size / MB:.1f} MB on disk")
+    where = "PostgreSQL" if database_url else "SQLite"
+    print(
+        f"mode {args.mode} on {where} (big blobs: {data['backend']}): {args.size_mb} MB "
+        f"attachment, message {raw_size / MB:.1f} MB on disk"
+    )
     stored = data["attachments_stored"]
     intact = stored == [[size, expected]]
     print(f"outcome {data['outcome']} {data['reason']}; attachment stored intact: {intact}")
@@ -160,11 +233,16 @@ def main() -> int:
         f"peak RSS {peak / MB:.1f} MB = {peak / size:.2f}x the attachment "
         f"(baseline before ingest {base / MB:.1f} MB, growth {(peak - base) / MB:.1f} MB)"
     )
+    read = data["read_back"]
+    if read:
+        print(
+            f"read back as a stream in {read['seconds']} s, intact: {read['intact']}, "
+            f"peak RSS growth while reading {read['growth'] / MB:.1f} MB"
+        )
     print(f"parser child peak RSS {data['parser_child_peak_rss'] / MB:.1f} MB")
     ok = peak < 3 * size and (intact or args.mode == "oversized")
     print("target peak < 3x attachment size:", "met" if ok else "NOT met")
     return 0 if ok else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

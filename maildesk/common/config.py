@@ -91,10 +91,20 @@ class DatabaseConfig(_Section):
 
 class StorageConfig(_Section):
     # Raw messages and attachments are stored under their SHA-256: up to inline_max_bytes
-    # in the database (committed with the ticket change), bigger ones as files in `path`.
+    # in the `blobs` table (committed with the ticket change); bigger ones in chunks in
+    # the database ("database", the default on PostgreSQL: no shared filesystem needed)
+    # or as files in `path` ("files", the default on SQLite). Whatever the backend, `path`
+    # holds the spool files of big messages while they are read.
+    backend: Literal["files", "database"] | None = None
     path: Path = Path("data")
     inline_max_bytes: int = Field(default=1024 * 1024, ge=0)
     fsync: bool = True
+
+    def backend_for(self, database_url: str) -> Literal["files", "database"]:
+        """The backend in force: as set, else "database" on PostgreSQL, "files" on SQLite."""
+        if self.backend is not None:
+            return self.backend
+        return "files" if database_url.startswith("sqlite") else "database"
 
 
 class TicketsConfig(_Section):
@@ -309,6 +319,17 @@ class Config(_Section):
         if dupes:
             raise ValueError(
                 f"maildirs and mailboxes share one set of names; repeated: {', '.join(dupes)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _blob_backend_fits_the_database(self) -> Config:
+        # Chunks are committed in a transaction of their own while the batch's is open:
+        # on SQLite that second writer would wait for the batch's write lock forever.
+        if self.storage.backend == "database" and self.database.url.startswith("sqlite"):
+            raise ValueError(
+                "storage.backend: database needs PostgreSQL; with SQLite big blobs are "
+                "files under storage.path (leave storage.backend out, or set it to files)"
             )
         return self
 

@@ -19,7 +19,7 @@ from maildesk.rules import RuleSet, load_rules
 from maildesk.service.ingest_results import IngestResult
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.service.pipeline import Clock, Pipeline, utcnow
-from maildesk.store.blobs import BlobStore
+from maildesk.store.blobs import BlobStore, build_blob_store
 from maildesk.store.checkpoint import WalCheckpointer
 from maildesk.store.db import (
     make_engine,
@@ -115,12 +115,7 @@ class Desk:
             require_current_schema(engine)
         sessions = make_sessionmaker(engine)
         readers = make_read_sessionmaker(engine)
-        blobs = BlobStore(
-            config.storage.path,
-            inline_max=config.storage.inline_max_bytes,
-            fsync=config.storage.fsync,
-            sessions=readers,
-        )
+        blobs = build_blob_store(config.storage, engine, readers)
         rules = RulesHolder.load(config.rules)
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
         kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
@@ -150,4 +145,5 @@ class Desk:
         if self.checkpointer is not None:
             self.checkpointer.stop()
             self.checkpointer = None
+        self.blobs.close()
         self.engine.dispose()

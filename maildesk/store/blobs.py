@@ -3,35 +3,57 @@
 Everything is stored under its SHA-256, so the same attachment sent twice is stored
 once and a name chosen by a sender never becomes a path. Blobs up to a size limit go
 into the `blobs` table in the same transaction as the rows that point at them (fast,
-atomic, one backup); bigger ones are written as files `root/ab/<sha256>` (atomic temp
-file + rename, flushed to disk before the transaction that refers to them commits).
+atomic, one backup). Bigger ones go to the backend `storage.backend` names, written and
+made durable before the transaction that refers to them commits: chunk rows in the
+database (blob_chunks.py) or files `root/ab/<sha256>` (blob_files.py).
+
+Reads look in every place, the configured one first, so a blob is found wherever it is
+while `maildesk blobs migrate` moves files into the database.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import io
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from maildesk.common.config import StorageConfig
 from maildesk.intake.blob_writer import InlineSink
+from maildesk.store.blob_chunks import ChunkBlobs
+from maildesk.store.blob_files import FileBlobs
+from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
 
-__all__ = ["BlobStore", "InlineSink", "insert_blobs"]
+__all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
+
+class BigBlobs(Protocol):
+    """Where blobs over `inline_max` live; an object store would be one more of these."""
+
+    def adopt(self, tmp: Path, sha256: str) -> None:
+        """Take in the finished spool file `tmp`, whose bytes hash to `sha256`."""
+        ...
+
+    def write(self, data: bytes, sha256: str) -> None: ...
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """The blob as a stream, never read whole; None when it is not here."""
+        ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def sync(self) -> None:
+        """Make what was written durable; called before the batch's transaction commits."""
+        ...
 
 
 class BlobStore:
-    """Puts bytes in the database or in files by size; gets them back by SHA-256."""
+    """Puts bytes in the `blobs` table or the big-blob backend by size; gets them back."""
 
     def __init__(
         self,
@@ -40,31 +62,36 @@ class BlobStore:
         inline_max: int = 1024 * 1024,
         fsync: bool = True,
         sessions: Callable[[], Session] | None = None,
+        big: BigBlobs | None = None,
+        also_read: Sequence[BigBlobs] = (),
     ):
-        self.root = Path(root)
+        """Big blobs go to `big` (default: files under `root`); reads also look in
+        `also_read` and, when `big` is something else, in the files."""
+        self.files = FileBlobs(root, fsync=fsync)
+        self.root = self.files.root
         self.sessions = sessions  # for reads made outside a caller's transaction
         self.inline_max = inline_max
-        self.fsync = fsync
-        self._unsynced: list[Path] = []
-        self._dirs: set[Path] = set()
+        self.big: BigBlobs = big or self.files
+        self.places: list[BigBlobs] = [self.big, *also_read, *([self.files] if big else [])]
+        self.on_close: list[Callable[[], None]] = []
 
     def put(self, data: bytes, inline: InlineSink, sha256: str | None = None) -> str:
-        """Store `data`: small ones through `inline` (a DB row), big ones as a file."""
+        """Store `data`: small ones through `inline` (a DB row), big ones in the backend."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
         if len(data) <= self.inline_max:
             inline(digest, data)
         else:
-            self._write_file(digest, data)
+            self.big.write(data, digest)
         return digest
 
     def put_file(self, data: bytes, sha256: str | None = None) -> str:
-        """Store `data` as a file whatever its size (for parts spilled while parsing)."""
+        """Store `data` in the backend whatever its size (for parts spilled while parsing)."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
-        self._write_file(digest, data)
+        self.big.write(data, digest)
         return digest
 
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
-        """Store a stream as a file without holding it in memory; return (SHA-256, size)."""
+        """Store a stream without holding it in memory; return (SHA-256, size)."""
         fh, tmp = self.temp_file()
         digest, size = hashlib.sha256(), 0
         try:
@@ -79,44 +106,60 @@ class BlobStore:
         return digest.hexdigest(), size
 
     def temp_file(self) -> tuple[BinaryIO, Path]:
-        """A new temporary file inside the store (same filesystem, so adopt() is cheap)."""
-        folder = self.root / ".tmp"
-        self._ensure_dir(folder)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="spool-")
-        return os.fdopen(fd, "w+b"), Path(tmp)
+        """A new spool file under the storage path (to adopt once written)."""
+        return self.files.temp_file()
 
     def adopt(self, tmp: Path, sha256: str) -> str:
-        """File the finished temporary file `tmp` under `sha256`; `tmp` stays for the caller.
-
-        A hard link, not a rename: the caller may still read `tmp` (to quarantine it or
-        parse it again) and removes it when done.
-        """
-        path = self.path_for(sha256)
-        if path.exists():
-            return sha256
-        self._ensure_dir(path.parent)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return sha256
-        except OSError:  # no hard links here: copy through a temp name, then rename
-            with tmp.open("rb") as src:
-                fh, copy = self.temp_file()
-                with fh:
-                    shutil.copyfileobj(src, fh, 1 << 20)
-                os.replace(copy, path)
-        self._unsynced.append(path)
+        """File the finished spool file `tmp` under `sha256`; `tmp` stays for the caller."""
+        self.big.adopt(tmp, sha256)
         return sha256
 
     def get(self, sha256: str, session: Session | None = None) -> bytes:
-        """The stored bytes; FileNotFoundError when neither the database nor a file has them."""
+        """The stored bytes, all in memory; FileNotFoundError when they are nowhere."""
         data = self._row(sha256, session)
         if data is not None:
             return data
-        return self.path_for(sha256).read_bytes()
+        with self._open_big(sha256) as fh:
+            return fh.read()
+
+    def open(self, sha256: str, session: Session | None = None) -> BinaryIO:
+        """The stored bytes as a stream; a big blob is never read into memory whole."""
+        data = self._row(sha256, session)
+        if data is not None:
+            return io.BytesIO(data)
+        return self._open_big(sha256)
 
     def exists(self, sha256: str, session: Session | None = None) -> bool:
-        return self._row(sha256, session) is not None or self.path_for(sha256).exists()
+        if self._row(sha256, session) is not None:
+            return True
+        return any(place.exists(sha256) for place in [*self.places, self.places[0]])
+
+    def get_file(self, sha256: str) -> bytes:
+        """The bytes of a blob stored with put_file or adopt (spilled parts)."""
+        with self._open_big(sha256) as fh:
+            return fh.read()
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the files backend keeps (or would keep) this blob."""
+        return self.files.path_for(sha256)
+
+    def sync(self) -> None:
+        """Make big blobs written since the last sync durable; call before committing rows."""
+        self.big.sync()
+
+    def close(self) -> None:
+        """Release what the store holds of its own (the chunk copies' connections)."""
+        while self.on_close:
+            self.on_close.pop()()
+
+    def _open_big(self, sha256: str) -> BinaryIO:
+        # The first place is asked again last: a migration may have moved the blob out of
+        # a later place after the first was asked (it commits the copy, then deletes).
+        for place in [*self.places, self.places[0]]:
+            found = place.open(sha256)
+            if found is not None:
+                return found
+        raise FileNotFoundError(f"blob {sha256} is neither in the database nor in {self.root}")
 
     def _row(self, sha256: str, session: Session | None) -> bytes | None:
         if session is None:
@@ -127,58 +170,30 @@ class BlobStore:
         data = session.scalar(select(Blob.data).where(Blob.sha256 == sha256))
         return bytes(data) if data is not None else None
 
-    def open(self, sha256: str, session: Session | None = None) -> BinaryIO:
-        """The stored bytes as a file object: from the database, or the file itself."""
-        data = self._row(sha256, session)
-        if data is not None:
-            return io.BytesIO(data)
-        return self.path_for(sha256).open("rb")
 
-    def get_file(self, sha256: str) -> bytes:
-        """The bytes of a blob stored as a file (spilled parts)."""
-        return self.path_for(sha256).read_bytes()
-
-    def path_for(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256
-
-    def sync(self) -> None:
-        """Flush files written since the last sync to disk; call before committing rows.
-
-        One syncfs() for the whole batch where Linux has it, else one fsync per file.
-        """
-        # Taken before syncing: a file that a read-ahead thread adds meanwhile stays listed
-        # for the next sync rather than being cleared unsynced.
-        written, self._unsynced = self._unsynced, []
-        if self.fsync and written and not _syncfs(self.root):
-            for path in written:
-                _fsync_path(path)
-            for directory in {p.parent for p in written}:
-                _fsync_path(directory)  # the renames themselves must survive a power cut
-
-    def _write_file(self, digest: str, data: bytes) -> None:
-        path = self.path_for(digest)
-        if path.exists():
-            return
-        self._ensure_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._unsynced.append(path)
-
-    def _ensure_dir(self, directory: Path) -> None:
-        """Make a store folder (and the store itself) if missing, private to us (0700):
-        the files hold mail. Files are private already (mkstemp makes them 0600)."""
-        if directory not in self._dirs:
-            for folder in (self.root, directory):
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._dirs.add(directory)
+def build_blob_store(
+    storage: StorageConfig, engine: Engine, readers: Callable[[], Session]
+) -> BlobStore:
+    """The blob store `storage` describes, on the database of `engine`."""
+    backend = storage.backend_for(str(engine.url))
+    copies = engine
+    if backend == "database":
+        # Chunk copies commit while the batch that needs them holds its own connection:
+        # with a pool of their own, batches filling the main pool can never leave both
+        # waiting for each other.
+        copies = make_engine(engine.url.render_as_string(hide_password=False))
+    chunks = ChunkBlobs(make_sessionmaker(copies), readers)
+    store = BlobStore(
+        storage.path,
+        inline_max=storage.inline_max_bytes,
+        fsync=storage.fsync,
+        sessions=readers,
+        big=chunks if backend == "database" else None,
+        also_read=[] if backend == "database" else [chunks],  # what a migration moved
+    )
+    if copies is not engine:
+        store.on_close.append(copies.dispose)
+    return store
 
 
 def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
@@ -192,26 +207,3 @@ def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
     if dialect not in ("postgresql", "sqlite"):
         statement = insert(Blob)  # other databases: plain insert (duplicates were filtered)
     session.execute(statement, rows)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_HAS_SYNCFS = hasattr(_LIBC, "syncfs")
-
-
-def _syncfs(path: Path) -> bool:
-    """Flush the whole file system holding `path` in one call (Linux); False if unavailable."""
-    if not _HAS_SYNCFS:
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return _LIBC.syncfs(fd) == 0
-    finally:
-        os.close(fd)

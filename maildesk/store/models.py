@@ -137,13 +137,27 @@ class Blob(Base):
     """Raw messages and attachments up to `storage.inline_max_bytes`, keyed by SHA-256.
 
     Kept in the database so they commit atomically with the rows that point at them;
-    bigger ones live as files under the storage path (store/blobs.py).
+    bigger ones live in `blob_chunks` or as files under the storage path (store/blobs.py).
     """
 
     __tablename__ = "blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BlobChunk(Base):
+    """Blobs over `storage.inline_max_bytes` with `storage.backend: database`, in pieces.
+
+    A blob's chunks (seq 0, 1, ...) are committed together in their own transaction, so
+    a blob is either whole or absent; seq 0 is there even for an empty blob.
+    """
+
+    __tablename__ = "blob_chunks"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
