@@ -52,6 +52,47 @@ class BatchState:
                 return self._follow(self.tickets[ticket_id])
         return None
 
+    def thread(
+        self, keys: ThreadKeys, sender: str, *, is_agent: bool = False
+    ) -> tuple[TicketState | None, bool]:
+        """The ticket a message belongs to, and whether it was found by a Message-ID the
+        sender quoted (proof they saw the conversation: they may join it).
+
+        Every ticket the subject names or the references point at (In-Reply-To, then
+        References newest first) is a candidate. An agent gets the first; anyone else the
+        first they are already on, else the first a reference points at, else the first
+        the subject names (where they are a stranger).
+        """
+        named = self._by_tokens(keys.ticket_numbers)
+        referenced = self._by_references(keys.reference_ids)
+        candidates = list({t.id: t for t in [*named, *referenced]}.values())
+        if not candidates:
+            return None, False
+        if is_agent:
+            return candidates[0], False
+        for ticket in candidates:
+            if ticket.is_participant(sender):
+                return ticket, False
+        if referenced:
+            return referenced[0], True
+        return named[0], False
+
+    def _by_tokens(self, numbers: list[int]) -> list[TicketState]:
+        found = []
+        for number in numbers:
+            ticket_id = self.ref_ids.get(f"{self.prefix}-{number}".upper())
+            if ticket_id is not None:
+                found.append(self._follow(self.tickets[ticket_id]))
+        return found
+
+    def _by_references(self, message_ids: list[str]) -> list[TicketState]:
+        found = []
+        for message_id in message_ids:
+            ticket_id = self.thread_refs.get(message_id)
+            if ticket_id is not None and ticket_id in self.tickets:
+                found.append(self._follow(self.tickets[ticket_id]))
+        return found
+
     def last_notified_ticket(self, address: str) -> TicketState | None:
         """The ticket we last wrote to `address` about, for auto-replies that quote nothing."""
         ticket_id = self.last_notified.get(address)

@@ -99,3 +99,6 @@ class DecideContext:
     rating_secret: str | None = None
     # The secrets that sign agents' reply addresses (None: none configured).
     reply_keys: ReplyKeys | None = None
+    # The ticket was found by a Message-ID the message quotes: its sender saw the
+    # conversation (Message-IDs cannot be guessed, unlike ticket numbers) and may join.
+    referenced: bool = False

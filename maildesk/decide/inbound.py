@@ -51,15 +51,18 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
         if author is Author.STRANGER:
             if ctx.tickets.stranger_with_token == "hold":
                 return _held(msg, ticket, ctx)
-            ticket = None
-        elif (
+            # Ticket numbers can be guessed: naming one is no reason to join it.
+            why = f"{msg.from_addr} named {ticket.ref} but is not on it"
+            return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="named")
+        if (
             ticket.status is Status.CLOSED
             and ctx.tickets.reply_to_closed == "new"
             and author is not Author.AGENT
             and _automatic_kind(ctx.screening) is None
             and not _is_rating(msg, ticket, ctx)  # a late rating of an auto-closed ticket
         ):
-            return _new_ticket(msg, ctx, linked_from=ticket)
+            why = f"reply to closed ticket {ticket.ref}"
+            return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="closed")
     if ticket is None:
         return _new_ticket(msg, ctx)
     decision = _follow_up(msg, ticket, ctx)
@@ -155,6 +158,8 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         # Daemons and out-of-office robots answer from addresses we never saw, and our
         # own notifications come back from the support address.
         return Author.SYSTEM
+    if ctx.referenced:  # quotes a Message-ID of the conversation: joins it
+        return Author.PARTICIPANT
     return Author.STRANGER
 
 
@@ -184,7 +189,11 @@ def _unverified_agent(msg: ParsedMessage, ticket: TicketState, ctx: DecideContex
 
 
 def _new_ticket(
-    msg: ParsedMessage, ctx: DecideContext, linked_from: TicketState | None = None
+    msg: ParsedMessage,
+    ctx: DecideContext,
+    linked_from: TicketState | None = None,
+    link_note: str = "",
+    because: str = "",
 ) -> Decision:
     routing = ctx.rules.evaluate(msg, ticket=None, facts=ctx.facts)
     requester = msg.sender or Address("", "unknown@invalid")
@@ -220,7 +229,7 @@ def _new_ticket(
         *((agent_address(w, ctx.rules), "watcher") for w in routing.watchers),
     ]
     if linked_from:
-        decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
+        decision.notes.append(("linked", link_note or f"linked to {linked_from.ref}"))
     # Out-of-office replies, bounces and our own mail that match no ticket are kept
     # quietly: telling anyone about them is how two robots start a conversation.
     quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
@@ -231,8 +240,16 @@ def _new_ticket(
     extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
     agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
+        linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
         decision.notices.append(
-            Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+            Notice(
+                "new_ticket",
+                agents,
+                "agents",
+                body_text=msg.text,
+                on_behalf_of=msg.sender,
+                extra=linked,
+            )
         )
     return decision
 
@@ -279,6 +296,11 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         for a in msg.cc + msg.to
         if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
     ]
+    if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
+        decision.participants.insert(0, (msg.sender, "cc"))
+        decision.notes.append(
+            ("joined", f"{msg.from_addr} joined: their mail answers this ticket's conversation")
+        )
     agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]

@@ -70,6 +70,7 @@ class BatchEntry:
     screening: Screening | None = None
     bounce: BounceReport | None = None
     keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
+    referenced: bool = False  # its ticket was found by a Message-ID it quotes
 
 
 # Quarantines an entry at a stage with a reason, in the batch's transaction.
@@ -290,7 +291,8 @@ class BatchPlanner:
             found = found or (state.find_ticket(ThreadKeys(numbers, [])) if numbers else None)
             if found is not None:
                 return found
-        found = state.find_ticket(entry.keys)
+        is_agent = self.rules().agent_by_address(msg.from_addr) is not None
+        found, entry.referenced = state.thread(entry.keys, msg.from_addr, is_agent=is_agent)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
         return found
@@ -347,6 +349,7 @@ class BatchPlanner:
             kb_articles=inputs.kb_articles,
             rating_secret=inputs.rating_secret,
             reply_keys=inputs.reply_keys,
+            referenced=entry.referenced,
             tickets=tickets,
             rules=inputs.rules,
             now=now,
