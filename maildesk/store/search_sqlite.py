@@ -1,0 +1,43 @@
+"""Search on SQLite: an FTS5 table with the `unicode61 remove_diacritics 2` tokenizer.
+
+The table is contentless (`content=''`): it holds only the index, the text stays in
+`messages`, and its rowid is the message's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Integer, Select, Text, column, insert, select, table
+from sqlalchemy.orm import Session
+
+from maildesk.common.search_query import SearchTerm
+from maildesk.store.search_terms import fold_letters, prefixes
+
+_INDEX = table("search_index", column("rowid", Integer), column("words", Text))
+
+
+class Fts5Search:
+    """SearchBackend for SQLite."""
+
+    def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
+        rows = [
+            {"rowid": message_id, "words": fold_letters(text)} for message_id, text in documents
+        ]
+        session.execute(insert(_INDEX), rows)
+
+    def matching(self, term: SearchTerm) -> Select[Any]:
+        return select(_INDEX.c.rowid).where(_INDEX.c.words.match(fts5_query(term)))
+
+
+def fts5_query(term: SearchTerm) -> str:
+    """The FTS5 query of one term: a phrase, a whole word, or stems as prefixes.
+
+    Words hold only letters and digits, so quoting them can never make an operator;
+    FTS5 folds case and accents in the quoted text itself.
+    """
+    found = () if term.exact else prefixes(term.words[0])
+    if found:
+        return " OR ".join(f'"{stem}"*' for stem in found)
+    return '"' + fold_letters(" ".join(term.words)) + '"'
