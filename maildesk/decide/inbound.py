@@ -11,6 +11,7 @@ from typing import Any
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.common.thread_index import root_from_header
+from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_mail import agent_mail
 from maildesk.decide.audience import (
     adding,
@@ -37,7 +38,8 @@ HELD_TAG = "held"
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
     decision = _decide(msg, ticket, ctx)
-    _size_limits(msg, ctx, decision)
+    if not decision.ticketless:
+        _size_limits(msg, ctx, decision)
     return decision
 
 
@@ -57,7 +59,7 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
         ):
             return _new_ticket(msg, ctx, linked_from=ticket)
     if ticket is None:
-        return _new_ticket(msg, ctx)
+        return find_without_ticket(msg, ctx) or _new_ticket(msg, ctx)
     decision = _follow_up(msg, ticket, ctx)
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))

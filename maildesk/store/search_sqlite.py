@@ -9,23 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, Text, column, insert, select, table
+from sqlalchemy import Integer, Select, Text, column, select, table
 from sqlalchemy.orm import Session
 
 from maildesk.common.search_query import SearchTerm
 from maildesk.store.search_terms import fold_letters, prefixes
 
 _INDEX = table("search_index", column("rowid", Integer), column("words", Text))
+_INSERT = "INSERT INTO search_index (rowid, words) VALUES (?, ?)"
 
 
 class Fts5Search:
     """SearchBackend for SQLite."""
 
     def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        rows = [
-            {"rowid": message_id, "words": fold_letters(text)} for message_id, text in documents
-        ]
-        session.execute(insert(_INDEX), rows)
+        rows = [(message_id, fold_letters(text)) for message_id, text in documents]
+        # Straight to the driver: one executemany, without per-row parameter processing.
+        session.connection().exec_driver_sql(_INSERT, rows)
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         return select(_INDEX.c.rowid).where(_INDEX.c.words.match(fts5_query(term)))
