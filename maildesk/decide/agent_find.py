@@ -1,12 +1,14 @@
 """`#find QUERY` from an agent: the tickets the store found, mailed back (pure).
 
-In a reply about a ticket it is one more command. In a fresh mail to the desk whose
-commands are all `#find`, it is answered alone: no ticket is opened, and the mail is
-not stored. The searches themselves ran in the store before deciding (ctx.searches).
+In a reply about a ticket it is one more command. A fresh mail to the desk that starts
+with `#find` is answered alone: no ticket is opened, the mail is not stored, and any
+other command in it is reported as needing a ticket. The searches themselves ran in
+the store before deciding (ctx.searches).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ from maildesk.triage.agent_auth import authenticate_agent
 
 FIND_RESULTS = 10  # tickets listed per #find
 FIND_TEMPLATE = "find_results"
+_FIRST_LINE_FIND = re.compile(r"\s*#find\b", re.IGNORECASE)
 
 Searches = list[tuple[str, Sequence[SearchHit]]]
 
@@ -56,18 +59,21 @@ def _hit(hit: SearchHit) -> dict[str, Any]:
 
 
 def find_without_ticket(msg: ParsedMessage, ctx: DecideContext) -> Decision | None:
-    """An agent's fresh mail of `#find` commands, answered with no ticket; None for any
+    """An agent's fresh mail starting with `#find`, answered with no ticket; None for any
     other mail (it opens a ticket as usual)."""
     agent = ctx.rules.agent_by_address(msg.from_addr)
-    if agent is None or ctx.screening.automatic:
-        return None
-    block = parse_commands(msg.text)
-    if not block.named("find") or any(c.name != "find" for c in block.commands):
+    if agent is None or ctx.screening.automatic or not _FIRST_LINE_FIND.match(msg.text):
         return None
     required = ctx.tickets.require_agent_auth
     if required and not authenticate_agent(msg, agent.address, ctx.tickets).vouched:
         return None  # never shown to whoever wrote the agent's address
-    me = Address(agent.name, agent.address)
+    block = parse_commands(msg.text)
+    errors = block.errors + [
+        f"'{c.line}': only #find works in a mail about no ticket; to change a ticket, "
+        "reply to one of its notifications"
+        for c in block.commands
+        if c.name != "find"
+    ]
     decision = Decision(
         author=Author.AGENT,
         kind=MessageKind.NOTE,
@@ -76,5 +82,6 @@ def find_without_ticket(msg: ParsedMessage, ctx: DecideContext) -> Decision | No
         internal=True,
         commands=[c.line for c in block.commands],
     )
-    decision.notices.append(find_notice(me, find_results(block.commands, ctx), block.errors))
+    me = Address(agent.name, agent.address)
+    decision.notices.append(find_notice(me, find_results(block.commands, ctx), errors))
     return decision
