@@ -51,13 +51,24 @@ def list_cmd(
 
 @tickets.command("search")
 @click.argument("query")
-@click.option("--status", multiple=True, help="Only tickets with this status (repeatable).")
+@click.option(
+    "--status",
+    multiple=True,
+    type=click.Choice(["new", "open", "pending", "resolved", "closed"], case_sensitive=False),
+    help="Only tickets with this status (repeatable).",
+)
 @click.option("--queue", help="Only tickets in this queue.")
 @click.option("--assignee", help="Only tickets assigned to this address ('none': unassigned).")
 @click.option("--requester", help="Only tickets from this address.")
 @click.option("--since", help="Only tickets created on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--until", help="Only tickets created on or before this date (YYYY-MM-DD, UTC).")
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="At most N tickets.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (format in README).")
 @pass_cli
 def search_cmd(cli: CliContext, query: str, as_json: bool, **options: Any) -> None:
