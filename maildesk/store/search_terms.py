@@ -17,6 +17,7 @@ import threading
 import unicodedata
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from maildesk.common.search_query import WORD, SearchTerm
 
@@ -55,7 +56,7 @@ def folded_words(text: str) -> list[str]:
 
 
 @functools.cache
-def _stemmer(language: str):  # type: ignore[no-untyped-def]
+def _stemmer(language: str) -> Any:  # snowballstemmer has no type hints
     import snowballstemmer  # loaded only by a search
 
     return snowballstemmer.stemmer(language)
@@ -64,7 +65,7 @@ def _stemmer(language: str):  # type: ignore[no-untyped-def]
 def _languages(word: str) -> tuple[str, ...]:
     if any("\u0400" <= c <= "\u04ff" for c in word):
         return ("russian",)
-    if all(c.isascii() or c < "\u0250" for c in word):
+    if all(c < "\u0250" for c in word):  # Latin letters
         # Polish or English: nothing tells them apart in one word, so both stems count.
         return ("polish", "english")
     return ()
@@ -79,7 +80,8 @@ def prefixes(word: str) -> tuple[str, ...]:
     with _stemmer_lock:  # Snowball stemmers keep their state in the object
         stems.update(_stemmer(lang).stemWord(lowered) for lang in _languages(lowered))
     found: list[str] = []
-    for stem in sorted((fold(s) for s in stems if len(s) >= STEM_MIN_LETTERS), key=len):
+    long_enough = {fold(s) for s in stems if len(s) >= STEM_MIN_LETTERS}
+    for stem in sorted(long_enough, key=lambda s: (len(s), s)):
         if not any(stem.startswith(shorter) for shorter in found):
             found.append(stem)
     return tuple(found)
