@@ -1,7 +1,9 @@
 """Search on SQLite: an FTS5 table with the `unicode61 remove_diacritics 2` tokenizer.
 
 The table is contentless (`content=''`): it holds only the index, the text stays in
-`messages`, and its rowid is the message's id.
+`messages`, and its rowid is the message's id. SQLite before 3.43 cannot delete from
+such a table; nothing deletes messages today, and whatever starts to must remove
+their index rows with FTS5's 'delete' command and the same text.
 """
 
 from __future__ import annotations
