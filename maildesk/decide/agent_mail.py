@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maildesk.common.domain import MessageKind, Priority, Status, TicketState
+from maildesk.decide.agent_find import find_notice, find_results
 from maildesk.decide.audience import ticket_agents
 from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
@@ -72,6 +73,9 @@ def agent_mail(
                 "command_confirm", [me], "agents", from_agent=me, extra={"applied": outcome.applied}
             )
         )
+    searches = find_results(block.commands, ctx)
+    if searches:
+        decision.notices.append(find_notice(me, searches))
     return decision
 
 

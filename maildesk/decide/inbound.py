@@ -11,6 +11,7 @@ from typing import Any
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.common.thread_index import root_from_header
+from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_identity import verify_agent
 from maildesk.decide.agent_mail import agent_mail
 from maildesk.decide.audience import (
@@ -39,7 +40,8 @@ HELD_TAG = "held"
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
     decision = _decide(msg, ticket, ctx)
-    _size_limits(msg, ctx, decision)
+    if not decision.ticketless:
+        _size_limits(msg, ctx, decision)
     return decision
 
 
@@ -64,7 +66,7 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             why = f"reply to closed ticket {ticket.ref}"
             return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="closed")
     if ticket is None:
-        return _new_ticket(msg, ctx)
+        return find_without_ticket(msg, ctx) or _new_ticket(msg, ctx)
     decision = _follow_up(msg, ticket, ctx)
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))

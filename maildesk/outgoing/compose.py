@@ -210,10 +210,9 @@ def _headers(e: Envelope, *, utf8: bool = False) -> list[tuple[str, Any]]:
             ("X-Auto-Response-Suppress", "All"),
             ("Precedence", "auto_reply"),
         ]
-    headers += [
-        (LOOP_HEADER, clean_header(e.loop_token)),
-        ("X-Maildesk-Ticket", clean_header(e.ticket_ref)),
-    ]
+    headers.append((LOOP_HEADER, clean_header(e.loop_token)))
+    if e.ticket_ref:  # an answer to an agent's #find is about no ticket
+        headers.append(("X-Maildesk-Ticket", clean_header(e.ticket_ref)))
     return headers
 
 

@@ -9,8 +9,8 @@ plans for the writer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from maildesk.common.config import Config
 from maildesk.common.domain import Author, TicketState
 from maildesk.common.errors import StageError
 from maildesk.common.message_ids import new_message_id
+from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
 from maildesk.decide.decision import DecideContext, Decision
@@ -35,6 +36,7 @@ from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
+from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
@@ -58,6 +60,7 @@ class BatchInputs:
     kb_articles: tuple[Article, ...]
     rating_secret: str | None
     reply_keys: ReplyKeys | None
+    searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
 
 
 @dataclass
@@ -126,6 +129,11 @@ class BatchPlanner:
                 auto_repliers=auto_repliers,
                 extra_refs=_merge_targets(entries, prefix),
             )
+            readable = [e.parsed for e in entries if isinstance(e.parsed, ParsedMessage)]
+            searches = run_find_commands(
+                session, readable, lambda a: bool(rules.agent_by_address(a))
+            )
+            inputs = replace(inputs, searches=searches)
             if rules.needs_assignment_facts:
                 lock_assignments(session)
                 state.open_counts, state.last_assigned = (
@@ -146,6 +154,11 @@ class BatchPlanner:
                     results.append(duplicate)
                     continue
                 plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
+                if isinstance(plan, Decision):  # about no ticket (#find): only answered
+                    receipt = entry.source.receipt
+                    sent = answer_ticketless(session, msg, plan, receipt, self.config, now)
+                    results.append(IngestResult("answered", notifications=sent))
+                    continue
                 plans.append((index, plan))
                 results.append(None)
         return results, plans
@@ -184,13 +197,15 @@ class BatchPlanner:
         state: BatchState,
         ids: tuple[TicketIds, RowIds],
         inputs: BatchInputs,
-    ) -> Plan:
+    ) -> Plan | Decision:
         now = inputs.now
         before = self._find_ticket(msg, entry, state)
         try:
             decision = decide(msg, before, self._context(msg, entry, state, inputs))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
+        if decision.ticketless:
+            return decision
         if decision.new_ticket is not None:
             before = None
             start = self._new_ticket_state(decision, ids[0].allocate(), now)
@@ -346,6 +361,7 @@ class BatchPlanner:
             find_ticket=lambda ref: state.find_ticket(
                 ThreadKeys(subject_ticket_numbers(f"[{ref}]", prefix), [])
             ),
+            searches=inputs.searches,
             kb_articles=inputs.kb_articles,
             rating_secret=inputs.rating_secret,
             reply_keys=inputs.reply_keys,

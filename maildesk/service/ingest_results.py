@@ -25,7 +25,7 @@ class SourceInfo:
 class IngestResult:
     """What happened to one message."""
 
-    outcome: str  # created, added, duplicate, quarantined
+    outcome: str  # created, added, duplicate, quarantined, answered (an agent's #find)
     ticket_ref: str | None = None
     message_pk: int | None = None
     quarantine_id: int | None = None
@@ -35,4 +35,4 @@ class IngestResult:
 
     @property
     def stored(self) -> bool:
-        return self.outcome in ("created", "added", "duplicate")
+        return self.outcome in ("created", "added", "duplicate", "answered")
