@@ -48,21 +48,26 @@ class _MarkWriter:
     """Writes marks in a worker thread while the next messages go out.
 
     Marks are collected for up to MARK_DELAY seconds (or MARK_BATCH marks) and
-    written in one transaction, so the database costs little per message. A crash
-    leaves at most that many sends unrecorded: they are sent again, with the same
-    Message-ID, after the lease.
+    written in one transaction, so the database costs little per message. A timer
+    writes them after MARK_DELAY even while the next send hangs, so a crash leaves
+    only the sends of the last MARK_DELAY unrecorded: they are sent again, with the
+    same Message-ID, by the daemon that takes the claim over. Only rows still claimed
+    under `token` are written.
     """
 
-    def __init__(self, sender: OutboxSender):
+    def __init__(self, sender: OutboxSender, token: str):
         self.sender = sender
+        self.token = token
         self.waiting: list[Mark] = []
         self.since = 0.0
         self.task: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     async def add(self, mark: Mark) -> None:
         now = time.monotonic()
         if not self.waiting:
             self.since = now
+            self._schedule()
         self.waiting.append(mark)
         if self.task is not None and not self.task.done():
             return
@@ -72,7 +77,26 @@ class _MarkWriter:
             await self.task  # re-raise what went wrong in the previous write
         self._start()
 
+    def _schedule(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(MARK_DELAY, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if not self.waiting:
+            return
+        if self.task is not None and not self.task.done():
+            self._schedule()  # a write is under way: these go with the next one
+            return
+        if self.task is not None and not self.task.cancelled() and self.task.exception():
+            return  # add() or close() re-raises it
+        self._start()
+
     async def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.task is not None:
             await self.task
             self.task = None
@@ -83,7 +107,9 @@ class _MarkWriter:
 
     def _start(self) -> None:
         marks, self.waiting = self.waiting, []
-        self.task = asyncio.ensure_future(asyncio.to_thread(self.sender._write_marks, marks))
+        self.task = asyncio.ensure_future(
+            asyncio.to_thread(self.sender._write_marks, marks, self.token)
+        )
 
 
 def build_sender(
@@ -221,7 +247,7 @@ class OutboxSender:
 
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
         """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
-        marks = _MarkWriter(self)
+        marks = _MarkWriter(self, token)
         renew_at = self.clock() + self.lease / 2
         sent = 0
         for index, job in enumerate(jobs):
@@ -331,14 +357,20 @@ class OutboxSender:
     def _release(self, token: str, error: str) -> None:
         self.queue.release(token, error)
 
-    def _write_marks(self, marks: list[Mark]) -> None:
+    def _write_marks(self, marks: list[Mark], token: str | None = None) -> None:
         """Record what happened to several jobs in one transaction, and count it."""
         for mark in marks:
             if mark.delivered:
                 metrics.notification_sent()
             elif mark.values.get("status") in ("failed", "pending"):
                 metrics.notification_failed(permanent=mark.values.get("status") == "failed")
-        self.queue.write_marks(marks)
+        written = self.queue.write_marks(marks, token)
+        if written < len(marks):
+            log.warning(
+                "outbox: %d of %d result(s) not recorded: another sender took the claim over",
+                len(marks) - written,
+                len(marks),
+            )
 
     def _seconds_until_due(self) -> float:
         return self.queue.seconds_until_due(self.poll_seconds)
