@@ -176,8 +176,8 @@ def _daemons(beats: list[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any
     from maildesk.service.balancer import fair_share
 
     now = rows[0]["now"] if rows else max(b.expires_at for b in beats)
-    live = [b for b in beats if b.live]
-    share = fair_share(len(rows), len(live))
+    sharing = [b for b in beats if b.live and b.token > 0]  # token: mailboxes it serves
+    share = fair_share(len(rows), len(sharing))
     shown = f"{share.low}" if share.low == share.high else f"{share.low}-{share.high}"
     lines = []
     for beat in beats:
@@ -187,7 +187,7 @@ def _daemons(beats: list[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any
             {
                 "holder": holder,
                 "mailboxes": held,
-                "share": shown if beat.live else "-",
+                "share": shown if beat in sharing else "-",
                 "started": _ago(beat.acquired_at, now),
                 "state": "alive" if beat.live else f"lapsed {_ago(beat.expires_at, now)}",
             }

@@ -42,6 +42,10 @@ class Seat(Protocol):
     @property
     def seat(self) -> SeatState: ...
 
+    @property
+    def syncing(self) -> bool:
+        """Ingesting now (a hand-over then waits for the batch in hand)."""
+
     def offer(self) -> None:
         """Try to take the mailbox's lease now."""
 
@@ -106,22 +110,24 @@ class Balancer:
         try:
             while not stop.is_set():
                 self.kicked.clear()
+                wait = self.round_seconds
                 try:
-                    held = await asyncio.to_thread(self._beat)
-                    self._balance(held)
+                    held = await asyncio.to_thread(self._beat, len(self.seats()))
+                    if self._balance(held):
+                        wait /= 4  # short of our share: take what is handed over soon
                 except Exception as exc:  # the database is down: workers keep their leases
                     log.warning("balance: heartbeat not renewed: %s", exc)
-                await first_set(stop, self.kicked, timeout=self.round_seconds)
+                await first_set(stop, self.kicked, timeout=wait)
                 if self.kicked.is_set():
                     await asyncio.sleep(0.05)  # misses come in bursts: one round for them
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._leave)
 
-    def _beat(self) -> dict[str, leases.LeaseInfo]:
+    def _beat(self, mailboxes: int) -> dict[str, leases.LeaseInfo]:
         """Renew our heartbeat and read every lease, in one transaction."""
         with self.desk.sessions() as session, session.begin():
-            leases.acquire(session, self.heartbeat, self.holder, self.heartbeat_seconds)
+            leases.beat(session, self.holder, self.heartbeat_seconds, mailboxes)
             if random.random() < 0.01:
                 leases.sweep(session, leases.HEARTBEAT, SWEEP_AFTER)
             return leases.all_leases(session)
@@ -130,12 +136,13 @@ class Balancer:
         with self.desk.sessions() as session, session.begin():
             leases.forget(session, self.heartbeat, self.holder)
 
-    def _balance(self, held: Mapping[str, leases.LeaseInfo]) -> None:
+    def _balance(self, held: Mapping[str, leases.LeaseInfo]) -> bool:
+        """Offer or hand over mailboxes; True while short of our share after it."""
         seats = self.seats()
-        daemons = {
+        daemons = {  # those that serve mailboxes (a heartbeat's token counts them)
             name.removeprefix(leases.HEARTBEAT)
             for name, lease in held.items()
-            if name.startswith(leases.HEARTBEAT) and lease.live
+            if name.startswith(leases.HEARTBEAT) and lease.live and lease.token > 0
         }
         # A daemon that died on this machine is known dead now (acquire takes its leases).
         daemons = {d for d in daemons if not leases.dead_here(d, self.holder)} | {self.holder}
@@ -160,9 +167,12 @@ class Balancer:
             for name in random.sample(free, min(change, len(free))):
                 seats[name].offer()
         elif change < 0:
-            mine_now = [m for m, seat in seats.items() if seat.seat == "held"]
-            for name in random.sample(mine_now, min(-change, len(mine_now))):
+            # Idle mailboxes first: they change hands at once, without a batch to finish.
+            held_now = random.sample(list(seats), len(seats))
+            held_now = [m for m in held_now if seats[m].seat == "held"]
+            for name in sorted(held_now, key=lambda m: seats[m].syncing)[:-change]:
                 seats[name].hand_over()
+        return mine + max(change, 0) < fair_share(len(seats), len(daemons)).low
 
     def _tell(
         self, daemons: int, mailboxes: int, mine: int, change: int, owner: Mapping[str, str]

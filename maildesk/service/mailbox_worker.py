@@ -87,6 +87,7 @@ class MailboxWorker:
         self.offered = asyncio.Event()
         self.leaving = asyncio.Event()
         self.holding = False
+        self.syncing = False  # a batch may be in hand: handing over waits for it
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"mailbox-{config.name}")
 
     @property
@@ -228,13 +229,16 @@ class MailboxWorker:
         try:
             await self._blocking(ingest.open)
             while not interrupt.is_set():
+                self.syncing = True
                 while await self._blocking(ingest.sync, interrupt) and not interrupt.is_set():
                     pass  # more may have arrived while we worked
+                self.syncing = False
                 backoff.reset()  # a whole round worked: the next failure retries quickly
                 if interrupt.is_set():
                     break
                 await self._blocking(ingest.wait, self.config.poll_seconds, interrupt)
         finally:
+            self.syncing = False
             interrupt.set()
             keeper.cancel()
             relay.cancel()

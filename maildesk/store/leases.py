@@ -72,6 +72,21 @@ class LeaseInfo:
     token: int = 0
 
 
+def beat(session: Session, holder: str, seconds: float, mailboxes: int) -> None:
+    """Renew (or start) this daemon's heartbeat; a heartbeat's `token` holds how many
+    mailboxes the daemon serves (0: it only sends, and takes no share of mailboxes)."""
+    now = db_now(session)
+    values = {"holder": holder, "expires_at": now + timedelta(seconds=seconds), "token": mailboxes}
+    done = session.execute(
+        update(Lease)
+        .where(Lease.name == HEARTBEAT + holder)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(Lease(name=HEARTBEAT + holder, acquired_at=now, **values))
+
+
 def heartbeat_gone(holder: Any, now: datetime) -> ColumnElement[bool]:
     """SQL: `holder` (a column or expression) is a daemon whose heartbeat has expired."""
     beat = aliased(Lease)

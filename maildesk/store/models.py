@@ -241,6 +241,7 @@ class Lease(Base):
     """Ownership of a mailbox or a scheduled job by one daemon, with an expiry.
 
     `token` grows by one with each new holder: a fencing token checked on every write.
+    A daemon's heartbeat (`daemon:<holder>`) keeps there how many mailboxes it serves.
     """
 
     __tablename__ = "leases"
