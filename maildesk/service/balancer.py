@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -139,7 +140,31 @@ class Balancer:
     def _balance(self, held: Mapping[str, leases.LeaseInfo]) -> bool:
         """Offer or hand over mailboxes; True while short of our share after it."""
         seats = self.seats()
-        daemons = {  # those that serve mailboxes (a heartbeat's token counts them)
+        daemons, owner = self._view(held, seats)
+        counts = Counter(owner.values())  # a daemon holding none counts 0
+        mine = sum(seat.seat in ("wanted", "held") for seat in seats.values())
+        leaving = sum(seat.seat == "leaving" for seat in seats.values())
+        free = [m for m, seat in seats.items() if m not in owner and seat.seat == "idle"]
+        others = [counts[d] for d in daemons if d != self.holder]
+        change = decide(mine, others, len(seats), len(free) + leaving)
+        self._tell(len(daemons), len(seats), mine, change, owner)
+        if change > 0:
+            for name in random.sample(free, min(change, len(free))):
+                seats[name].offer()
+        elif change < 0:
+            # Idle mailboxes first: they change hands at once, without a batch to finish.
+            held_now = [
+                m for m in random.sample(list(seats), len(seats)) if seats[m].seat == "held"
+            ]
+            for name in sorted(held_now, key=lambda m: seats[m].syncing)[:-change]:
+                seats[name].hand_over()
+        return mine + max(change, 0) < fair_share(len(seats), len(daemons)).low
+
+    def _view(
+        self, held: Mapping[str, leases.LeaseInfo], seats: Mapping[str, Seat]
+    ) -> tuple[set[str], dict[str, str]]:
+        """The live daemons that serve mailboxes (us included), and who holds which."""
+        daemons = {  # a heartbeat's token counts the mailboxes its daemon serves
             name.removeprefix(leases.HEARTBEAT)
             for name, lease in held.items()
             if name.startswith(leases.HEARTBEAT) and lease.live and lease.token > 0
@@ -153,26 +178,7 @@ class Balancer:
             and lease.live
             and not leases.dead_here(lease.holder, self.holder)
         }
-        counts = {d: 0 for d in daemons}
-        for holder in owner.values():
-            if holder in counts:
-                counts[holder] += 1
-        mine = sum(seat.seat in ("wanted", "held") for seat in seats.values())
-        leaving = sum(seat.seat == "leaving" for seat in seats.values())
-        free = [m for m, seat in seats.items() if m not in owner and seat.seat == "idle"]
-        others = [n for d, n in counts.items() if d != self.holder]
-        change = decide(mine, others, len(seats), len(free) + leaving)
-        self._tell(len(daemons), len(seats), mine, change, owner)
-        if change > 0:
-            for name in random.sample(free, min(change, len(free))):
-                seats[name].offer()
-        elif change < 0:
-            # Idle mailboxes first: they change hands at once, without a batch to finish.
-            held_now = random.sample(list(seats), len(seats))
-            held_now = [m for m in held_now if seats[m].seat == "held"]
-            for name in sorted(held_now, key=lambda m: seats[m].syncing)[:-change]:
-                seats[name].hand_over()
-        return mine + max(change, 0) < fair_share(len(seats), len(daemons)).low
+        return daemons, owner
 
     def _tell(
         self, daemons: int, mailboxes: int, mine: int, change: int, owner: Mapping[str, str]
