@@ -153,7 +153,7 @@ def _run(desk: Desk, db: Db, sink: StallingSink) -> None:
     joined = time.monotonic()
     third = desk.start("node-c")
     third.wait_log("started as", timeout=30)
-    desk.deliver(2)  # its heartbeat comes a moment later, when these are being ingested
+    desk.deliver(1)  # its heartbeat comes a moment later, when these are being ingested
     wait_until(lambda: _alive(db, "node-c"), 30, "the third daemon's heartbeat", third)
     registered = time.monotonic()
     wait_until(lambda: spread(db, NODES), LEASE, "its share within one lease period", third)
