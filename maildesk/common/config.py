@@ -211,8 +211,8 @@ class MailboxConfig(_Section):
 class DaemonConfig(_Section):
     """How `maildesk run` shares mailboxes with other daemons and retries failures."""
 
-    # A mailbox is owned by one daemon through a lease; a dead daemon's lease expires
-    # after this long and another daemon takes the mailbox over.
+    # Daemons share the mailboxes through leases of this length; a daemon's heartbeat
+    # lasts half of it, so a dead daemon's mailboxes are taken over within 2/3 of it.
     lease_seconds: float = Field(default=60, ge=1)
     # Reconnect delays double from 1 s up to this, with random jitter.
     max_backoff_seconds: float = Field(default=300, ge=1)
