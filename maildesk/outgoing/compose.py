@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from email.policy import Policy
 from typing import Any
 
 from maildesk.common.errors import MaildeskError
@@ -70,21 +71,32 @@ def compose(envelope: Envelope, body: Rendered) -> bytes:
     """RFC 5322 bytes: a plain-text part and, when given, an HTML alternative."""
     addresses = [envelope.sender, *envelope.to, *envelope.cc, envelope.reply_to]
     # A non-ASCII address can only be written as UTF-8 (RFC 6532), sent with SMTPUTF8.
-    utf8 = not all(a.address.isascii() for a in addresses)
-    msg = EmailMessage(policy=UTF8_POLICY if utf8 else POLICY)
+    policy = POLICY if all(a.address.isascii() for a in addresses) else UTF8_POLICY
+    content = _content(body, policy)
+    msg = EmailMessage(policy=policy)
     for name, value in _headers(envelope):
         _set(msg, name, value)
-    msg.set_content(body.text, cte=_cte(body.text))
-    if body.html:
-        msg.make_alternative(boundary=_boundary(body))
-        msg.add_alternative(body.html, subtype="html", cte=_cte(body.html))
-        for part in msg.iter_parts():  # a part made as an EmailMessage gets one too
-            del part["MIME-Version"]
-    if envelope.language:  # after the body: setting content drops Content-* headers
+    for name, value in content.raw_items():  # MIME-Version, Content-Type, ...
+        msg.set_raw(name, value)
+    if envelope.language:
         _set(msg, "Content-Language", clean_token(envelope.language))
+    msg.set_payload(content.get_payload())
     raw = msg.as_bytes()
     _check_header_names(raw, msg.keys())
     return raw
+
+
+def _content(body: Rendered, policy: Policy) -> EmailMessage:
+    """The MIME structure and parts, made on a message without our headers (the email
+    package looks its headers up one by one, many times over)."""
+    content = EmailMessage(policy=policy)
+    content.set_content(body.text, cte=_cte(body.text))
+    if body.html:
+        content.make_alternative(boundary=_boundary(body))
+        content.add_alternative(body.html, subtype="html", cte=_cte(body.html))
+        for part in content.iter_parts():  # a part made as an EmailMessage gets one too
+            del part["MIME-Version"]
+    return content
 
 
 def _set(msg: EmailMessage, name: str, value: str) -> None:
