@@ -9,15 +9,21 @@ byte for byte.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+from email.header import Header
 
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from maildesk.cli import cli
 from maildesk.intake.header_values import MAX_NAME, clip
-from maildesk.store.models import Message
+from maildesk.outgoing.header_text import clean_text
+from maildesk.outgoing.render_jobs import render_entry
+from maildesk.store.models import Message, OutboxEntry, Ticket
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, send_all
 from tests.wirecheck import mailboxes_of, parse, subject_of, wire_problems
@@ -129,3 +135,43 @@ def test_inbound_raw_copies_are_kept_byte_for_byte(desk):
             assert desk.blobs.get(message.raw_sha256, session) == raw
     with desk.sessions() as session:
         assert len(session.scalars(select(Message)).all()) == len(HOSTILE_INBOUND)
+
+
+# Generated names and subjects through intake, the decision and the outbox: every stored
+# copy is valid, and carries the subject and name as intake kept them.
+_pieces = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+    st.sampled_from(["=?utf-8?q?x?=", '"', "\\", ",", "Ж" * 90, "b" * 90, "🇺🇦", "  "]),
+)
+_texts = st.lists(_pieces, max_size=20).map(lambda parts: clean_text("".join(parts)))
+_seen = iter(range(10**9))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(subject=_texts, name=_texts)
+def test_property_stored_copies_of_generated_names_and_subjects(desk, subject, name):
+    n = next(_seen)
+    sender = email.utils.formataddr((name, f"p{n}@example.org"), "utf-8")
+    raw = (
+        f"From: {sender}\r\nTo: support@example.com\r\n"
+        f"Subject: {Header(subject, 'utf-8').encode(linesep=chr(13) + chr(10))}\r\n"
+        f"Message-ID: <prop-{n}@example.org>\r\n\r\nHello\r\n"
+    ).encode()
+    result = desk.pipeline.process_one(raw)
+    assert result.outcome == "created", result
+    with desk.sessions() as session, session.begin():
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == result.ticket_ref)).one()
+        rows = session.scalars(select(OutboxEntry).where(OutboxEntry.ticket_id == ticket.id))
+        copies = [(row.template, render_entry(row, desk.renderer, desk.config)) for row in rows]
+        kept_subject, kept_name = ticket.subject, ticket.requester_name
+    assert copies
+    for template, copy in copies:
+        assert wire_problems(copy) == [], (template, copy[:1500])
+        if template == "ack":
+            assert subject_of(copy) == clean_text(f"[{result.ticket_ref}] {kept_subject}")
+            assert mailboxes_of(copy) == [(clean_text(kept_name or ""), f"p{n}@example.org")]
