@@ -45,6 +45,7 @@ HOSTILE = {
     "every script": "Ελληνικά ქართული Հայերեն देवनागरी ไทย ᚠᚢᚦ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ",
     "control characters": "a\x01b\x07c\x1bd\x7fe\x0bf\x0cg",
     "quotes and specials": 'Doe, John "The Boss" <boss@evil.example> (x) \\ ; : [y]',
+    "quotes that quoting doubles": '"' * 50 + "\\" * 30,
     "77 letters then é": "a" * 77 + "é" + "b" * 200,
     "spaces everywhere": "a  b   c    d",
     "plain": "Printer on fire",
@@ -206,7 +207,7 @@ def _subject_block(renderer: Renderer, template: str, language: str) -> str:
 _pieces = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
     st.sampled_from(
-        ["=?utf-8?q?x?=", "=?", "?=", '"', "\\", ",", "<>", "Ж" * 90, "a" * 90, "🇺🇦", "  "]
+        ["=?utf-8?q?x?=", "=?", "?=", '"' * 40, "\\", ",", "<>", "Ж" * 90, "a" * 90, "🇺🇦", "  "]
     ),
 )
 _texts = st.lists(_pieces, max_size=30).map("".join)

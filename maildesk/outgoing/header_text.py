@@ -96,10 +96,11 @@ def address_header(name: str, mailboxes: list[Address]) -> FoldedHeader:
         if index:
             chunks.append((", ", _ASCII))
         address = (box.address, _ASCII if box.address.isascii() else _RAW_UTF8)
+        quoted = email.utils.formataddr((box.name, "x@x"))[: -len(" <x@x>")]
         if not box.name:
             chunks.append(address)
-        elif is_plain(box.name) and box.address.isascii():
-            chunks.append((email.utils.formataddr((box.name, box.address)), _ASCII))
+        elif is_plain(quoted) and box.address.isascii():  # quoting may lengthen words
+            chunks.append((f"{quoted} <{box.address}>", _ASCII))
         else:
             chunks += [(box.name, _ENCODED), (" <", _ASCII), address, (">", _ASCII)]
     return FoldedHeader(name, _merged(chunks))
