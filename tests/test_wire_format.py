@@ -243,3 +243,16 @@ def test_subject_limit_cuts_between_characters(text, kept):
 def test_name_limit():
     assert clip("Ж" * 500, MAX_NAME) == "Ж" * (MAX_NAME - 1) + "…"
     assert clip("Ж" * MAX_NAME, MAX_NAME) == "Ж" * MAX_NAME
+
+
+@pytest.mark.parametrize("extra", ["Bcc: eve@evil.example", "a line without a name"])
+def test_a_header_line_nobody_set_stops_the_message(monkeypatch, extra):
+    from maildesk.outgoing.compose import ComposeError
+    from maildesk.outgoing.header_text import FoldedHeader
+
+    def injected(self, *, policy):
+        return f"{self.name}: x{policy.linesep}{extra}{policy.linesep}"
+
+    monkeypatch.setattr(FoldedHeader, "fold", injected)
+    with pytest.raises(ComposeError):
+        compose(envelope("s", "n"), Rendered("s", "body", None))

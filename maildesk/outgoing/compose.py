@@ -33,6 +33,7 @@ from maildesk.triage.screen import LOOP_HEADER
 
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|отв)\s*:\s*)+", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
+_FIELD_NAME = re.compile(rb"(?:^|\r\n)([!-9;-~]+):")  # at a line start (RFC 5322 2.2)
 _ID_UNSAFE = re.compile(r"[\s<>\x00-\x1f\x7f\u0085\u2028\u2029]")
 MAX_REFERENCES = 20
 
@@ -131,13 +132,11 @@ def _cte(text: str) -> str | None:
 
 def _check_header_names(raw: bytes, names: list[str]) -> None:
     """The bytes must carry exactly the header lines that were set (nothing injected)."""
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    written = [
-        line.split(b":", 1)[0].strip().lower()
-        for line in head.split(b"\r\n")
-        if line and line[:1] not in b" \t"
-    ]
-    if sorted(written) != sorted(n.lower().encode() for n in names):
+    head = raw[: raw.find(b"\r\n\r\n") + 2]
+    written = _FIELD_NAME.findall(head)
+    if len(written) != head.count(b"\r\n") - head.count(b"\r\n ") - head.count(b"\r\n\t"):
+        raise ComposeError("refusing to send a notification with a header line without a name")
+    if sorted(w.lower() for w in written) != sorted(n.lower().encode() for n in names):
         raise ComposeError(
             "refusing to send a notification whose headers came out different from what was set"
         )
