@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import unicodedata
 from datetime import UTC, datetime
 
 from mailparser.dates import parse_mail_date
@@ -24,7 +25,7 @@ _ANY_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ADDR_RE = re.compile(
     r"^[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,64}@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,253}$"
 )
-MAX_NAME = 200
+MAX_NAME = 200  # characters of a display name kept (README: Hostile and broken mail)
 MAX_ADDRESSES = 100
 MAX_IDS = 100
 MAX_ID_LENGTH = 900
@@ -40,7 +41,34 @@ def scrub(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to at most `limit` characters, the last one "…" when it was cut.
+
+    The cut never separates a character from what joins onto it (accents, emoji
+    modifiers and ZWJ sequences, the two halves of a flag), so no half-drawn
+    character is left at the end."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    while cut > 0 and (_joins_previous(text[cut]) or text[cut - 1] == _ZWJ):
+        cut -= 1
+    flags = len(text[:cut]) - len(text[:cut].rstrip(_REGIONAL_INDICATORS))
+    cut -= flags % 2 if _REGIONAL_INDICATORS.find(text[cut]) >= 0 else 0
+    return text[:cut].rstrip() + "…"
+
+
+def _joins_previous(char: str) -> bool:
+    """A combining mark, variation selector, emoji modifier or tag: part of the character
+    before it."""
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or char == _ZWJ
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or "\U000e0020" <= char <= "\U000e007f"
+    )
+
+
+_ZWJ = "\u200d"
+_REGIONAL_INDICATORS = "".join(chr(c) for c in range(0x1F1E6, 0x1F200))
 
 
 def unfold_8bit(text: str) -> str:

@@ -246,7 +246,12 @@ class OutboxSender:
             raise
         except SendError as exc:
             if exc.permanent:
-                log.error("outbox %s to %s failed: %s", job.message_id, job.recipients, exc)
+                # Only this notification fails: the rest of the batch (and of its ticket) go on.
+                log.error(
+                    "notification %s (%s) to %s refused for good: %s; "
+                    "`maildesk outbox retry %s` sends it again",
+                    job.id, job.message_id, ", ".join(job.recipients), exc, job.id,
+                )  # fmt: skip
                 return Mark(job.id, self._failed(job, str(exc)))
             still = _temporary(getattr(exc, "refused", {})) or job.recipients
             return Mark(job.id, self._later(job, str(exc), still))
