@@ -17,8 +17,9 @@ from maildesk.common.domain import Priority, TicketState
 from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
-from maildesk.rules.conditions import Condition, MessageView, Trace
+from maildesk.rules.conditions import Condition, Trace
 from maildesk.rules.definitions import Agent, Queue, Routing, RuleFacts, SlaPolicy
+from maildesk.rules.message_view import MessageView
 
 DEFAULT_SOURCE = "default"
 
