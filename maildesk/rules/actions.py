@@ -66,10 +66,10 @@ class Draft:
         return self.values.get(name, default)
 
 
-def compile_actions(spec: Any, agents: dict[str, Agent]) -> list[Action]:
-    """The actions of a validated `then` (or default route), in the order written."""
+def compile_actions(spec: Any, written: dict[str, Any], agents: dict[str, Agent]) -> list[Action]:
+    """The actions of a validated `then` (or default route), in the order `written` has them."""
     actions = []
-    for key in spec.order:
+    for key in written:
         if key == "calendar":  # the default route's calendar is not an action
             continue
         actions.append(Action(key, _value(key, spec.get(key), agents)))

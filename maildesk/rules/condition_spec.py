@@ -23,16 +23,18 @@ from pydantic import (
 from maildesk.common.yamlfile import did_you_mean
 from maildesk.rules.fields import (
     Flag,
-    OrderedSpec,
     Spec,
     Texts,
+    as_list,
+    as_text,
+    attributes_of,
     check_reference,
     holder,
     names_of,
     parse_size,
 )
 from maildesk.rules.problems import describe, problem, problem_at
-from maildesk.rules.text_match import compile_regex, regex_error
+from maildesk.rules.text_match import Regex, compile_regex, regex_error
 
 TEXT_OPERATORS = ("is", "in", "contains", "contains_word", "starts_with", "ends_with", "matches")
 ADDRESS_OPERATORS = (*TEXT_OPERATORS, "domain")
@@ -40,15 +42,22 @@ SIZE_OPERATORS = ("greater_than", "less_than")
 _ADDRESS_FIELDS = "from, to, cc, recipient, reply_to"
 
 
-def _valid_patterns(patterns: list[str]) -> list[str]:
-    for index, pattern in enumerate(patterns):
+def _regexes(value: Any, info: ValidationInfo) -> list[Regex]:
+    """`matches:` patterns, compiled once (with `case_sensitive`, validated before them)."""
+    texts = as_list(value)
+    if not texts:
+        raise problem("'matches' is an empty list; give at least one value")
+    case_sensitive = info.data.get("case_sensitive") is True
+    regexes = []
+    for index, item in enumerate(texts):
+        text = as_text(item, "'matches'")
         try:
-            compile_regex(pattern, True)
+            regexes.append(Regex(text, compile_regex(text, case_sensitive)))
         except re2.error as exc:
-            text = f"invalid regex {pattern!r}: {regex_error(exc)}"
+            text = f"invalid regex {text!r}: {regex_error(exc)}"
             hint = " — RE2 syntax: no backreferences or lookaround"
             raise problem_at((index,), text, hint) from None
-    return patterns
+    return regexes
 
 
 class _Operators(Spec):
@@ -73,37 +82,40 @@ class _Operators(Spec):
 
     def operator(self) -> tuple[str, Any]:
         """The one operator given, and its value."""
-        return self._given()[0]
+        key = self._given()[0]
+        return key, self.get(key)
 
-    def _given(self) -> list[tuple[str, Any]]:
-        return [(key, self.get(key)) for key in self.OPERATORS if self.get(key) is not None]
+    def _given(self) -> list[str]:
+        given = self.model_fields_set
+        attributes = attributes_of(type(self))
+        return [key for key in self.OPERATORS if attributes[key] in given]
 
     @model_validator(mode="after")
     def _one_operator(self, info: ValidationInfo) -> _Operators:
-        given = [key for key, _ in self._given()]
+        given = self._given()
+        if len(given) == 1:
+            return self
         subject = self.subject(holder(info), self)
         if not given:
             hint = f" — one of {', '.join(self.OPERATORS)}"
             raise problem(f"'{subject}' needs an operator", hint)
-        if len(given) > 1:
-            raise problem(
-                f"'{subject}' has several operators ({', '.join(given)})",
-                " — give one per condition and combine them with all:/any:",
-            )
-        return self
+        raise problem(
+            f"'{subject}' has several operators ({', '.join(given)})",
+            " — give one per condition and combine them with all:/any:",
+        )
 
 
 class TextSpec(_Operators):
     OPERATORS: ClassVar = TEXT_OPERATORS
 
+    case_sensitive: Flag = False  # first: `matches` is compiled with it
     is_: Texts | None = Field(None, alias="is")
     in_: Texts | None = Field(None, alias="in")
     contains: Texts | None = None
     contains_word: Texts | None = None
     starts_with: Texts | None = None
     ends_with: Texts | None = None
-    matches: Annotated[Texts, AfterValidator(_valid_patterns)] | None = None
-    case_sensitive: Flag = False
+    matches: Annotated[list[Regex], PlainValidator(_regexes)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -206,7 +218,7 @@ def _conditions(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-class WhenSpec(OrderedSpec):
+class WhenSpec(Spec):
     """Conditions that must all hold, in the order written."""
 
     from_: AddressSpec | None = Field(None, alias="from")

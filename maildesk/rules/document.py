@@ -32,7 +32,6 @@ from maildesk.rules.fields import (
     EscalationRef,
     Flag,
     Names,
-    OrderedSpec,
     PolicyOrNone,
     PriorityName,
     QueueRef,
@@ -49,7 +48,7 @@ SUPPORTED_VERSIONS = (1,)
 Language = Annotated[str, AfterValidator(str.lower)]
 
 
-class _Actions(OrderedSpec):
+class _Actions(Spec):
     """What the default route and a rule's `then` may set, in the order written."""
 
     EMPTY_OK: ClassVar = frozenset({"assignee", "sla", "auto_reply"})

@@ -20,8 +20,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainValidator,
-    PrivateAttr,
     StrictBool,
     ValidationInfo,
     model_validator,
@@ -59,7 +59,7 @@ class Spec(BaseModel):
 
     def get(self, key: str) -> Any:
         """The value of `key` as written in the file (`from`, not `from_`)."""
-        return getattr(self, _attributes(type(self))[key])
+        return getattr(self, attributes_of(type(self))[key])
 
     @classmethod
     def unknown_key(cls, key: str, holder: str, raw: Any) -> tuple[str, str]:
@@ -77,7 +77,7 @@ class Spec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_empty_values(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        if isinstance(data, dict) and None in data.values():
             empty = [k for k, v in data.items() if v is None and k not in cls.EMPTY_OK]
             if empty:
                 found = [
@@ -88,26 +88,9 @@ class Spec(BaseModel):
 
 
 @functools.cache
-def _attributes(model: type[Spec]) -> dict[str, str]:
+def attributes_of(model: type[Spec]) -> dict[str, str]:
     """A model's attribute names by the key written in the file."""
     return {field.alias or name: name for name, field in model.model_fields.items()}
-
-
-class OrderedSpec(Spec):
-    """A Spec that remembers the order its keys were written in (conditions, actions)."""
-
-    _order: tuple[str, ...] = PrivateAttr(default=())
-
-    @property
-    def order(self) -> tuple[str, ...]:
-        return self._order
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_order(cls, data: Any, handler: Any) -> Any:
-        spec = handler(data)
-        spec._order = tuple(str(key) for key in data)
-        return spec
 
 
 @dataclass(frozen=True)
@@ -162,13 +145,8 @@ def none_as_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
-def _not_empty(value: list[Any], info: ValidationInfo) -> list[Any]:
-    if not value:
-        raise problem(f"'{holder(info)}' is an empty list; give at least one value")
-    return value
-
-
-Texts = Annotated[list[str], BeforeValidator(as_list), AfterValidator(_not_empty)]
+# One value or a non-empty list of them (pydantic's too_short: "an empty list").
+Texts = Annotated[list[str], BeforeValidator(as_list), Field(min_length=1)]
 
 
 def is_none(value: Any) -> bool:
@@ -238,9 +216,9 @@ def _recipient(text: str, info: ValidationInfo) -> str:
 Recipients = Annotated[
     list[Annotated[str, AfterValidator(_recipient)]],
     BeforeValidator(as_list),
-    AfterValidator(_not_empty),
+    Field(min_length=1),
 ]
-Addresses = Annotated[list[Address], BeforeValidator(as_list), AfterValidator(_not_empty)]
+Addresses = Annotated[list[Address], BeforeValidator(as_list), Field(min_length=1)]
 
 
 def _assignee(value: Any, info: ValidationInfo) -> str | None:

@@ -81,7 +81,7 @@ def problems_from(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]
 def _located(loc: tuple[Any, ...], doc: YamlDocument) -> Path_:
     """The path in the file: no '[key]' marks; no list index where a scalar was written."""
     path = tuple(part for part in loc if part != "[key]")
-    if path and isinstance(path[-1], int) and path not in doc.lines:
+    if path and isinstance(path[-1], int) and not doc.has(path):
         path = path[:-1]
     return path
 
@@ -142,6 +142,8 @@ def _translate(error: Any, loc: Path_, doc: YamlDocument, root: type[BaseModel])
     if kind == "invalid_key":
         hint = " — put it in quotes to use it as text (YAML reads yes/no/on/off as booleans)"
         return f"YAML read a key as {describe(value)}", hint
+    if kind == "too_short":
+        return f"{what} is an empty list; give at least one value", ""
     if kind.startswith("int_"):
         return f"{what} must be a whole number, not {describe(value)}", ""
     return f"{what}: {error['msg']}", f" (got {describe(value)})"

@@ -86,11 +86,35 @@ PREPARE: dict[str, Callable[[str], Any]] = {
 
 
 @dataclass(frozen=True)
+class Needles:
+    """What any match needs, for the rule index: a value that is one of `keys` ("equal"),
+    contains one ("substring") or matches one of these regexes ("regex").
+
+    `prep` is the value the keys apply to ("raw" or "folded"); `case_sensitive` is
+    how the regexes were compiled.
+    """
+
+    kind: str
+    keys: tuple[str, ...]
+    prep: str
+    case_sensitive: bool = True
+
+
+@dataclass(frozen=True)
 class Matcher:
     """Finds what an operator looks for in one prepared value (see PREPARE)."""
 
     find: Callable[[Any], str | None]
     prep: str
+    needles: Needles
+
+
+@dataclass(frozen=True)
+class Regex:
+    """A `matches` pattern as written, and compiled."""
+
+    text: str
+    compiled: Any
 
 
 def compile_regex(pattern: str, case_sensitive: bool) -> Any:
@@ -114,7 +138,10 @@ def make_matcher(op: str, values: list[str], case_sensitive: bool) -> Matcher:
     needles = list(values) if case_sensitive else [v.casefold() for v in values]
     if op in ("is", "in"):
         wanted = frozenset(needles)
-        return Matcher(lambda v: v if v in wanted else None, fold)
+        return Matcher(
+            lambda v: v if v in wanted else None, fold, Needles("equal", (*wanted,), fold)
+        )
+    inside = Needles("substring", tuple(needles), fold)
     if op == "contains":
 
         def contains(value: str) -> str | None:
@@ -123,20 +150,28 @@ def make_matcher(op: str, values: list[str], case_sensitive: bool) -> Matcher:
                     return needle
             return None
 
-        return Matcher(contains, fold)
+        return Matcher(contains, fold, inside)
     if op == "starts_with":
-        return Matcher(lambda v: _first(needles, v.startswith), fold)
+        return Matcher(lambda v: _first(needles, v.startswith), fold, inside)
     if op == "ends_with":
-        return Matcher(lambda v: _first(needles, v.endswith), fold)
+        return Matcher(lambda v: _first(needles, v.endswith), fold, inside)
     if op == "domain":
         domains = [d.casefold().lstrip("@") for d in values]
-        return Matcher(lambda v: _domain_match(v, domains), "folded")
+        found = Needles("substring", tuple(domains), "folded")
+        return Matcher(lambda v: _domain_match(v, domains), "folded", found)
     if op == "contains_word":
-        return _word_matcher(values, "words" if case_sensitive else "folded_words")
+        return _word_matcher(values, "words" if case_sensitive else "folded_words", fold)
     if op == "matches":
-        patterns = [compile_regex(p, case_sensitive) for p in values]
-        return Matcher(lambda v: _first_match(patterns, v), "raw")
+        regexes = [Regex(p, compile_regex(p, case_sensitive)) for p in values]
+        return regex_matcher(regexes, case_sensitive)
     raise ValueError(f"unknown operator {op}")
+
+
+def regex_matcher(regexes: list[Regex], case_sensitive: bool) -> Matcher:
+    """A matcher for `matches`, from patterns compiled with `case_sensitive`."""
+    compiled = [r.compiled for r in regexes]
+    needles = Needles("regex", tuple(r.text for r in regexes), "raw", case_sensitive)
+    return Matcher(lambda v: _first_match(compiled, v), "raw", needles)
 
 
 def _first(needles: list[str], test: Callable[[str], bool]) -> str | None:
@@ -146,7 +181,7 @@ def _first(needles: list[str], test: Callable[[str], bool]) -> str | None:
     return None
 
 
-def _word_matcher(values: list[str], prep: str) -> Matcher:
+def _word_matcher(values: list[str], prep: str, fold: str) -> Matcher:
     """Whole words (or phrases of words), in any script: a set lookup per word."""
     single: dict[str, str] = {}  # prepared word -> as written in rules.yaml
     phrases: dict[str, str] = {}  # ' w1 w2 ' -> as written
@@ -172,7 +207,9 @@ def _word_matcher(values: list[str], prep: str) -> Matcher:
                 return written
         return None
 
-    return Matcher(find, prep)
+    # A word found is in the (folded) text; a phrase found has its longest word in it.
+    keys = [*single, *(max(p.split(), key=len) for p in phrases)]
+    return Matcher(find, prep, Needles("substring", tuple(keys), fold))
 
 
 def _first_match(patterns: list[Any], value: str) -> str | None:

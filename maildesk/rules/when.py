@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from maildesk.common.business_hours import Calendar
 from maildesk.rules.condition_spec import HeaderSpec, OpenHours, SizeSpec, TextSpec, WhenSpec
@@ -17,7 +18,7 @@ from maildesk.rules.conditions import (
     SizeTest,
     TextTest,
 )
-from maildesk.rules.text_match import make_matcher
+from maildesk.rules.text_match import Matcher, make_matcher, regex_matcher
 
 
 @dataclass
@@ -27,18 +28,19 @@ class ConditionEnv:
     calendars: dict[str, Calendar]
 
 
-def compile_when(spec: WhenSpec, env: ConditionEnv) -> Condition:
-    """One Condition for a `when` (its conditions, in the order written, must all hold)."""
-    parts = [_compile_key(key, spec.get(key), env) for key in spec.order]
+def compile_when(spec: WhenSpec, written: dict[str, Any], env: ConditionEnv) -> Condition:
+    """One Condition for a validated `when`; `written` is the mapping as in the file, whose
+    conditions (in the order written: explanations list them so) must all hold."""
+    parts = [_compile_key(key, spec.get(key), written[key], env) for key in written]
     return parts[0] if len(parts) == 1 else AllOf(parts)
 
 
-def _compile_key(key: str, value: object, env: ConditionEnv) -> Condition:
+def _compile_key(key: str, value: object, written: Any, env: ConditionEnv) -> Condition:
     if isinstance(value, list):  # all: or any:
-        children: list[Condition] = [compile_when(item, env) for item in value]
+        children = [compile_when(item, raw, env) for item, raw in zip(value, written, strict=True)]
         return AllOf(children) if key == "all" else AnyOf(children)
     if isinstance(value, WhenSpec):  # not:
-        return Not(compile_when(value, env))
+        return Not(compile_when(value, written, env))
     if isinstance(value, HeaderSpec):
         return _header_test(value)
     if isinstance(value, TextSpec):
@@ -53,23 +55,29 @@ def _compile_key(key: str, value: object, env: ConditionEnv) -> Condition:
     return FlagTest(key, bool(value), f"{key} is {str(value).lower()}")
 
 
-def _describe(subject: str, op: str, values: list[str], case_sensitive: bool) -> str:
+def _matcher(spec: TextSpec) -> tuple[Matcher, str]:
+    """The matcher of a text condition, and how explanations describe it (after its field)."""
+    op, values = spec.operator()
+    case_sensitive = spec.case_sensitive
+    if op == "matches":  # compiled while validating
+        matcher = regex_matcher(values, case_sensitive)
+        values = [regex.text for regex in values]
+    else:
+        matcher = make_matcher(op, values, case_sensitive)
     shown = repr(values[0]) if len(values) == 1 and op != "in" else repr(values)
-    return f"{subject} {op} {shown}" + (" (case-sensitive)" if case_sensitive else "")
+    return matcher, f"{op} {shown}" + (" (case-sensitive)" if case_sensitive else "")
 
 
 def _text_test(key: str, spec: TextSpec) -> Condition:
-    op, values = spec.operator()
-    matcher = make_matcher(op, values, spec.case_sensitive)
-    return TextTest(key, matcher, _describe(key, op, values, spec.case_sensitive))
+    matcher, described = _matcher(spec)
+    return TextTest(key, matcher, f"{key} {described}")
 
 
 def _header_test(spec: HeaderSpec) -> Condition:
-    op, value = spec.operator()
     name = spec.name
-    if op == "exists":
-        return HeaderTest(name, None, value, f"header {name} exists: {str(value).lower()}")
-    matcher = make_matcher(op, value, spec.case_sensitive)
-    return HeaderTest(
-        name, matcher, True, _describe(f"header {name}", op, value, spec.case_sensitive)
-    )
+    if spec.exists is not None:
+        return HeaderTest(
+            name, None, spec.exists, f"header {name} exists: {str(spec.exists).lower()}"
+        )
+    matcher, described = _matcher(spec)
+    return HeaderTest(name, matcher, True, f"header {name} {described}")
