@@ -92,29 +92,7 @@ _TEXT = "tag:yaml.org,2002:str"
 
 
 class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that rejects duplicate keys (a silent override is a misroute).
-
-    A rules file repeats the same keys and words thousands of times: each is resolved
-    (text, number, boolean, date…) once per file. No path resolvers are registered here,
-    so the composer's calls to track the path are skipped.
-    """
-
-    def __init__(self, stream: Any):
-        super().__init__(stream)
-        self._tags: dict[tuple[Any, ...], str] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        key = (kind, value, implicit)
-        tag = self._tags.get(key)
-        if tag is None:
-            tag = self._tags[key] = super().resolve(kind, value, implicit)
-        return tag
-
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass
-
-    def ascend_resolver(self) -> None:
-        pass
+    """SafeLoader that rejects duplicate keys (a silent override is a misroute)."""
 
 
 def _walk(loader: _Loader, node: yaml.Node, problems: list[str], outline: _Outline) -> Any:
