@@ -10,6 +10,8 @@ from maildesk.common.domain import Priority
 
 # Assignment strategies a rule may name instead of an agent.
 STRATEGIES = ("round_robin", "least_open")
+ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name
+NONE = "none"  # `assignee: none`, `sla: none`, `auto_reply: none`
 
 
 @dataclass(frozen=True)
