@@ -26,8 +26,10 @@ def main() -> None:
             wrong.append((case.name, got))
     took = (time.perf_counter() - started) / len(all_cases) * 1000
     right = len(all_cases) - len(wrong)
-    print(f"{right}/{len(all_cases)} replies relayed as expected ({right / len(all_cases):.0%}),"
-          f" {took:.1f} ms per reply (parse and decide)")
+    print(
+        f"{right}/{len(all_cases)} replies relayed as expected ({right / len(all_cases):.0%}),"
+        f" {took:.1f} ms per reply (parse and decide)"
+    )
     for name, got in wrong:
         print(f"  wrong: {name}" + (f"\n{got!r}" if verbose else ""))
 
