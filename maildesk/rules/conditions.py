@@ -125,6 +125,10 @@ class MessageView:
     def f_mailbox_queue(self) -> list[str]:
         return [self.facts.mailbox_queue] if self.facts.mailbox_queue else []
 
+    @cached_property
+    def f_language(self) -> list[str]:
+        return [self.facts.language] if self.facts.language else []
+
     @property
     def f_queue(self) -> list[str]:
         return [self.current_queue] if self.current_queue else []
@@ -145,6 +149,7 @@ TEXT_FIELDS: dict[str, bool] = {
     "mailbox": False,
     "mailbox_queue": False,
     "queue": False,
+    "language": False,
 }
 FLAG_FIELDS = ("has_attachment", "sender_is_agent")
 OTHER_FIELDS = ("header", "size", "business_hours")
