@@ -18,7 +18,6 @@ from maildesk.outgoing.templates import Renderer
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, parse
 
-
 SHIPPED = ["en", "ru", "pl", "bg", "uk"]
 
 
