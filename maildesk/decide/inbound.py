@@ -6,6 +6,7 @@ Decision in one transaction, so everything here can be tested with plain data.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
+from maildesk.triage.language import detect_language
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
@@ -197,7 +199,8 @@ def _new_ticket(
     link_note: str = "",
     because: str = "",
 ) -> Decision:
-    routing = ctx.rules.evaluate(msg, ticket=None, facts=ctx.facts)
+    facts = replace(ctx.facts, language=detect_language(f"{msg.subject}\n{msg.text[:2000]}"))
+    routing = ctx.rules.evaluate(msg, ticket=None, facts=facts)
     requester = msg.sender or Address("", "unknown@invalid")
     queue = routing.queue or ctx.rules.default_queue
     new = NewTicket(
@@ -281,7 +284,8 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         )
     if _rating(msg, ticket, ctx, decision):
         return decision
-    routing = ctx.rules.evaluate(msg, ticket=ticket, facts=ctx.facts)
+    facts = replace(ctx.facts, language=ticket.language)
+    routing = ctx.rules.evaluate(msg, ticket=ticket, facts=facts)
     decision.rule_hits = list(routing.hits)
     _apply_follow_up_routing(routing, ticket, decision)
     status = customer_reply_status(

@@ -10,6 +10,8 @@ import email.utils
 import re
 import unicodedata
 from datetime import UTC, datetime
+from email.header import Header, decode_header
+from email.message import Message
 
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
@@ -77,12 +79,37 @@ def unfold_8bit(text: str) -> str:
     return text.replace("\r", "").replace("\n", "")
 
 
+def has_8bit(text: str) -> bool:
+    """Does `text` (a header as the stdlib parser read it) carry raw 8-bit bytes?"""
+    return bool(_SURROGATES.search(text))
+
+
 def decode_header_value(value: object) -> str:
-    """A header value as text: raw 8-bit bytes and RFC 2047 encoded words decoded."""
+    """A header value as text: raw 8-bit bytes (UTF-8 first) and RFC 2047 encoded words
+    decoded. A `Header`, as `Message.get` returns for 8-bit text, is read from its bytes:
+    `str()` on it would turn every 8-bit byte into U+FFFD."""
+    if isinstance(value, Header):
+        value = "".join(
+            part.decode("ascii", "surrogateescape") if isinstance(part, bytes) else part
+            for part, _ in decode_header(value)
+        )
     text = unfold_8bit(str(value))
     if "=?" in text:
         text = decode_encoded_words(text)
     return scrub(text)
+
+
+def readable_params(part: Message) -> Message:
+    """`part`, or, when its Content-Type or Content-Disposition carries raw 8-bit text, a
+    stand-in with those two decoded (UTF-8 first), so file names read as sent."""
+    wanted = ("content-type", "content-disposition")
+    raw = [(name, str(value)) for name, value in part.raw_items() if name.lower() in wanted]
+    if not any(has_8bit(value) for _, value in raw):
+        return part
+    shadow = Message()
+    for name, value in raw:
+        shadow[name] = unfold_8bit(value)
+    return shadow
 
 
 def id_list(value: str | None) -> list[str]:

@@ -234,6 +234,7 @@ class WhenSpec(Spec):
     mailbox: TextSpec | None = None
     mailbox_queue: TextSpec | None = None
     queue: TextSpec | None = None
+    language: TextSpec | None = None
     has_attachment: Flag | None = None
     sender_is_agent: Flag | None = None
     header: HeaderSpec | None = None

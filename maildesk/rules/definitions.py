@@ -84,3 +84,7 @@ class RuleFacts:
     last_assigned: dict[str, str] = field(default_factory=dict)  # queue -> agent address
     mailbox: str | None = None  # the source the message came from (mailbox name, "cli")
     mailbox_queue: str | None = None  # that mailbox's configured queue
+    # The customer's language: detected for a new ticket (None: unclear), the ticket's own
+    # for a follow-up. Rules test it as `language`; a new ticket gets it unless a rule or
+    # the queue names one.
+    language: str | None = None

@@ -161,6 +161,11 @@ class RuleSet:
         q = self.queues.get(queue)
         return (q.language if q and q.language else None) or self.default_language
 
+    def _language(self, queue: str, facts: RuleFacts) -> str:
+        """The queue's language, else the one detected in the message, else the default."""
+        q = self.queues.get(queue)
+        return (q.language if q and q.language else None) or facts.language or self.default_language
+
     def queue_agents(self, queue: str) -> list[Agent]:
         """The agents of `queue`, in turn order."""
         q = self.queues.get(queue)
@@ -284,7 +289,7 @@ class RuleSet:
             queue=queue,
             priority=priority,
             auto_reply=draft.get("auto_reply"),
-            language=draft.get("language") or self.queue_language(queue),
+            language=draft.get("language") or self._language(queue, facts),
             tags=[*draft.lists["tags"], *(["ignored"] if ignore else [])],
             watchers=list(draft.lists["watchers"]),
             cc=list(draft.lists["cc"]),
@@ -294,7 +299,9 @@ class RuleSet:
         )
         if "language" not in draft.set_by:
             q = self.queues.get(queue)
-            draft.set_by["language"] = f"queue {queue}" if q and q.language else DEFAULT_SOURCE
+            by_queue = f"queue {queue}" if q and q.language else None
+            detected = "detected in the message" if facts.language else DEFAULT_SOURCE
+            draft.set_by["language"] = by_queue or detected
         self._assign(routing, draft.get("assignee"), queue, facts, notes)
         if spam or ignore:
             notes.append("no SLA: the message is marked spam or ignored")

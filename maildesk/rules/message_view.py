@@ -28,6 +28,7 @@ TEXT_FIELDS: dict[str, bool] = {
     "mailbox": False,
     "mailbox_queue": False,
     "queue": False,
+    "language": False,
 }
 
 
@@ -123,6 +124,10 @@ class MessageView:
     @cached_property
     def f_mailbox_queue(self) -> list[str]:
         return [self.facts.mailbox_queue] if self.facts.mailbox_queue else []
+
+    @cached_property
+    def f_language(self) -> list[str]:
+        return [self.facts.language] if self.facts.language else []
 
     @property
     def f_queue(self) -> list[str]:

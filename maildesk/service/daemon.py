@@ -28,6 +28,7 @@ from maildesk.service.balancer import Balancer
 from maildesk.service.desk import settle_heap
 from maildesk.service.mailbox_worker import MailboxWorker
 from maildesk.store import leases
+from maildesk.triage import language
 
 if TYPE_CHECKING:
     from maildesk.service.desk import Desk
@@ -98,6 +99,7 @@ class Daemon:
             log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
         else:
             await asyncio.to_thread(self.desk.pipeline.reader.start)
+            await asyncio.to_thread(language.prepare)
         settle_heap()
         for mailbox in mailboxes:
             self._start_worker(mailbox)
