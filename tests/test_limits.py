@@ -146,7 +146,7 @@ _STREAMED += ("smime-opaque", "html-", "text-as-attachment", "rfc2231", "content
 )
 def test_streaming_reader_reads_mail_as_the_parser_does(case, tmp_path):
     """With every part cut out to the store, the result matches parsing in memory."""
-    from maildesk.intake.skeleton import expand_stored_tnef
+    from maildesk.intake.large_mail import expand_stored_tnef
     from maildesk.store.blobs import BlobStore
 
     blobs = BlobStore(tmp_path, fsync=False)

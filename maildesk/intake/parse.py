@@ -13,6 +13,7 @@ import email.policy
 import hashlib
 
 from maildesk.common.errors import ParseError
+from maildesk.intake.delivery_status import looks_like_bounce, read_delivery_status
 from maildesk.intake.header_values import (
     WHITESPACE,
     address_list,
@@ -72,7 +73,7 @@ def parse_message(
         raise ParseError("MIME nesting too deep to parse") from None
     html = sanitize_html("\n".join(body.html)) if body.html else None
     text = "\n".join(body.text) if body.text else (html_to_text(html) if html else "")
-    return ParsedMessage(
+    parsed = ParsedMessage(
         sha256=hashlib.sha256(raw).hexdigest(),
         size=len(raw),
         message_id=first_id(undecoded.get("message-id")),
@@ -92,6 +93,12 @@ def parse_message(
         defects=[type(d).__name__ for d in msg.defects] + body.defects,
         dropped=body.dropped,
     )
+    if looks_like_bounce(parsed):  # read here, within the parser's time and memory limits
+        try:
+            parsed.delivery = read_delivery_status(msg, raw, spilled)
+        except RecursionError:
+            raise ParseError("MIME nesting too deep to parse") from None
+    return parsed
 
 
 def _header_text(name: str, value: object) -> str:
