@@ -258,7 +258,7 @@ class LimitsConfig(_Section):
         if 0 < value < MIN_PARSER_MEMORY:
             raise ValueError(
                 f"must be 0 (no limit) or at least {MIN_PARSER_MEMORY >> 20} MiB "
-                "(67108864): a parser child needs about 35 MiB before it reads anything"
+                "(67108864): a parser child takes about 32 MiB before it reads anything"
             )
         return value
 
