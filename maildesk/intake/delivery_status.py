@@ -14,7 +14,7 @@ import re
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 
-from maildesk.intake.message import DeliveryStatus, ParsedMessage, Recipient, Spilled
+from maildesk.intake.message import DeliveryStatus, Recipient, Spilled
 
 # No "@" in the local part: with one, a long run of "a@a@a@..." costs quadratic time.
 _ID = re.compile(r"<([^<>\s@]+@[^<>\s]+)>")
@@ -27,13 +27,12 @@ DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "ma
 MAX_TEXT_DOMAINS = 1000
 
 
-def looks_like_bounce(msg: ParsedMessage) -> bool:
+def looks_like_bounce(content_type: str, from_addr: str, return_path: str | None) -> bool:
     """A multipart/report, mail from a mailer daemon, or mail with an empty Return-Path."""
-    if msg.content_type == "multipart/report":
+    if content_type == "multipart/report":
         return True
-    if msg.from_addr.partition("@")[0] in DAEMON_LOCALPARTS:
+    if from_addr.partition("@")[0] in DAEMON_LOCALPARTS:
         return True
-    return_path = msg.header("Return-Path")
     return return_path is not None and return_path.strip() in ("<>", "")
 
 

@@ -93,7 +93,8 @@ def parse_message(
         defects=[type(d).__name__ for d in msg.defects] + body.defects,
         dropped=body.dropped,
     )
-    if looks_like_bounce(parsed):  # read here, within the parser's time and memory limits
+    # Read here, within the parser's limits. (Not msg.header(): its index would be pickled.)
+    if looks_like_bounce(parsed.content_type, parsed.from_addr, first.get("return-path")):
         try:
             parsed.delivery = read_delivery_status(msg, raw, spilled)
         except RecursionError:
