@@ -14,6 +14,7 @@ import hashlib
 import re
 
 from maildesk.common.errors import ParseError
+from maildesk.intake.delivery_status import looks_like_bounce, read_delivery_status
 from maildesk.intake.header_values import (
     WHITESPACE,
     address_list,
@@ -78,7 +79,7 @@ def parse_message(
         raise ParseError("MIME nesting too deep to parse") from None
     html = sanitize_html("\n".join(body.html)) if body.html else None
     text = "\n".join(body.text) if body.text else (html_to_text(html) if html else "")
-    return ParsedMessage(
+    parsed = ParsedMessage(
         sha256=hashlib.sha256(raw).hexdigest(),
         size=len(raw),
         message_id=first_id(undecoded.get("message-id")),
@@ -98,6 +99,13 @@ def parse_message(
         defects=[type(d).__name__ for d in msg.defects] + obsolete + body.defects,
         dropped=body.dropped,
     )
+    # Read here, within the parser's limits. (Not msg.header(): its index would be pickled.)
+    if looks_like_bounce(parsed.content_type, parsed.from_addr, first.get("return-path")):
+        try:
+            parsed.delivery = read_delivery_status(msg, raw, spilled)
+        except RecursionError:
+            raise ParseError("MIME nesting too deep to parse") from None
+    return parsed
 
 
 def _modern_field_names(raw: bytes) -> tuple[bytes, list[str]]:

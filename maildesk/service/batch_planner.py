@@ -278,8 +278,8 @@ class BatchPlanner:
         entry.screening = screen_message(
             msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
         )
-        if entry.screening.kind is MailClass.BOUNCE and entry.mail.size <= 10 << 20:
-            entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
+        if entry.screening.kind is MailClass.BOUNCE:  # read by the parser, in its limits
+            entry.bounce = read_bounce(msg, own_domain=tickets.id_domain)
 
     def _bounce_numbers(self, bounce: BounceReport) -> list[int]:
         prefix = self.config.tickets.prefix
