@@ -101,18 +101,26 @@ def background_tasks(desk: Any) -> list[BackgroundTask]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Show each mailbox: state, owning daemon, last success, backlog and last error.
+    """Show each mailbox: state, owning daemon, last success, backlog and last error;
+    for this machine's spool, the messages waiting in it and when the oldest came.
 
     Exits 1 when a mailbox is failing, so a monitoring check can call it.
     """
     from sqlalchemy.orm import Session
 
+    from maildesk.service.spool_ingest import spool_backlog
     from maildesk.store.db import reader
     from maildesk.store.mailboxes import mailbox_status
 
     desk = cli.desk()
     with Session(reader(desk.engine)) as session:
         rows = mailbox_status(session, desk.config)
+    spool = desk.config.spool_source
+    waiting, oldest = spool_backlog(spool.path)
+    for row in rows:  # what the spool holds now, not what the daemon last saw
+        row["oldest_at"] = oldest if row["name"] == spool.name else None
+        if row["name"] == spool.name:
+            row["backlog"] = waiting
     if as_json:
         print_json(rows)
     elif not rows:
@@ -141,10 +149,14 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
         error = error.partition("): ")[2]  # the table already names the mailbox
     if error and row["last_error_at"]:
         error = f"{_ago(row['last_error_at'], row['now'])}: {error}"
+    backlog = row["backlog"]
+    if row["oldest_at"] is not None:
+        backlog = f"{backlog}, oldest {_ago(row['oldest_at'], row['now']) or 'now'}"
     return {
         **row,
         "daemon": row["holder"] or "-",
         "last_success": _ago(row["last_success_at"], row["now"]) or "never",
+        "backlog": backlog,
         "error": error or "",
     }
 

@@ -18,12 +18,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from maildesk.common.config_location import CONFIG_ENV as CONFIG_ENV
+from maildesk.common.config_location import DEFAULT_CONFIG as DEFAULT_CONFIG
+from maildesk.common.config_location import config_path as config_path
 from maildesk.common.errors import ConfigError, Problem, SecretError
 from maildesk.common.redact import remember_secret
 from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
-DEFAULT_CONFIG = "maildesk.yaml"
-CONFIG_ENV = "MAILDESK_CONFIG"
+SPOOL_PREFIX = "spool@"
 # An authserv-id as authres reads it: an RFC 5322 dot-atom, in practice a host name.
 _AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
@@ -208,6 +210,21 @@ class MaildirConfig(_Section):
     batch_size: int = Field(default=200, ge=1, le=5000)
 
 
+class SpoolConfig(_Section):
+    """The spool `maildesk ingest -` writes into, as the daemon drains it. Not written
+    by hand: maildesk.yaml names only its folder (`spool:`); see `Config.spool_source`."""
+
+    name: str
+    path: Path
+    queue: str | None = None  # spooled files carry their own queue, if any
+    # The drain also wakes within 0.1 s when new/ changes (service.spool_ingest).
+    poll_seconds: float = 1.0
+    batch_size: int = 200
+
+
+SourceConfig = MailboxConfig | MaildirConfig | SpoolConfig
+
+
 class SmtpConfig(_Section):
     host: str = "localhost"
     port: int | None = None
@@ -256,6 +273,9 @@ class Config(_Section):
     templates: Path | None = None
     mailboxes: list[MailboxConfig] = []
     maildirs: list[MaildirConfig] = []
+    # Where `maildesk ingest -` spools messages for the daemon. The MTA's pipe reads this
+    # line without the YAML library (intake.spool): keep it a plain path on one line.
+    spool: Path = Path("spool")
     daemon: DaemonConfig = DaemonConfig()
     smtp: SmtpConfig = SmtpConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -283,12 +303,24 @@ class Config(_Section):
             raise ValueError(
                 f"maildirs and mailboxes share one set of names; repeated: {', '.join(dupes)}"
             )
+        reserved = sorted(n for n in [*taken, *names] if n.startswith(SPOOL_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"names starting with {SPOOL_PREFIX} are the spool's; rename {', '.join(reserved)}"
+            )
         return self
 
     @property
-    def sources(self) -> list[MailboxConfig | MaildirConfig]:
-        """Everything the daemon ingests: IMAP mailboxes, then Maildirs."""
-        return [*self.mailboxes, *self.maildirs]
+    def spool_source(self) -> SpoolConfig:
+        """The spool as a source: one per machine (node), since each machine's MTA
+        writes its own; daemons on one machine share it through its lease."""
+        node = self.daemon.node or os.uname().nodename
+        return SpoolConfig(name=f"{SPOOL_PREFIX}{node}", path=self.spool)
+
+    @property
+    def sources(self) -> list[SourceConfig]:
+        """Everything the daemon ingests: IMAP mailboxes, Maildirs, then the spool."""
+        return [*self.mailboxes, *self.maildirs, self.spool_source]
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password filled in from its secret, if any."""
@@ -300,11 +332,6 @@ class Config(_Section):
             return self.database.url
         secret = self.database.password.read("database password")
         return url.set(password=secret).render_as_string(hide_password=False)
-
-
-def config_path(explicit: str | Path | None) -> Path:
-    """The config file to use: --config, then $MAILDESK_CONFIG, then ./maildesk.yaml."""
-    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 def load_config(path: Path, *, missing_ok: bool = False) -> Config:

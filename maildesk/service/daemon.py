@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maildesk.common.config import Config, MailboxConfig, MaildirConfig, load_config
+from maildesk.common.config import Config, SourceConfig, load_config
 from maildesk.common.errors import (
     FileProblems,
 )
@@ -40,7 +40,8 @@ SHUTDOWN_GRACE_SECONDS = 60.0
 
 
 class Daemon:
-    """Runs every configured mailbox and the background tasks until told to stop."""
+    """Runs every configured mailbox (and the spool) and the background tasks until told
+    to stop."""
 
     def __init__(
         self,
@@ -62,7 +63,7 @@ class Daemon:
     def config(self) -> Config:
         return self.desk.config
 
-    def _start_worker(self, mailbox: MailboxConfig | MaildirConfig) -> None:
+    def _start_worker(self, mailbox: SourceConfig) -> None:
         worker = MailboxWorker(self.desk, mailbox, self.holder, self.lock)
         task = asyncio.create_task(worker.run(), name=f"mailbox-{mailbox.name}")
         self.workers[mailbox.name] = (worker, task)
@@ -81,12 +82,14 @@ class Daemon:
         self._install_signals(loop)
         mailboxes = self.config.sources
         log.info(
-            "maildesk %s started as %s: %d mailbox(es)", _version(), self.holder, len(mailboxes)
+            "maildesk %s started as %s: %d mailbox(es), spool %s",
+            _version(),
+            self.holder,
+            len(mailboxes) - 1,
+            self.config.spool,
         )
-        if not mailboxes:
-            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
-        else:
-            await asyncio.to_thread(self.desk.pipeline.reader.start)
+        _warn_if_only_the_spool(self.config)
+        await asyncio.to_thread(self.desk.pipeline.reader.start)
         settle_heap()
         for mailbox in mailboxes:
             self._start_worker(mailbox)
@@ -101,8 +104,7 @@ class Daemon:
 
     async def run_once(self) -> int:
         """Ingest every mailbox once, run each background task once; 1 if a mailbox failed."""
-        if not self.config.sources:
-            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
+        _warn_if_only_the_spool(self.config)
         settle_heap()
         workers = [MailboxWorker(self.desk, m, self.holder, self.lock) for m in self.config.sources]
         outcomes = await asyncio.gather(*(w.run_once() for w in workers))
@@ -160,7 +162,7 @@ class Daemon:
             log.warning("changes to %s take effect after a restart", ", ".join(ignored))
         logging.getLogger().setLevel(new.log_level.upper())
         self.desk.config = old.model_copy(
-            update={"mailboxes": new.mailboxes, "maildirs": new.maildirs}
+            update={"mailboxes": new.mailboxes, "maildirs": new.maildirs, "spool": new.spool}
         )
         self.desk.pipeline.own_addresses |= {
             m.username.lower() for m in new.mailboxes if "@" in m.username
@@ -170,7 +172,7 @@ class Daemon:
         await asyncio.to_thread(self.desk.rules.reload_if_changed)
         log.info("config reloaded: %d mailbox(es)", len(self.workers))
 
-    async def _apply_mailboxes(self, wanted: dict[str, MailboxConfig | MaildirConfig]) -> None:
+    async def _apply_mailboxes(self, wanted: dict[str, SourceConfig]) -> None:
         changed = [
             name
             for name, (worker, _) in self.workers.items()
@@ -184,6 +186,15 @@ class Daemon:
         for name in changed:
             if name not in wanted:
                 log.info("mailbox %s: removed", name)
+
+
+def _warn_if_only_the_spool(config: Config) -> None:
+    if not (config.mailboxes or config.maildirs):
+        log.warning(
+            "nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml (only mail piped "
+            "to `maildesk ingest -` is ingested, from the spool %s)",
+            config.spool,
+        )
 
 
 async def _finish(tasks: list[asyncio.Task[Any]]) -> None:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
-from maildesk.common.config import MailboxConfig, MaildirConfig
+from maildesk.common.config import MaildirConfig, SourceConfig, SpoolConfig
 from maildesk.common.errors import LeaseLost, MailboxAuthError, MaildeskError
 from maildesk.service.mailbox_ingest import MailboxIngest
 from maildesk.service.maildir_ingest import MaildirIngest
 from maildesk.service.source_ingest import SourceIngest, lease_name
+from maildesk.service.spool_ingest import SpoolIngest
 from maildesk.store import leases
 from maildesk.store.mailboxes import set_state
 
@@ -63,9 +64,7 @@ class OnceOutcome:
 class MailboxWorker:
     """Keeps one mailbox ingested for as long as the daemon runs."""
 
-    def __init__(
-        self, desk: Desk, config: MailboxConfig | MaildirConfig, holder: str, lock: threading.Lock
-    ):
+    def __init__(self, desk: Desk, config: SourceConfig, holder: str, lock: threading.Lock):
         self.desk = desk
         self.config = config
         self.holder = holder
@@ -92,7 +91,11 @@ class MailboxWorker:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     def _ingest(self) -> SourceIngest:
-        kind = MaildirIngest if isinstance(self.config, MaildirConfig) else MailboxIngest
+        kind: type[SourceIngest] = MailboxIngest
+        if isinstance(self.config, MaildirConfig):
+            kind = MaildirIngest
+        elif isinstance(self.config, SpoolConfig):
+            kind = SpoolIngest
         return kind(
             self.desk,
             self.config,

@@ -1,0 +1,175 @@
+"""The spool `maildesk ingest -` writes into, so an MTA's pipe costs a file write.
+
+A Maildir-like folder: a message is written to tmp/, fsynced, renamed into new/, and
+new/ is fsynced; once the writer exits 0 the message survives a crash or power loss.
+The daemon drains new/ (`maildesk.service.spool_ingest`). Files are 0600, folders 0700.
+
+An MTA runs the writer once per message, so its start-up is the whole cost: this
+module imports only the standard library and reads maildesk.yaml's `spool:` line
+itself instead of loading the config (PyYAML alone takes ~50 ms to import). The
+folder is `spool:` (relative to maildesk.yaml's folder), else `spool` beside it;
+`maildesk check` verifies that this reading agrees with the full config's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from maildesk.common.config_location import config_named, config_path
+
+DEFAULT_FOLDER = "spool"
+# The queue given with `ingest --queue Q -` travels in the file name, after this mark
+# (Maildir names carry ",KEY=value" fields, as Dovecot's ",S=size").
+QUEUE_MARK = ",Q="
+# A tmp/ file older than this was left by a writer that failed (and so exited non-zero:
+# the MTA kept the message); the Maildir convention is to delete it after 36 hours.
+STALE_TMP_SECONDS = 36 * 3600
+_CHUNK = 1 << 20
+_UNQUOTED_START = set("{[&*!|>%@`#")
+
+
+class SpoolError(Exception):
+    """The message could not be spooled: the MTA should keep it and retry (exit 75)."""
+
+
+def spool_folder(config_arg: str | Path | None) -> Path:
+    """The spool folder of the maildesk.yaml that --config (or $MAILDESK_CONFIG, or
+    ./maildesk.yaml) names, read without loading the config."""
+    path = config_path(config_arg)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if config_named(config_arg):
+            raise SpoolError(f"{path} not found") from None
+        text = ""  # built-in defaults, as every command uses then
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpoolError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    folder = Path(read_spool_key(text, str(path)) or DEFAULT_FOLDER)
+    return folder if folder.is_absolute() else Path(os.path.abspath(path)).parent / folder
+
+
+def read_spool_key(text: str, where: str) -> str | None:
+    """The top-level `spool:` value of maildesk.yaml's text: a path on one line, plain or
+    quoted without escapes; None when there is no such key."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("spool:"):
+            value = _one_line_scalar(line.removeprefix("spool:"))
+            if value is None:
+                raise SpoolError(
+                    f"{where}:{number}: write spool: as a folder path on the same line, "
+                    "plain or in quotes without escapes (e.g. spool: /var/spool/maildesk)"
+                )
+            return value
+    return None
+
+
+def _one_line_scalar(raw: str) -> str | None:
+    raw = raw.strip()
+    if raw[:1] in ("'", '"'):
+        end = raw.find(raw[0], 1)
+        rest = raw[end + 1 :].strip() if end > 0 else "?"
+        value = raw[1:end]
+        if (rest and not rest.startswith("#")) or "\\" in value or not value:
+            return None
+        return value
+    for comment in (" #", "\t#"):
+        raw = raw.split(comment, 1)[0]
+    raw = raw.strip()
+    if not raw or raw[0] in _UNQUOTED_START:
+        return None
+    return raw
+
+
+def spool_message(folder: Path, stream: BinaryIO, queue: str | None = None) -> str:
+    """Write one message from `stream` durably into `folder`/new/; returns its file name.
+
+    Raises SpoolError (saying why) when it cannot; nothing is left behind then.
+    """
+    name = unique_name(queue)
+    temp = folder / "tmp" / name
+    try:
+        fd = _create(folder, temp)
+        try:
+            _copy(stream, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, folder / "new" / name)
+        _fsync_folder(folder / "new")
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # else a later drain removes stale tmp/ files
+            temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise SpoolError(f"cannot write to the spool {folder}: {reason}") from None
+        raise
+    return name
+
+
+def make_folders(folder: Path) -> None:
+    """Create the spool folder with tmp/ and new/ (0700) where missing; not its parents,
+    so a mistyped path fails instead of growing a tree nobody drains."""
+    created = False
+    for path in (folder, folder / "tmp", folder / "new"):
+        try:
+            os.mkdir(path, 0o700)
+            created = True
+        except FileExistsError:
+            pass
+    if created:  # the new entries must survive a crash as the message will
+        _fsync_folder(folder.parent)
+        _fsync_folder(folder)
+
+
+def unique_name(queue: str | None = None) -> str:
+    """A Maildir file name: time (zero-padded microseconds, so names sort by time),
+    process, randomness and host; then the queue, if any."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    host = os.uname().nodename
+    for char, escaped in (("/", r"\057"), (":", r"\072"), (",", r"\054")):
+        host = host.replace(char, escaped)
+    name = f"{seconds}.M{nanos // 1000:06d}P{os.getpid()}R{os.urandom(4).hex()}.{host}"
+    if queue:
+        from urllib.parse import quote
+
+        name += QUEUE_MARK + quote(queue, safe="")
+    return name
+
+
+def queue_of(name: str) -> str | None:
+    """The queue a spooled file's name carries (see unique_name), or None."""
+    _, mark, quoted = name.partition(QUEUE_MARK)
+    if not mark:
+        return None
+    from urllib.parse import unquote
+
+    return unquote(quoted) or None
+
+
+def _create(folder: Path, temp: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(temp, flags, 0o600)
+    except FileNotFoundError:  # the first message: make the folders
+        make_folders(folder)
+        return os.open(temp, flags, 0o600)
+
+
+def _copy(stream: BinaryIO, fd: int) -> None:
+    # In chunks: a big message never sits in memory whole.
+    while chunk := stream.read(_CHUNK):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _fsync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,140 @@
+"""The daemon's drain of the spool that `maildesk ingest -` writes (see `intake.spool`).
+
+Like a Maildir (`maildir_ingest`), with the mailbox worker's lease, back-off and
+`maildesk status` line: the messages in new/ are ingested oldest first, in batches,
+and each file is removed only after its batch commits. A crash in between leaves it
+to be taken again and recognised by Message-ID (or hash) as a duplicate. The drain
+wakes within 0.1 s of a delivery (new/ changes), and polls every second anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from maildesk.common.config import SpoolConfig
+from maildesk.intake.spool import STALE_TMP_SECONDS, make_folders, queue_of
+from maildesk.service.file_ingest import ingest_paths
+from maildesk.service.ingest_results import SourceInfo
+from maildesk.service.source_ingest import SourceIngest
+
+if TYPE_CHECKING:
+    from maildesk.service.desk import Desk
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 0.1  # how often wait() looks at new/ for a delivery
+CLEAN_TMP_SECONDS = 3600.0
+# An empty spool is recorded as idle (a transaction) this often, not at every poll.
+IDLE_RECORD_SECONDS = 30.0
+
+
+class SpoolIngest(SourceIngest):
+    """Drains the spool `config.path`, for as long as the worker holds its lease."""
+
+    config: SpoolConfig
+
+    def __init__(self, desk: Desk, config: SpoolConfig, **options: Any):
+        super().__init__(desk, config, **options)
+        self.new = config.path / "new"
+        self._seen: int | None = None  # new/'s mtime when it was last listed
+        self._cleaned = 0.0
+        self._idle_since: float | None = None  # when an empty spool was last recorded
+
+    def open(self) -> None:
+        """Create the spool's folders if the MTA has not yet (raises OSError if it cannot)."""
+        make_folders(self.config.path)
+        self.lease.record("connected")
+
+    def sync(self, interrupt: threading.Event | None = None) -> int:
+        """Ingest the spooled messages, batch by batch; the number committed."""
+        self._clean_tmp()
+        self._seen = _mtime(self.new)
+        waiting = waiting_messages(self.config.path)
+        if not waiting:
+            now = time.monotonic()
+            if self._idle_since is None or now - self._idle_since > IDLE_RECORD_SECONDS:
+                self.lease.record("idle", success=True, backlog=0)
+                self._idle_since = now
+            return 0
+        self._idle_since = None
+        log.info("spool %s: %d message(s) to ingest", self.config.path, len(waiting))
+        done = 0
+        for _path, _result in ingest_paths(
+            self.desk.pipeline,
+            waiting,
+            self._source,
+            batch_size=self.config.batch_size,
+            committed=_remove,
+            in_transaction=self.lease.renew,
+            lock=self.lock,
+        ):
+            done += 1
+            if done % self.config.batch_size == 0 and interrupt is not None and interrupt.is_set():
+                break  # between batches: the rest stays spooled
+        self.lease.record("idle", success=True, backlog=len(waiting) - done)
+        return done
+
+    def wait(self, seconds: float, interrupt: threading.Event) -> None:
+        """Sleep until a delivery changes new/, `seconds` pass, or `interrupt`."""
+        deadline = time.monotonic() + seconds
+        while not interrupt.wait(WATCH_SECONDS):
+            if time.monotonic() >= deadline or _mtime(self.new) != self._seen:
+                return
+
+    def close(self) -> None:
+        self._seen = None
+
+    def _source(self, path: Path) -> SourceInfo:
+        return SourceInfo(source=self.name, queue=queue_of(path.name) or self.config.queue)
+
+    def _clean_tmp(self) -> None:
+        """Delete tmp/ files a failed writer left (it exited non-zero: the MTA kept the mail)."""
+        if time.monotonic() - self._cleaned < CLEAN_TMP_SECONDS and self._cleaned:
+            return
+        self._cleaned = time.monotonic()
+        cutoff = time.time() - STALE_TMP_SECONDS
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.config.path / "tmp") as it:
+            for entry in it:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.is_file() and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        log.info("spool: removed %s, left by a failed writer", entry.name)
+
+
+def waiting_messages(folder: Path) -> list[Path]:
+    """The spooled messages, oldest first (names start with the time they were written)."""
+    try:
+        with os.scandir(folder / "new") as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_file()]
+    except FileNotFoundError:
+        return []
+    return [folder / "new" / name for name in sorted(names)]
+
+
+def spool_backlog(folder: Path) -> tuple[int, datetime | None]:
+    """How many messages wait in the spool, and when the oldest was written."""
+    waiting = waiting_messages(folder)
+    for path in waiting:
+        with contextlib.suppress(FileNotFoundError):  # drained meanwhile: try the next
+            return len(waiting), datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return 0, None
+
+
+def _remove(path: Path) -> None:
+    # A crash that loses this unlink only means a duplicate, recognised, next time.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _mtime(folder: Path) -> int | None:
+    try:
+        return folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
