@@ -9,7 +9,10 @@ import cli` still works).
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs an MTA's `ingest -` a few milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main() -> None:

@@ -10,8 +10,11 @@ keeps it and retries.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import BinaryIO, TextIO
+
+TYPE_CHECKING = False  # typing itself costs each piped message a few milliseconds
+if TYPE_CHECKING:
+    from os import PathLike
+    from typing import BinaryIO, TextIO
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
 
@@ -27,7 +30,7 @@ def fast_ingest(argv: list[str]) -> int | None:
 
 
 def spool_stdin(
-    config: str | Path | None,
+    config: str | PathLike[str] | None,
     queue: str | None,
     stdin: BinaryIO,
     out: TextIO,

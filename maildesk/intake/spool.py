@@ -13,13 +13,16 @@ folder is `spool:` (relative to maildesk.yaml's folder), else `spool` beside it;
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from pathlib import Path
-from typing import BinaryIO
 
-from maildesk.common.config_location import config_named, config_path
+from maildesk.common.config_location import config_file, config_named
+
+TYPE_CHECKING = False  # no typing or pathlib: each import costs every piped message
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    StrPath = str | os.PathLike[str]
 
 DEFAULT_FOLDER = "spool"
 # The queue given with `ingest --queue Q -` travels in the file name, after this mark
@@ -36,20 +39,21 @@ class SpoolError(Exception):
     """The message could not be spooled: the MTA should keep it and retry (exit 75)."""
 
 
-def spool_folder(config_arg: str | Path | None) -> Path:
-    """The spool folder of the maildesk.yaml that --config (or $MAILDESK_CONFIG, or
-    ./maildesk.yaml) names, read without loading the config."""
-    path = config_path(config_arg)
+def spool_folder(config_arg: StrPath | None) -> str:
+    """The spool folder (absolute) of the maildesk.yaml that --config (or
+    $MAILDESK_CONFIG, or ./maildesk.yaml) names, read without loading the config."""
+    path = config_file(config_arg)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         if config_named(config_arg):
             raise SpoolError(f"{path} not found") from None
         text = ""  # built-in defaults, as every command uses then
     except (OSError, UnicodeDecodeError) as exc:
         raise SpoolError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    folder = Path(read_spool_key(text, str(path)) or DEFAULT_FOLDER)
-    return folder if folder.is_absolute() else Path(os.path.abspath(path)).parent / folder
+    folder = read_spool_key(text, path) or DEFAULT_FOLDER
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), folder))
 
 
 def read_spool_key(text: str, where: str) -> str | None:
@@ -84,13 +88,13 @@ def _one_line_scalar(raw: str) -> str | None:
     return raw
 
 
-def spool_message(folder: Path, stream: BinaryIO, queue: str | None = None) -> str:
+def spool_message(folder: StrPath, stream: BinaryIO, queue: str | None = None) -> str:
     """Write one message from `stream` durably into `folder`/new/; returns its file name.
 
     Raises SpoolError (saying why) when it cannot; nothing is left behind then.
     """
     name = unique_name(queue)
-    temp = folder / "tmp" / name
+    temp = os.path.join(folder, "tmp", name)
     try:
         fd = _create(folder, temp)
         try:
@@ -98,11 +102,10 @@ def spool_message(folder: Path, stream: BinaryIO, queue: str | None = None) -> s
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(temp, folder / "new" / name)
-        _fsync_folder(folder / "new")
+        os.rename(temp, os.path.join(folder, "new", name))
+        _fsync_folder(os.path.join(folder, "new"))
     except BaseException as exc:
-        with contextlib.suppress(OSError):  # else a later drain removes stale tmp/ files
-            temp.unlink(missing_ok=True)
+        _discard(temp)
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc)
             raise SpoolError(f"cannot write to the spool {folder}: {reason}") from None
@@ -110,18 +113,18 @@ def spool_message(folder: Path, stream: BinaryIO, queue: str | None = None) -> s
     return name
 
 
-def make_folders(folder: Path) -> None:
+def make_folders(folder: StrPath) -> None:
     """Create the spool folder with tmp/ and new/ (0700) where missing; not its parents,
     so a mistyped path fails instead of growing a tree nobody drains."""
     created = False
-    for path in (folder, folder / "tmp", folder / "new"):
+    for path in (folder, os.path.join(folder, "tmp"), os.path.join(folder, "new")):
         try:
             os.mkdir(path, 0o700)
             created = True
         except FileExistsError:
             pass
     if created:  # the new entries must survive a crash as the message will
-        _fsync_folder(folder.parent)
+        _fsync_folder(os.path.dirname(os.path.abspath(folder)))
         _fsync_folder(folder)
 
 
@@ -150,7 +153,7 @@ def queue_of(name: str) -> str | None:
     return unquote(quoted) or None
 
 
-def _create(folder: Path, temp: Path) -> int:
+def _create(folder: StrPath, temp: str) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         return os.open(temp, flags, 0o600)
@@ -167,7 +170,15 @@ def _copy(stream: BinaryIO, fd: int) -> None:
             view = view[os.write(fd, view) :]
 
 
-def _fsync_folder(path: Path) -> None:
+def _discard(temp: str) -> None:
+    # Not contextlib.suppress: contextlib would be one more import for every message.
+    try:  # noqa: SIM105
+        os.unlink(temp)
+    except OSError:  # gone already, or a later drain removes it as stale
+        pass
+
+
+def _fsync_folder(path: StrPath) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

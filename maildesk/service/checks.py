@@ -183,7 +183,7 @@ def check_spool(config: Config) -> str:
 
     if config.source != "<defaults>":
         try:
-            seen = spool_folder(Path(config.source))
+            seen = Path(spool_folder(config.source))
         except SpoolError as exc:
             raise MaildeskError(f"spool: {exc}") from None
         if seen != config.spool:
