@@ -189,10 +189,10 @@ def test_a_spool_line_the_pipe_cannot_read_is_refused(line):
 
 def test_a_relative_spool_is_beside_the_config(tmp_path, monkeypatch):
     (tmp_path / "maildesk.yaml").write_text("spool: in/here\n")
-    assert spool_folder(tmp_path / "maildesk.yaml") == str(tmp_path / "in" / "here")
+    assert spool_folder(tmp_path / "maildesk.yaml") == str(tmp_path / "in/here")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILDESK_CONFIG", raising=False)
-    assert spool_folder(None) == str(tmp_path / "in" / "here")  # ./maildesk.yaml
+    assert spool_folder(None) == str(tmp_path / "in/here")  # ./maildesk.yaml
 
 
 def test_names_sort_by_time_and_carry_any_queue():

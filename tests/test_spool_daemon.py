@@ -58,3 +58,17 @@ def test_kill_9_mid_drain_then_restart_loses_and_doubles_nothing(tmp_path):
     assert sorted(db.subjects()) == sorted(f"spooled {i}" for i in range(total))
     assert list((config.parent / "spool" / "new").iterdir()) == []
     db.close()
+
+
+def test_a_spool_that_cannot_be_made_is_not_a_failing_source(tmp_path):
+    # Users who never pipe mail must not see an alarm for a spool they do not use.
+    config = desk_dir(tmp_path / "desk", [])
+    with config.open("a") as fh:
+        fh.write("spool: maildesk.yaml/spool\n")  # under a file: cannot exist
+    done = maildesk(config, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "cannot create it" in done.stderr
+    assert maildesk(config, "status").returncode == 0
+    assert spool_row(config)["failing"] is False
+    checked = maildesk(config, "check")
+    assert "ok   spool: " in checked.stdout and "may not write" in checked.stdout

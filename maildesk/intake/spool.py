@@ -53,7 +53,7 @@ def spool_folder(config_arg: StrPath | None) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpoolError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     folder = read_spool_key(text, path) or DEFAULT_FOLDER
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), folder))
+    return os.path.join(os.path.dirname(os.path.abspath(path)), folder)
 
 
 def read_spool_key(text: str, where: str) -> str | None:

@@ -186,16 +186,20 @@ def check_spool(config: Config) -> str:
             seen = Path(spool_folder(config.source))
         except SpoolError as exc:
             raise MaildeskError(f"spool: {exc}") from None
-        if seen != config.spool:
+        if seen.resolve() != config.spool.resolve():  # the same folder, however named
             raise MaildeskError(
                 f"spool: `maildesk ingest -` reads {seen} from {config.source}, the daemon "
                 f"{config.spool}; write spool: as a plain path on one line, at the top level"
             )
     folder = config.spool
     if not folder.is_dir():
-        if not os.access(folder.parent, os.W_OK | os.X_OK):
-            raise MaildeskError(f"spool: cannot create {folder} (its folder must exist, writable)")
-        return f"{folder} is created by the first `maildesk ingest -`"
+        # Not a failure: only a spool that exists has mail in it, and the MTA's user (not
+        # necessarily this one) is who creates it.
+        here = "" if os.access(folder.parent, os.W_OK | os.X_OK) else " not"
+        return (
+            f"{folder} is created by the first `maildesk ingest -` (this user may{here} "
+            f"write in {folder.parent}; the MTA's user must)"
+        )
     # A missing tmp/ or new/ is made at the first write, inside the spool folder.
     needed = [folder / d if (folder / d).is_dir() else folder for d in ("tmp", "new")]
     locked = sorted({str(p) for p in needed if not os.access(p, os.W_OK | os.X_OK)})

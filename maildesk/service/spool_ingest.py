@@ -48,21 +48,28 @@ class SpoolIngest(SourceIngest):
         self._idle_since: float | None = None  # when an empty spool was last recorded
 
     def open(self) -> None:
-        """Create the spool's folders if the MTA has not yet (raises OSError if it cannot)."""
-        make_folders(self.config.path)
+        """Create the spool's folders if the MTA has not yet; a spool that cannot be made
+        here holds nothing to drain (the pipe could not write it either), so only warn."""
+        try:
+            make_folders(self.config.path)
+        except OSError as exc:
+            log.warning(
+                "spool %s: cannot create it (%s); `maildesk ingest -` exits 75 until it "
+                "exists: set spool: in maildesk.yaml to a folder the MTA's user may write",
+                self.config.path,
+                exc.strerror or exc,
+            )
         self.lease.record("connected")
 
     def sync(self, interrupt: threading.Event | None = None) -> int:
         """Ingest the spooled messages, batch by batch; the number committed."""
-        self._clean_tmp()
         self._seen = _mtime(self.new)
+        if self._seen is None:  # no spool (yet): nothing was piped
+            return self._idle()
+        self._clean_tmp()
         waiting = waiting_messages(self.config.path)
         if not waiting:
-            now = time.monotonic()
-            if self._idle_since is None or now - self._idle_since > IDLE_RECORD_SECONDS:
-                self.lease.record("idle", success=True, backlog=0)
-                self._idle_since = now
-            return 0
+            return self._idle()
         self._idle_since = None
         log.info("spool %s: %d message(s) to ingest", self.config.path, len(waiting))
         done = 0
@@ -91,6 +98,14 @@ class SpoolIngest(SourceIngest):
     def close(self) -> None:
         self._seen = None
 
+    def _idle(self) -> int:
+        """Record an empty spool, at most every IDLE_RECORD_SECONDS (each is a transaction)."""
+        now = time.monotonic()
+        if self._idle_since is None or now - self._idle_since > IDLE_RECORD_SECONDS:
+            self.lease.record("idle", success=True, backlog=0)
+            self._idle_since = now
+        return 0
+
     def _source(self, path: Path) -> SourceInfo:
         return SourceInfo(source=self.name, queue=queue_of(path.name) or self.config.queue)
 
@@ -113,7 +128,7 @@ def waiting_messages(folder: Path) -> list[Path]:
     try:
         with os.scandir(folder / "new") as entries:
             names = [e.name for e in entries if not e.name.startswith(".") and e.is_file()]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return [folder / "new" / name for name in sorted(names)]
 
@@ -134,7 +149,8 @@ def _remove(path: Path) -> None:
 
 
 def _mtime(folder: Path) -> int | None:
+    """new/'s modification time (a delivery changes it); None when there is no new/."""
     try:
         return folder.stat().st_mtime_ns
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
