@@ -58,8 +58,9 @@ while pending or running:
 """
 
 
-def drain(desk_dir: Path) -> tuple[int, float]:
-    """Drain the spool as the daemon's worker does: (messages, seconds)."""
+def drain(desk_dir: Path) -> tuple[int, float, float]:
+    """Drain the spool as the daemon's worker does: (messages, seconds until the last
+    commit, seconds to delete the files from cur/ afterwards, as the idle daemon does)."""
     from maildesk.common.config import load_config
     from maildesk.service.desk import Desk, settle_heap
     from maildesk.service.spool_ingest import SpoolIngest
@@ -73,7 +74,9 @@ def drain(desk_dir: Path) -> tuple[int, float]:
         started, done = time.perf_counter(), 0
         while count := worker.sync():
             done += count
-        return done, time.perf_counter() - started
+        committed = time.perf_counter()
+        worker.close()
+        return done, committed - started, time.perf_counter() - committed
     finally:
         desk.close()
 
@@ -118,11 +121,11 @@ def main() -> None:
         floor = [float(w) for k, w, _, _ in rows if k == "1"]
         sizes = [m.stat().st_size for m in messages]
         spooled = len(waiting_messages(work / "spool"))
-        drained, seconds = drain(work) if spooled else (0, 0.0)
+        drained = drain(work) if spooled else (0, 0.0, 0.0)
         errors = log.read_text(errors="replace")[-2000:] if log.exists() else ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(args, calls, floor, sizes, (spooled, drained, seconds), errors)
+    report(args, calls, floor, sizes, (spooled, *drained), errors)
 
 
 def report(args, calls, floor, sizes, drained, errors) -> None:
@@ -130,7 +133,7 @@ def report(args, calls, floor, sizes, drained, errors) -> None:
     rss = sorted(c[1] for c in calls)
     codes = {code: sum(1 for c in calls if c[2] == code) for code in {c[2] for c in calls}}
     q = statistics.quantiles(walls, n=100) if len(walls) > 1 else walls * 99
-    spooled, done, seconds = drained
+    spooled, done, seconds, deleting = drained
     print(
         f"calls           {args.n} x `maildesk ingest -` from {args.repo}, {args.parallel} at a time"
     )
@@ -149,6 +152,7 @@ def report(args, calls, floor, sizes, drained, errors) -> None:
         print(
             f"drain           {done} of {spooled} spooled messages in {seconds:.2f} s ({done / seconds:.0f} messages/s)"
         )
+        print(f"cur/ emptied    in {deleting:.2f} s afterwards (the idle daemon's job)")
     else:
         print("drain           nothing spooled (this maildesk ingests `-` at once)")
     print(f"bench RSS       {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

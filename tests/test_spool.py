@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from io import BytesIO
 from pathlib import Path
@@ -54,8 +55,8 @@ def test_the_pipe_spools_durably_and_the_drain_makes_the_ticket(desk_dir):
     assert done.stdout == f"-: spooled {name}\n"
     spool = desk_dir / "spool"
     assert stat.S_IMODE((spool / "new" / name).stat().st_mode) == 0o600
-    modes = [stat.S_IMODE(p.stat().st_mode) for p in (spool, spool / "tmp", spool / "new")]
-    assert modes == [0o700] * 3
+    folders = [spool, spool / "tmp", spool / "new", spool / "cur"]
+    assert [stat.S_IMODE(p.stat().st_mode) for p in folders] == [0o700] * 4
     assert list((spool / "tmp").iterdir()) == []
     assert tickets(desk_dir) == []  # the daemon's job, or --spool's
 
@@ -203,7 +204,7 @@ def test_names_sort_by_time_and_carry_any_queue():
     assert (queue_of(first), queue_of(second)) == ("billing, EU/2: ünïcode", None)
 
 
-def test_the_drain_removes_tmp_files_a_failed_writer_left(make_desk, tmp_path):
+def test_the_drain_moves_what_it_took_to_cur_then_deletes_it_and_old_tmp_files(make_desk, tmp_path):
     desk = make_desk()
     folder = tmp_path / "spool"
     spool_message(folder, BytesIO(make_mail(subject="kept")))
@@ -217,3 +218,7 @@ def test_the_drain_removes_tmp_files_a_failed_writer_left(make_desk, tmp_path):
     assert drain.sync() == 1
     assert sorted(p.name for p in (folder / "tmp").iterdir()) == ["fresh"]
     assert list((folder / "new").iterdir()) == []
+    assert len(list((folder / "cur").iterdir())) == 1  # committed: never taken again
+    assert drain.sync() == 0
+    drain.wait(0.3, threading.Event())
+    assert list((folder / "cur").iterdir()) == []  # deleted while waiting for mail

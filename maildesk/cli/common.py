@@ -38,7 +38,7 @@ class CliContext:
 
     @property
     def path(self) -> Path:
-        from maildesk.common.config import config_path
+        from maildesk.common.config_location import config_path
 
         return config_path(self.config_path_arg)
 

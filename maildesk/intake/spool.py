@@ -1,8 +1,9 @@
 """The spool `maildesk ingest -` writes into, so an MTA's pipe costs a file write.
 
-A Maildir-like folder: a message is written to tmp/, fsynced, renamed into new/, and
-new/ is fsynced; once the writer exits 0 the message survives a crash or power loss.
-The daemon drains new/ (`maildesk.service.spool_ingest`). Files are 0600, folders 0700.
+A Maildir: a message is written to tmp/, fsynced, renamed into new/, and new/ is
+fsynced; once the writer exits 0 the message survives a crash or power loss. The
+daemon drains new/ into cur/ (`maildesk.service.spool_ingest`). Files are 0600,
+folders 0700.
 
 An MTA runs the writer once per message, so its start-up is the whole cost: this
 module imports only the standard library and reads maildesk.yaml's `spool:` line
@@ -44,7 +45,7 @@ def spool_folder(config_arg: StrPath | None) -> str:
     $MAILDESK_CONFIG, or ./maildesk.yaml) names, read without loading the config."""
     path = config_file(config_arg)
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # as YAML, a BOM is no part of it
             text = fh.read()
     except FileNotFoundError:
         if config_named(config_arg):
@@ -114,10 +115,10 @@ def spool_message(folder: StrPath, stream: BinaryIO, queue: str | None = None) -
 
 
 def make_folders(folder: StrPath) -> None:
-    """Create the spool folder with tmp/ and new/ (0700) where missing; not its parents,
-    so a mistyped path fails instead of growing a tree nobody drains."""
+    """Create the spool folder with tmp/, new/ and cur/ (0700) where missing; not its
+    parents, so a mistyped path fails instead of growing a tree nobody drains."""
     created = False
-    for path in (folder, os.path.join(folder, "tmp"), os.path.join(folder, "new")):
+    for path in (folder, *(os.path.join(folder, sub) for sub in ("tmp", "new", "cur"))):
         try:
             os.mkdir(path, 0o700)
             created = True

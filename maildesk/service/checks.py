@@ -200,8 +200,8 @@ def check_spool(config: Config) -> str:
             f"{folder} is created by the first `maildesk ingest -` (this user may{here} "
             f"write in {folder.parent}; the MTA's user must)"
         )
-    # A missing tmp/ or new/ is made at the first write, inside the spool folder.
-    needed = [folder / d if (folder / d).is_dir() else folder for d in ("tmp", "new")]
+    # A missing tmp/, new/ or cur/ is made at the first write, inside the spool folder.
+    needed = [folder / d if (folder / d).is_dir() else folder for d in ("tmp", "new", "cur")]
     locked = sorted({str(p) for p in needed if not os.access(p, os.W_OK | os.X_OK)})
     if locked:
         raise MaildeskError(f"spool: cannot write into {' and '.join(locked)}")
