@@ -4,8 +4,8 @@
 
 Each call is a real process (`python -P -m maildesk`, maildesk from --repo, default
 this checkout; or the installed console script with --script) fed one message of the
-bench corpus (bench/corpus.py) on stdin. Prints each call's wall time (p50/p99) and
-peak RSS, then drains the spool in-process as the daemon's spool worker does and
+bench corpus (bench/corpus.py) on stdin. Prints each call's wall time (p50/p99), CPU
+time (steadier than wall on a busy machine) and peak RSS, then drains the spool in-process as the daemon's spool worker does and
 prints the drain rate. Against a checkout whose `ingest -` still ingests at once
 (--repo), the spool stays empty and the calls' cost is the whole story.
 
@@ -54,7 +54,8 @@ while pending or running:
     pid, status, usage = os.wait4(-1, 0)
     kind, started = running.pop(pid)
     wall = time.perf_counter() - started
-    print(kind, wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    cpu = usage.ru_utime + usage.ru_stime
+    print(kind, wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
 """
 
 
@@ -117,8 +118,8 @@ def main() -> None:
             launcher, input="\n".join(jobs), capture_output=True, text=True, check=True
         ).stdout
         rows = [line.split() for line in out.splitlines()]
-        calls = [(float(w), float(r), int(c)) for k, w, r, c in rows if k == "0"]
-        floor = [float(w) for k, w, _, _ in rows if k == "1"]
+        calls = [(float(w), float(r), int(c), float(u)) for k, w, u, r, c in rows if k == "0"]
+        floor = [float(w) for k, w, *_ in rows if k == "1"]
         sizes = [m.stat().st_size for m in messages]
         spooled = len(waiting_messages(work / "spool"))
         drained = drain(work) if spooled else (0, 0.0, 0.0)
@@ -143,6 +144,10 @@ def report(args, calls, floor, sizes, drained, errors) -> None:
     print(f"exit codes      {codes}")
     print(
         f"wall per call   p50 {q[49]:.1f} ms  p90 {q[89]:.1f} ms  p99 {q[98]:.1f} ms  max {walls[-1]:.1f} ms"
+    )
+    cpu = sorted(c[3] * 1000 for c in calls)
+    print(
+        f"CPU per call    p50 {statistics.median(cpu):.1f} ms  max {cpu[-1]:.1f} ms (user + system)"
     )
     print(f"peak RSS        p50 {statistics.median(rss):.1f} MB  max {rss[-1]:.1f} MB per process")
     print(
