@@ -65,6 +65,7 @@ def test_the_pipe_spools_durably_and_the_drain_makes_the_ticket(desk_dir):
     assert drained.output.endswith(": 1 message(s) ingested from the spool\n")
     assert [t["subject"] for t in tickets(desk_dir)] == ["Printer on fire"]
     assert spooled(desk_dir) == []
+    assert list((spool / "cur").iterdir()) == []  # taken, then deleted
 
 
 def test_the_queue_travels_with_the_spooled_message(desk_dir):

@@ -37,6 +37,7 @@ CLEAN_TMP_SECONDS = 3600.0
 # An empty spool is recorded as idle (a transaction) this often, not at every poll.
 IDLE_RECORD_SECONDS = 30.0
 DELETE_CHUNK = 50  # files deleted from cur/ between two looks at new/
+CLOSE_DELETE_LIMIT = 2000  # at close: a few seconds at most; the rest goes next time
 
 
 class SpoolIngest(SourceIngest):
@@ -104,7 +105,7 @@ class SpoolIngest(SourceIngest):
 
     def close(self) -> None:
         """Empty cur/ (what `ingest --spool` took; the daemon's wait() does it as it goes)."""
-        _delete_files(self.taken)
+        _delete_files(self.taken, limit=CLOSE_DELETE_LIMIT)
         self._seen = None
 
     def _idle(self) -> int:
