@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.resources import example_rules
 from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade

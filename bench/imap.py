@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from maildesk.common.config import load_config  # noqa: E402
+from maildesk.common.config_file import load_config  # noqa: E402
 from maildesk.service.desk import Desk, settle_heap  # noqa: E402
 from maildesk.service.ingest_results import SourceInfo  # noqa: E402
 from maildesk.service.mailbox_ingest import MailboxIngest  # noqa: E402

@@ -69,7 +69,7 @@ def write_message(path: Path, size: int, seed: int = 1) -> str:
 
 def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
-    from maildesk.common.config import load_config
+    from maildesk.common.config_file import load_config
     from maildesk.intake.parser_children import shared_sandbox
     from maildesk.service.desk import Desk
     from maildesk.store.db import make_engine, upgrade

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.resources import example_rules
 from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.store.db import make_engine, reader, upgrade
 from maildesk.store.models import Lease, MailboxState, Message, Receipt, Ticket
 from tests.conftest import write_config

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.common.config import TicketsConfig, load_config
+from maildesk.common.config import TicketsConfig
+from maildesk.common.config_file import load_config
 from maildesk.common.errors import ConfigError
 from maildesk.intake.parse import parse_message
 from maildesk.triage.agent_auth import AgentAuth, authenticate_agent

@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from maildesk.common.config import ConfigError, load_config
+from maildesk.common.config_file import load_config
+from maildesk.common.errors import ConfigError
 from maildesk.store.blob_chunks import BlobMismatch, ChunkBlobs
 from tests.conftest import write_config
 

@@ -30,7 +30,7 @@ def test_ingest_file_and_stdin_then_list_and_show_json(desk_dir, tmp_path):
     eml.write_bytes(make_mail(subject="Cannot log in", message_id="<cli-1@example.org>"))
     assert "created MD-1" in run(desk_dir, "ingest", str(eml)).output
     reply = make_mail(subject="Re: [MD-1] Cannot log in", body="Still broken")
-    assert "added MD-1" in run(desk_dir, "ingest", "-", input=reply).output
+    assert "added MD-1" in run(desk_dir, "ingest", "--now", "-", input=reply).output
 
     listed = json.loads(run(desk_dir, "tickets", "list", "--json").output)
     assert len(listed) == 1

@@ -17,13 +17,13 @@ main()
 """
 
 
-def modules_loaded(tmp_path: Path, *args: str) -> set[str]:
+def modules_loaded(tmp_path: Path, *args: str, stdin: bytes = b"") -> set[str]:
     """The modules a real `maildesk ARGS` process had imported when it exited."""
     out = tmp_path / "modules.json"
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True
+        [sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, input=stdin
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr.decode()
     return set(json.loads(out.read_text()))
 
 
@@ -39,7 +39,27 @@ def test_listing_tickets_loads_no_pipeline_rules_templates_or_mail_servers(tmp_p
     loaded = modules_loaded(
         tmp_path, "--config", str(desk_dir / "maildesk.yaml"), "tickets", "list"
     )
-    unused = {"jinja2", "imapclient", "aiosmtplib", "mailparser", "nh3", "re2"}
+    unused = {"jinja2", "imapclient", "aiosmtplib", "mailparser", "nh3", "re2", "alembic"}
     assert loaded & unused == set()
     stages = {m.split(".")[1] for m in loaded if m.startswith("maildesk.") and "." in m}
     assert stages <= {"cli", "common", "store"}, stages
+
+
+def test_the_mta_pipe_loads_neither_click_nor_the_config_model_nor_the_pipeline(tmp_path):
+    from tests.conftest import make_mail, write_config
+
+    config = write_config(tmp_path / "desk")
+    loaded = modules_loaded(tmp_path, "--config", str(config), "ingest", "-", stdin=make_mail())
+    assert list((tmp_path / "desk" / "spool" / "new").iterdir()) != []
+    heavy = {"click", "sqlalchemy", "pydantic", "yaml", "jinja2", "alembic", "email"}
+    assert loaded & heavy == set()
+    ours = {m for m in loaded if m.startswith("maildesk")}
+    assert ours == {
+        "maildesk",
+        "maildesk.cli",
+        "maildesk.cli.mta_pipe",
+        "maildesk.common",
+        "maildesk.common.config_location",
+        "maildesk.intake",
+        "maildesk.intake.spool",
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.errors import ConfigError
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from maildesk.cli import cli
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.service.desk import Desk
 from maildesk.store.db import make_engine, upgrade
 from tests.conftest import make_mail, write_config

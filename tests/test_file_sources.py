@@ -79,7 +79,7 @@ def test_maildir_unseen_messages_are_ingested_and_marked_seen(desk_dir, tmp_path
 def test_a_crash_before_marking_seen_ingests_nothing_twice(desk_dir, tmp_path):
     box = make_maildir(tmp_path / "Maildir")
     deliver(box, "new/1.A.host", make_mail(subject="Only once"), 100)
-    from maildesk.common.config import load_config
+    from maildesk.common.config_file import load_config
     from maildesk.service.desk import Desk
 
     desk = Desk.build(load_config(desk_dir / "maildesk.yaml"))
@@ -100,7 +100,7 @@ def test_a_message_taken_by_another_reader_is_skipped(desk_dir, tmp_path):
     box = make_maildir(tmp_path / "Maildir")
     deliver(box, "new/1.A.host", make_mail(subject="Ours"), 100)
     deliver(box, "new/2.B.host", make_mail(subject="Taken"), 200)
-    from maildesk.common.config import load_config
+    from maildesk.common.config_file import load_config
     from maildesk.service.desk import Desk
 
     maildir = Maildir(box)
@@ -122,7 +122,7 @@ def test_a_message_taken_by_another_reader_is_skipped(desk_dir, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "give message FILES (or -) or --maildir DIR, one of them"),
+        ((), "give message FILES (or -), --maildir DIR or --spool, one of them"),
         (("a.eml", "-"), "- (a message on stdin) must be the only argument"),
     ],
 )
@@ -154,7 +154,8 @@ def test_the_daemon_polls_a_maildir_and_reports_it_in_status(tmp_path):
         wait_until(lambda: db.tickets() == 2, 10, "the new message", daemon)
         seen = ["1.A.host:2,S", "2.B.host:2,S"]
         wait_until(lambda: _names(box / "cur") == seen, 5, "both marked seen", daemon)
-        (row,) = json.loads(maildesk(config, "status", "--json").stdout)
+        rows = json.loads(maildesk(config, "status", "--json").stdout)
+        (row,) = [r for r in rows if r["name"] == "local"]  # the other is the spool
         assert (row["name"], row["state"], row["backlog"]) == ("local", "idle", 0)
         assert db.subjects() == ["Arrived while running", "Waiting before start"]
         assert daemon.stop() == 0
@@ -192,7 +193,8 @@ def _names(folder) -> list[str]:
 
 
 def test_a_maildir_may_not_take_a_mailbox_name(tmp_path):
-    from maildesk.common.config import ConfigError, load_config
+    from maildesk.common.config_file import load_config
+    from maildesk.common.errors import ConfigError
 
     path = tmp_path / "maildesk.yaml"
     path.write_text(

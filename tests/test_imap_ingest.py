@@ -227,7 +227,7 @@ def test_xoauth2_login_with_a_token_command(dovecot, make_desk, tmp_path):
 
 
 def test_password_and_token_together_are_rejected(tmp_path):
-    from maildesk.common.config import load_config
+    from maildesk.common.config_file import load_config
     from maildesk.common.errors import ConfigError
     from tests.conftest import write_config
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.common import metrics
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.errors import ConfigError
 from maildesk.service import metrics_server
 from maildesk.service.ingest_results import SourceInfo

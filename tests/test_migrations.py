@@ -168,6 +168,23 @@ def test_revisions_form_one_chain_whose_headers_match_the_code():
         assert (revises.group(1) or None) == script.down_revision, script.path
 
 
+def test_the_schema_check_knows_the_newest_migration(tmp_path):
+    # Commands check the revision with a plain query against HEAD_REVISION, not Alembic.
+    from maildesk.common.errors import SchemaOutOfDate
+    from maildesk.store.db import HEAD_REVISION, require_current_schema
+
+    assert HEAD_REVISION == HEAD, "a new migration: set maildesk.store.db.HEAD_REVISION"
+    engine = make_engine(f"sqlite:///{tmp_path / 'check.db'}")
+    with pytest.raises(SchemaOutOfDate, match="has no maildesk schema"):
+        require_current_schema(engine)
+    upgrade(engine, REVISIONS[-2])
+    with pytest.raises(SchemaOutOfDate, match=f"is at revision {REVISIONS[-2]}, but this"):
+        require_current_schema(engine)
+    upgrade(engine)
+    require_current_schema(engine)
+    engine.dispose()
+
+
 def test_no_migration_imports_maildesk():
     # A migration that reads the live models would change when they change, and an old
     # database would be upgraded to something its revision never described.

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from maildesk.cli import cli
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.errors import TemporaryFailure
 from tests.conftest import write_config
 

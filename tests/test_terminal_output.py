@@ -18,7 +18,7 @@ def _ingest_hostile(desk_dir) -> None:
     encoded = "=?utf-8?b?" + base64.b64encode(SUBJECT.encode()).decode() + "?="
     raw = make_mail(subject="placeholder", body="Hello\n\x1b[2Jcleared?\x7f\n")
     raw = raw.replace(b"Subject: placeholder", b"Subject: " + encoded.encode())
-    result = run_maildesk(desk_dir, "ingest", "-", input=raw)
+    result = run_maildesk(desk_dir, "ingest", "--now", "-", input=raw)
     assert result.exit_code == 0, result.output
 
 

@@ -52,12 +52,12 @@ class CliContext:
 
     @property
     def path(self) -> Path:
-        from maildesk.common.config import config_path
+        from maildesk.common.config_location import config_path
 
         return config_path(self.config_path_arg)
 
     def config(self) -> Config:
-        from maildesk.common.config import load_config
+        from maildesk.common.config_file import load_config
 
         if self._config is None:
             explicit = self.config_path_arg is not None

@@ -111,12 +111,14 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
     """Show each mailbox: state, owning daemon, last success, backlog and last error;
-    then each daemon: how many mailboxes it holds, since when, whether it is alive.
+    for this machine's spool, the messages waiting in it and when the oldest came; then
+    each daemon: how many mailboxes it holds, since when, whether it is alive.
 
     Exits 1 when a mailbox is failing, so a monitoring check can call it.
     """
     from sqlalchemy.orm import Session
 
+    from maildesk.service.spool_ingest import spool_backlog
     from maildesk.store.db import reader
     from maildesk.store.leases import heartbeats
     from maildesk.store.mailboxes import mailbox_status
@@ -125,6 +127,12 @@ def status(cli: CliContext, as_json: bool) -> None:
     with Session(reader(desk.engine)) as session:
         rows = mailbox_status(session, desk.config)
         beats = heartbeats(session)
+    spool = desk.config.spool_source
+    waiting, oldest = spool_backlog(spool.path)
+    for row in rows:  # what the spool holds now, not what the daemon last saw
+        row["oldest_at"] = oldest if row["name"] == spool.name else None
+        if row["name"] == spool.name:
+            row["backlog"] = waiting
     if as_json:
         print_json(rows)
     elif not rows:
@@ -156,10 +164,14 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
         error = error.partition("): ")[2]  # the table already names the mailbox
     if error and row["last_error_at"]:
         error = f"{_ago(row['last_error_at'], row['now'])}: {error}"
+    backlog = row["backlog"]
+    if row["oldest_at"] is not None:
+        backlog = f"{backlog}, oldest {_ago(row['oldest_at'], row['now']) or 'now'}"
     return {
         **row,
         "daemon": row["holder"] or "-",
         "last_success": _ago(row["last_success_at"], row["now"]) or "never",
+        "backlog": backlog,
         "error": error or "",
     }
 
@@ -175,16 +187,18 @@ _DAEMON_COLUMNS = [
 
 def _daemons(beats: list[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One line per daemon that registered a heartbeat: what it holds, whether it lives."""
+    from maildesk.common.config import SPOOL_PREFIX
     from maildesk.service.balancer import fair_share
 
     now = rows[0]["now"] if rows else max(b.expires_at for b in beats)
+    shared = [r for r in rows if not r["name"].startswith(SPOOL_PREFIX)]  # spools: per machine
     sharing = [b for b in beats if b.live and b.token > 0]  # token: mailboxes it serves
-    share = fair_share(len(rows), len(sharing))
+    share = fair_share(len(shared), len(sharing))
     shown = f"{share.low}" if share.low == share.high else f"{share.low}-{share.high}"
     lines = []
     for beat in beats:
         holder = beat.holder or "-"
-        held = sum(r["holder"] == beat.holder for r in rows) if beat.live else 0
+        held = sum(r["holder"] == beat.holder for r in shared) if beat.live else 0
         lines.append(
             {
                 "holder": holder,

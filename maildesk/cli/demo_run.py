@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from maildesk.common.config import load_config
+from maildesk.common.config_file import load_config
 from maildesk.common.resources import example_config, example_rules, sample_messages
 from maildesk.outgoing.render_jobs import render_entry
 from maildesk.service.desk import Desk

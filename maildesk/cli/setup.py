@@ -20,7 +20,7 @@ from maildesk.common.resources import default_templates_dir, example_config, exa
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> None:
     """Write a working maildesk.yaml, rules.yaml and templates/ into DIRECTORY."""
-    from maildesk.common.config import load_config
+    from maildesk.common.config_file import load_config
     from maildesk.store.db import make_engine, upgrade
 
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the desk's mail goes here

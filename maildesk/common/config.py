@@ -6,26 +6,26 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from maildesk.common.errors import ConfigError, Problem, SecretError
+from maildesk.common.config_location import CONFIG_ENV as CONFIG_ENV
+from maildesk.common.config_location import DEFAULT_CONFIG as DEFAULT_CONFIG
+from maildesk.common.config_location import config_path as config_path
+from maildesk.common.errors import SecretError
 from maildesk.common.redact import remember_secret
-from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
-DEFAULT_CONFIG = "maildesk.yaml"
-CONFIG_ENV = "MAILDESK_CONFIG"
 MIN_PARSER_MEMORY = 64 << 20  # limits.parser_memory_bytes, when set
+SPOOL_PREFIX = "spool@"
 # An authserv-id as authres reads it: an RFC 5322 dot-atom, in practice a host name.
 _AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
@@ -231,6 +231,21 @@ class MaildirConfig(_Section):
     batch_size: int = Field(default=200, ge=1, le=5000)
 
 
+class SpoolConfig(_Section):
+    """The spool `maildesk ingest -` writes into, as the daemon drains it. Not written
+    by hand: maildesk.yaml names only its folder (`spool:`); see `Config.spool_source`."""
+
+    name: str
+    path: Path
+    queue: str | None = None  # spooled files carry their own queue, if any
+    # The drain also wakes within 0.1 s when new/ changes (service.spool_ingest).
+    poll_seconds: float = 1.0
+    batch_size: int = 200
+
+
+SourceConfig = MailboxConfig | MaildirConfig | SpoolConfig
+
+
 class SmtpConfig(_Section):
     host: str = "localhost"
     port: int | None = None
@@ -292,6 +307,9 @@ class Config(_Section):
     templates: Path | None = None
     mailboxes: list[MailboxConfig] = []
     maildirs: list[MaildirConfig] = []
+    # Where `maildesk ingest -` spools messages for the daemon. The MTA's pipe reads this
+    # line without the YAML library (intake.spool): keep it a plain path on one line.
+    spool: Path = Path("spool")
     daemon: DaemonConfig = DaemonConfig()
     smtp: SmtpConfig = SmtpConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -334,6 +352,11 @@ class Config(_Section):
             raise ValueError(
                 f"maildirs and mailboxes share one set of names; repeated: {', '.join(dupes)}"
             )
+        reserved = sorted(n for n in [*taken, *names] if n.startswith(SPOOL_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"names starting with {SPOOL_PREFIX} are the spool's; rename {', '.join(reserved)}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -348,9 +371,16 @@ class Config(_Section):
         return self
 
     @property
-    def sources(self) -> list[MailboxConfig | MaildirConfig]:
-        """Everything the daemon ingests: IMAP mailboxes, then Maildirs."""
-        return [*self.mailboxes, *self.maildirs]
+    def spool_source(self) -> SpoolConfig:
+        """The spool as a source: one per machine (node), since each machine's MTA
+        writes its own; daemons on one machine share it through its lease."""
+        node = self.daemon.node or os.uname().nodename
+        return SpoolConfig(name=f"{SPOOL_PREFIX}{node}", path=self.spool)
+
+    @property
+    def sources(self) -> list[SourceConfig]:
+        """Everything the daemon ingests: IMAP mailboxes, Maildirs, then the spool."""
+        return [*self.mailboxes, *self.maildirs, self.spool_source]
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password filled in from its secret, if any."""
@@ -362,98 +392,3 @@ class Config(_Section):
             return self.database.url
         secret = self.database.password.read("database password")
         return url.set(password=secret).render_as_string(hide_password=False)
-
-
-def config_path(explicit: str | Path | None) -> Path:
-    """The config file to use: --config, then $MAILDESK_CONFIG, then ./maildesk.yaml."""
-    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-
-
-def load_config(path: Path, *, missing_ok: bool = False) -> Config:
-    """Load and validate maildesk.yaml; raise ConfigError listing every problem."""
-    if missing_ok and not path.exists():
-        return _resolve_paths(Config(), Path.cwd())
-    doc, problems = load_yaml_file(path)
-    if problems:
-        raise ConfigError(str(path), problems)
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), [doc.problem((), "the file must be a mapping of sections")])
-    try:
-        config = Config.model_validate({**data, "source": str(path)})
-    except ValidationError as exc:
-        raise ConfigError(str(path), _problems_from(exc, doc)) from None
-    return _resolve_paths(config, path.resolve().parent)
-
-
-def _resolve_paths(config: Config, base: Path) -> Config:
-    """Every relative path in the config (files, folders, SQLite URL) made relative to `base`."""
-    config = _absolutize(config, base)
-    url = config.database.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel = url.removeprefix("sqlite:///")
-        if rel and rel != ":memory:":
-            database = config.database.model_copy(update={"url": f"sqlite:///{base / rel}"})
-            config = config.model_copy(update={"database": database})
-    return config
-
-
-def _absolutize(value: Any, base: Path) -> Any:
-    if isinstance(value, Path):
-        return value if value.is_absolute() else base / value
-    if isinstance(value, list):
-        return [_absolutize(v, base) for v in value]
-    if isinstance(value, BaseModel):
-        updates = {
-            name: _absolutize(getattr(value, name), base) for name in type(value).model_fields
-        }
-        return value.model_copy(update=updates)
-    return value
-
-
-def _problems_from(exc: ValidationError, doc: YamlDocument) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            hint = did_you_mean(str(loc[-1]), allowed) or (
-                f" — allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
-            )
-            message = f"unknown key '{key}'{hint}"
-        elif any(str(part) in _SECRET_KEYS for part in loc):
-            # Never echo what was written where a secret belongs: it may be the secret.
-            how = "{env: NAME}, {file: PATH} or {command: CMD}"
-            message = f"{key}: {error['msg']} (write {how})"
-        else:
-            message = f"{key}: {error['msg']} (got {_short(error.get('input'))})"
-        problems.append(doc.problem(loc, message))
-    return problems
-
-
-_SECRET_KEYS = {"password", "oauth2_token", "token", "secret"}
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if model is None:
-            return []
-    return [name for name in model.model_fields if name != "source"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

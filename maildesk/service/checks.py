@@ -174,6 +174,42 @@ def check_maildirs(config: Config) -> str:
     return f"{len(config.maildirs)} readable" if config.maildirs else "none configured"
 
 
+def check_spool(config: Config) -> str:
+    """The MTA pipe finds the same spool as the daemon, and can write into it."""
+    from pathlib import Path
+
+    from maildesk.intake.spool import SpoolError, spool_folder
+    from maildesk.service.spool_ingest import spool_backlog
+
+    if config.source != "<defaults>":
+        try:
+            seen = Path(spool_folder(config.source))
+        except SpoolError as exc:
+            raise MaildeskError(f"spool: {exc}") from None
+        if seen.resolve() != config.spool.resolve():  # the same folder, however named
+            raise MaildeskError(
+                f"spool: `maildesk ingest -` reads {seen} from {config.source}, the daemon "
+                f"{config.spool}; write spool: as a plain path on one line, at the top level"
+            )
+    folder = config.spool
+    if not folder.is_dir():
+        # Not a failure: only a spool that exists has mail in it, and the MTA's user (not
+        # necessarily this one) is who creates it.
+        here = "" if os.access(folder.parent, os.W_OK | os.X_OK) else " not"
+        return (
+            f"{folder} is created by the first `maildesk ingest -` (this user may{here} "
+            f"write in {folder.parent}; the MTA's user must)"
+        )
+    # A missing tmp/, new/ or cur/ is made at the first write, inside the spool folder.
+    needed = [folder / d if (folder / d).is_dir() else folder for d in ("tmp", "new", "cur")]
+    locked = sorted({str(p) for p in needed if not os.access(p, os.W_OK | os.X_OK)})
+    if locked:
+        raise MaildeskError(f"spool: cannot write into {' and '.join(locked)}")
+    waiting, oldest = spool_backlog(folder)
+    since = f", the oldest written {oldest:%Y-%m-%d %H:%M:%S} UTC" if oldest else ""
+    return f"{folder}: {waiting} message(s) waiting{since}"
+
+
 def check_agent_auth(config: Config) -> str:
     """Say how an agent's mail is known to be the agent's; fail when it cannot be."""
     tickets = config.tickets
@@ -223,5 +259,6 @@ CHECKS: list[tuple[str, Callable[[Config], str]]] = [
     ("database", check_database),
     ("knowledge base", check_knowledge_base),
     ("maildirs", check_maildirs),
+    ("spool", check_spool),
     ("agent authentication", check_agent_auth),
 ]

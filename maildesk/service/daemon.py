@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maildesk.common.config import Config, MailboxConfig, MaildirConfig, load_config
+from maildesk.common.config import Config, SourceConfig, SpoolConfig
+from maildesk.common.config_file import load_config
 from maildesk.common.errors import (
     FileProblems,
 )
@@ -44,7 +45,8 @@ SHUTDOWN_GRACE_SECONDS = 60.0
 
 
 class Daemon:
-    """Runs every configured mailbox and the background tasks until told to stop."""
+    """Runs every configured mailbox (and the spool) and the background tasks until told
+    to stop."""
 
     def __init__(
         self,
@@ -64,20 +66,42 @@ class Daemon:
         # Tasks started from signal handlers: the event loop keeps only weak references,
         # so an unreferenced task could be garbage-collected before it finishes.
         self._signal_tasks: set[asyncio.Task[None]] = set()
-        self.balancer = Balancer(
-            desk, self.holder, lambda: {n: w for n, (w, _) in self.workers.items()}
-        )
+        self.balancer = Balancer(desk, self.holder, self._shared_seats)
 
     @property
     def config(self) -> Config:
         return self.desk.config
 
-    def _start_worker(self, mailbox: MailboxConfig | MaildirConfig) -> None:
+    def _shared_seats(self) -> dict[str, MailboxWorker]:
+        """The sources the daemons share out: every one but this machine's spool, which
+        only the daemons on this machine can drain (they take turns through its lease)."""
+        return {n: w for n, (w, _) in self.workers.items() if not _is_spool(w.config)}
+
+    def _start_worker(self, mailbox: SourceConfig) -> None:
+        spool = _is_spool(mailbox)
         worker = MailboxWorker(
-            self.desk, mailbox, self.holder, self.lock, missed=self.balancer.kick
+            self.desk,
+            mailbox,
+            self.holder,
+            self.lock,
+            missed=self._spool_missed(mailbox.name) if spool else self.balancer.kick,
         )
+        if spool:
+            worker.offer()  # not balanced: always wanted here
         task = asyncio.create_task(worker.run(), name=f"mailbox-{mailbox.name}")
         self.workers[mailbox.name] = (worker, task)
+
+    def _spool_missed(self, name: str) -> Callable[[], None]:
+        """Another daemon on this machine drains the spool: try again a round later."""
+
+        def again() -> None:
+            entry = self.workers.get(name)
+            if entry is not None and not self.stopping.is_set():
+                asyncio.get_running_loop().call_later(
+                    self.balancer.round_seconds, entry[0].offer
+                )
+
+        return again
 
     async def _stop_worker(self, name: str) -> None:
         worker, task = self.workers.pop(name)
@@ -93,13 +117,15 @@ class Daemon:
         self._install_signals(loop)
         mailboxes = self.config.sources
         log.info(
-            "maildesk %s started as %s: %d mailbox(es)", _version(), self.holder, len(mailboxes)
+            "maildesk %s started as %s: %d mailbox(es), spool %s",
+            _version(),
+            self.holder,
+            len(mailboxes) - 1,
+            self.config.spool,
         )
-        if not mailboxes:
-            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
-        else:
-            await asyncio.to_thread(self.desk.pipeline.reader.start)
-            await asyncio.to_thread(language.prepare)
+        _warn_if_only_the_spool(self.config)
+        await asyncio.to_thread(self.desk.pipeline.reader.start)
+        await asyncio.to_thread(language.prepare)
         settle_heap()
         for mailbox in mailboxes:
             self._start_worker(mailbox)
@@ -115,8 +141,7 @@ class Daemon:
 
     async def run_once(self) -> int:
         """Ingest every mailbox once, run each background task once; 1 if a mailbox failed."""
-        if not self.config.sources:
-            log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
+        _warn_if_only_the_spool(self.config)
         settle_heap()
         workers = [MailboxWorker(self.desk, m, self.holder, self.lock) for m in self.config.sources]
         outcomes = await asyncio.gather(*(w.run_once() for w in workers))
@@ -179,7 +204,7 @@ class Daemon:
             log.warning("changes to %s take effect after a restart", ", ".join(ignored))
         logging.getLogger().setLevel(new.log_level.upper())
         self.desk.config = old.model_copy(
-            update={"mailboxes": new.mailboxes, "maildirs": new.maildirs}
+            update={"mailboxes": new.mailboxes, "maildirs": new.maildirs, "spool": new.spool}
         )
         self.desk.pipeline.own_addresses |= {
             m.username.lower() for m in new.mailboxes if "@" in m.username
@@ -190,7 +215,7 @@ class Daemon:
         await asyncio.to_thread(self.desk.rules.reload_if_changed)
         log.info("config reloaded: %d mailbox(es)", len(self.workers))
 
-    async def _apply_mailboxes(self, wanted: dict[str, MailboxConfig | MaildirConfig]) -> None:
+    async def _apply_mailboxes(self, wanted: dict[str, SourceConfig]) -> None:
         changed = [
             name
             for name, (worker, _) in self.workers.items()
@@ -204,6 +229,15 @@ class Daemon:
         for name in changed:
             if name not in wanted:
                 log.info("mailbox %s: removed", name)
+
+
+def _warn_if_only_the_spool(config: Config) -> None:
+    if not (config.mailboxes or config.maildirs):
+        log.warning(
+            "nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml (only mail piped "
+            "to `maildesk ingest -` is ingested, from the spool %s)",
+            config.spool,
+        )
 
 
 async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
@@ -222,3 +256,7 @@ def _version() -> str:
     from maildesk import __version__
 
     return __version__
+
+
+def _is_spool(source: SourceConfig) -> bool:
+    return isinstance(source, SpoolConfig)

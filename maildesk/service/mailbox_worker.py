@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
-from maildesk.common.config import MailboxConfig, MaildirConfig
+from maildesk.common.config import MaildirConfig, SourceConfig, SpoolConfig
 from maildesk.common.errors import LeaseLost, MailboxAuthError, MaildeskError
 from maildesk.common.events import first_set
 from maildesk.service.mailbox_ingest import MailboxIngest
 from maildesk.service.maildir_ingest import MaildirIngest
 from maildesk.service.source_ingest import SourceIngest, lease_name
+from maildesk.service.spool_ingest import SpoolIngest
 from maildesk.store import leases
 from maildesk.store.mailboxes import set_state
 
@@ -69,7 +70,7 @@ class MailboxWorker:
     def __init__(
         self,
         desk: Desk,
-        config: MailboxConfig | MaildirConfig,
+        config: SourceConfig,
         holder: str,
         lock: threading.Lock,
         *,
@@ -123,7 +124,11 @@ class MailboxWorker:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     def _ingest(self) -> SourceIngest:
-        kind = MaildirIngest if isinstance(self.config, MaildirConfig) else MailboxIngest
+        kind: type[SourceIngest] = MailboxIngest
+        if isinstance(self.config, MaildirConfig):
+            kind = MaildirIngest
+        elif isinstance(self.config, SpoolConfig):
+            kind = SpoolIngest
         return kind(
             self.desk,
             self.config,

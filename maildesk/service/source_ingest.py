@@ -3,9 +3,9 @@
 With a holder, every write for a source (each batch commit, each state change) renews
 the holder's lease in that transaction, checking its fencing token: a daemon that lost
 the source to another can no longer commit for it, even after taking it back. IMAP
-mailboxes (`mailbox_ingest`) and Maildirs (`maildir_ingest`) are both built through
-`SourceIngest.__init__` and offer the same open / sync / wait / close cycle to the
-mailbox worker.
+mailboxes (`mailbox_ingest`), Maildirs (`maildir_ingest`) and the spool
+(`spool_ingest`) are all built through `SourceIngest.__init__` and offer the same
+open / sync / wait / close cycle to the mailbox worker.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.common.config import MailboxConfig, MaildirConfig
+from maildesk.common.config import SourceConfig
 from maildesk.store import leases
 from maildesk.store.db import temporary_failures
 from maildesk.store.mailboxes import set_state
@@ -69,7 +69,7 @@ class SourceIngest:
     def __init__(
         self,
         desk: Desk,
-        config: MailboxConfig | MaildirConfig,
+        config: SourceConfig,
         *,
         holder: str | None = None,
         token: int | None = None,

@@ -1,4 +1,8 @@
-"""Database engine, sessions and schema migrations (Alembic, run from the package)."""
+"""Database engine, sessions and schema migrations (Alembic, run from the package).
+
+Alembic is imported only to migrate or to show the revisions: every command checks
+the schema, and importing Alembic would cost it more than the rest of its start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,23 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common.errors import SchemaOutOfDate, TemporaryFailure
 from maildesk.store.checkpoint import WRITER_CHECKPOINT_PAGES
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration in migrations/versions; tests/test_migrations.py checks it is
+# Alembic's head, so a new migration must update it.
+HEAD_REVISION = "0005_lease_token"
 
 
 def json_dumps(value: Any) -> str:
@@ -122,6 +128,8 @@ def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -131,20 +139,40 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (default: the newest)."""
     create_private_file(engine, make_folder=True)
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
+
+
+def alembic_head(engine: Engine) -> str:
+    """The newest revision in migrations/versions, as Alembic finds it."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head() or ""
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
     """(revision in the database, newest revision this maildesk knows)."""
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    return current, head or ""
+    return current, alembic_head(engine)
+
+
+def database_revision(engine: Engine) -> str | None:
+    """The revision Alembic recorded in the database (None: no maildesk schema)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        found = list(versions)
+    return found[0] if len(found) == 1 else ",".join(sorted(found)) or None
 
 
 def require_current_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the newest revision."""
-    current, head = schema_revisions(engine)
+    current, head = database_revision(engine), HEAD_REVISION
     if current != head:
         state = "has no maildesk schema" if current is None else f"is at revision {current}"
         raise SchemaOutOfDate(
