@@ -1,7 +1,8 @@
 """Read a bounce (delivery status notification): which of our messages failed, for whom.
 
 Pure: bytes in, a BounceReport out. RFC 3464 reports are read field by field; other
-bounces are searched for our Message-IDs and the X-Maildesk-Ticket header.
+bounces are read by `bounce_text` (flufl.bounce, SES notifications) and searched for
+our Message-IDs and the X-Maildesk-Ticket header.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import HeaderParser
+
+from maildesk.triage.bounce_text import other_report, status_code
 
 _ID = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
@@ -37,6 +40,7 @@ class BounceReport:
     original_message_id: str | None = None
     ticket_ref: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
+    kind: str = "bounce"  # bounce, complaint (ARF, SES) or delivery (SES: it arrived)
 
     @property
     def failed(self) -> list[Recipient]:
@@ -68,7 +72,16 @@ def read_bounce(raw: bytes, *, own_domain: str) -> BounceReport:
         elif ctype in ("text/rfc822-headers", "text/global-headers"):
             headers.append(HeaderParser().parsestr(_text(part)))
     message_id, ref = _original(headers, raw, own_domain)
-    return BounceReport(message_id, ref, recipients)
+    kind = "complaint" if _is_complaint(msg) else "bounce"
+    if not recipients and kind == "bounce":
+        failures, found_id, found_kind = other_report(msg)
+        recipients = [Recipient(*f) for f in failures]
+        message_id, kind = message_id or found_id, found_kind or kind
+    return BounceReport(message_id, ref, recipients, kind)
+
+
+def _is_complaint(msg: Message) -> bool:
+    return any(p.get_content_type() == "message/feedback-report" for p in msg.walk())
 
 
 def _status_blocks(part: Message) -> list[Recipient]:
@@ -83,13 +96,13 @@ def _status_blocks(part: Message) -> list[Recipient]:
         address = _address(block.get("Final-Recipient") or block.get("Original-Recipient"))
         if not address:
             continue  # the per-message block
+        diagnostic = _field(block, "Diagnostic-Code")
         found.append(
             Recipient(
                 address=address,
                 action=_field(block, "Action").lower(),
-                status=_field(block, "Status"),
-                diagnostic=_field(block, "Diagnostic-Code").partition(";")[2].strip()
-                or _field(block, "Diagnostic-Code"),
+                status=status_code(_field(block, "Status"), diagnostic),
+                diagnostic=diagnostic.partition(";")[2].strip() or diagnostic,
             )
         )
     return found

@@ -117,9 +117,7 @@ def check_reply(
         for key in keys.accepted(now):
             if hmac.compare_digest(tag_token, token(key, ref, agent)):
                 return ReplyCheck(True, f"sent to the signed reply address for {ref.upper()}")
-    return ReplyCheck(
-        False, f"its reply address is not the one we gave {agent} for {ref.upper()}"
-    )
+    return ReplyCheck(False, f"its reply address is not the one we gave {agent} for {ref.upper()}")
 
 
 def _signed_tags(recipients: Iterable[str], support: str) -> list[tuple[str, str]]:
