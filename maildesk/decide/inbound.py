@@ -30,7 +30,7 @@ from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
 
-__all__ = ["classify_author", "decide"]
+__all__ = ["classify_author", "decide", "sets_aside"]
 
 OVERSIZED_TAG = "oversized"
 HELD_TAG = "held"
@@ -221,8 +221,9 @@ def _new_ticket(
     ]
     if linked_from:
         decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
-    # Out-of-office replies, bounces and our own mail that match no ticket are kept
-    # quietly: telling anyone about them is how two robots start a conversation.
+    # Automatic mail that matches no ticket is set aside before it gets here (sets_aside);
+    # should it come (a caller that decides without that step), it stays quiet: telling
+    # anyone about it is how two robots start a conversation.
     quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
     if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
@@ -352,6 +353,13 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
     decision.notices.append(
         Notice("oversized", [msg.sender], "requester", extra={"oversized": details})
     )
+
+
+def sets_aside(screening: Screening, ticket: TicketState | None) -> bool:
+    """Automatic mail (a bounce, a complaint, an auto-reply, our own mail) that matches
+    no ticket is kept apart (store.automatic), never a ticket of its own: it would sit in
+    the agents' queue with an SLA clock running. List mail is mail: it opens a ticket."""
+    return ticket is None and _automatic_kind(screening) is not None
 
 
 def _automatic_kind(screening: Screening) -> MessageKind | None:

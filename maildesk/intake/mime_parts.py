@@ -309,5 +309,3 @@ def _default_name(ctype: str, index: int) -> str:
         "message/rfc822": "eml",
     }.get(ctype, "bin")
     return f"attachment-{index}.{ext}"
-
-

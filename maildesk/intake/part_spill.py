@@ -20,6 +20,7 @@ CHUNK = 1 << 20
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
 _NOT_BASE64 = bytes(b for b in range(256) if not re.match(rb"[A-Za-z0-9+/=]", bytes([b])))
 
+
 class PartSpill:
     """Decodes a part body as it streams in and writes it to a blob-store temp file."""
 

@@ -22,7 +22,7 @@ from maildesk.common.message_ids import new_message_id
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
 from maildesk.decide.decision import DecideContext, Decision
-from maildesk.decide.inbound import decide
+from maildesk.decide.inbound import decide, sets_aside
 from maildesk.decide.kb import Article, kb_context
 from maildesk.decide.notices import address_notices
 from maildesk.decide.ticket_changes import apply_decision, state_of_new_ticket
@@ -32,15 +32,18 @@ from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
+from maildesk.service.set_aside import keep_once
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
-from maildesk.store.bounce_flags import clear_bouncing, record_bounce
+from maildesk.store.automatic import kept_keys
+from maildesk.store.bounce_flags import clear_bouncing, our_notifications, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
 from maildesk.triage.bounce import BounceReport, read_bounce
-from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
-from maildesk.triage.screen import MailClass, Screening, screen_message
+from maildesk.triage.reply_tokens import ReplyKeys, addressed_to, load_reply_keys
+from maildesk.triage.return_path import bounced_ref
+from maildesk.triage.screen import MailClass, Screening, screen_message, second_opinion
 from maildesk.triage.thread_keys import (
     ThreadKeys,
     format_token,
@@ -70,6 +73,8 @@ class BatchEntry:
     screening: Screening | None = None
     bounce: BounceReport | None = None
     keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
+    bounced_ref: str | None = None  # the ticket whose signed return path it came to (VERP)
+    returns_ours: bool = False  # the bounce returns a notification we sent
 
 
 # Quarantines an entry at a stage with a reason, in the batch's transaction.
@@ -104,8 +109,9 @@ class BatchPlanner:
         with their entries' positions. Unreadable messages go to `quarantine`.
         """
         prefix = self.config.tickets.prefix
+        inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
         for entry in entries:
-            self._screen(entry)
+            self._screen(entry, inputs)
         auto_repliers = [
             e.parsed.from_addr
             for e in entries
@@ -113,7 +119,6 @@ class BatchPlanner:
         ]
         keyed = [(e.parsed, self._keys(e)) for e in entries if isinstance(e.parsed, ParsedMessage)]
         receipts = [e.source.receipt for e in entries if e.source.receipt]
-        inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
         rules = inputs.rules
         with session.no_autoflush:
             state = load_batch_state(
@@ -131,6 +136,7 @@ class BatchPlanner:
                     open_counts(session),
                     last_assigned(session),
                 )
+            kept = self._returned_and_kept(session, entries)
             ids = TicketIds(session)
             message_ids = RowIds(session, Message, "messages")
             results: list[IngestResult | None] = []
@@ -143,6 +149,10 @@ class BatchPlanner:
                 duplicate = self._duplicate(session, state, msg, entry.source, now)
                 if duplicate:
                     results.append(duplicate)
+                    continue
+                aside = self._set_aside(session, entry, msg, state, kept, now)
+                if aside:
+                    results.append(aside)
                     continue
                 plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 plans.append((index, plan))
@@ -252,44 +262,88 @@ class BatchPlanner:
             rules_fired=decision.rule_hits,
         )
 
-    def _screen(self, entry: BatchEntry) -> None:
+    def _screen(self, entry: BatchEntry, inputs: BatchInputs) -> None:
         """Is it an auto-reply, a bounce, list mail or our own mail coming back?"""
         msg = entry.parsed
         if not isinstance(msg, ParsedMessage):
             return
         tickets = self.config.tickets
         entry.keys = thread_keys(msg, tickets.prefix)
-        entry.screening = screen_message(
+        small = entry.mail.size <= 10 << 20
+        screening = screen_message(
             msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
         )
-        if entry.screening.kind is MailClass.BOUNCE and entry.mail.size <= 10 << 20:
+        if small:
+            screening = second_opinion(screening, msg, entry.mail.bytes)
+        entry.bounced_ref = bounced_ref(
+            addressed_to(msg),
+            support=tickets.support_address,
+            keys=inputs.reply_keys,
+            now=inputs.now,
+        )
+        if entry.bounced_ref and screening.kind in (MailClass.PERSON, MailClass.LIST):
+            # Only machines write to a return path (RFC 3834): never a ticket of its own.
+            reason = f"sent to the return path of {entry.bounced_ref}"
+            screening = Screening(MailClass.AUTO_REPLY, reason, subtype="auto_reply")
+        entry.screening = screening
+        if screening.kind is MailClass.BOUNCE and small:
             entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
 
-    def _bounce_numbers(self, bounce: BounceReport) -> list[int]:
-        prefix = self.config.tickets.prefix
-        return subject_ticket_numbers(f"[{bounce.ticket_ref}]", prefix) if bounce.ticket_ref else []
+    def _returned_and_kept(self, session: Session, entries: list[BatchEntry]) -> dict[str, int]:
+        """Mark bounces that return our own notifications; the automatic mail already kept."""
+        originals = {e.bounce.original_message_id for e in entries if e.bounce} - {None}
+        ours = our_notifications(session, [i for i in originals if i])
+        for entry in entries:
+            entry.returns_ours = bool(entry.bounce and entry.bounce.original_message_id in ours)
+        return kept_keys(
+            session,
+            [e.parsed.dedup_key for e in entries if e.screening and e.screening.automatic],
+        )
+
+    def _set_aside(
+        self,
+        session: Session,
+        entry: BatchEntry,
+        msg: ParsedMessage,
+        state: BatchState,
+        kept: dict[str, int],
+        now: datetime,
+    ) -> IngestResult | None:
+        """Automatic mail that matches no ticket is kept apart (decide.inbound.sets_aside)."""
+        assert entry.screening is not None
+        if not sets_aside(entry.screening, self._find_ticket(msg, entry, state)):
+            return None
+        return keep_once(session, self.reader, entry, msg, state.receipts, kept, now)
+
+    def _ref_numbers(self, entry: BatchEntry) -> list[int]:
+        ref = entry.bounced_ref
+        return subject_ticket_numbers(f"[{ref}]", self.config.tickets.prefix) if ref else []
 
     def _keys(self, entry: BatchEntry) -> ThreadKeys:
         """What may tie the message to a ticket; a bounce also names what it returns."""
         keys = entry.keys
-        bounce = entry.bounce
-        if bounce is None:
+        original = entry.bounce.original_message_id if entry.bounce else None
+        numbers = self._ref_numbers(entry)
+        if not original and not numbers:
             return keys
-        ids = [bounce.original_message_id] if bounce.original_message_id else []
-        numbers = self._bounce_numbers(bounce)
+        ids = [original] if original else []
         return ThreadKeys([*numbers, *keys.ticket_numbers], [*ids, *keys.reference_ids])
 
     def _find_ticket(
         self, msg: ParsedMessage, entry: BatchEntry, state: BatchState
     ) -> TicketState | None:
-        bounce = entry.bounce
-        if bounce is not None:  # the notification it returns, else the ticket it names
-            original = bounce.original_message_id
-            found = state.find_ticket(ThreadKeys([], [original])) if original else None
-            numbers = self._bounce_numbers(bounce)
-            found = found or (state.find_ticket(ThreadKeys(numbers, [])) if numbers else None)
-            if found is not None:
-                return found
+        numbers = self._ref_numbers(entry)
+        found = state.find_ticket(ThreadKeys(numbers, [])) if numbers else None
+        if found is not None:  # it came back to the return path signed for this ticket
+            return found
+        if entry.screening and entry.screening.kind is MailClass.BOUNCE:
+            # Else only the notification of ours it returns: never a subject or a header
+            # anyone can write (X-Maildesk-Ticket), which would let a forged bounce flag
+            # someone's address.
+            original = entry.bounce.original_message_id if entry.bounce else None
+            if original and entry.returns_ours:
+                return state.find_ticket(ThreadKeys([], [original]))
+            return None
         found = state.find_ticket(entry.keys)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
