@@ -257,6 +257,8 @@ class LimitsConfig(_Section):
     # on any thread. Off: parse in-process; the limit then holds only on the main thread.
     isolate_parser: bool = True
     auto_replies_per_hour: int = Field(default=5, ge=0)
+    # Automatic mail that matched no ticket (`maildesk automatic list`) is kept this long.
+    automatic_keep_days: float = Field(default=30, gt=0)
 
 
 class SatisfactionConfig(_Section):

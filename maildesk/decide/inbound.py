@@ -27,6 +27,7 @@ from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.reply_tokens import base_address
+from maildesk.triage.robots import robot_recipient
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
 
@@ -225,7 +226,7 @@ def _new_ticket(
     # should it come (a caller that decides without that step), it stays quiet: telling
     # anyone about it is how two robots start a conversation.
     quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
-    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
+    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx, msg):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
     # Spam and ignored mail reach only the addresses a rule names in `notify`.
     agents = [] if quiet else assignee_or_queue_of(new.assignee, queue, ctx.rules)
@@ -341,7 +342,7 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
         decision.new_ticket.tags.append(OVERSIZED_TAG)
     else:
         decision.changes.append(Change("tag", OVERSIZED_TAG, "message over a size limit"))
-    if msg.sender is None or not _may_auto_reply(ctx):
+    if msg.sender is None or not _may_auto_reply(ctx, msg):
         return
     details = {
         "message": msg.oversized,
@@ -370,7 +371,10 @@ def _automatic_kind(screening: Screening) -> MessageKind | None:
     return None
 
 
-def _may_auto_reply(ctx: DecideContext) -> bool:
+def _may_auto_reply(ctx: DecideContext, msg: ParsedMessage) -> bool:
+    """Not to automatic mail, not over the hourly limit, never to a robot's address."""
+    if robot_recipient(msg.from_addr, msg):
+        return False
     return ctx.screening.may_auto_reply and ctx.auto_replies_last_hour < ctx.auto_reply_limit
 
 
