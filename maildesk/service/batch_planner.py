@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -288,6 +288,8 @@ class BatchPlanner:
         entry.screening = screening
         if screening.kind is MailClass.BOUNCE and small:
             entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
+            if screening.subtype == "complaint":  # a complaint flags nobody as bouncing
+                entry.bounce = replace(entry.bounce, kind="complaint")
 
     def _returned_and_kept(self, session: Session, entries: list[BatchEntry]) -> dict[str, int]:
         """Mark bounces that return our own notifications; the automatic mail already kept."""

@@ -76,7 +76,7 @@ def read_bounce(raw: bytes, *, own_domain: str) -> BounceReport:
     if not recipients and kind == "bounce":
         failures, found_id, found_kind = other_report(msg)
         recipients = [Recipient(*f) for f in failures]
-        message_id, kind = message_id or found_id, found_kind or kind
+        message_id, kind = found_id or message_id, found_kind or kind
     return BounceReport(message_id, ref, recipients, kind)
 
 

@@ -23,6 +23,7 @@ _SES_TYPES = {"bounce": "bounce", "complaint": "complaint", "delivery": "deliver
 _SES_JSON = re.compile(r'\\?"(?:notificationType|eventType)\\?"\s*:\s*\\?"(\w+)')
 _FORWARD = re.compile(r"^\s*(fwd?|fw|wg|tr|rv|i)\s*:", re.IGNORECASE)
 _STATUS_CODE = re.compile(r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?![\d.])")
+_ARF_FIELD = re.compile(rb"^Feedback-Type:[ \t]*[\w-]+", re.MULTILINE | re.IGNORECASE)
 _COMPLAINT_SUBJECT = re.compile(r"^\s*complaint about message from\b", re.IGNORECASE)
 _FAILURE_SUBJECT = re.compile(
     r"undeliver|delivery (status|fail|notification|report|warning)|returned mail|failure notice"
@@ -63,7 +64,7 @@ def report_shape(msg: ParsedMessage) -> Shape | None:
     parts = {a.content_type.lower() for a in msg.attachments}
     if report_type == "disposition-notification":
         return None  # a read receipt: an auto-reply, see auto_reply_shape
-    if report_type == "feedback-report" or "message/feedback-report" in parts:
+    if report_type == "feedback-report" or "message/feedback-report" in parts or _arf(msg):
         return "complaint", "ARF feedback report (a complaint)"
     if ctype == "multipart/report" or parts & _STATUS_PARTS:
         return "bounce", "delivery status report"
@@ -120,6 +121,14 @@ def auto_reply_shape(msg: ParsedMessage) -> Shape | None:
     if _AUTO_SUBJECT.match(msg.subject):
         return "auto_reply", "auto-reply subject"
     return None
+
+
+def _arf(msg: ParsedMessage) -> bool:
+    """An ARF report part, which the parser hands on as an attached message."""
+    return any(
+        a.content_type.lower().startswith("message/") and _ARF_FIELD.search(a.data[:4096])
+        for a in msg.attachments
+    )
 
 
 def _report_type(msg: ParsedMessage) -> str:

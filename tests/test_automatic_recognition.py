@@ -1,0 +1,184 @@
+"""Recognising automatic mail: bounces from many MTAs, complaints, SES notifications,
+auto-replies, and telling them from people's mail (tests/corpus/automatic/SOURCES.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from maildesk.intake.parse import parse_message
+from maildesk.triage.bounce import read_bounce
+from maildesk.triage.bounce_text import status_code
+from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
+from maildesk.triage.return_path import bounced_ref, return_path
+from maildesk.triage.robots import is_robot_address
+from maildesk.triage.screen import MailClass, screen_message, second_opinion
+
+CORPUS = Path(__file__).parent / "corpus"
+FLUFL = CORPUS / "automatic" / "flufl"
+SHAPES = CORPUS / "automatic" / "shapes"
+AUTOMATIC = (MailClass.BOUNCE, MailClass.AUTO_REPLY, MailClass.OWN)
+
+
+def screen_file(path: Path):
+    raw = path.read_bytes()
+    msg = parse_message(raw)
+    first = screen_message(
+        msg, own_domain="example.com", own_addresses=frozenset({"support@example.com"})
+    )
+    return second_opinion(first, msg, lambda: raw)
+
+
+def test_bounces_from_many_mtas_are_all_recognised_as_automatic():
+    files = sorted(FLUFL.glob("*.txt"))
+    assert len(files) == 117
+    missed = {p.name for p in files if screen_file(p).kind not in AUTOMATIC}
+    # flufl.bounce's own tests say groupwise_03 is a person's mail, not a bounce.
+    assert missed == {"groupwise_03.txt"}
+
+
+def test_bounces_name_the_addresses_that_failed():
+    expected = json.loads((FLUFL / "expected.json").read_text())
+    wrong = {}
+    for name, want in expected.items():
+        addresses = set(want["failed"]) | set(want["delayed"])
+        if not addresses:
+            continue
+        report = read_bounce((FLUFL / name).read_bytes(), own_domain="example.com")
+        found = {r.address for r in report.recipients}
+        if not addresses <= found:
+            wrong[name] = sorted(found)
+    # These three RFC 3464 reports name the final mailbox, not the address we wrote to.
+    assert wrong == {
+        "dsn_01.txt": ["userx@sims-ms-daemon"],
+        "dsn_04.txt": ["haasm@yogi.urz.example.ch"],
+        "dsn_17.txt": ["xxx@example.fi"],
+    }
+
+
+SHAPE_KINDS = {
+    "bounce-daemon-no-domain.eml": (MailClass.BOUNCE, "bounce"),
+    "bounce-daemon-empty-address.eml": (MailClass.BOUNCE, "bounce"),
+    "bounce-post-master.eml": (MailClass.BOUNCE, "bounce"),
+    "bounce-list-manager.eml": (MailClass.BOUNCE, "bounce"),
+    "complaint-arf-in-mixed.eml": (MailClass.BOUNCE, "complaint"),
+    "complaint-hotmail-style.eml": (MailClass.BOUNCE, "complaint"),
+    "ses-sns-bounce.eml": (MailClass.BOUNCE, "bounce"),
+    "ses-sns-complaint.eml": (MailClass.BOUNCE, "complaint"),
+    "auto-reply-apple-vacation.eml": (MailClass.AUTO_REPLY, "auto_reply"),
+    "auto-reply-german-subject.eml": (MailClass.AUTO_REPLY, "auto_reply"),
+    "person-google-group-post.eml": (MailClass.LIST, ""),
+    "person-noreply-shop.eml": (MailClass.PERSON, ""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPE_KINDS))
+def test_the_shapes_the_issue_lists(name):
+    screening = screen_file(SHAPES / name)
+    assert (screening.kind, screening.subtype) == SHAPE_KINDS[name], screening.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "recipients", "original"),
+    [
+        ("bounce-daemon-no-domain.eml", "bounce", [("olga@shop.example", "failed", "5.1.1")], None),
+        (
+            "bounce-daemon-empty-address.eml",
+            "bounce",
+            [("ivan@relay.example.net", "failed", "5.2.1")],
+            None,
+        ),
+        (
+            "ses-sns-bounce.eml",
+            "bounce",
+            [("nina@mailbox.example", "failed", "5.1.1")],
+            "md-5.a1b2c3d4e5f60718@example.com",
+        ),
+        (
+            "ses-sns-complaint.eml",
+            "complaint",
+            [("nina@mailbox.example", "complained", "")],
+            "md-5.a1b2c3d4e5f60718@example.com",
+        ),
+        ("complaint-arf-in-mixed.eml", "complaint", [], "md-7.0123456789abcdef@example.com"),
+    ],
+)
+def test_what_a_report_says(name, kind, recipients, original):
+    report = read_bounce((SHAPES / name).read_bytes(), own_domain="example.com")
+    assert report.kind == kind
+    assert [(r.address, r.action, r.status) for r in report.recipients] == recipients
+    if original:
+        assert report.original_message_id == original
+
+
+def test_peoples_mail_in_the_hostile_corpus_is_not_automatic():
+    names = {p.name: screen_file(p).kind for p in sorted(CORPUS.glob("*.eml"))}
+    assert names.pop("dsn-01-bounce.eml") is MailClass.BOUNCE
+    assert names.pop("ooo-01-out-of-office.eml") is MailClass.AUTO_REPLY
+    assert names.pop("list-01-mailing-list.eml") is MailClass.LIST
+    assert set(names.values()) == {MailClass.PERSON}
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "code"),
+    [
+        ("5.1.1 (Remote SMTP server has rejected address)", "", "5.1.1"),
+        ("5.0.0", "smtp; 550 5.7.1 Message rejected as spam", "5.7.1"),
+        ("4.4.7", "smtp; 450 4.7.1 Greylisted, try again later", "4.7.1"),
+        ("5.0.0", "smtp; 550 Requested action not taken", "5.0.0"),
+        ("5.0.0", "smtp; 421 4.7.0 try later", "5.0.0"),  # another class says nothing of this
+        ("", "", ""),
+    ],
+)
+def test_a_generic_status_gives_way_to_the_specific_one_in_the_diagnostic(status, diagnostic, code):
+    assert status_code(status, diagnostic) == code
+
+
+@pytest.mark.parametrize(
+    ("address", "robot"),
+    [
+        ("MAILER-DAEMON", True),
+        ("mailer-daemon@mx.example.org", True),
+        ("post_master@sms.carrier.example", True),
+        ("Postmaster@example.com", True),
+        ("no-reply@sns.amazonaws.com", True),
+        ("noreply+orders@shop.example", True),
+        ("donotreply@bank.example", True),
+        ("bounces+123@lists.example.org", True),
+        ("", True),
+        ("norbert@example.org", False),
+        ("replies@example.org", False),
+        ("customer@example.org", False),
+    ],
+)
+def test_robot_addresses(address, robot):
+    assert is_robot_address(address) is robot
+
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def test_a_signed_return_path_names_its_ticket_and_nothing_else():
+    keys = ReplyKeys(b"current-secret")
+    path = return_path("Support@Example.com", "MD-42", keys.current)
+    assert path.startswith("support+bounces.md-42.") and path.endswith("@example.com")
+    assert bounced_ref([path], support="support@example.com", keys=keys, now=NOW) == "MD-42"
+    forged = path.replace("md-42", "md-43")
+    assert bounced_ref([forged], support="support@example.com", keys=keys, now=NOW) is None
+    other = ReplyKeys(b"another desk's secret")
+    assert bounced_ref([path], support="support@example.com", keys=other, now=NOW) is None
+    assert bounced_ref([path], support="help@example.com", keys=keys, now=NOW) is None
+    # An agent's signed reply address is no return path, and the other way round.
+    agent = signed_reply_address("support@example.com", "MD-42", "a@example.com", keys.current)
+    assert bounced_ref([agent], support="support@example.com", keys=keys, now=NOW) is None
+
+
+def test_return_paths_of_the_previous_secret_work_until_its_overlap_ends():
+    old = return_path("support@example.com", "MD-7", b"old")
+    keys = ReplyKeys(b"new", previous=b"old", previous_until=NOW + timedelta(days=1))
+    assert bounced_ref([old], support="support@example.com", keys=keys, now=NOW) == "MD-7"
+    later = NOW + timedelta(days=2)
+    assert bounced_ref([old], support="support@example.com", keys=keys, now=later) is None
