@@ -32,10 +32,9 @@ from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
-from maildesk.service.set_aside import keep_once
+from maildesk.service.set_aside import keep_once, returned_and_kept
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
-from maildesk.store.automatic import kept_keys
-from maildesk.store.bounce_flags import clear_bouncing, our_notifications, record_bounce
+from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
@@ -136,7 +135,7 @@ class BatchPlanner:
                     open_counts(session),
                     last_assigned(session),
                 )
-            kept = self._returned_and_kept(session, entries)
+            kept = returned_and_kept(session, entries)
             ids = TicketIds(session)
             message_ids = RowIds(session, Message, "messages")
             results: list[IngestResult | None] = []
@@ -290,17 +289,6 @@ class BatchPlanner:
             entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
             if screening.subtype == "complaint":  # a complaint flags nobody as bouncing
                 entry.bounce = replace(entry.bounce, kind="complaint")
-
-    def _returned_and_kept(self, session: Session, entries: list[BatchEntry]) -> dict[str, int]:
-        """Mark bounces that return our own notifications; the automatic mail already kept."""
-        originals = {e.bounce.original_message_id for e in entries if e.bounce} - {None}
-        ours = our_notifications(session, [i for i in originals if i])
-        for entry in entries:
-            entry.returns_ours = bool(entry.bounce and entry.bounce.original_message_id in ours)
-        return kept_keys(
-            session,
-            [e.parsed.dedup_key for e in entries if e.screening and e.screening.automatic],
-        )
 
     def _set_aside(
         self,

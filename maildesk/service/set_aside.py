@@ -16,8 +16,9 @@ from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
 from maildesk.intake.raw_mail import IncomingMail
 from maildesk.service.ingest_results import IngestResult, SourceInfo
-from maildesk.store.automatic import keep_automatic
+from maildesk.store.automatic import keep_automatic, kept_keys
 from maildesk.store.blobs import insert_blobs
+from maildesk.store.bounce_flags import our_notifications
 from maildesk.store.writer import add_receipt
 from maildesk.triage.bounce import BounceReport
 from maildesk.triage.screen import MailClass, Screening
@@ -114,3 +115,18 @@ def keep_once(
     if receipt:
         receipts.add(receipt)
     return result
+
+
+def returned_and_kept(session: Session, entries: list[BatchEntry]) -> dict[str, int]:
+    """Mark the bounces that return notifications we sent (`returns_ours`); return the
+    batch's automatic mail already kept: dedup key -> automatic mail id."""
+    originals = {e.bounce.original_message_id for e in entries if e.bounce}
+    ours = our_notifications(session, [i for i in originals if i])
+    for entry in entries:
+        entry.returns_ours = bool(entry.bounce and entry.bounce.original_message_id in ours)
+    keys = [
+        e.parsed.dedup_key
+        for e in entries
+        if e.screening and e.screening.automatic and isinstance(e.parsed, ParsedMessage)
+    ]
+    return kept_keys(session, keys)
