@@ -22,6 +22,7 @@ from bench.corpus import generate
 from bench.desks import bench_desk
 from maildesk.service.desk import settle_heap
 from maildesk.service.ingest_results import SourceInfo
+from maildesk.triage import language
 
 
 def peak_rss_mb() -> float:
@@ -39,6 +40,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     desk = bench_desk(work)
     desk.pipeline.reader.start()  # as the daemon does at start-up ...
+    language.prepare()
 
     messages = list(generate(args.n))
     total_bytes = sum(len(m) for m in messages)

@@ -257,6 +257,16 @@ def tnef(files: list[tuple[str, bytes]], body: str | None = None) -> bytes:
     return out
 
 
+def tiny_parts(count: int, mid: str = "tiny-parts") -> bytes:
+    """Valid MIME whose every 7 bytes make the stdlib parser build a Message (~300 bytes)."""
+    return _mail(
+        b"--b\r\n\r\n" * count + b"--b--\r\n",
+        subject=f"{count} parts",
+        mid=mid,
+        headers=[("MIME-Version", "1.0"), ("Content-Type", "multipart/mixed; boundary=b")],
+    )
+
+
 def nested(depth: int, lines: int, mid: str, line: bytes = b"deep text\r\n") -> bytes:
     """A message `depth` multiparts deep around a text of `lines` lines (slow to parse)."""
     parts = [

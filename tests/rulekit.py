@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
+from maildesk.common.domain import TicketState
 from maildesk.intake.message import ParsedMessage
 from maildesk.intake.parse import parse_message
 from maildesk.rules import RuleFacts, RuleSet, parse_rules
@@ -48,7 +50,23 @@ def rules_text(rules: str = "", base: str = BASE) -> str:
 
 
 def ruleset(rules: str = "", base: str = BASE) -> RuleSet:
-    return parse_rules(rules_text(rules, base))
+    """The rule set; its evaluate() also checks the rule index (see CheckedRuleSet)."""
+    return CheckedRuleSet.of(parse_rules(rules_text(rules, base)))
+
+
+class CheckedRuleSet(RuleSet):
+    """A RuleSet whose evaluate() decides both with the rule index and by testing every
+    rule in turn, and fails unless both agree: every rules test is a differential test."""
+
+    @classmethod
+    def of(cls, rules: RuleSet) -> CheckedRuleSet:
+        return cls(**{f.name: getattr(rules, f.name) for f in fields(RuleSet)})
+
+    def evaluate(self, msg: ParsedMessage, *, ticket: TicketState | None, facts: RuleFacts):
+        routing = super().evaluate(msg, ticket=ticket, facts=facts)
+        every_rule = RuleSet.evaluate(replace(self, indexed=False), msg, ticket=ticket, facts=facts)
+        assert routing == every_rule, f"the index changed the decision: {routing} != {every_rule}"
+        return routing
 
 
 def message(**kwargs) -> ParsedMessage:

@@ -413,7 +413,7 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path, name: str = "main"):
+    def __init__(self, root: Path, name: str = "main", extra_conf: str = ""):
         self.root = root
         self.name = name
         self.instance = f"maildesk-{root.name}"  # unique: its processes are found by it
@@ -434,6 +434,7 @@ class DovecotServer:
                 imaps=self.imaps_port,
                 lmtp=self.lmtp_port,
             )
+            + extra_conf
         )
 
     @property
@@ -574,15 +575,16 @@ class DovecotServer:
 
 
 @contextlib.contextmanager
-def running_dovecot(name: str) -> Iterator[DovecotServer]:
-    """A started Dovecot in a fresh tmpfs folder, removed afterwards (skip/fail if missing)."""
+def running_dovecot(name: str, extra_conf: str = "") -> Iterator[DovecotServer]:
+    """A started Dovecot in a fresh tmpfs folder, removed afterwards (skip/fail if missing);
+    `extra_conf` is appended to its dovecot.conf."""
     if shutil.which("dovecot") is None:
         unavailable("Dovecot is not installed (Debian packages dovecot-imapd dovecot-lmtpd)")
     if shutil.which("openssl") is None:
         unavailable("openssl is not installed (it makes the test Dovecot's certificate)")
     if os.geteuid() != 0:
         unavailable("the test Dovecot runs its mail processes as another uid; run as root")
-    server = DovecotServer(scratch_dir(f"maildesk-dovecot-{name}-"), name)
+    server = DovecotServer(scratch_dir(f"maildesk-dovecot-{name}-"), name, extra_conf)
     server.start()
     try:
         yield server

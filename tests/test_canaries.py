@@ -134,7 +134,11 @@ def _database_text(path: Path) -> str:
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in tables:
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
+            try:
+                rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            except sqlite3.OperationalError:  # a contentless FTS5 table: its shadow tables
+                continue  # (search_index_data, ...) hold what it indexed, and are read here
+            for row in rows:
                 for value in row:
                     if isinstance(value, bytes):
                         value = value.decode("latin-1")

@@ -138,7 +138,10 @@ def test_broken_mailboxes_are_reported_while_the_others_keep_working(dovecot, da
     wait_until(lambda: db.state("wrongpw") == "auth-failed", 10, "auth error", daemon)
     done = maildesk(config, "status")
     assert done.returncode == 1  # monitoring sees a failing mailbox
-    lines = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
+    mailboxes, _, daemons_table = done.stdout.partition("\n\n")
+    lines = {line.split()[0]: line for line in mailboxes.splitlines()[2:]}
+    (daemon_line,) = daemons_table.splitlines()[2:]  # one daemon, alive, sharing with nobody
+    assert daemon_line.split()[2] == "3" and daemon_line.endswith("alive")  # fair share: all 3
     assert "auth-failed" in lines["wrongpw"]
     assert f"login refused for {bad}: [AUTHENTICATIONFAILED]" in lines["wrongpw"]
     good_line = lines["good"].split()

@@ -49,6 +49,32 @@ def test_an_agent_reply_is_relayed_to_the_requester_and_ccs_without_the_quote():
     assert templates(d) == ["agent_reply"]
 
 
+def test_a_bottom_posted_reply_reaches_the_customer_and_counts_as_first_response():
+    on = ticket(status=Status.NEW)
+    d = agent_writes(QUOTED.strip() + "\n\nPlease restart it.\n\n-- \nAlice\n", on)
+    assert one_notice(d, "agent_reply").body_text == "Please restart it."
+    assert changed(d) == {"first_response_at": NOW, "status": Status.OPEN}
+
+
+def test_a_reply_that_is_only_a_quote_is_relayed_whole_and_the_ticket_says_so():
+    d = agent_writes(QUOTED.strip())
+    assert one_notice(d, "agent_reply").body_text == QUOTED.strip()
+    assert [kind for kind, _ in d.notes] == ["reply_whole"]
+    assert changed(d)["first_response_at"] == NOW
+
+
+def test_an_empty_reply_sends_nothing_and_tells_the_agent():
+    d = agent_writes("\n\n")
+    assert (d.kind, d.internal, notices(d, "agent_reply")) == (MessageKind.NOTE, True, [])
+    told = one_notice(d, "command_error")
+    assert readers(told) == [ALICE] and "nothing to send" in told.extra["errors"][0]
+
+
+def test_commands_alone_are_confirmed_without_an_empty_reply_warning():
+    d = agent_writes("#status pending\n")
+    assert templates(d) == ["command_confirm"]
+
+
 def test_later_replies_set_no_first_response_and_leave_the_status():
     d = agent_writes("One more thing.", ticket(first_response_at=NOW, status=Status.PENDING))
     assert changed(d) == {} and templates(d) == ["agent_reply"]

@@ -185,7 +185,11 @@ def test_a_stranger_quoting_a_ticket_token_gets_a_ticket_of_their_own(setting):
         "Printer on fire",
     )
     assert readers(one_notice(d, "ack")) == ["eve@elsewhere.example"]
-    assert d.new_ticket.linked_from is None
+    # Linked to the ticket it named, and the agents are told so (not the stranger).
+    assert d.new_ticket.linked_from == 7
+    told = one_notice(d, "new_ticket")
+    assert told.extra["linked_to"] == {"ref": "MD-7", "because": "named"}
+    assert "linked_to" not in one_notice(d, "ack").extra
 
 
 def test_a_held_stranger_gets_no_ack_and_agents_learn_which_ticket_it_claims():

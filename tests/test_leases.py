@@ -60,3 +60,32 @@ def test_leases_are_per_mailbox(sessions):
         "mailbox:one": "a",
         "mailbox:two": "b",
     }
+
+
+def test_each_new_holder_gets_a_higher_fencing_token_and_old_tokens_are_refused(sessions):
+    first = take(sessions, "a")
+    assert take(sessions, "a") == first  # extending keeps the token
+    with sessions() as s, s.begin():
+        leases.release(s, "mailbox:support", "a")
+    second = take(sessions, "b")
+    with sessions() as s, s.begin():
+        leases.release(s, "mailbox:support", "b", second)
+    third = take(sessions, "a")
+    assert first < second < third
+    # "a" holds the mailbox again, but a batch begun under its first holding is fenced.
+    with pytest.raises(LeaseLost, match="taken again"), sessions() as s, s.begin():
+        leases.renew(s, "mailbox:support", "a", 60, first)
+    with sessions() as s, s.begin():
+        leases.renew(s, "mailbox:support", "a", 60, third)
+
+
+def test_a_dead_daemons_leases_are_free_once_its_heartbeat_expires(sessions):
+    assert take(sessions, "dead", seconds=0.3, name=leases.HEARTBEAT + "dead")
+    assert take(sessions, "dead", seconds=60)  # the mailbox lease itself lasts a minute
+    assert not take(sessions, "alive")
+    time.sleep(0.4)  # the heartbeat runs out long before the mailbox lease would
+    with sessions() as s:
+        assert not leases.current(s, "mailbox:support").live
+    assert take(sessions, "alive")
+    with pytest.raises(LeaseLost), sessions() as s, s.begin():
+        leases.renew(s, "mailbox:support", "dead", 60)

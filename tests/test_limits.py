@@ -92,8 +92,9 @@ def test_attachment_over_limit_is_dropped_with_a_note_and_a_notice(make_desk):
     assert b"video.mp4 (49 KB)" in render_entry(notice, desk.renderer, desk.config)
 
 
-def test_big_message_streams_to_the_store_and_leaves_no_spool_files(make_desk):
-    desk = make_desk(extra=_limits(max_message_bytes=50_000_000))
+@pytest.mark.parametrize("isolate", ["true", "false"])
+def test_big_message_streams_to_the_store_and_leaves_no_spool_files(make_desk, isolate):
+    desk = make_desk(extra=_limits(max_message_bytes=50_000_000, isolate_parser=isolate))
     desk.pipeline.reader.skeleton_from = 1 << 20
     raw, payload = _big_mail(3_000_000)
     result = desk.pipeline.process_file(io.BytesIO(raw))
@@ -146,7 +147,7 @@ _STREAMED += ("smime-opaque", "html-", "text-as-attachment", "rfc2231", "content
 )
 def test_streaming_reader_reads_mail_as_the_parser_does(case, tmp_path):
     """With every part cut out to the store, the result matches parsing in memory."""
-    from maildesk.intake.skeleton import expand_stored_tnef
+    from maildesk.intake.large_mail import expand_stored_tnef
     from maildesk.store.blobs import BlobStore
 
     blobs = BlobStore(tmp_path, fsync=False)

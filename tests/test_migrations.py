@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 
 from maildesk.store.db import MIGRATIONS, make_engine, upgrade
 from maildesk.store.models import Base
+from maildesk.store.search import described_by_models
 from tests.conftest import run_maildesk, write_config
 
 SCRIPTS = ScriptDirectory(str(MIGRATIONS))
@@ -52,7 +53,8 @@ def schema_differences(url: str) -> list:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            context = MigrationContext.configure(conn, opts={"include_name": described_by_models})
+            return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
 

@@ -100,7 +100,7 @@ def test_bounce_without_a_status_report_is_matched_by_our_headers_in_the_text():
             "X-Maildesk-Ticket: MD-7\n"
         ),
     )
-    report = read_bounce(raw, own_domain="example.com")
+    report = read_bounce(parse_message(raw), own_domain="example.com")
     assert report.original_message_id == "md-7.0123456789abcdef0123@example.com"
     assert report.ticket_ref == "MD-7"
     assert report.recipients == []
@@ -121,7 +121,7 @@ def test_status_report_lists_every_recipient():
         b"Message-ID: <md-3.aaaaaaaaaaaaaaaaaaaa@example.com>\r\nX-Maildesk-Ticket: MD-3\r\n"
         b"--b--\r\n"
     )
-    report = read_bounce(raw, own_domain="example.com")
+    report = read_bounce(parse_message(raw), own_domain="example.com")
     assert (report.original_message_id, report.ticket_ref) == (
         "md-3.aaaaaaaaaaaaaaaaaaaa@example.com",
         "MD-3",

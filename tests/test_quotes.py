@@ -1,4 +1,13 @@
-from maildesk.intake.quotes import trim_reply
+from maildesk.intake.html_text import html_to_text
+from maildesk.intake.quotes import (
+    BOTTOM,
+    INLINE,
+    WHOLE,
+    Reply,
+    extract_reply,
+    reply_source,
+    trim_reply,
+)
 
 APPLE = """Hi Maria,
 
@@ -52,3 +61,39 @@ def test_signature_after_separator_is_trimmed():
 def test_plain_text_without_quotes_is_kept_whole():
     text = "Line one.\n\nLine two with a > sign inside.\n- list item"
     assert trim_reply(text) == text
+
+
+def test_a_bottom_posted_answer_is_what_follows_the_quote():
+    text = "On 02/04/2012 14:20, Maria wrote:\n> it fails\n\nFixed now.\n\n-- \nAlice\n"
+    assert extract_reply(text) == Reply("Fixed now.", BOTTOM)
+
+
+def test_answers_between_quotes_keep_the_questions_and_drop_the_quoted_tail():
+    text = "> Does it run on Linux?\nYes.\n> And on a Mac?\nNot yet.\n> Thanks\n> Maria\n"
+    assert extract_reply(text) == Reply(
+        "> Does it run on Linux?\nYes.\n> And on a Mac?\nNot yet.", INLINE
+    )
+
+
+def test_a_reply_with_nothing_of_its_own_is_kept_whole():
+    text = "02.04.2012 14:20, Иван Петров пишет:\n> Вы получили мой файл?\n"
+    assert extract_reply(text) == Reply(text.strip(), WHOLE)
+
+
+def test_two_line_russian_header_and_polish_outlook_block_start_the_history():
+    russian = '02.04.2012 14:20 пользователь "Иван" <ivan@example.ru>\nнаписал:\n> вопрос\n'
+    assert trim_reply("Ответ.\n\n" + russian) == "Ответ."
+    polish = "Od: Jan <jan@example.pl>\nWysłano: 2 kwietnia 2012\nDo: support@example.com\n"
+    assert trim_reply("Odpowiedź.\n\n" + polish + "Temat: x\n\npytanie") == "Odpowiedź."
+
+
+def test_a_mobile_signature_ends_the_answer_only_as_its_last_line():
+    assert trim_reply("Done.\n\nSent from my iPhone\n") == "Done."
+    kept = "Sent from my desk: the parcel left today.\nIt arrives Monday."
+    assert trim_reply(kept) == kept
+
+
+def test_html_only_replies_mark_blockquotes_as_quotes():
+    html = "<p>Fixed.</p><div>On Mon, Maria wrote:</div><blockquote>it fails</blockquote>"
+    assert reply_source(html_to_text(html), html) == "Fixed.\n\nOn Mon, Maria wrote:\n\n> it fails"
+    assert reply_source("Fixed.", html) == "Fixed."  # a text part of its own is used as it is

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maildesk.intake.parse import parse_message
-from maildesk.rules.conditions import Words, make_matcher
+from maildesk.rules.text_match import Words, make_matcher
 from tests.rulekit import facts, fires, message, one_rule
 
 URGENT = message(subject="URGENT: printer on fire", body="Please help.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from maildesk.common.errors import ParseError, ProcessingTimeout
 from maildesk.intake.message import ParsedMessage, ParseLimits
 from maildesk.intake.parser_children import SandboxedParser
 from tests.conftest import make_mail
-from tests.corpus_cases import nested
+from tests.corpus_cases import nested, tiny_parts
 
 
 @pytest.fixture
@@ -82,3 +83,26 @@ def test_parse_errors_come_back_per_message(parser):
     assert isinstance(results[0], ParseError)
     assert str(results[0]) == "empty message: no headers and no body"
     assert results[1].subject == "Fine"
+
+
+def _address_space_limit(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    raise AssertionError("no address space line")
+
+
+def test_a_message_over_the_memory_limit_fails_alone_and_its_child_is_replaced(parser):
+    limits = ParseLimits(memory_bytes=64 << 20)
+    chunk = [tiny_parts(300_000), make_mail(subject="Fine")]  # 2 MB the parser makes ~250 MB of
+    results = parser.parse_many(chunk, limits, timeout=60)
+    assert _subjects(results) == ["ParseError", "Fine"]
+    assert str(results[0]) == "the message needs more than 64 MiB to parse"
+    assert parser.started == 1 and parser.idle == []  # the swollen child was stopped
+    assert parser.parse(make_mail(subject="Next"), limits, None, 30).subject == "Next"
+    assert parser.started == 2
+    # The limit is the chunk's: the same child parses without one when asked to.
+    (child,) = parser.idle
+    assert _address_space_limit(child.process.pid) == str(64 << 20)
+    assert parser.parse(make_mail(subject="Free"), ParseLimits(), None, 30).subject == "Free"
+    assert _address_space_limit(child.process.pid) == "unlimited"

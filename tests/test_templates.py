@@ -1,8 +1,10 @@
-"""Templates: shipped in English and Russian, admin overrides, languages, `maildesk check`."""
+"""Templates: shipped in English, Russian, Polish, Bulgarian and Ukrainian, admin overrides,
+languages, `maildesk check`."""
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 
 import pytest
@@ -16,8 +18,10 @@ from maildesk.outgoing.templates import Renderer
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, parse
 
+SHIPPED = ["en", "ru", "pl", "bg", "uk"]
 
-@pytest.mark.parametrize("language", ["en", "ru"])
+
+@pytest.mark.parametrize("language", SHIPPED)
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_event_ships_text_and_escaped_html(language, name):
     renderer = Renderer()
@@ -31,6 +35,32 @@ def test_every_event_ships_text_and_escaped_html(language, name):
     if "{{ body }}" in (default_templates_dir() / language / f"{name}.html.j2").read_text():
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in rendered.html
         assert "<script>alert(1)</script> & more" in rendered.text  # plain text stays plain
+
+
+_EXPRESSION = re.compile(r"{[{%](.*?)[}%]}", re.DOTALL)
+_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+_NAME = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)*")
+_JINJA_WORDS = {"if", "else", "endif", "for", "in", "endfor", "block", "endblock", "extends",
+                "include", "and", "or", "not", "is", "defined", "format", "datetime"}
+
+
+def variables(path) -> set[str]:
+    """The variables (with their attributes) a template reads."""
+    found = set()
+    for expression in _EXPRESSION.findall(path.read_text()):
+        found |= set(_NAME.findall(_STRING.sub("", expression))) - _JINJA_WORDS
+    return found
+
+
+@pytest.mark.parametrize("language", ["pl", "bg", "uk"])
+def test_translations_have_every_english_template_with_the_same_variables(language):
+    english = default_templates_dir() / "en"
+    for source in sorted(english.glob("*.j2")):
+        translated = default_templates_dir() / language / source.name
+        assert translated.exists(), f"{language}/{source.name} is missing"
+        # The rating labels ("very happy") are English words: translations show digits only.
+        wanted = variables(source) - {"link.label"}
+        assert variables(translated) == wanted, f"{language}/{source.name}"
 
 
 def test_russian_queue_gets_russian_notifications(make_desk):

@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("rules", "Check rules.yaml and try messages against it."),
     "run": ("daemon", "Run the daemon in the foreground: ingest every mailbox."),
     "status": ("daemon", "Show each mailbox: state, owner, last success, backlog, error."),
-    "tickets": ("tickets", "List and show tickets."),
+    "tickets": ("tickets", "List, search and show tickets."),
 }
 
 

@@ -26,6 +26,7 @@ def run(cli: CliContext, once: bool) -> None:
     SIGTERM or SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
     """
     from maildesk.service.daemon import Daemon
+    from maildesk.store.leases import holder_id
 
     config = cli.config()
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
@@ -35,8 +36,14 @@ def run(cli: CliContext, once: bool) -> None:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JournalFormatter())
     desk = cli.desk()  # refuses an out-of-date schema
+    # One name for the daemon's leases, heartbeat and notification claims: when its
+    # heartbeat stops, other daemons take all three over at once.
+    holder = holder_id(config.daemon.node)
     daemon = Daemon(
-        desk, config_path=cli.path if cli.path.exists() else None, tasks=background_tasks(desk)
+        desk,
+        config_path=cli.path if cli.path.exists() else None,
+        tasks=background_tasks(desk, holder),
+        holder=holder,
     )
     code = asyncio.run(daemon.run_once() if once else daemon.run())
     if once:
@@ -64,7 +71,7 @@ class JournalFormatter(logging.Formatter):
         return f"<{_PRIORITIES.get(record.levelname, 6)}>{super().format(record)}"
 
 
-def background_tasks(desk: Any) -> list[BackgroundTask]:
+def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTask]:
     """The daemon's jobs besides the mailboxes: the outbox sender and the scheduler.
 
     Each is `async def task(stop: asyncio.Event)`; see maildesk.service.daemon.BackgroundTask.
@@ -78,8 +85,8 @@ def background_tasks(desk: Any) -> list[BackgroundTask]:
         metrics_server.serve(
             desk.config.metrics_port, desk.config.database_url(), desk.config.metrics_address
         )
-    sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock)
-    scheduler = Scheduler(desk)
+    sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock, worker_id=holder)
+    scheduler = Scheduler(desk, holder=holder)
 
     async def send(stop: asyncio.Event) -> None:
         if stop.is_set():  # --once: send what is due, then stop
@@ -103,18 +110,21 @@ def background_tasks(desk: Any) -> list[BackgroundTask]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
 def status(cli: CliContext, as_json: bool) -> None:
-    """Show each mailbox: state, owning daemon, last success, backlog and last error.
+    """Show each mailbox: state, owning daemon, last success, backlog and last error;
+    then each daemon: how many mailboxes it holds, since when, whether it is alive.
 
     Exits 1 when a mailbox is failing, so a monitoring check can call it.
     """
     from sqlalchemy.orm import Session
 
     from maildesk.store.db import reader
+    from maildesk.store.leases import heartbeats
     from maildesk.store.mailboxes import mailbox_status
 
     desk = cli.desk()
     with Session(reader(desk.engine)) as session:
         rows = mailbox_status(session, desk.config)
+        beats = heartbeats(session)
     if as_json:
         print_json(rows)
     elif not rows:
@@ -132,6 +142,9 @@ def status(cli: CliContext, as_json: bool) -> None:
             ],
             max_width=100,
         )
+    if beats and not as_json:
+        echo()
+        print_table(_daemons(beats, rows), _DAEMON_COLUMNS, max_width=100)
     if any(r["failing"] for r in rows):
         sys.exit(1)
 
@@ -149,6 +162,39 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
         "last_success": _ago(row["last_success_at"], row["now"]) or "never",
         "error": error or "",
     }
+
+
+_DAEMON_COLUMNS = [
+    ("holder", "DAEMON"),
+    ("mailboxes", "MAILBOXES"),
+    ("share", "FAIR SHARE"),
+    ("started", "STARTED"),
+    ("state", "HEARTBEAT"),
+]
+
+
+def _daemons(beats: list[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per daemon that registered a heartbeat: what it holds, whether it lives."""
+    from maildesk.service.balancer import fair_share
+
+    now = rows[0]["now"] if rows else max(b.expires_at for b in beats)
+    sharing = [b for b in beats if b.live and b.token > 0]  # token: mailboxes it serves
+    share = fair_share(len(rows), len(sharing))
+    shown = f"{share.low}" if share.low == share.high else f"{share.low}-{share.high}"
+    lines = []
+    for beat in beats:
+        holder = beat.holder or "-"
+        held = sum(r["holder"] == beat.holder for r in rows) if beat.live else 0
+        lines.append(
+            {
+                "holder": holder,
+                "mailboxes": held,
+                "share": shown if beat in sharing else "-",
+                "started": _ago(beat.acquired_at, now),
+                "state": "alive" if beat.live else f"lapsed {_ago(beat.expires_at, now)}",
+            }
+        )
+    return lines
 
 
 def _ago(when: datetime | None, now: datetime) -> str:

@@ -1,10 +1,13 @@
-"""`maildesk tickets list|show`."""
+"""`maildesk tickets list|search|show`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
+from maildesk.cli.search_output import print_hits, search_filters, search_hit_json
 from maildesk.store.queries import list_tickets, ticket_detail
 
 TICKET_COLUMNS = [
@@ -21,7 +24,7 @@ TICKET_COLUMNS = [
 
 @click.group()
 def tickets() -> None:
-    """List and show tickets."""
+    """List, search and show tickets."""
 
 
 @tickets.command("list")
@@ -44,6 +47,45 @@ def list_cmd(
         print_table(rows, TICKET_COLUMNS)
     else:
         echo("no tickets")
+
+
+@tickets.command("search")
+@click.argument("query")
+@click.option(
+    "--status",
+    multiple=True,
+    type=click.Choice(["new", "open", "pending", "resolved", "closed"], case_sensitive=False),
+    help="Only tickets with this status (repeatable).",
+)
+@click.option("--queue", help="Only tickets in this queue.")
+@click.option("--assignee", help="Only tickets assigned to this address ('none': unassigned).")
+@click.option("--requester", help="Only tickets from this address.")
+@click.option("--since", help="Only tickets created on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--until", help="Only tickets created on or before this date (YYYY-MM-DD, UTC).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="At most N tickets.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (format in README).")
+@pass_cli
+def search_cmd(cli: CliContext, query: str, as_json: bool, **options: Any) -> None:
+    """Find tickets by words in their subject, mail, addresses, ref or attachment names.
+
+    Every word must match; "quoted words" match as a phrase. Newest activity first.
+    """
+    from maildesk.store.search import search_tickets
+
+    with cli.read_session() as session:
+        hits = search_tickets(session, query, search_filters(**options))
+    if as_json:
+        print_json([search_hit_json(h) for h in hits])
+    elif hits:
+        print_hits(hits)
+    else:
+        echo("no tickets match")
 
 
 @tickets.command("show")

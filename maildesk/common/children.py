@@ -9,7 +9,12 @@ finishes nothing for `timeout` plus a grace period (stuck in code that ignores
 signals) is killed, that job fails, and the rest of the chunk goes to a new child. A
 crash (even in C code) kills only the child, and only the job it was on fails.
 
-Each job's result is ("ok", value), ("timeout", message) or ("error", message).
+A chunk may also carry a memory limit: the child sets it as its address-space limit
+(RLIMIT_AS) before the chunk, so a job that would allocate more fails with MemoryError
+instead of taking the machine's memory; a child that hit its limit is replaced.
+
+Each job's result is ("ok", value), ("timeout", message), ("memory", message) or
+("error", message).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import atexit
 import importlib
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -46,6 +52,11 @@ class ChildUnavailable(MaildeskError):
 
 def timeout_message(timeout: float) -> str:
     return f"processing took longer than {timeout:g} s"
+
+
+def memory_message(limit: int) -> str:
+    """What ran out, for "the message ... to parse" and the like."""
+    return f"needs more than {limit >> 20} MiB" if limit else "needs more memory than there is"
 
 
 @contextmanager
@@ -171,25 +182,31 @@ class ChildPool:
         self.lock = threading.Lock()
         self.started = 0  # children started so far (each timeout costs one)
 
-    def run(self, jobs: Sequence[Any], timeout: float) -> list[Result]:
+    def run(self, jobs: Sequence[Any], timeout: float, memory_bytes: int = 0) -> list[Result]:
         """Run the jobs in one round trip to a child (one answer for all of them, so the
-        waiting thread needs the GIL once); each job keeps its own time limit, and a job
-        that times out or kills the child fails alone. Raises ChildUnavailable."""
+        waiting thread needs the GIL once); each job keeps its own time limit and, unless
+        `memory_bytes` is 0, the child may hold at most that much memory. A job that runs
+        out of either or kills the child fails alone. Raises ChildUnavailable."""
         jobs = list(jobs)
+        request = (jobs, timeout, memory_bytes)
         child = self._acquire()
         try:
-            child.to_child.send((jobs, timeout))
+            child.to_child.send(request)
         except OSError:  # an idle child died meanwhile: one more try with a new one
             child.kill()
             child = self._acquire()
-            child.to_child.send((jobs, timeout))
+            child.to_child.send(request)
         answer = self._answer(child, timeout)
         if isinstance(answer, list):
-            self._release(child)
+            if any(status == "memory" for status, _ in answer):
+                child.stop()  # its heap may stay swollen or fragmented: a fresh one next time
+            else:
+                self._release(child)
             return answer
         done, failure = answer  # the child was lost on jobs[done]; the others go again
-        before = self.run(jobs[:done], timeout) if done else []
-        after = self.run(jobs[done + 1 :], timeout) if done + 1 < len(jobs) else []
+        before = self.run(jobs[:done], timeout, memory_bytes) if done else []
+        rest = jobs[done + 1 :]
+        after = self.run(rest, timeout, memory_bytes) if rest else []
         return [*before, failure, *after]
 
     def _answer(self, child: Child, timeout: float) -> list[Result] | tuple[int, Result]:
@@ -286,12 +303,13 @@ def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> 
     conn.send("ready")
     while True:
         try:
-            jobs, timeout = requests.recv()
+            jobs, timeout, memory_bytes = requests.recv()
         except (EOFError, OSError):
             return
+        limit_memory(memory_bytes)
         results = []
         for job in jobs:
-            results.append(run_one(run_job, job, timeout))
+            results.append(run_one(run_job, job, timeout, memory_bytes))
             os.write(progress_fd, b".")
         try:
             conn.send(results)
@@ -299,13 +317,28 @@ def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> 
             return
 
 
-def run_one(run_job: Callable[[Any], Any], job: Any, timeout: float) -> Result:
+def limit_memory(limit: int) -> None:
+    """Cap this process's address space at `limit` bytes (0: as much as the hard limit
+    allows). The soft limit only: the next chunk may ask for a different one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = limit or hard
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted != soft:
+        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+
+
+def run_one(
+    run_job: Callable[[Any], Any], job: Any, timeout: float, memory_bytes: int = 0
+) -> Result:
     """One job's result, its errors as messages; the time limit holds on the main thread."""
     try:
         with alarm(timeout):
             return ("ok", run_job(job))
     except ProcessingTimeout as exc:
         return ("timeout", str(exc))
+    except MemoryError:
+        return ("memory", memory_message(memory_bytes))
     except MaildeskError as exc:
         return ("error", str(exc))
     except Exception as exc:

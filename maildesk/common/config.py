@@ -25,6 +25,7 @@ from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
 DEFAULT_CONFIG = "maildesk.yaml"
 CONFIG_ENV = "MAILDESK_CONFIG"
+MIN_PARSER_MEMORY = 64 << 20  # limits.parser_memory_bytes, when set
 # An authserv-id as authres reads it: an RFC 5322 dot-atom, in practice a host name.
 _AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
@@ -211,8 +212,8 @@ class MailboxConfig(_Section):
 class DaemonConfig(_Section):
     """How `maildesk run` shares mailboxes with other daemons and retries failures."""
 
-    # A mailbox is owned by one daemon through a lease; a dead daemon's lease expires
-    # after this long and another daemon takes the mailbox over.
+    # Daemons share the mailboxes through leases of this length; a daemon's heartbeat
+    # lasts half of it, so a dead daemon's mailboxes are taken over within 2/3 of it.
     lease_seconds: float = Field(default=60, ge=1)
     # Reconnect delays double from 1 s up to this, with random jitter.
     max_backoff_seconds: float = Field(default=300, ge=1)
@@ -256,9 +257,22 @@ class LimitsConfig(_Section):
     # Parse in a child process, so a slow message can be stopped at processing_seconds
     # on any thread. Off: parse in-process; the limit then holds only on the main thread.
     isolate_parser: bool = True
+    # The most memory (address space) a parser child may use; a message that needs more
+    # is quarantined. 0: no limit. Not enforced with isolate_parser: false.
+    parser_memory_bytes: int = Field(default=1 << 30, ge=0)
     auto_replies_per_hour: int = Field(default=5, ge=0)
     # Automatic mail that matched no ticket (`maildesk automatic list`) is kept this long.
     automatic_keep_days: float = Field(default=30, gt=0)
+
+    @field_validator("parser_memory_bytes")
+    @classmethod
+    def _room_to_start(cls, value: int) -> int:
+        if 0 < value < MIN_PARSER_MEMORY:
+            raise ValueError(
+                f"must be 0 (no limit) or at least {MIN_PARSER_MEMORY >> 20} MiB "
+                "(67108864): a parser child takes about 32 MiB before it reads anything"
+            )
+        return value
 
 
 class SatisfactionConfig(_Section):

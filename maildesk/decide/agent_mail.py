@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maildesk.common.domain import MessageKind, Priority, Status, TicketState
+from maildesk.decide.agent_find import find_notice, find_results
 from maildesk.decide.audience import ticket_agents
 from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.kb import Article, expand_kb_commands
 from maildesk.decide.lifecycle import transition_problem
 from maildesk.intake.message import Address, ParsedMessage
-from maildesk.intake.quotes import trim_reply
+from maildesk.intake.quotes import WHOLE, extract_reply, reply_source
 from maildesk.rules import Agent
 
 
@@ -43,13 +44,14 @@ def agent_mail(
     agent = ctx.rules.agent_by_address(msg.from_addr)
     assert agent is not None
     me = Address(agent.name, agent.address)
-    block = parse_commands(msg.text)
+    block = parse_commands(reply_source(msg.text, msg.html))
     decision.commands = [c.line for c in block.commands]
     to_comment = bool(ctx.tickets.comment_address) and any(
         a.address == ctx.tickets.comment_address.lower() for a in msg.recipients
     )
     outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
-    body, inserted, kb_problems = expand_kb_commands(trim_reply(block.body), articles or [])
+    reply = extract_reply(block.body)
+    body, inserted, kb_problems = expand_kb_commands(reply.text, articles or [])
     outcome.errors += [f"#kb: {p}" for p in kb_problems]
     outcome.errors = block.errors + outcome.errors
     if outcome.errors:
@@ -64,15 +66,37 @@ def agent_mail(
         _note(decision, ticket, ctx, me, body)
     elif body.strip():
         _relay(decision, ticket, ctx, me, body, outcome)
+        if reply.how == WHOLE:
+            decision.notes.append(("reply_whole", _WHOLE_NOTE))
     else:
         decision.kind, decision.internal = MessageKind.NOTE, True
+        if not block.commands:
+            _tell_empty(decision, me)
     if outcome.applied:
         decision.notices.append(
             Notice(
                 "command_confirm", [me], "agents", from_agent=me, extra={"applied": outcome.applied}
             )
         )
+    searches = find_results(block.commands, ctx)
+    if searches:
+        decision.notices.append(find_notice(me, searches))
     return decision
+
+
+_WHOLE_NOTE = (
+    "no answer was found above, below or between the quoted lines: the whole message "
+    "was sent to the requester"
+)
+_EMPTY = "the message has no text of its own, so there was nothing to send"
+
+
+def _tell_empty(decision: Decision, me: Address) -> None:
+    """An agent's mail with no text and no command: kept as a note, and the agent is told
+    that the requester got nothing (rather than left to think the answer went out)."""
+    decision.notes.append(("reply_empty", _EMPTY))
+    extra = {"errors": [_EMPTY], "commands": []}
+    decision.notices.append(Notice("command_error", [me], "agents", from_agent=me, extra=extra))
 
 
 def _refuse(decision: Decision, me: Address, errors: list[str], block: object) -> Decision:

@@ -23,6 +23,9 @@ class BatchState:
     tickets: dict[int, TicketState] = field(default_factory=dict)
     ref_ids: dict[str, int] = field(default_factory=dict)  # upper-case ref -> ticket id
     thread_refs: dict[str, int] = field(default_factory=dict)  # Message-ID -> ticket id
+    our_ids: set[str] = field(default_factory=set)  # Message-IDs we made (80 random bits)
+    # Customers' Message-IDs -> who wrote and received that message (From, To, Cc).
+    audiences: dict[str, frozenset[str]] = field(default_factory=dict)
     stored: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (ref, message pk)
     receipts: set[ReceiptKey] = field(default_factory=set)
     auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
@@ -51,6 +54,50 @@ class BatchState:
             if ticket_id is not None and ticket_id in self.tickets:
                 return self._follow(self.tickets[ticket_id])
         return None
+
+    def thread(
+        self, keys: ThreadKeys, sender: str, *, is_agent: bool = False
+    ) -> tuple[TicketState | None, bool]:
+        """The ticket a message belongs to, and whether its sender may join it.
+
+        Every ticket the subject names or the references point at (In-Reply-To, then
+        References newest first) is a candidate. An agent gets the first; anyone else the
+        first they are already on, else the first whose conversation they provably saw
+        (they quote one of our Message-IDs, which cannot be guessed, or answer a message
+        they were on From/To/Cc of) — they join it —, else the first candidate, where
+        they are a stranger.
+        """
+        named = self._by_tokens(keys.ticket_numbers)
+        referenced = [(self._follow(self.tickets[t]), i) for i, t in self._references(keys)]
+        candidates = list({t.id: t for t in [*named, *(t for t, _ in referenced)]}.values())
+        if not candidates:
+            return None, False
+        if is_agent:
+            return candidates[0], False
+        for ticket in candidates:
+            if ticket.is_participant(sender):
+                return ticket, False
+        for ticket, message_id in referenced:
+            if message_id in self.our_ids or sender in self.audiences.get(message_id, ()):
+                return ticket, True
+        return candidates[0], False
+
+    def _by_tokens(self, numbers: list[int]) -> list[TicketState]:
+        found = []
+        for number in numbers:
+            ticket_id = self.ref_ids.get(f"{self.prefix}-{number}".upper())
+            if ticket_id is not None:
+                found.append(self._follow(self.tickets[ticket_id]))
+        return found
+
+    def _references(self, keys: ThreadKeys) -> list[tuple[str, int]]:
+        """(Message-ID, ticket id) of every reference we know, in the order given."""
+        found = []
+        for message_id in keys.reference_ids:
+            ticket_id = self.thread_refs.get(message_id)
+            if ticket_id is not None and ticket_id in self.tickets:
+                found.append((message_id, ticket_id))
+        return found
 
     def last_notified_ticket(self, address: str) -> TicketState | None:
         """The ticket we last wrote to `address` about, for auto-replies that quote nothing."""
@@ -88,12 +135,15 @@ class BatchState:
         agents = {a: list(ids) for a, ids in state.agent_threads.items()}
         if msg.message_id:
             self.thread_refs.setdefault(msg.message_id, state.id)
+            people = {msg.from_addr, *(a.address for a in msg.recipients)}
+            self.audiences.setdefault(msg.message_id, frozenset(people))
             if visible_message and msg.message_id not in thread:
                 thread.append(msg.message_id)
             if agent:
                 agents.setdefault(agent, []).append(msg.message_id)
         for message_id, reader in outbound:
             self.thread_refs[message_id] = state.id
+            self.our_ids.add(message_id)
             if reader is None:
                 thread.append(message_id)
             else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from maildesk.common.search_query import QueryError, parse_query
+
 STATUSES = ("open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 # name -> (argument required?, help shown when it is wrong)
@@ -21,6 +23,7 @@ KNOWN: dict[str, tuple[bool, str]] = {
     "cc": (True, "#cc ADDRESS"),
     "merge": (True, "#merge REF (e.g. #merge MD-42)"),
     "note": (False, "#note (keeps this reply internal)"),
+    "find": (True, '#find WORDS (e.g. #find printer "paper jam")'),
 }
 _LINE = re.compile(r"^#([A-Za-z]+)\b[ \t]*(.*?)\s*$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -98,4 +101,9 @@ def _check_syntax(name: str, argument: str) -> str:
         return f"'{argument}' is not an email address"
     if name == "tag" and not re.fullmatch(r"[\w.-]{1,50}", argument):
         return f"'{argument}' is not a single word"
+    if name == "find":
+        try:
+            parse_query(argument)
+        except QueryError as exc:
+            return str(exc)
     return ""

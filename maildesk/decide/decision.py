@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
+from maildesk.common.search_query import SearchHit
 from maildesk.intake.message import Address
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.triage.reply_tokens import ReplyKeys
@@ -79,6 +80,12 @@ class Decision:
     commands: list[str] = field(default_factory=list)
     merge_into: TicketState | None = None  # #merge: this ticket is folded into that one
 
+    @property
+    def ticketless(self) -> bool:
+        """An answer that opens and changes no ticket (an agent's #find): only its notices
+        are sent, and the message itself is not stored."""
+        return self.new_ticket is None and self.ticket_id is None
+
 
 @dataclass(frozen=True)
 class DecideContext:
@@ -93,9 +100,14 @@ class DecideContext:
     auto_reply_limit: int = 5
     own_addresses: frozenset[str] = frozenset()
     # Other tickets by reference (for #merge), knowledge-base articles (for #kb) and the
-    # secret that signs rating links; all optional.
+    # secret that signs rating links; all optional. `searches`: the store's results for
+    # the batch's `#find QUERY` commands, by QUERY.
     find_ticket: Callable[[str], TicketState | None] | None = None
+    searches: Mapping[str, Sequence[SearchHit]] = field(default_factory=dict)
     kb_articles: tuple[Any, ...] = ()
     rating_secret: str | None = None
     # The secrets that sign agents' reply addresses (None: none configured).
     reply_keys: ReplyKeys | None = None
+    # The ticket was found by a Message-ID the message quotes: its sender saw the
+    # conversation (Message-IDs cannot be guessed, unlike ticket numbers) and may join.
+    referenced: bool = False

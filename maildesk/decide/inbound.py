@@ -6,11 +6,13 @@ Decision in one transaction, so everything here can be tested with plain data.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
 from maildesk.common.thread_index import root_from_header
+from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_identity import verify_agent
 from maildesk.decide.agent_mail import agent_mail
 from maildesk.decide.audience import (
@@ -26,6 +28,7 @@ from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
+from maildesk.triage.language import detect_language
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.robots import robot_recipient
 from maildesk.triage.screen import MailClass, Screening
@@ -40,7 +43,8 @@ HELD_TAG = "held"
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
     decision = _decide(msg, ticket, ctx)
-    _size_limits(msg, ctx, decision)
+    if not decision.ticketless:
+        _size_limits(msg, ctx, decision)
     return decision
 
 
@@ -52,17 +56,20 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
         if author is Author.STRANGER:
             if ctx.tickets.stranger_with_token == "hold":
                 return _held(msg, ticket, ctx)
-            ticket = None
-        elif (
+            # Ticket numbers can be guessed: naming one is no reason to join it.
+            why = f"{msg.from_addr} named {ticket.ref} but is not on it"
+            return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="named")
+        if (
             ticket.status is Status.CLOSED
             and ctx.tickets.reply_to_closed == "new"
             and author is not Author.AGENT
             and _automatic_kind(ctx.screening) is None
             and not _is_rating(msg, ticket, ctx)  # a late rating of an auto-closed ticket
         ):
-            return _new_ticket(msg, ctx, linked_from=ticket)
+            why = f"reply to closed ticket {ticket.ref}"
+            return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="closed")
     if ticket is None:
-        return _new_ticket(msg, ctx)
+        return find_without_ticket(msg, ctx) or _new_ticket(msg, ctx)
     decision = _follow_up(msg, ticket, ctx)
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
@@ -156,6 +163,8 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         # Daemons and out-of-office robots answer from addresses we never saw, and our
         # own notifications come back from the support address.
         return Author.SYSTEM
+    if ctx.referenced:  # quotes a Message-ID of the conversation: joins it
+        return Author.PARTICIPANT
     return Author.STRANGER
 
 
@@ -185,9 +194,14 @@ def _unverified_agent(msg: ParsedMessage, ticket: TicketState, ctx: DecideContex
 
 
 def _new_ticket(
-    msg: ParsedMessage, ctx: DecideContext, linked_from: TicketState | None = None
+    msg: ParsedMessage,
+    ctx: DecideContext,
+    linked_from: TicketState | None = None,
+    link_note: str = "",
+    because: str = "",
 ) -> Decision:
-    routing = ctx.rules.evaluate(msg, ticket=None, facts=ctx.facts)
+    facts = replace(ctx.facts, language=detect_language(f"{msg.subject}\n{msg.text[:2000]}"))
+    routing = ctx.rules.evaluate(msg, ticket=None, facts=facts)
     requester = msg.sender or Address("", "unknown@invalid")
     queue = routing.queue or ctx.rules.default_queue
     new = NewTicket(
@@ -221,7 +235,7 @@ def _new_ticket(
         *((agent_address(w, ctx.rules), "watcher") for w in routing.watchers),
     ]
     if linked_from:
-        decision.notes.append(("linked", f"reply to closed ticket {linked_from.ref}"))
+        decision.notes.append(("linked", link_note or f"linked to {linked_from.ref}"))
     # Automatic mail that matches no ticket is set aside before it gets here (sets_aside);
     # should it come (a caller that decides without that step), it stays quiet: telling
     # anyone about it is how two robots start a conversation.
@@ -233,8 +247,16 @@ def _new_ticket(
     extra = routing.notify if quiet else [*routing.watchers, *routing.notify]
     agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
+        linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
         decision.notices.append(
-            Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+            Notice(
+                "new_ticket",
+                agents,
+                "agents",
+                body_text=msg.text,
+                on_behalf_of=msg.sender,
+                extra=linked,
+            )
         )
     return decision
 
@@ -264,7 +286,8 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         )
     if _rating(msg, ticket, ctx, decision):
         return decision
-    routing = ctx.rules.evaluate(msg, ticket=ticket, facts=ctx.facts)
+    facts = replace(ctx.facts, language=ticket.language)
+    routing = ctx.rules.evaluate(msg, ticket=ticket, facts=facts)
     decision.rule_hits = list(routing.hits)
     _apply_follow_up_routing(routing, ticket, decision)
     status = customer_reply_status(
@@ -281,6 +304,11 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         for a in msg.cc + msg.to
         if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
     ]
+    if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
+        decision.participants.insert(0, (msg.sender, "cc"))
+        decision.notes.append(
+            ("joined", f"{msg.from_addr} joined: their mail answers this ticket's conversation")
+        )
     agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]

@@ -39,6 +39,23 @@ def _sample_sla(stage: str) -> dict[str, Any]:
     }
 
 
+def _sample_find() -> dict[str, Any]:
+    hit = {
+        "ref": "MD-7",
+        "subject": "Printer on the 3rd floor jams",
+        "status": "open",
+        "queue": "general",
+        "assignee": "alice@example.com",
+        "updated_at": datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        "snippet": "…the printer jams on every second page since Monday…",
+    }
+    searches = [
+        {"query": "printer", "results": [hit]},
+        {"query": '"paper jam" warsaw', "results": []},
+    ]
+    return {"searches": searches, "errors": [], "limit": 10}
+
+
 TEMPLATES: dict[str, TemplateSpec] = {
     "ack": TemplateSpec("requester", "a new request was received: its reference, how to reply"),
     "agent_reply": TemplateSpec("requester", "an agent's reply, relayed", has_agent=True),
@@ -88,6 +105,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
             }
         },
     ),
+    "find_results": TemplateSpec(
+        "agents", "an agent's #find: the tickets that match", _sample_find(), has_agent=True
+    ),
 }
 
 
@@ -122,6 +142,23 @@ def notification_context(
             "subject": msg.subject if msg else "",
         },
         **_rating(ticket, notice, config),
+        **_jsonable(notice.extra),
+    }
+
+
+def ticketless_context(notice: Notice, msg: ParsedMessage, config: Config) -> dict[str, Any]:
+    """The variables of a notification about no ticket (an agent's #find): as
+    `notification_context` without `ticket`."""
+    agent = notice.from_agent
+    return {
+        "support": {
+            "address": config.tickets.support_address,
+            "name": config.tickets.support_name,
+        },
+        "settings": _settings(config),
+        "agent": {"name": agent.name or agent.address, "address": agent.address} if agent else None,
+        "body": notice.body_text or "",
+        "message": {"from": str(msg.sender) if msg.sender else "", "subject": msg.subject},
         **_jsonable(notice.extra),
     }
 

@@ -1,8 +1,11 @@
 """Text in whatever charset mail declares, or fails to declare.
 
-Declared charsets are tried first, then UTF-8, then a guess between Windows-1252 and
-the Cyrillic code pages (mislabelled Russian mail is common). RFC 2047 encoded words
-are decoded here rather than by mail-parser, which drops undecodable text.
+Declared charsets are tried first, then UTF-8 (kept, with replacement characters, when
+only a few bytes are broken), then a guess: the Cyrillic code pages when the bytes read
+as Cyrillic (mislabelled Russian mail is common), otherwise charset-normalizer's choice
+among the Western and Central European code pages (Polish mail in Windows-1250 or
+ISO-8859-2 is as common as Western mail in Windows-1252). RFC 2047 encoded words are
+decoded here rather than by mail-parser, which drops undecodable text.
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ def _decode_word(kind: str, payload: str) -> bytes:
 
 
 def decode_bytes(data: bytes, charset: str | None, *, guess: bool = True) -> str:
-    """Decode text in its declared charset; when that is missing or fails, UTF-8, then
-    the likeliest of Windows-1251, KOI8-R and Windows-1252."""
+    """Decode text in its declared charset; when that is missing or fails, UTF-8 (also
+    with a few broken bytes), then the likeliest single-byte code page."""
     declared = _charset_alias(charset) if charset else None
     if declared and not _known(declared):
         declared = None
@@ -74,7 +77,20 @@ def decode_bytes(data: bytes, charset: str | None, *, guess: bool = True) -> str
             return data.decode(declared, "replace")
         except (UnicodeError, ValueError):  # codecs such as idna fail even with "replace"
             pass
-    return _guess_8bit(data)
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly
+    return _guess_8bit(data, detect=declared != "cp1252")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with replacement characters when nearly all of its non-ASCII bytes form valid
+    UTF-8: one bad byte must not turn a Russian letter into Windows-1252 mojibake. Text
+    in a single-byte code page almost never forms valid multi-byte sequences."""
+    text = data.decode("utf-8", "replace")
+    broken = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    valid = sum(1 for c in text if c > "\x7f" and c != "\ufffd")
+    return text if valid >= 4 and valid >= 8 * broken else None
 
 
 # Charsets mailers put on text that is often really in another single-byte charset.
@@ -89,15 +105,16 @@ def _known(charset: str) -> bool:
         return False
 
 
-def _guess_8bit(data: bytes) -> str:
-    """Windows-1252 unless the text reads as Cyrillic; then 1251 or KOI8-R by letter case."""
+def _guess_8bit(data: bytes, *, detect: bool = True) -> str:
+    """Windows-1251 or KOI8-R (by letter case) when the text reads as Cyrillic; otherwise
+    charset-normalizer's pick of a Latin code page (`detect`), or Windows-1252."""
     latin = data.decode("cp1252", "replace")
     letters = [c for c in latin if c.isalpha()]
     accented = sum(not c.isascii() for c in letters)
     # Latin-script text has a few accents among ASCII letters; Cyrillic read as
     # Windows-1252 is almost all accented letters.
     if not letters or accented / len(letters) < 0.3:
-        return latin
+        return _latin_code_page(data) if detect else latin
     best, best_lower = latin, -1
     for candidate in ("cp1251", "koi8-r"):
         text = data.decode(candidate, "replace")
@@ -106,6 +123,28 @@ def _guess_8bit(data: bytes) -> str:
         if lower > best_lower:
             best, best_lower = text, lower
     return best
+
+
+# Code pages an undeclared Latin-script mail is written in; Windows-1252 wins ties (it is
+# the commonest, and the short texts of mail often score the same in several).
+_LATIN_PAGES = ["cp1252", "cp1250", "iso8859_2"]
+
+
+def _latin_code_page(data: bytes) -> str:
+    from charset_normalizer import from_bytes  # only mail without a usable charset needs it
+
+    try:
+        matches = list(from_bytes(data, cp_isolation=_LATIN_PAGES))
+    except Exception:  # a detector failure must not cost the body
+        matches = []
+    if not matches:
+        return data.decode("cp1252", "replace")
+    best = matches[0]
+    for match in matches:
+        tie = match.chaos <= best.chaos and match.coherence >= best.coherence
+        if match.encoding == "cp1252" and tie:
+            best = match
+    return data.decode(best.encoding, "replace")
 
 
 def _charset_alias(charset: str) -> str:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import email.utils
 import re
+import unicodedata
 from datetime import UTC, datetime
+from email.header import Header, decode_header
+from email.message import Message
 
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
@@ -24,7 +27,7 @@ _ANY_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ADDR_RE = re.compile(
     r"^[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,64}@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,253}$"
 )
-MAX_NAME = 200
+MAX_NAME = 200  # characters of a display name kept (README: Hostile and broken mail)
 MAX_ADDRESSES = 100
 MAX_IDS = 100
 MAX_ID_LENGTH = 900
@@ -40,7 +43,34 @@ def scrub(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to at most `limit` characters, the last one "…" when it was cut.
+
+    The cut never separates a character from what joins onto it (accents, emoji
+    modifiers and ZWJ sequences, the two halves of a flag), so no half-drawn
+    character is left at the end."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    while cut > 0 and (_joins_previous(text[cut]) or text[cut - 1] == _ZWJ):
+        cut -= 1
+    flags = len(text[:cut]) - len(text[:cut].rstrip(_REGIONAL_INDICATORS))
+    cut -= flags % 2 if _REGIONAL_INDICATORS.find(text[cut]) >= 0 else 0
+    return text[:cut].rstrip() + "…"
+
+
+def _joins_previous(char: str) -> bool:
+    """A combining mark, variation selector, emoji modifier or tag: part of the character
+    before it."""
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or char == _ZWJ
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or "\U000e0020" <= char <= "\U000e007f"
+    )
+
+
+_ZWJ = "\u200d"
+_REGIONAL_INDICATORS = "".join(chr(c) for c in range(0x1F1E6, 0x1F200))
 
 
 def unfold_8bit(text: str) -> str:
@@ -49,12 +79,37 @@ def unfold_8bit(text: str) -> str:
     return text.replace("\r", "").replace("\n", "")
 
 
+def has_8bit(text: str) -> bool:
+    """Does `text` (a header as the stdlib parser read it) carry raw 8-bit bytes?"""
+    return bool(_SURROGATES.search(text))
+
+
 def decode_header_value(value: object) -> str:
-    """A header value as text: raw 8-bit bytes and RFC 2047 encoded words decoded."""
+    """A header value as text: raw 8-bit bytes (UTF-8 first) and RFC 2047 encoded words
+    decoded. A `Header`, as `Message.get` returns for 8-bit text, is read from its bytes:
+    `str()` on it would turn every 8-bit byte into U+FFFD."""
+    if isinstance(value, Header):
+        value = "".join(
+            part.decode("ascii", "surrogateescape") if isinstance(part, bytes) else part
+            for part, _ in decode_header(value)
+        )
     text = unfold_8bit(str(value))
     if "=?" in text:
         text = decode_encoded_words(text)
     return scrub(text)
+
+
+def readable_params(part: Message) -> Message:
+    """`part`, or, when its Content-Type or Content-Disposition carries raw 8-bit text, a
+    stand-in with those two decoded (UTF-8 first), so file names read as sent."""
+    wanted = ("content-type", "content-disposition")
+    raw = [(name, str(value)) for name, value in part.raw_items() if name.lower() in wanted]
+    if not any(has_8bit(value) for _, value in raw):
+        return part
+    shadow = Message()
+    for name, value in raw:
+        shadow[name] = unfold_8bit(value)
+    return shadow
 
 
 def id_list(value: str | None) -> list[str]:

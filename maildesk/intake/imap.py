@@ -3,6 +3,9 @@
 Everything here blocks; the daemon runs it in the mailbox's own thread. imapclient's
 errors become SourceError (MailboxAuthError for refused credentials) naming the
 mailbox, and its bytes-keyed dicts never leave this module.
+
+What imapclient does not expose (untagged responses collected during other commands,
+or already buffered when IDLE starts) is reached in `imap_internals` alone.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from typing import Any, BinaryIO
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.imapclient import _parse_untagged_response
 
 from maildesk.common.config import MailboxConfig
 from maildesk.common.errors import MailboxAuthError, SecretError, SourceError
+from maildesk.intake.imap_internals import buffered_responses, imaplib_of
 from maildesk.intake.raw_mail import IncomingMail
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class ImapSource:
         self.config = config
         self.client: IMAPClient | None = None
         self.folder: FolderInfo | None = None
+        self._told_no_expunge = False  # said once: moved mail stays \\Deleted
 
     @property
     def where(self) -> str:
@@ -163,7 +167,7 @@ class ImapSource:
         # Forget the untagged responses imaplib collected (EXISTS, EXPUNGE after MOVE ...):
         # this search covers them, and over months they would pile up. An EXISTS that
         # arrives after it is noticed when IDLE starts (see wait()).
-        client._imap.untagged_responses.clear()
+        imaplib_of(client).untagged_responses.clear()
         with self._errors("search"):
             found = client.search(["UID", f"{after_uid + 1}:*", "NOT", "DELETED"])
         # "n:*" also matches the highest UID when it is below n (RFC 3501 6.4.8).
@@ -247,12 +251,27 @@ class ImapSource:
             elif client.has_capability("MOVE"):
                 client.move(list(uids), target)
             else:
-                client.copy(list(uids), target)
-                client.add_flags(list(uids), [b"\\Deleted"], silent=True)
-                if client.has_capability("UIDPLUS"):
-                    client.uid_expunge(list(uids))
-                else:
-                    client.expunge()
+                self._copy_and_delete(client, list(uids), target)
+
+    def _copy_and_delete(self, client: IMAPClient, uids: list[int], target: str) -> None:
+        """MOVE by hand: COPY, flag \\Deleted, and expunge exactly these UIDs (UIDPLUS).
+
+        Without UIDPLUS the copies are left flagged \\Deleted: a plain EXPUNGE would also
+        remove every message another client flagged \\Deleted and meant to keep for now.
+        """
+        client.copy(uids, target)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        elif not self._told_no_expunge:
+            self._told_no_expunge = True
+            log.info(
+                "%s: the server has neither MOVE nor UIDPLUS; mail moved to %s stays in %s "
+                "flagged \\Deleted until a mail client expunges the folder",
+                self.where,
+                target,
+                self.config.folder,
+            )
 
     # --- waiting ------------------------------------------------------------------------
 
@@ -276,7 +295,7 @@ class ImapSource:
         try:
             # Mail that arrived since the last search was announced by an untagged EXISTS
             # during later commands or IDLE's start, which idle_check() never returns.
-            if "EXISTS" not in client._imap.untagged_responses:
+            if "EXISTS" not in imaplib_of(client).untagged_responses:
                 self._idle_until(client, min(seconds, MAX_IDLE_SECONDS), interrupt)
         finally:
             with self._errors("IDLE"):
@@ -291,7 +310,7 @@ class ImapSource:
             step = min(1.0, left)
             started = time.monotonic()
             with self._errors("IDLE"):
-                responses = _buffered_responses(client) or client.idle_check(timeout=step)
+                responses = buffered_responses(client) or client.idle_check(timeout=step)
             if any(_is_bye(r) for r in responses):
                 raise SourceError(f"{self.where}: the server closed the connection (BYE)")
             if any(_is_new_mail(r) for r in responses):
@@ -335,28 +354,6 @@ def _text(exc: BaseException) -> str:
     if len(text) > 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
         text = text[2:-1]  # imapclient wraps server bytes in str(): "b'[AUTHENTICATIONFAILED]...'"
     return text or type(exc).__name__
-
-
-def _buffered_responses(client: IMAPClient) -> list[tuple[Any, ...]]:
-    """IDLE responses imaplib already read into its buffer, which idle_check() cannot see.
-
-    idle_check() waits for the socket to become readable; a response that arrived in the
-    same packet as IDLE's "+ idling" already sits in imaplib's buffer and would wait there
-    until the next packet.
-    """
-    imap = client._imap
-    sock = client.socket()
-    responses = []
-    sock.setblocking(False)
-    try:
-        while imap.file.peek(1)[:1]:
-            responses.append(_parse_untagged_response(imap._get_line()))
-    except (BlockingIOError, ssl.SSLWantReadError):
-        pass
-    finally:
-        sock.setblocking(True)
-        client._set_read_timeout()
-    return responses
 
 
 def _is_bye(response: tuple[Any, ...]) -> bool:

@@ -61,11 +61,15 @@ class DroppedAttachment:
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """Size limits applied while parsing."""
+    """Size and memory limits applied while parsing."""
 
     max_attachment_bytes: int = 25 * 1024 * 1024
     # A text body bigger than this is kept as an attachment, not as ticket text.
     max_body_bytes: int = 2 * 1024 * 1024
+    # The large-message reader cuts part bodies over this out to the blob store.
+    spill_bytes: int = 256 * 1024
+    # The most a parser child may hold (its RLIMIT_AS); 0: no limit. Not enforced in-process.
+    memory_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class StoredPart:
     sha256: str | None  # None: not kept, it was over the attachment limit
     size: int
     name_hint: str = ""  # for an attached message: its subject
+    head: bytes = b""  # for an attached message: its header block (a bounce names it there)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,42 @@ class Spilled:
         if nonce != self.nonce or not index.isdigit():
             return None
         return self.parts.get(int(index))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One recipient's fields in a delivery status report (RFC 3464)."""
+
+    address: str
+    action: str  # failed, delayed, delivered, relayed, expanded
+    status: str = ""  # e.g. 5.1.1
+    diagnostic: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.action == "failed" or (not self.action and self.status.startswith("5"))
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """What a report says, read with the message (`intake.delivery_status`): for whom
+    delivery failed, and where it names the message it returns (`triage.bounce` picks
+    the one that is ours)."""
+
+    # RFC 3464 fields, else an SES notification's recipients, else flufl.bounce's finds.
+    recipients: tuple[Recipient, ...] = ()
+    # From the first header block of a returned message that has either.
+    quoted_id: str | None = None
+    quoted_ref: str | None = None
+    # For a bounce that quotes the message as text: the first <id@domain> per domain
+    # (lower-cased), and an X-Maildesk-Ticket: line.
+    text_ids: dict[str, str] = field(default_factory=dict)
+    text_ref: str | None = None
+    kind: str = "bounce"  # bounce, complaint (ARF, SES) or delivery (SES: it arrived)
+    # What it was read from: "dsn" (RFC 3464), "arf", "ses", "text" (flufl.bounce), or ""
+    # (nothing that names a recipient).
+    source: str = ""
+    reported_id: str | None = None  # the Message-ID an SES notification names
 
 
 @dataclass
@@ -116,6 +157,8 @@ class ParsedMessage:
     dropped: list[DroppedAttachment] = field(default_factory=list)
     # Why only the headers were read (the message was over the size limit), or "".
     oversized: str = ""
+    # Read when the message may be a report (intake.report_signals), else None.
+    delivery: DeliveryStatus | None = None
     _header_index: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )

@@ -1,10 +1,11 @@
-"""Reading incoming mail into ParsedMessages, within the size and time limits.
+"""Reading incoming mail into ParsedMessages, within the size, time and memory limits.
 
-Small messages are parsed whole (in a sandboxed child process by default, killed
-when it runs over `limits.processing_seconds`). Messages bigger than
-`skeleton_from` are read through a skeleton: their big part bodies stream straight
-into the blob store and only what is left is parsed. Messages over
-`limits.max_message_bytes` are read by their headers alone.
+Small messages are parsed whole. Messages bigger than `skeleton_from` are read
+through a skeleton: their big part bodies stream straight into the blob store and
+only what is left is parsed. Messages over `limits.max_message_bytes` are read by
+their headers alone. All of it happens in sandboxed child processes by default
+(`parser_children`), stopped at `limits.processing_seconds` and
+`limits.parser_memory_bytes`; this process never parses received bytes itself.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from maildesk.common.config import Config
 from maildesk.common.errors import ParseError, ProcessingTimeout, StageError
@@ -25,13 +26,13 @@ from maildesk.intake.parser_children import (
     shared_sandbox,
 )
 from maildesk.intake.raw_mail import IncomingMail
-from maildesk.intake.skeleton import SkeletonTooLarge, cut_skeleton, expand_stored_tnef
+from maildesk.intake.skeleton import SkeletonTooLarge
 
 
 class MessageReader:
     """Turns IncomingMail into ParsedMessages, enforcing the configured limits."""
 
-    # Messages bigger than this are read through a skeleton (see largemail.py), and
+    # Messages bigger than this are read through a skeleton (see large_mail.py), and
     # their part bodies above `spill_bytes` go straight to the blob store.
     skeleton_from: int = 4 << 20
     spill_bytes: int = 256 << 10
@@ -153,29 +154,24 @@ class MessageReader:
             self._pool = None
 
     def _limits(self) -> ParseLimits:
-        return ParseLimits(max_attachment_bytes=self.config.limits.max_attachment_bytes)
+        limits = self.config.limits
+        return ParseLimits(
+            max_attachment_bytes=limits.max_attachment_bytes,
+            spill_bytes=self.spill_bytes,
+            memory_bytes=limits.parser_memory_bytes,
+        )
 
-    def _parse_bytes(self, raw: bytes, spilled: Any = None) -> ParsedMessage:
+    def _parse_bytes(self, raw: bytes) -> ParsedMessage:
         timeout = self.config.limits.processing_seconds
-        return self.parser.parse(raw, self._limits(), spilled, timeout)
+        return self.parser.parse(raw, self._limits(), None, timeout)
 
     def _parse_large(self, mail: IncomingMail) -> ParsedMessage:
         """Cut big bodies out to the blob store as they stream by; parse what is left."""
+        timeout = self.config.limits.processing_seconds
         try:
-            with mail.open() as fh:
-                skeleton = cut_skeleton(
-                    fh,
-                    self.blobs,
-                    spill_bytes=self.spill_bytes,
-                    max_attachment_bytes=self.config.limits.max_attachment_bytes,
-                    body_spill_bytes=self._limits().max_body_bytes,
-                )
+            return self.parser.read_large(mail, self.blobs, self._limits(), timeout)
         except SkeletonTooLarge as exc:
             return self._headers_only(mail, f"{exc}, too big to read")
-        msg = self._parse_bytes(skeleton.data, skeleton.spilled)
-        msg.defects.extend(skeleton.defects)
-        expand_stored_tnef(msg, self.blobs, self.config.limits.max_attachment_bytes)
-        return msg
 
     def _too_big(self, mail: IncomingMail) -> str:
         limit = human_size(self.config.limits.max_message_bytes)

@@ -16,7 +16,12 @@ from email.message import Message
 
 from maildesk.common.errors import ParseError
 from maildesk.intake.charsets import decode_bytes
-from maildesk.intake.header_values import decode_header_value, first_id, scrub
+from maildesk.intake.header_values import (
+    decode_header_value,
+    first_id,
+    readable_params,
+    scrub,
+)
 from maildesk.intake.message import (
     DroppedAttachment,
     ParsedAttachment,
@@ -277,6 +282,7 @@ def _payload_bytes(part: Message) -> bytes:
 
 
 def _filename(part: Message) -> str:
+    part = readable_params(part)
     try:
         name = part.get_filename()
     except Exception:

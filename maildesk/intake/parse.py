@@ -11,8 +11,10 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import re
 
 from maildesk.common.errors import ParseError
+from maildesk.intake.delivery_status import has_report_part, read_delivery_status
 from maildesk.intake.header_values import (
     WHITESPACE,
     address_list,
@@ -28,12 +30,17 @@ from maildesk.intake.header_values import (
 from maildesk.intake.html_text import html_to_text, sanitize_html
 from maildesk.intake.message import SPILL_HEADER, ParsedMessage, ParseLimits, Spilled
 from maildesk.intake.mime_parts import MimeWalker
+from maildesk.intake.report_signals import looks_like_report
 
 MAX_SUBJECT = 1000
 MAX_HEADERS = 2000
 # Structured fields where RFC 2047 words are not allowed: decoding one could turn an
 # echoed address like "=?utf-8?q?=3Bdkim=3Dpass?=@evil.example" into a forged result.
 UNDECODED_HEADERS = frozenset({"authentication-results"})
+# RFC 5322 4.5.3 (obs-optional, from RFC 822) allows white space between a field name
+# and its colon; the stdlib parser would end the header block at such a line.
+_OBS_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:", re.MULTILINE)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 def parse_message(
@@ -47,8 +54,9 @@ def parse_message(
         raw = raw[3:]
     if not raw.strip():
         raise ParseError("empty message: no headers and no body")
+    readable, obsolete = _modern_field_names(raw)
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = email.message_from_bytes(readable, policy=email.policy.compat32)
         raw_items = list(msg.raw_items())
     except RecursionError:
         raise ParseError("MIME nesting too deep to parse") from None
@@ -72,7 +80,7 @@ def parse_message(
         raise ParseError("MIME nesting too deep to parse") from None
     html = sanitize_html("\n".join(body.html)) if body.html else None
     text = "\n".join(body.text) if body.text else (html_to_text(html) if html else "")
-    return ParsedMessage(
+    parsed = ParsedMessage(
         sha256=hashlib.sha256(raw).hexdigest(),
         size=len(raw),
         message_id=first_id(undecoded.get("message-id")),
@@ -89,9 +97,27 @@ def parse_message(
         attachments=body.attachments,
         headers=headers,
         content_type=msg.get_content_type(),
-        defects=[type(d).__name__ for d in msg.defects] + body.defects,
+        defects=[type(d).__name__ for d in msg.defects] + obsolete + body.defects,
         dropped=body.dropped,
     )
+    # Read here, within the parser's limits. (Not msg.header(): its index would be pickled.)
+    try:
+        if looks_like_report(parsed, first, has_report_part(msg)):
+            parsed.delivery = read_delivery_status(msg, raw, spilled)
+    except RecursionError:
+        raise ParseError("MIME nesting too deep to parse") from None
+    return parsed
+
+
+def _modern_field_names(raw: bytes) -> tuple[bytes, list[str]]:
+    """The message with "Subject : x" in its header block read as "Subject: x"."""
+    blank = _BLANK_LINE.search(raw)
+    end = blank.start() if blank else len(raw)
+    head = raw[:end]
+    fixed = _OBS_FIELD_NAME.sub(rb"\1:", head)
+    if fixed == head:
+        return raw, []
+    return fixed + raw[end:], ["white space before a header colon (obsolete syntax) read"]
 
 
 def _header_text(name: str, value: object) -> str:

@@ -24,18 +24,9 @@ from typing import BinaryIO
 from maildesk.common.errors import MaildeskError, ParseError
 from maildesk.intake.blob_writer import BlobWriter
 from maildesk.intake.header_values import decode_header_value
-from maildesk.intake.message import (
-    SPILL_HEADER,
-    DroppedAttachment,
-    ParsedAttachment,
-    ParsedMessage,
-    Spilled,
-    StoredPart,
-    human_size,
-)
+from maildesk.intake.message import SPILL_HEADER, Spilled, StoredPart
 from maildesk.intake.mime_parts import MAX_DEPTH
 from maildesk.intake.part_spill import PartSpill
-from maildesk.intake.tnef import TnefError, parse_tnef
 
 CHUNK = 1 << 20
 MAX_LINE = 1 << 16
@@ -43,6 +34,16 @@ MAX_HEADER_BLOCK = 1 << 20
 # The same header-line test as email.feedparser.headerRE, on bytes.
 _HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
 _EOL = re.compile(rb"(\r\n|\r|\n)\Z")
+# Parts of a bounce's report stay in the skeleton like text, so the parser reads them.
+_REPORT_TYPES = frozenset(
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/feedback-report",
+        "text/rfc822-headers",
+        "text/global-headers",
+    }
+)
 
 
 class SkeletonTooLarge(MaildeskError):
@@ -81,38 +82,6 @@ def cut_skeleton(
         if cutter.spill is not None:  # stopped half way: drop the unfinished temp file
             cutter.spill.abandon()
     return Skeleton(bytes(cutter.out), Spilled(cutter.nonce, cutter.parts), cutter.defects)
-
-
-def expand_stored_tnef(msg: ParsedMessage, blobs: BlobWriter, max_attachment_bytes: int) -> None:
-    """Unpack the winmail.dat files that were cut out whole, as parse does for small ones."""
-    kept: list[ParsedAttachment] = []
-    for att in msg.attachments:
-        is_tnef = att.content_type == "application/ms-tnef" or att.filename.lower() == "winmail.dat"
-        if not (att.blob and is_tnef):
-            kept.append(att)
-            continue
-        try:
-            content = parse_tnef(blobs.get_file(att.blob))
-        except (TnefError, OSError):
-            kept.append(att)
-            continue
-        if not content.complete or not (content.files or content.body):
-            kept.append(att)
-        for index, item in enumerate(content.files, 1):
-            name = item.name or f"winmail-{index}.bin"
-            if len(item.data) > max_attachment_bytes:
-                reason = f"larger than the {human_size(max_attachment_bytes)} attachment limit"
-                msg.dropped.append(
-                    DroppedAttachment(name, item.content_type, len(item.data), reason)
-                )
-                continue
-            sha = blobs.put_file(item.data)
-            kept.append(
-                ParsedAttachment(name, item.content_type, b"", blob=sha, blob_size=len(item.data))
-            )
-        if content.body and not msg.text.strip():
-            msg.text = content.body.replace("\x00", "")
-    msg.attachments = kept
 
 
 class _Lines:
@@ -289,7 +258,8 @@ class _Cutter:
 
     def _leaf(self, headers: Message, ctype: str, blank: bytes, is_child: bool) -> None:
         is_text_body = ctype in ("text/plain", "text/html") and not _names_a_file(headers)
-        threshold = self.body_spill_bytes if is_text_body else self.spill_bytes
+        keep = is_text_body or ctype in _REPORT_TYPES
+        threshold = self.body_spill_bytes if keep else self.spill_bytes
         buffered: list[bytes] = []
         size = 0
         spill: PartSpill | None = None
@@ -315,7 +285,7 @@ class _Cutter:
         index = len(self.parts)
         stored = spill.finish(strip_final_eol=is_child)
         if ctype == "message/rfc822":
-            stored = dataclasses.replace(stored, name_hint=_subject(spill.head))
+            stored = dataclasses.replace(stored, name_hint=_subject(spill.head), head=spill.head)
         self.parts[index] = stored
         self.spill = None
         if self.out and not _ends_line(bytes(self.out[-1:])):

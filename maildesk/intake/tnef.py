@@ -141,11 +141,13 @@ def _mapi_values(data: bytes, pos: int, ptype: int) -> tuple[list[str | bytes], 
     if multi or base in (_PT_STRING8, _PT_UNICODE, _PT_BINARY, _PT_OBJECT):
         (count,) = struct.unpack_from("<I", data, pos)
         pos += 4
+    if base in _PT_FIXED:  # skipped in one step: a count of 10000 in 4 bytes costs no loop
+        end = pos + count * _PT_FIXED[base]
+        if end > len(data):
+            raise struct.error("values run past the end")
+        return [], end
     values: list[str | bytes] = []
     for _ in range(min(count, 10000)):
-        if base in _PT_FIXED:
-            pos += _PT_FIXED[base]
-            continue
         (length,) = struct.unpack_from("<I", data, pos)
         pos += 4
         if pos + length > len(data):

@@ -25,6 +25,7 @@ from maildesk.common.domain import AUTO_REPLIED
 from maildesk.common.thread_index import decode_root
 from maildesk.intake.message import Address
 from maildesk.outgoing.compose import Envelope, compose
+from maildesk.outgoing.header_text import clean_text
 from maildesk.outgoing.templates import Renderer
 
 if TYPE_CHECKING:  # the render process never imports the database layer
@@ -73,7 +74,7 @@ def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) ->
     caller reports `problem`, as it may run in a child process)."""
     rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
     ref = str(job.context.get("ticket", {}).get("ref", ""))
-    subject = rendered.subject
+    subject = clean_text(rendered.subject)  # as it goes out (and is listed in the outbox)
     if ref and f"[{ref}]".lower() not in subject.lower():
         subject = f"[{ref}] {subject}"  # the token is how replies find the ticket
     headers = job.headers

@@ -44,29 +44,32 @@ class _MarkWriter:
     """Records each send as soon as the database can take it, while the next go out.
 
     A mark is written the moment no write is in progress; marks that arrive during a
-    write go together in the next one (group commit). So the database costs little
-    per message, and a crash leaves only the sends of about one write unrecorded:
-    those are sent again, with the same Message-ID, when their claim is taken over.
+    write go together in the next one, which starts as soon as that write ends, even
+    while the next send hangs (group commit). So the database costs little per
+    message, and a crash leaves only the sends of about one write unrecorded: they
+    are sent again, with the same Message-ID, by the daemon that takes the claim
+    over. Only rows still claimed under `token` are written.
     """
 
-    def __init__(self, sender: OutboxSender):
+    def __init__(self, sender: OutboxSender, token: str):
         self.sender = sender
+        self.token = token
         self.waiting: list[Mark] = []
         self.task: asyncio.Task[None] | None = None
 
     async def add(self, mark: Mark) -> None:
         self.waiting.append(mark)
-        if self.task is not None and not self.task.done():
-            return
-        if self.task is not None:
+        if self.task is None:
+            self._start()
+        elif self.task.done():
             await self.task  # re-raise what went wrong in the previous write
-        self._start()
+            self._start()
 
     async def close(self) -> None:
         while self.task is not None:
-            await self.task
-            self.task = None
-            if self.waiting:
+            task, self.task = self.task, None
+            await task
+            if self.waiting and self.task is None:
                 self._start()
 
     def _start(self) -> None:
@@ -74,7 +77,10 @@ class _MarkWriter:
         self.task = asyncio.create_task(self._write(marks))
 
     async def _write(self, marks: list[Mark]) -> None:
-        await asyncio.to_thread(self.sender._write_marks, marks)
+        await asyncio.to_thread(self.sender._write_marks, marks, self.token)
+        if self.waiting:  # what came in meanwhile goes at once: no send waits on it
+            marks, self.waiting = self.waiting, []
+            await self._write(marks)
 
 
 def build_sender(
@@ -212,7 +218,7 @@ class OutboxSender:
 
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
         """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
-        marks = _MarkWriter(self)
+        marks = _MarkWriter(self, token)
         renew_at = self.clock() + self.lease / 2
         sent = 0
         for index, job in enumerate(jobs):
@@ -240,7 +246,12 @@ class OutboxSender:
             raise
         except SendError as exc:
             if exc.permanent:
-                log.error("outbox %s to %s failed: %s", job.message_id, job.recipients, exc)
+                # Only this notification fails: the rest of the batch (and of its ticket) go on.
+                log.error(
+                    "notification %s (%s) to %s refused for good: %s; "
+                    "`maildesk outbox retry %s` sends it again",
+                    job.id, job.message_id, ", ".join(job.recipients), exc, job.id,
+                )  # fmt: skip
                 return Mark(job.id, self._failed(job, str(exc)))
             still = _temporary(getattr(exc, "refused", {})) or job.recipients
             return Mark(job.id, self._later(job, str(exc), still))
@@ -322,14 +333,20 @@ class OutboxSender:
     def _release(self, token: str, error: str) -> None:
         self.queue.release(token, error)
 
-    def _write_marks(self, marks: list[Mark]) -> None:
+    def _write_marks(self, marks: list[Mark], token: str | None = None) -> None:
         """Record what happened to several jobs in one transaction, and count it."""
         for mark in marks:
             if mark.delivered:
                 metrics.notification_sent()
             elif mark.values.get("status") in ("failed", "pending"):
                 metrics.notification_failed(permanent=mark.values.get("status") == "failed")
-        self.queue.write_marks(marks)
+        written = self.queue.write_marks(marks, token)
+        if written < len(marks):
+            log.warning(
+                "outbox: %d of %d result(s) not recorded: another sender took the claim over",
+                len(marks) - written,
+                len(marks),
+            )
 
     def _seconds_until_due(self) -> float:
         return self.queue.seconds_until_due(self.poll_seconds)

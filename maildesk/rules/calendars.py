@@ -1,4 +1,4 @@
-"""Business-hours calendars and SLA policies from rules.yaml.
+"""Business-hours calendars and SLA policies from rules.yaml: their models, then the objects.
 
 calendars:
   office:
@@ -14,96 +14,76 @@ sla:
 from __future__ import annotations
 
 import re
-from datetime import date, time
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BeforeValidator, Field, PlainValidator, ValidationInfo, model_validator
 
 from maildesk.common.business_hours import WEEKDAYS, Calendar
 from maildesk.common.domain import Priority
-from maildesk.common.yamlfile import Path_, did_you_mean
-from maildesk.rules.definitions import SlaPolicy
-from maildesk.rules.schema import CALENDAR_KEYS, POLICY_KEYS, SLA_KEYS, Scope, parse_duration
+from maildesk.common.yamlfile import did_you_mean
+from maildesk.rules.definitions import ALWAYS_OPEN, SlaPolicy
+from maildesk.rules.fields import (
+    CalendarRef,
+    PolicyRef,
+    PriorityName,
+    Spec,
+    as_list,
+    as_text,
+    holder,
+    names_of,
+    none_as_empty,
+    parse_duration,
+)
+from maildesk.rules.problems import describe, problem, problems_at
 
-ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _END_OF_DAY = time(23, 59, 59, 999999)  # how Calendar spells "until midnight"
-_PENDING = Calendar.always_open()  # a policy's calendar until the default one is known
+
+Spans = tuple[tuple[time, time], ...]
 
 
-def load_calendars(scope: Scope, raw: Any) -> dict[str, Calendar]:
-    """Named calendars, plus the built-in 24x7."""
-    calendars = {ALWAYS_OPEN: Calendar.always_open()}
-    if raw is None:
-        return calendars
-    spec = scope.mapping(("calendars",), raw, "calendars")
-    for name, body in (spec or {}).items():
-        inner = scope.within(f"calendar '{name}'")
-        path = ("calendars", name)
-        if name == ALWAYS_OPEN:
-            inner.error(path, f"'{ALWAYS_OPEN}' is built in (always open); choose another name")
-            continue
-        # A broken calendar gets a stand-in, so references to it are not reported too;
-        # the problem already recorded keeps the file from loading.
-        calendars[str(name)] = _calendar(inner, path, body) or Calendar.always_open()
-    return calendars
-
-
-def _calendar(scope: Scope, path: Path_, raw: Any) -> Calendar | None:
-    body = scope.mapping(path, raw, "a calendar")
-    if body is None:
-        return None
-    scope.unknown_keys(path, body, CALENDAR_KEYS)
-    zone = _timezone(scope, (*path, "timezone"), body.get("timezone"))
-    hours = _hours(scope, (*path, "hours"), body.get("hours"))
-    holidays = _holidays(scope, (*path, "holidays"), body.get("holidays") or [])
-    if zone is None or hours is None or holidays is None:
-        return None
-    return Calendar(zone, hours, frozenset(holidays))
-
-
-def _timezone(scope: Scope, path: Path_, value: Any) -> str | None:
-    if value is None:
-        scope.error(path, "a timezone is required (e.g. timezone: Europe/Berlin)")
-        return None
-    text = scope.text(path, value, "timezone")
-    if text is None:
-        return None
+def _timezone(value: Any) -> str:
+    text = as_text(value, "timezone")
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
         hint = did_you_mean(text, sorted(available_timezones()))
-        scope.error(path, f"unknown timezone '{text}'", hint or " — use an IANA name like UTC")
-        return None
+        raise problem(
+            f"unknown timezone '{text}'", hint or " — use an IANA name like UTC"
+        ) from None
     return text
 
 
-def _hours(scope: Scope, path: Path_, raw: Any) -> dict[int, tuple[tuple[time, time], ...]] | None:
-    if raw is None:
-        scope.error(path, 'opening hours are required (e.g. hours: {mon-fri: "09:00-17:00"})')
-        return None
-    spec = scope.mapping(path, raw, "hours")
-    if spec is None:
-        return None
-    result: dict[int, tuple[tuple[time, time], ...]] = {}
-    ok = True
-    for key, value in spec.items():
-        days = _days(scope, (*path, key), str(key))
-        spans = _spans(scope, (*path, key), value)
-        if days is None or spans is None:
-            ok = False
+def _week(value: Any) -> dict[int, Spans]:
+    """{'mon-fri': '09:00-17:00', 'sat': ['10:00-12:00', '13:00-15:00'], 'sun': closed}."""
+    if not isinstance(value, dict):
+        raise problem(f"hours must be a mapping of days to hours, not {describe(value)}")
+    week: dict[int, Spans] = {}
+    found: list[tuple[tuple[Any, ...], str, str]] = []
+    for key, spec in value.items():
+        try:
+            days, spans = _days(str(key)), _spans(spec)
+        except _Wrong as wrong:
+            found.append(((key,), *wrong.args))
             continue
         for day in days:
-            if day in result:
-                scope.error((*path, key), f"{WEEKDAYS[day]} is given opening hours twice")
-                ok = False
-            result[day] = spans
-    if ok and not any(result.values()):
-        scope.error(path, "the calendar is never open; give at least one day opening hours")
-        ok = False
-    return result if ok else None
+            if day in week:
+                found.append(((key,), f"{WEEKDAYS[day]} is given opening hours twice", ""))
+            week[day] = spans
+    if not found and not any(week.values()):
+        found.append(((), "the calendar is never open; give at least one day opening hours", ""))
+    if found:
+        raise problems_at(found, value)
+    return week
 
 
-def _days(scope: Scope, path: Path_, text: str) -> list[int] | None:
+class _Wrong(Exception):
+    """(problem, hint) about one entry of `hours`."""
+
+
+def _days(text: str) -> list[int]:
     """'mon-fri', 'sat', 'mon,wed,fri' -> weekday numbers (0 = Monday)."""
     days: list[int] = []
     for part in text.lower().replace(" ", "").split(","):
@@ -111,30 +91,25 @@ def _days(scope: Scope, path: Path_, text: str) -> list[int] | None:
         if first not in WEEKDAYS or (last and last not in WEEKDAYS):
             bad = first if first not in WEEKDAYS else last
             hint = did_you_mean(bad, WEEKDAYS) or f" — use {', '.join(WEEKDAYS)}, or mon-fri"
-            scope.error(path, f"unknown day '{bad}' in '{text}'", hint)
-            return None
+            raise _Wrong(f"unknown day '{bad}' in '{text}'", hint)
         start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
         if end < start:
-            scope.error(path, f"day range '{part}' runs backwards; write it as {last}-{first}")
-            return None
+            raise _Wrong(f"day range '{part}' runs backwards; write it as {last}-{first}", "")
         days.extend(range(start, end + 1))
     return days
 
 
-def _spans(scope: Scope, path: Path_, value: Any) -> tuple[tuple[time, time], ...] | None:
+def _spans(value: Any) -> Spans:
     """'09:00-17:00', a list of such spans, or 'closed'."""
-    items = value if isinstance(value, list) else [value]
     spans = []
-    for item in items:
-        text = scope.text(path, item, "opening hours")
-        if text is None:
-            return None
-        if text.strip().lower() == "closed":
+    for item in as_list(value):
+        if not isinstance(item, str):
+            raise _Wrong(f'opening hours must be text like "09:00-17:00", not {describe(item)}', "")
+        if item.strip().lower() == "closed":
             continue
-        span = _span(text.strip())
+        span = _span(item.strip())
         if span is None:
-            scope.error(path, f"opening hours '{text}' must look like \"09:00-17:00\"")
-            return None
+            raise _Wrong(f"opening hours '{item}' must look like \"09:00-17:00\"", "")
         spans.append(span)
     return tuple(sorted(spans))
 
@@ -151,121 +126,108 @@ def _span(text: str) -> tuple[time, time] | None:
     return (start, end) if start < end else None
 
 
-def _holidays(scope: Scope, path: Path_, raw: Any) -> list[date] | None:
-    if not isinstance(raw, list):
-        scope.error(path, "holidays must be a list of dates like 2026-12-25")
+def _holiday(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise problem(f"holiday '{value}' is not a date like 2026-12-25") from None
+
+
+class CalendarSpec(Spec):
+    WHAT: ClassVar = "a calendar"
+    MISSING: ClassVar = {
+        "timezone": ("a timezone is required", " (e.g. timezone: Europe/Berlin)"),
+        "hours": ("opening hours are required", ' (e.g. hours: {mon-fri: "09:00-17:00"})'),
+    }
+    EMPTY_OK: ClassVar = frozenset({"holidays"})
+
+    timezone: Annotated[str, PlainValidator(_timezone)]
+    hours: Annotated[dict[int, Spans], PlainValidator(_week)]
+    holidays: Annotated[
+        list[Annotated[date, PlainValidator(_holiday)]], BeforeValidator(lambda v: v or [])
+    ] = Field(default_factory=list)
+
+    def calendar(self) -> Calendar:
+        return Calendar(self.timezone, self.hours, frozenset(self.holidays))
+
+
+def _not_built_in(name: str) -> str:
+    if name == ALWAYS_OPEN:
+        raise problem(f"'{ALWAYS_OPEN}' is built in (always open); choose another name")
+    return name
+
+
+CalendarName = Annotated[str, PlainValidator(lambda v: _not_built_in(as_text(v, "a name")))]
+
+
+def _duration(value: Any, info: ValidationInfo) -> timedelta | None:
+    if value is None:
         return None
-    result = []
-    for index, item in enumerate(raw):
-        if isinstance(item, date):
-            result.append(item)
-            continue
-        try:
-            result.append(date.fromisoformat(str(item)))
-        except ValueError:
-            scope.error((*path, index), f"holiday '{item}' is not a date like 2026-12-25")
-            return None
-    return result
+    key = holder(info)
+    text = as_text(value, key)
+    duration = parse_duration(text)
+    if duration is None:
+        raise problem(
+            f"{key} '{text}' is not a duration",
+            " — write business hours and minutes: 4h, 30m, 1h30m (16h = two 8-hour days)",
+        )
+    return duration
 
 
-def load_sla(
-    scope: Scope, raw: Any, calendars: dict[str, Calendar]
-) -> tuple[dict[str, SlaPolicy], dict[Priority, str]]:
-    """SLA policies by name, and which policy each priority gets by default."""
-    if raw is None:
-        return {}, {}
-    spec = scope.mapping(("sla",), raw, "sla")
-    if spec is None:
-        return {}, {}
-    scope.unknown_keys(("sla",), spec, SLA_KEYS)
-    policies: dict[str, SlaPolicy] = {}
-    raw_policies = scope.mapping(("sla", "policies"), spec.get("policies") or {}, "sla policies")
-    for name, body in (raw_policies or {}).items():
-        inner = scope.within(f"SLA policy '{name}'")
-        policy = _policy(inner, ("sla", "policies", name), str(name), body, calendars)
-        if policy is not None:
-            policies[str(name)] = policy
-    by_priority = _by_priority(scope, spec.get("by_priority"), raw_policies or {})
-    return policies, by_priority
+Duration = Annotated[timedelta | None, PlainValidator(_duration)]
 
 
-def _policy(
-    scope: Scope,
-    path: Path_,
-    name: str,
-    raw: Any,
-    calendars: dict[str, Calendar],
-) -> SlaPolicy | None:
-    body = scope.mapping(path, raw, "an SLA policy")
-    if body is None:
-        return None
-    scope.unknown_keys(path, body, POLICY_KEYS)
-    targets = {}
-    for key in ("first_response", "resolution"):
-        if body.get(key) is None:
-            targets[key] = None
-            continue
-        text = scope.text((*path, key), body[key], key)
-        duration = parse_duration(text) if text is not None else None
-        if duration is None and text is not None:
-            scope.error(
-                (*path, key),
-                f"{key} '{text}' is not a duration",
-                " — write business hours and minutes: 4h, 30m, 1h30m (16h = two 8-hour days)",
-            )
-            return None
-        targets[key] = duration
-    if not any(targets.values()):
-        scope.error(path, "an SLA policy needs first_response, resolution or both")
-        return None
-    if "calendar" not in body:  # fill_default_calendar gives it the default route's calendar
-        return SlaPolicy(name, targets["first_response"], targets["resolution"], "", _PENDING)
-    calendar_name = body["calendar"]
-    found = scope.reference((*path, "calendar"), calendar_name, calendars, "calendar", "defined")
-    if found is None:
-        return None
-    return SlaPolicy(
-        name, targets["first_response"], targets["resolution"], found, calendars[found]
-    )
+class PolicySpec(Spec):
+    WHAT: ClassVar = "an SLA policy"
+    EMPTY_OK: ClassVar = frozenset({"first_response", "resolution"})
 
+    first_response: Duration = None
+    resolution: Duration = None
+    calendar: CalendarRef | None = None
 
-def _by_priority(scope: Scope, raw: Any, policies: dict[Any, Any]) -> dict[Priority, str]:
-    if raw is None:
-        return {}
-    spec = scope.mapping(("sla", "by_priority"), raw, "by_priority")
-    result: dict[Priority, str] = {}
-    for key, name in (spec or {}).items():
-        path = ("sla", "by_priority", key)
-        priority = scope.priority(path, key)
-        policy = scope.reference(path, name, [str(p) for p in policies], "SLA policy", "defined")
-        if priority is not None and policy is not None:
-            result[priority] = policy
-    return result
-
-
-def fill_default_calendar(
-    scope: Scope,
-    policies: dict[str, SlaPolicy],
-    calendars: dict[str, Calendar],
-    default_calendar: str | None,
-) -> dict[str, SlaPolicy]:
-    """Give policies without a calendar the default one; without a default, that's a problem."""
-    result = {}
-    for name, policy in policies.items():
-        if policy.calendar_name:
-            result[name] = policy
-        elif default_calendar is None:
-            scope.within(f"SLA policy '{name}'").error(
-                ("sla", "policies", name),
+    @model_validator(mode="after")
+    def _targets_and_calendar(self, info: ValidationInfo) -> PolicySpec:
+        if not (self.first_response or self.resolution):
+            raise problem("an SLA policy needs first_response, resolution or both")
+        if self.calendar is None and names_of(info).default_calendar is None:
+            raise problem(
                 "no calendar to count business hours on",
                 f" — add calendar: <name> here or to default ({ALWAYS_OPEN}: round the clock)",
             )
-        else:
-            result[name] = SlaPolicy(
-                name,
-                policy.first_response,
-                policy.resolution,
-                default_calendar,
-                calendars[default_calendar],
-            )
-    return result
+        return self
+
+
+class SlaSpec(Spec):
+    EMPTY_OK: ClassVar = frozenset({"policies", "by_priority"})
+
+    policies: Annotated[dict[str, PolicySpec], BeforeValidator(none_as_empty)] = Field(
+        default_factory=dict
+    )
+    by_priority: Annotated[dict[PriorityName, PolicyRef], BeforeValidator(none_as_empty)] = Field(
+        default_factory=dict
+    )
+
+
+def build_calendars(specs: dict[str, CalendarSpec]) -> dict[str, Calendar]:
+    """Named calendars, plus the built-in 24x7."""
+    return {ALWAYS_OPEN: Calendar.always_open(), **{n: s.calendar() for n, s in specs.items()}}
+
+
+def build_policies(
+    sla: SlaSpec | None, calendars: dict[str, Calendar], default_calendar: str | None
+) -> tuple[dict[str, SlaPolicy], dict[Priority, str]]:
+    """SLA policies by name (counted on their calendar, else the default one), and which
+    policy each priority gets by default."""
+    if sla is None:
+        return {}, {}
+    policies = {}
+    for name, spec in sla.policies.items():
+        calendar = spec.calendar or default_calendar or ALWAYS_OPEN
+        policies[name] = SlaPolicy(
+            name, spec.first_response, spec.resolution, calendar, calendars[calendar]
+        )
+    return policies, dict(sla.by_priority)

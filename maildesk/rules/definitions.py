@@ -10,6 +10,8 @@ from maildesk.common.domain import Priority
 
 # Assignment strategies a rule may name instead of an agent.
 STRATEGIES = ("round_robin", "least_open")
+ALWAYS_OPEN = "24x7"  # a built-in calendar every file can name
+NONE = "none"  # `assignee: none`, `sla: none`, `auto_reply: none`
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,7 @@ class RuleFacts:
     last_assigned: dict[str, str] = field(default_factory=dict)  # queue -> agent address
     mailbox: str | None = None  # the source the message came from (mailbox name, "cli")
     mailbox_queue: str | None = None  # that mailbox's configured queue
+    # The customer's language: detected for a new ticket (None: unclear), the ticket's own
+    # for a follow-up. Rules test it as `language`; a new ticket gets it unless a rule or
+    # the queue names one.
+    language: str | None = None

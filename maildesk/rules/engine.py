@@ -8,6 +8,7 @@ assignee strategy, SLA policy and language are resolved for the final queue.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,8 +18,10 @@ from maildesk.common.domain import Priority, TicketState
 from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
-from maildesk.rules.conditions import Condition, MessageView, Trace
+from maildesk.rules.conditions import Condition, Trace
 from maildesk.rules.definitions import Agent, Queue, Routing, RuleFacts, SlaPolicy
+from maildesk.rules.index import RuleIndex
+from maildesk.rules.message_view import MessageView
 
 DEFAULT_SOURCE = "default"
 
@@ -125,6 +128,9 @@ class RuleSet:
     sla_policies: dict[str, SlaPolicy] = field(default_factory=dict)
     sla_by_priority: dict[Priority, str] = field(default_factory=dict)
     rules: tuple[CompiledRule, ...] = ()
+    # evaluate() tests only the rules the index says a message may match (see index.py);
+    # False tests every rule in turn, the reference the index is tested against.
+    indexed: bool = True
 
     def __post_init__(self) -> None:
         self._by_address = {a.address: a for a in self.agents.values()}
@@ -132,6 +138,8 @@ class RuleSet:
         # The rules evaluate() walks, chosen once: enabled ones, and those opted in to follow-ups.
         self._for_new = tuple(r for r in self.rules if r.enabled)
         self._for_follow_up = tuple(r for r in self._for_new if r.follow_ups)
+        self._new_index = RuleIndex([r.condition for r in self._for_new])
+        self._follow_up_index = RuleIndex([r.condition for r in self._for_follow_up])
         self.needs_assignment_facts = any(r.uses_strategy for r in self.rules) or any(
             isinstance(a.value, Assign) and a.value.kind == "strategy" for a in self.default_actions
         )
@@ -152,6 +160,11 @@ class RuleSet:
     def queue_language(self, queue: str) -> str:
         q = self.queues.get(queue)
         return (q.language if q and q.language else None) or self.default_language
+
+    def _language(self, queue: str, facts: RuleFacts) -> str:
+        """The queue's language, else the one detected in the message, else the default."""
+        q = self.queues.get(queue)
+        return (q.language if q and q.language else None) or facts.language or self.default_language
 
     def queue_agents(self, queue: str) -> list[Agent]:
         """The agents of `queue`, in turn order."""
@@ -192,8 +205,7 @@ class RuleSet:
         outcomes: list[RuleOutcome] = []
         hits: list[str] = []
         stopped_by: str | None = None
-        walk = self.rules if explain else self._for_follow_up if follow_up else self._for_new
-        for rule in walk:
+        for rule in self._walk(view, follow_up, explain):
             if explain:
                 skip = self._skip_reason(rule, follow_up, stopped_by)
                 if skip:
@@ -220,6 +232,16 @@ class RuleSet:
         routing = self._follow_up_routing(draft) if follow_up else self._finish(draft, facts, notes)
         routing.hits = hits
         return Explanation(follow_up, routing, dict(draft.set_by), outcomes, notes)
+
+    def _walk(self, view: MessageView, follow_up: bool, explain: bool) -> Sequence[CompiledRule]:
+        """The rules to test in order: all for explain(), else the ones that may match."""
+        if explain:
+            return self.rules
+        rules = self._for_follow_up if follow_up else self._for_new
+        index = self._follow_up_index if follow_up else self._new_index
+        if not (self.indexed and index.narrows):
+            return rules
+        return [rules[position] for position in index.candidates(view)]
 
     @staticmethod
     def _skip_reason(rule: CompiledRule, follow_up: bool, stopped_by: str | None) -> str:
@@ -267,7 +289,7 @@ class RuleSet:
             queue=queue,
             priority=priority,
             auto_reply=draft.get("auto_reply"),
-            language=draft.get("language") or self.queue_language(queue),
+            language=draft.get("language") or self._language(queue, facts),
             tags=[*draft.lists["tags"], *(["ignored"] if ignore else [])],
             watchers=list(draft.lists["watchers"]),
             cc=list(draft.lists["cc"]),
@@ -277,7 +299,9 @@ class RuleSet:
         )
         if "language" not in draft.set_by:
             q = self.queues.get(queue)
-            draft.set_by["language"] = f"queue {queue}" if q and q.language else DEFAULT_SOURCE
+            by_queue = f"queue {queue}" if q and q.language else None
+            detected = "detected in the message" if facts.language else DEFAULT_SOURCE
+            draft.set_by["language"] = by_queue or detected
         self._assign(routing, draft.get("assignee"), queue, facts, notes)
         if spam or ignore:
             notes.append("no SLA: the message is marked spam or ignored")

@@ -9,7 +9,7 @@ plans for the writer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from maildesk.common.config import Config
 from maildesk.common.domain import Author, TicketState
 from maildesk.common.errors import StageError
 from maildesk.common.message_ids import new_message_id
+from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
 from maildesk.decide.decision import DecideContext, Decision
@@ -30,24 +31,29 @@ from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
 from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.service.entry_screening import (
+    entry_keys,
+    return_path_ticket,
+    returned_ticket,
+    screen_entry,
+)
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.service.set_aside import keep_once, returned_and_kept
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
+from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
-from maildesk.triage.bounce import BounceReport, read_bounce
-from maildesk.triage.reply_tokens import ReplyKeys, addressed_to, load_reply_keys
-from maildesk.triage.return_path import bounced_ref
-from maildesk.triage.screen import MailClass, Screening, screen_message, second_opinion
+from maildesk.triage.bounce import BounceReport
+from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
+from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import (
     ThreadKeys,
     format_token,
     subject_ticket_numbers,
-    thread_keys,
 )
 
 
@@ -60,6 +66,7 @@ class BatchInputs:
     kb_articles: tuple[Article, ...]
     rating_secret: str | None
     reply_keys: ReplyKeys | None
+    searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
 
 
 @dataclass
@@ -74,6 +81,7 @@ class BatchEntry:
     keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
     bounced_ref: str | None = None  # the ticket whose signed return path it came to (VERP)
     returns_ours: bool = False  # the bounce returns a notification we sent
+    referenced: bool = False  # its ticket was found by a Message-ID it quotes
 
 
 # Quarantines an entry at a stage with a reason, in the batch's transaction.
@@ -107,16 +115,21 @@ class BatchPlanner:
         Returns a result per entry (None where a Plan is to be written) and the plans
         with their entries' positions. Unreadable messages go to `quarantine`.
         """
-        prefix = self.config.tickets.prefix
+        tickets = self.config.tickets
+        prefix = tickets.prefix
         inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
         for entry in entries:
-            self._screen(entry, inputs)
+            screen_entry(entry, tickets, self.own_addresses, inputs.reply_keys, now)
         auto_repliers = [
             e.parsed.from_addr
             for e in entries
             if e.screening and e.screening.kind is MailClass.AUTO_REPLY and e.parsed.from_addr
         ]
-        keyed = [(e.parsed, self._keys(e)) for e in entries if isinstance(e.parsed, ParsedMessage)]
+        keyed = [
+            (e.parsed, entry_keys(e, prefix))
+            for e in entries
+            if isinstance(e.parsed, ParsedMessage)
+        ]
         receipts = [e.source.receipt for e in entries if e.source.receipt]
         rules = inputs.rules
         with session.no_autoflush:
@@ -129,6 +142,11 @@ class BatchPlanner:
                 auto_repliers=auto_repliers,
                 extra_refs=_merge_targets(entries, prefix),
             )
+            readable = [e.parsed for e in entries if isinstance(e.parsed, ParsedMessage)]
+            searches = run_find_commands(
+                session, readable, lambda a: bool(rules.agent_by_address(a))
+            )
+            inputs = replace(inputs, searches=searches)
             if rules.needs_assignment_facts:
                 lock_assignments(session)
                 state.open_counts, state.last_assigned = (
@@ -154,6 +172,11 @@ class BatchPlanner:
                     results.append(aside)
                     continue
                 plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
+                if isinstance(plan, Decision):  # about no ticket (#find): only answered
+                    receipt = entry.source.receipt
+                    sent = answer_ticketless(session, msg, plan, receipt, self.config, now)
+                    results.append(IngestResult("answered", notifications=sent))
+                    continue
                 plans.append((index, plan))
                 results.append(None)
         return results, plans
@@ -192,13 +215,15 @@ class BatchPlanner:
         state: BatchState,
         ids: tuple[TicketIds, RowIds],
         inputs: BatchInputs,
-    ) -> Plan:
+    ) -> Plan | Decision:
         now = inputs.now
         before = self._find_ticket(msg, entry, state)
         try:
             decision = decide(msg, before, self._context(msg, entry, state, inputs))
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
+        if decision.ticketless:
+            return decision
         if decision.new_ticket is not None:
             before = None
             start = self._new_ticket_state(decision, ids[0].allocate(), now)
@@ -261,35 +286,6 @@ class BatchPlanner:
             rules_fired=decision.rule_hits,
         )
 
-    def _screen(self, entry: BatchEntry, inputs: BatchInputs) -> None:
-        """Is it an auto-reply, a bounce, list mail or our own mail coming back?"""
-        msg = entry.parsed
-        if not isinstance(msg, ParsedMessage):
-            return
-        tickets = self.config.tickets
-        entry.keys = thread_keys(msg, tickets.prefix)
-        small = entry.mail.size <= 10 << 20
-        screening = screen_message(
-            msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
-        )
-        if small:
-            screening = second_opinion(screening, msg, entry.mail.bytes)
-        entry.bounced_ref = bounced_ref(
-            addressed_to(msg),
-            support=tickets.support_address,
-            keys=inputs.reply_keys,
-            now=inputs.now,
-        )
-        if entry.bounced_ref and screening.kind in (MailClass.PERSON, MailClass.LIST):
-            # Only machines write to a return path (RFC 3834): never a ticket of its own.
-            reason = f"sent to the return path of {entry.bounced_ref}"
-            screening = Screening(MailClass.AUTO_REPLY, reason, subtype="auto_reply")
-        entry.screening = screening
-        if screening.kind is MailClass.BOUNCE and small:
-            entry.bounce = read_bounce(entry.mail.bytes(), own_domain=tickets.id_domain)
-            if screening.subtype == "complaint":  # a complaint flags nobody as bouncing
-                entry.bounce = replace(entry.bounce, kind="complaint")
-
     def _set_aside(
         self,
         session: Session,
@@ -305,36 +301,16 @@ class BatchPlanner:
             return None
         return keep_once(session, self.reader, entry, msg, state.receipts, kept, now)
 
-    def _ref_numbers(self, entry: BatchEntry) -> list[int]:
-        ref = entry.bounced_ref
-        return subject_ticket_numbers(f"[{ref}]", self.config.tickets.prefix) if ref else []
-
-    def _keys(self, entry: BatchEntry) -> ThreadKeys:
-        """What may tie the message to a ticket; a bounce also names what it returns."""
-        keys = entry.keys
-        original = entry.bounce.original_message_id if entry.bounce else None
-        numbers = self._ref_numbers(entry)
-        if not original and not numbers:
-            return keys
-        ids = [original] if original else []
-        return ThreadKeys([*numbers, *keys.ticket_numbers], [*ids, *keys.reference_ids])
-
     def _find_ticket(
         self, msg: ParsedMessage, entry: BatchEntry, state: BatchState
     ) -> TicketState | None:
-        numbers = self._ref_numbers(entry)
-        found = state.find_ticket(ThreadKeys(numbers, [])) if numbers else None
+        found = return_path_ticket(entry, state, self.config.tickets.prefix)
         if found is not None:  # it came back to the return path signed for this ticket
             return found
-        if entry.screening and entry.screening.kind is MailClass.BOUNCE:
-            # Else only the notification of ours it returns: never a subject or a header
-            # anyone can write (X-Maildesk-Ticket), which would let a forged bounce flag
-            # someone's address.
-            original = entry.bounce.original_message_id if entry.bounce else None
-            if original and entry.returns_ours:
-                return state.find_ticket(ThreadKeys([], [original]))
-            return None
-        found = state.find_ticket(entry.keys)
+        if entry.bounce is not None:  # else only the notification of ours it returns
+            return returned_ticket(entry, state)
+        is_agent = self.rules().agent_by_address(msg.from_addr) is not None
+        found, entry.referenced = state.thread(entry.keys, msg.from_addr, is_agent=is_agent)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
         return found
@@ -388,9 +364,11 @@ class BatchPlanner:
             find_ticket=lambda ref: state.find_ticket(
                 ThreadKeys(subject_ticket_numbers(f"[{ref}]", prefix), [])
             ),
+            searches=inputs.searches,
             kb_articles=inputs.kb_articles,
             rating_secret=inputs.rating_secret,
             reply_keys=inputs.reply_keys,
+            referenced=entry.referenced,
             tickets=tickets,
             rules=inputs.rules,
             now=now,

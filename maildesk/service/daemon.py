@@ -2,8 +2,10 @@
 
 Each mailbox has its own thread for its blocking IMAP calls, so one slow or broken
 mailbox never stalls another. A worker owns its mailbox through a lease, reconnects
-with exponential backoff and jitter, and leaves IDLE when asked to stop. SIGTERM and
-SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
+with exponential backoff and jitter, and leaves IDLE when asked to stop. The balancer
+keeps the daemon's heartbeat and its fair share of the mailboxes among the daemons
+on the same database. SIGTERM and SIGINT finish the batch in hand and exit; SIGHUP
+reloads maildesk.yaml.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from maildesk.common.config import Config, MailboxConfig, MaildirConfig, load_co
 from maildesk.common.errors import (
     FileProblems,
 )
+from maildesk.service.balancer import Balancer
 from maildesk.service.desk import settle_heap
 from maildesk.service.mailbox_worker import MailboxWorker
 from maildesk.store import leases
+from maildesk.triage import language
 
 if TYPE_CHECKING:
     from maildesk.service.desk import Desk
@@ -60,13 +64,18 @@ class Daemon:
         # Tasks started from signal handlers: the event loop keeps only weak references,
         # so an unreferenced task could be garbage-collected before it finishes.
         self._signal_tasks: set[asyncio.Task[None]] = set()
+        self.balancer = Balancer(
+            desk, self.holder, lambda: {n: w for n, (w, _) in self.workers.items()}
+        )
 
     @property
     def config(self) -> Config:
         return self.desk.config
 
     def _start_worker(self, mailbox: MailboxConfig | MaildirConfig) -> None:
-        worker = MailboxWorker(self.desk, mailbox, self.holder, self.lock)
+        worker = MailboxWorker(
+            self.desk, mailbox, self.holder, self.lock, missed=self.balancer.kick
+        )
         task = asyncio.create_task(worker.run(), name=f"mailbox-{mailbox.name}")
         self.workers[mailbox.name] = (worker, task)
 
@@ -90,10 +99,12 @@ class Daemon:
             log.warning("nothing to ingest: add mailboxes: or maildirs: to maildesk.yaml")
         else:
             await asyncio.to_thread(self.desk.pipeline.reader.start)
+            await asyncio.to_thread(language.prepare)
         settle_heap()
         for mailbox in mailboxes:
             self._start_worker(mailbox)
         background = [asyncio.create_task(self._reload_rules())]
+        background.append(asyncio.create_task(self.balancer.run(self.stopping)))
         background += [asyncio.create_task(task(self.stopping)) for task in self.tasks]
         await self.stopping.wait()
         log.info("stopping: finishing the batches in hand")
@@ -174,6 +185,7 @@ class Daemon:
             m.username.lower() for m in new.mailboxes if "@" in m.username
         }
         await self._apply_mailboxes({m.name: m for m in new.sources})
+        self.balancer.kick()
         self.desk.rules.mtime = 0.0  # reload the rules too, even if unchanged
         await asyncio.to_thread(self.desk.rules.reload_if_changed)
         log.info("config reloaded: %d mailbox(es)", len(self.workers))

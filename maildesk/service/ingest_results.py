@@ -25,7 +25,8 @@ class SourceInfo:
 class IngestResult:
     """What happened to one message."""
 
-    outcome: str  # created, added, automatic (kept apart, no ticket), duplicate, quarantined
+    outcome: str  # created, added, automatic (kept apart, no ticket), duplicate,
+    # quarantined, answered (an agent's #find)
     ticket_ref: str | None = None
     message_pk: int | None = None
     quarantine_id: int | None = None
@@ -37,4 +38,4 @@ class IngestResult:
 
     @property
     def stored(self) -> bool:
-        return self.outcome in ("created", "added", "automatic", "duplicate")
+        return self.outcome in ("created", "added", "automatic", "duplicate", "answered")

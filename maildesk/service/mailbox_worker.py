@@ -1,8 +1,10 @@
-"""One mailbox (or Maildir) kept ingested for as long as the daemon runs.
+"""One mailbox (or Maildir) kept ingested while the daemon holds its lease.
 
 Each worker has its own thread for its blocking IMAP calls, so one slow or broken
-mailbox never stalls another. It owns its mailbox through a lease, reconnects with
-exponential backoff and jitter, and leaves IDLE when asked to stop.
+mailbox never stalls another. It takes its mailbox's lease when the balancer offers
+it (service/balancer.py), hands it over after the batch in hand when asked, checks
+the lease's fencing token on every write, reconnects with exponential backoff and
+jitter, and leaves IDLE when asked to stop.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
 from maildesk.common.config import MailboxConfig, MaildirConfig
 from maildesk.common.errors import LeaseLost, MailboxAuthError, MaildeskError
+from maildesk.common.events import first_set
 from maildesk.service.mailbox_ingest import MailboxIngest
 from maildesk.service.maildir_ingest import MaildirIngest
 from maildesk.service.source_ingest import SourceIngest, lease_name
@@ -64,21 +67,49 @@ class MailboxWorker:
     """Keeps one mailbox ingested for as long as the daemon runs."""
 
     def __init__(
-        self, desk: Desk, config: MailboxConfig | MaildirConfig, holder: str, lock: threading.Lock
+        self,
+        desk: Desk,
+        config: MailboxConfig | MaildirConfig,
+        holder: str,
+        lock: threading.Lock,
+        *,
+        missed: Callable[[], None] = lambda: None,
     ):
         self.desk = desk
         self.config = config
         self.holder = holder
         self.lock = lock
+        self.missed = missed  # told when an offered lease was taken by another daemon first
         self.settings = desk.config.daemon
         self.lease = lease_name(config.name)
+        self.token: int | None = None  # the fencing token of our current holding
         self.stop = asyncio.Event()
+        self.offered = asyncio.Event()
+        self.leaving = asyncio.Event()
+        self.holding = False
+        self.syncing = False  # a batch may be in hand: handing over waits for it
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"mailbox-{config.name}")
-        self._standing_by = False
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    # --- what the balancer sees and asks --------------------------------------------------
+
+    @property
+    def seat(self) -> Literal["idle", "wanted", "held", "leaving"]:
+        if self.holding:
+            return "leaving" if self.leaving.is_set() else "held"
+        return "wanted" if self.offered.is_set() else "idle"
+
+    def offer(self) -> None:
+        """Take the lease now (the balancer found it free and this daemon under its share)."""
+        self.offered.set()
+
+    def hand_over(self) -> None:
+        """Give the lease up after the batch in hand, for a daemon below its share."""
+        if self.holding:
+            self.leaving.set()
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in this mailbox's own thread."""
@@ -97,6 +128,7 @@ class MailboxWorker:
             self.desk,
             self.config,
             holder=self.holder,
+            token=self.token,
             lease_seconds=self.settings.lease_seconds,
             lock=self.lock,
         )
@@ -105,15 +137,17 @@ class MailboxWorker:
 
     def _acquire(self) -> bool:
         with self.desk.sessions() as session, session.begin():
-            return leases.acquire(session, self.lease, self.holder, self.settings.lease_seconds)
+            token = leases.acquire(session, self.lease, self.holder, self.settings.lease_seconds)
+        self.token = token
+        return token is not None
 
     def _renew(self) -> None:
         with self.desk.sessions() as session, session.begin():
-            leases.renew(session, self.lease, self.holder, self.settings.lease_seconds)
+            leases.renew(session, self.lease, self.holder, self.settings.lease_seconds, self.token)
 
     def _release(self) -> None:
         with self.desk.sessions() as session, session.begin():
-            leases.release(session, self.lease, self.holder)
+            leases.release(session, self.lease, self.holder, self.token)
 
     def _owner(self) -> str:
         try:
@@ -152,48 +186,59 @@ class MailboxWorker:
     # --- the daemon loop ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Own the mailbox and ingest it until stopped; never raises."""
+        """Ingest the mailbox whenever offered its lease, until stopped; never raises."""
         backoff = _Retries(Backoff(1.0, self.settings.max_backoff_seconds))
         while not self.stop.is_set():
-            if not await self._try_acquire():
-                if not self._standing_by:
-                    owner = await self._db(self._owner)
-                    log.info("mailbox %s: held by %s; standing by", self.name, owner)
-                    self._standing_by = True
-                await self._sleep(min(self.settings.lease_seconds / 3, 10))
+            await first_set(self.stop, self.offered)
+            if self.stop.is_set():
+                break
+            acquired = await self._try_acquire()
+            self.offered.clear()
+            if not acquired:
+                self.missed()
                 continue
-            self._standing_by = False
+            self.holding, failure = True, None
+            self.leaving.clear()
             try:
                 await self._serve(backoff)
-                continue
             except LeaseLost as exc:
                 log.warning("mailbox %s: %s", self.name, exc)
-                continue
-            except MailboxAuthError as exc:
-                await self._failed("auth-failed", exc, backoff)
-            except MaildeskError as exc:
-                await self._failed("error", exc, backoff)
-            except Exception as exc:  # a bug must not end the mailbox's ingest for good
-                log.exception("mailbox %s: unexpected error", self.name)
-                await self._failed("error", exc, backoff)
+            except Exception as exc:
+                failure = exc
+            finally:
+                self.holding = False
+            if failure is not None:
+                await self._failed(failure, backoff)
+            elif self.leaving.is_set() and not self.stop.is_set():
+                await self._hand_over()
         await self._shut_down()
+
+    async def _hand_over(self) -> None:
+        try:
+            await self._db(self._release)
+            log.info("mailbox %s: handed over after a whole batch, to balance", self.name)
+        except Exception as exc:  # it expires in its own time
+            log.warning("mailbox %s: lease not released: %s", self.name, exc)
 
     async def _serve(self, backoff: _Retries) -> None:
         ingest = self._ingest()
         interrupt = threading.Event()  # tells the mailbox thread to stop waiting
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(lost))
-        relay = asyncio.create_task(self._relay(interrupt, lost))
+        relay = asyncio.create_task(self._relay(interrupt, lost, self.leaving))
         try:
             await self._blocking(ingest.open)
             while not interrupt.is_set():
+                self.syncing = True
                 while await self._blocking(ingest.sync, interrupt) and not interrupt.is_set():
                     pass  # more may have arrived while we worked
+                self.syncing = False
                 backoff.reset()  # a whole round worked: the next failure retries quickly
                 if interrupt.is_set():
                     break
                 await self._blocking(ingest.wait, self.config.poll_seconds, interrupt)
         finally:
+            self.syncing = False
             interrupt.set()
             keeper.cancel()
             relay.cancel()
@@ -201,16 +246,20 @@ class MailboxWorker:
         if lost.is_set():
             raise LeaseLost(f"lease {self.lease} lost")
 
-    async def _relay(self, interrupt: threading.Event, lost: asyncio.Event) -> None:
-        stop, gone = asyncio.create_task(self.stop.wait()), asyncio.create_task(lost.wait())
+    async def _relay(self, interrupt: threading.Event, *events: asyncio.Event) -> None:
+        """Tell the mailbox thread to finish its batch once stopped, lost or handing over."""
         try:
-            await asyncio.wait([stop, gone], return_when=asyncio.FIRST_COMPLETED)
+            await first_set(self.stop, *events)
         finally:
-            stop.cancel()
-            gone.cancel()
             interrupt.set()
 
-    async def _failed(self, state: str, exc: BaseException, backoff: _Retries) -> None:
+    async def _failed(self, exc: BaseException, backoff: _Retries) -> None:
+        if isinstance(exc, MailboxAuthError):
+            state = "auth-failed"
+        else:
+            state = "error"
+            if not isinstance(exc, MaildeskError):  # a bug must not end the ingest for good
+                log.error("mailbox %s: unexpected error", self.name, exc_info=exc)
         delay = backoff.next()
         message = str(exc) or type(exc).__name__
         if not message.startswith(f"mailbox {self.name}"):
@@ -227,7 +276,7 @@ class MailboxWorker:
     def _record(self, state: str, error: str | None = None) -> None:
         with self.desk.sessions() as session, session.begin():
             lease = leases.current(session, self.lease)
-            if lease is None or lease.holder != self.holder:
+            if lease is None or (lease.holder, lease.token) != (self.holder, self.token):
                 return  # the owner speaks for the mailbox
             set_state(session, self.name, state, self.desk.pipeline.clock(), error=error)
 

@@ -1,10 +1,11 @@
 """What every ingested source shares: its lease, its `maildesk status` line, one constructor.
 
 With a holder, every write for a source (each batch commit, each state change) renews
-the holder's lease in that transaction: a daemon that lost the source to another can
-no longer commit for it. IMAP mailboxes (`mailbox_ingest`) and Maildirs
-(`maildir_ingest`) are both built through `SourceIngest.__init__` and offer the same
-open / sync / wait / close cycle to the mailbox worker.
+the holder's lease in that transaction, checking its fencing token: a daemon that lost
+the source to another can no longer commit for it, even after taking it back. IMAP
+mailboxes (`mailbox_ingest`) and Maildirs (`maildir_ingest`) are both built through
+`SourceIngest.__init__` and offer the same open / sync / wait / close cycle to the
+mailbox worker.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ class SourceLease:
     name: str
     holder: str | None = None  # None: no lease (a one-off run without the daemon)
     lease_seconds: float = 60
+    token: int | None = None  # the fencing token the holder took the lease with
 
     def renew(self, session: Session, *_: Any) -> None:
         """Renew inside the caller's transaction (also usable as a batch hook)."""
         if self.holder is not None:
-            leases.renew(session, lease_name(self.name), self.holder, self.lease_seconds)
+            leases.renew(
+                session, lease_name(self.name), self.holder, self.lease_seconds, self.token
+            )
 
     def record(self, state: str, *, success: bool = False, backlog: int | None = None) -> None:
         """Set the source's state (and renew the lease) in a transaction of its own."""
@@ -68,12 +72,13 @@ class SourceIngest:
         config: MailboxConfig | MaildirConfig,
         *,
         holder: str | None = None,
+        token: int | None = None,
         lease_seconds: float = 60,
         lock: threading.Lock | None = None,
     ):
         self.desk = desk
         self.config = config
-        self.lease = SourceLease(desk, config.name, holder, lease_seconds)
+        self.lease = SourceLease(desk, config.name, holder, lease_seconds, token)
         self.lock = lock or threading.Lock()  # one batch written at a time per process
 
     @property

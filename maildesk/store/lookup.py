@@ -45,7 +45,8 @@ def load_batch_state(
     # must not be recorded a second time.
     own_ids = {m.message_id for m, _ in messages if m.message_id}
     reference_ids = list({i for _, k in messages for i in k.reference_ids} | own_ids)
-    state.thread_refs = _thread_refs(session, reference_ids)
+    state.thread_refs, state.our_ids = _thread_refs(session, reference_ids)
+    state.audiences = _audiences(session, [i for i in state.thread_refs if i not in state.our_ids])
     state.last_notified = _last_notified(session, list(auto_repliers), now - AUTO_REPLY_WINDOW)
     refs = {format_token(prefix, n).upper() for _, k in messages for n in k.ticket_numbers}
     refs |= extra_refs or set()
@@ -88,14 +89,38 @@ def _received(session: Session, receipts: list[tuple[str, int, int]]) -> set[tup
     return found
 
 
-def _thread_refs(session: Session, message_ids: list[str]) -> dict[str, int]:
+def _thread_refs(session: Session, message_ids: list[str]) -> tuple[dict[str, int], set[str]]:
+    """Message-ID -> ticket id, and which of those Message-IDs we made ourselves."""
     found: dict[str, int] = {}
+    ours: set[str] = set()
     for chunk in _chunks(message_ids):
-        query = select(ThreadRef.message_id, ThreadRef.ticket_id).where(
+        query = select(ThreadRef.message_id, ThreadRef.ticket_id, ThreadRef.ours).where(
             ThreadRef.message_id.in_(chunk)
         )
-        found.update({k: v for k, v in session.execute(query)})
+        for message_id, ticket_id, is_ours in session.execute(query):
+            found[message_id] = ticket_id
+            if is_ours:
+                ours.add(message_id)
+    return found, ours
+
+
+def _audiences(session: Session, message_ids: list[str]) -> dict[str, frozenset[str]]:
+    """Who wrote and received each stored message: From, To and Cc addresses."""
+    found: dict[str, frozenset[str]] = {}
+    for chunk in _chunks(message_ids):
+        query = select(
+            Message.message_id, Message.from_addr, Message.to_addrs, Message.cc_addrs
+        ).where(Message.message_id.in_(chunk))
+        for message_id, sender, to, cc in session.execute(query):
+            people = {sender, *(_address(a) for a in [*(to or []), *(cc or [])])}
+            found[message_id] = frozenset(p for p in people if p)
     return found
+
+
+def _address(shown: str) -> str:
+    """The address in `Name <addr>` (as messages.to_addrs keeps them) or a bare address."""
+    inside = shown.rpartition("<")[2].rstrip(">") if "<" in shown else shown
+    return inside.strip().lower()
 
 
 def _last_notified(session: Session, addresses: list[str], since: datetime) -> dict[str, int]:

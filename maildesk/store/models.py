@@ -252,7 +252,11 @@ class MailboxState(Base):
 
 
 class Lease(Base):
-    """Ownership of a mailbox or a scheduled job by one daemon, with an expiry."""
+    """Ownership of a mailbox or a scheduled job by one daemon, with an expiry.
+
+    `token` grows by one with each new holder: a fencing token checked on every write.
+    A daemon's heartbeat (`daemon:<holder>`) keeps there how many mailboxes it serves.
+    """
 
     __tablename__ = "leases"
 
@@ -260,6 +264,7 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime]
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class QuarantineEntry(Base):

@@ -4,7 +4,11 @@ Several daemons share one outbox. Claims are short transactions (on PostgreSQL w
 `FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises them); a claimed row is
 rendered outside any transaction and its bytes kept in another short one, so the
 write lock is never held while a template runs. A row is marked sent only after the
-server accepted it.
+server accepted it, and only under the claim it was sent with (`claimed_by` fences it).
+
+A daemon's sender claims under its daemon's holder id: rows claimed by a daemon whose
+heartbeat has expired (it died) are claimable at once; other claims when their lease
+(`claimed_until`, renewed during long batches) runs out.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common.redact import redact
+from maildesk.store import leases
 from maildesk.store.db import make_read_sessionmaker
 from maildesk.store.models import OutboxEntry
 
@@ -149,7 +154,7 @@ class OutboxQueue:
                 return token, []
             session.execute(
                 update(OutboxEntry)
-                .where(OutboxEntry.id.in_(ids), _due(now))
+                .where(OutboxEntry.id.in_(ids), _due(now, leases.db_now(session)))
                 .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
                 .execution_options(synchronize_session=False)
             )
@@ -163,12 +168,12 @@ class OutboxQueue:
 
     def _due_ids(self, session: Session, now: datetime) -> list[int]:
         """The ids of the next due rows, oldest first: pending ones whose time has
-        come, and rows whose sender's lease ran out. Two queries, because each then walks
+        come, and rows whose sender died or whose lease ran out. Two queries: each walks
         the (status, next_attempt_at) index in order and stops at the batch size, where
         one query with OR sorted the whole backlog on every claim."""
         order = (OutboxEntry.next_attempt_at, OutboxEntry.id)
         pending = (OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now)
-        expired = (OutboxEntry.status == "sending", OutboxEntry.claimed_until < now)
+        expired = (OutboxEntry.status == "sending", _abandoned(now, leases.db_now(session)))
         found = []
         for where in (pending, expired):
             query = select(*order).where(*where).order_by(*order).limit(self.batch_size)
@@ -199,30 +204,37 @@ class OutboxQueue:
                 .execution_options(synchronize_session=False)
             )
 
-    def write_marks(self, marks: Sequence[Mark]) -> None:
-        """Record what happened to several jobs in one transaction."""
+    def write_marks(self, marks: Sequence[Mark], token: str | None = None) -> int:
+        """Record what happened to several jobs in one transaction; the rows written.
+
+        With `token`, only rows still claimed under it are written: a row taken over
+        by another sender (this one was thought dead) is theirs to record.
+        """
         now = self.clock()
         plain = [m.entry_id for m in marks if m.delivered and m.values == SENT]
+        fence = [OutboxEntry.claimed_by == token] if token is not None else []
+        written = 0
         with self.sessions() as session, session.begin():
             if plain:
-                session.execute(
+                written += session.execute(
                     update(OutboxEntry)
-                    .where(OutboxEntry.id.in_(plain))
+                    .where(OutboxEntry.id.in_(plain), *fence)
                     .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
                     .execution_options(synchronize_session=False)
-                )
+                ).rowcount  # type: ignore[attr-defined]
             for mark in marks:
                 if mark.entry_id in plain:
                     continue
                 values = {**mark.values, "sent_at": now} if mark.delivered else dict(mark.values)
                 if values.get("last_error"):  # a server's answer may echo a password
                     values["last_error"] = redact(values["last_error"])
-                session.execute(
+                written += session.execute(
                     update(OutboxEntry)
-                    .where(OutboxEntry.id == mark.entry_id)
+                    .where(OutboxEntry.id == mark.entry_id, *fence)
                     .values(**values)
                     .execution_options(synchronize_session=False)
-                )
+                ).rowcount  # type: ignore[attr-defined]
+        return written
 
     def seconds_until_due(self, longest: float) -> float:
         """How long until the next pending row is due, at most `longest`."""
@@ -235,9 +247,16 @@ class OutboxQueue:
         return min(max((soonest - self.clock()).total_seconds(), 0.0), longest)
 
 
-def _due(now: datetime) -> Any:
-    """Pending and due, or claimed by a sender whose lease ran out (it crashed)."""
+def _due(now: datetime, db_now: datetime) -> Any:
+    """Pending and due, or claimed by a sender that died or whose lease ran out."""
     return or_(
         and_(OutboxEntry.status == "pending", OutboxEntry.next_attempt_at <= now),
-        and_(OutboxEntry.status == "sending", OutboxEntry.claimed_until < now),
+        and_(OutboxEntry.status == "sending", _abandoned(now, db_now)),
     )
+
+
+def _abandoned(now: datetime, db_now: datetime) -> Any:
+    """A claim whose lease ran out, or whose daemon's heartbeat expired (`db_now`: the
+    database's time, as heartbeats use). Claim tokens are `<holder>:<8 hex digits>`."""
+    claimer = func.substr(OutboxEntry.claimed_by, 1, func.length(OutboxEntry.claimed_by) - 9)
+    return or_(OutboxEntry.claimed_until < now, leases.heartbeat_gone(claimer, db_now))

@@ -37,6 +37,8 @@ from maildesk.store.models import (
     Ticket,
 )
 from maildesk.store.outbox import outbox_rows
+from maildesk.store.search import index_messages
+from maildesk.store.search_index import message_document
 from maildesk.store.ticket_rows import changed_values, event_rows, ticket_values
 
 __all__ = ["Plan", "add_receipt", "write_plans"]
@@ -76,6 +78,7 @@ def write_plans(session: Session, plans: list[Plan], config: Config, blobs: Blob
     for ticket_id in created:
         rows.add(Ticket, **ticket_values(final[ticket_id]))
     rows.insert(session)
+    index_messages(session, [(p.message_pk, message_document(p.after.ref, p.msg)) for p in plans])
     table = Ticket.__table__
     for ticket_id, before in first_seen.items():
         changed = changed_values(before, final[ticket_id])

@@ -10,29 +10,22 @@ import email.utils
 import re
 
 from maildesk.intake.message import ParsedMessage
-
-# Local parts that only machines send from (compared without plus tags, any case).
-_DAEMONS = frozenset(
-    {"mailer-daemon", "mailerdaemon", "mailer_daemon", "mail-daemon", "maildaemon", "mdaemon"}
+from maildesk.intake.report_signals import (
+    DAEMON_LOCALPARTS,
+    LIST_MANAGER,
+    NAMED_DAEMON,
+    POSTMASTER_LOCALPARTS,
+    local_part,
 )
-_POSTMASTERS = frozenset({"postmaster", "post_master", "post-master"})
+
 _NO_REPLY = re.compile(r"^(no|do-?not|dont)[-_.]?reply(?:$|[-_.+])", re.IGNORECASE)
 _BOUNCE_BOX = re.compile(r"^(bounces?|mailer-daemon)(?:$|[-_.+=])", re.IGNORECASE)
-# List managers write from `list-request@`, `list-owner@`, `owner-list@`, `list-bounces@`.
-_LIST_MANAGER = re.compile(r"(^owner-|-(request|owner|bounces?|errors|admin)$)", re.IGNORECASE)
-_NAMED_DAEMON = re.compile(r"mailer[-_ ]?daemon|mail delivery (subsystem|system)", re.IGNORECASE)
-
-
-def local_part(address: str) -> str:
-    """`Post_Master+x@example.org` -> `post_master` (the part before any plus tag)."""
-    local = address.strip().strip("<>").rpartition("@")[0] if "@" in address else address
-    return local.strip().strip("<>").partition("+")[0].lower()
 
 
 def is_daemon(address: str) -> bool:
     """A mail system's own address: MAILER-DAEMON or postmaster, with or without a domain."""
     local = local_part(address)
-    return local in _DAEMONS or local in _POSTMASTERS
+    return local in DAEMON_LOCALPARTS or local in POSTMASTER_LOCALPARTS
 
 
 def is_robot_address(address: str) -> bool:
@@ -46,7 +39,7 @@ def is_robot_address(address: str) -> bool:
 
 def is_list_manager(address: str) -> bool:
     """A mailing-list manager's own address (`-request`, `-owner`, `-bounces`, `owner-`)."""
-    return bool(_LIST_MANAGER.search(local_part(address)))
+    return bool(LIST_MANAGER.search(local_part(address)))
 
 
 def null_return_path(msg: ParsedMessage) -> bool:
@@ -65,7 +58,7 @@ def daemon_sender(msg: ParsedMessage) -> str:
         return ""
     _, address = email.utils.parseaddr(raw)
     no_address = not address.strip("<> ")
-    if is_daemon(address) or (no_address and (_NAMED_DAEMON.search(raw) or "<>" in raw)):
+    if is_daemon(address) or (no_address and (NAMED_DAEMON.search(raw) or "<>" in raw)):
         return f"sender {' '.join(raw.split())[:80]}"
     return ""
 

@@ -6,15 +6,11 @@ can't mail each other forever. The shapes themselves are in `shapes` and `robots
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from maildesk.intake.message import ParsedMessage
-from maildesk.triage.bounce_text import text_failures
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.robots import null_return_path
 from maildesk.triage.shapes import auto_reply_shape, failure_subject, report_shape, sender_shape
@@ -89,12 +85,14 @@ def screen_message(
     return Screening(MailClass.PERSON)
 
 
-def second_opinion(screening: Screening, msg: ParsedMessage, raw: Callable[[], bytes]) -> Screening:
-    """Mail taken for a person's (or a list's) whose subject says delivery failed is read
-    by flufl.bounce: the failed recipients it finds in the text make it a bounce."""
+def second_opinion(screening: Screening, msg: ParsedMessage) -> Screening:
+    """Mail taken for a person's (or a list's) whose subject says delivery failed: the
+    failed recipients flufl.bounce found in its text (the parser ran it, see
+    intake.delivery_status) make it a bounce."""
     if screening.kind not in (MailClass.PERSON, MailClass.LIST) or not failure_subject(msg):
         return screening
-    failures = text_failures(email.message_from_bytes(raw(), policy=email.policy.compat32))
+    report = msg.delivery
+    failures = report.recipients if report is not None and report.source == "text" else ()
     if not failures:
         return screening
     reason = f"flufl.bounce reads {len(failures)} failed recipient(s)"

@@ -1,5 +1,6 @@
 """The shapes machine-written mail comes in: delivery reports, complaints, notifications
-from sending services and auto-replies, recognised from headers and MIME structure.
+from sending services and auto-replies, recognised from headers, MIME structure and
+what the parser read of a report (`ParsedMessage.delivery`).
 
 Each function returns (subtype, reason) or None; `screen` decides what the mail is.
 Subtypes: "bounce", "complaint", "delivery" (a report that mail arrived), "receipt"
@@ -11,27 +12,15 @@ from __future__ import annotations
 import re
 
 from maildesk.intake.message import ParsedMessage
+from maildesk.intake.report_signals import COMPLAINT_SUBJECT, FAILURE_SUBJECT, FEEDBACK_TYPE
 from maildesk.triage.robots import daemon_sender, is_daemon, is_list_manager, is_robot_address
 
 Shape = tuple[str, str]
 
 _STATUS_PARTS = {"message/delivery-status", "message/global-delivery-status"}
 _RETURNED_PARTS = {"message/rfc822", "message/global", "text/rfc822-headers"}
-# Amazon SES (through SNS) notification types, and what each one is.
-_SES_TYPES = {"bounce": "bounce", "complaint": "complaint", "delivery": "delivery"}
-# The SNS envelope carries the SES notification as an escaped JSON string.
-_SES_JSON = re.compile(r'\\?"(?:notificationType|eventType)\\?"\s*:\s*\\?"(\w+)')
 _FORWARD = re.compile(r"^\s*(fwd?|fw|wg|tr|rv|i)\s*:", re.IGNORECASE)
 _STATUS_CODE = re.compile(r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?![\d.])")
-_ARF_FIELD = re.compile(rb"^Feedback-Type:[ \t]*[\w-]+", re.MULTILINE | re.IGNORECASE)
-_COMPLAINT_SUBJECT = re.compile(r"^\s*complaint about message from\b", re.IGNORECASE)
-_FAILURE_SUBJECT = re.compile(
-    r"undeliver|delivery (status|fail|notification|report|warning)|returned mail|failure notice"
-    r"|mail delivery failed|could not be delivered|non.?delivery|delivery has failed"
-    r"|unzustellbar|non remis|no entregado|non recapitato|niet bezorgd|не доставлен"
-    r"|エラー|未送达|退信",
-    re.IGNORECASE,
-)
 # Vendors' own auto-reply markers, for those that do not send Auto-Submitted.
 _AUTO_REPLY_HEADERS = (
     "X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-AutoReply-From",
@@ -64,7 +53,7 @@ def report_shape(msg: ParsedMessage) -> Shape | None:
     parts = {a.content_type.lower() for a in msg.attachments}
     if report_type == "disposition-notification":
         return None  # a read receipt: an auto-reply, see auto_reply_shape
-    if report_type == "feedback-report" or "message/feedback-report" in parts or _arf(msg):
+    if report_type == "feedback-report" or FEEDBACK_TYPE in parts or _read_as(msg, "arf"):
         return "complaint", "ARF feedback report (a complaint)"
     if ctype == "multipart/report" or parts & _STATUS_PARTS:
         return "bounce", "delivery status report"
@@ -74,7 +63,7 @@ def report_shape(msg: ParsedMessage) -> Shape | None:
     if msg.header("X-Failed-Recipients") is not None:
         return "bounce", "X-Failed-Recipients header"
     returned = bool(parts & _RETURNED_PARTS)
-    if returned and _COMPLAINT_SUBJECT.match(msg.subject):
+    if returned and COMPLAINT_SUBJECT.match(msg.subject):
         return "complaint", "complaint report returning our message"
     return None
 
@@ -97,14 +86,14 @@ def sender_shape(msg: ParsedMessage) -> Shape | None:
         return "bounce", "failure notice returning a message"
     if _STATUS_CODE.search(msg.text[:20_000]):
         return "bounce", "failure notice with a delivery status code"
-    if sender and is_robot_address(sender) and _FAILURE_SUBJECT.search(msg.text[:2000]):
+    if sender and is_robot_address(sender) and FAILURE_SUBJECT.search(msg.text[:2000]):
         return "bounce", f"failure notice from {sender}"
     return None
 
 
 def failure_subject(msg: ParsedMessage) -> bool:
     """The subject says a delivery failed (and the mail is not a person's forward of it)."""
-    return bool(_FAILURE_SUBJECT.search(msg.subject)) and not _FORWARD.match(msg.subject)
+    return bool(FAILURE_SUBJECT.search(msg.subject)) and not _FORWARD.match(msg.subject)
 
 
 def auto_reply_shape(msg: ParsedMessage) -> Shape | None:
@@ -123,12 +112,9 @@ def auto_reply_shape(msg: ParsedMessage) -> Shape | None:
     return None
 
 
-def _arf(msg: ParsedMessage) -> bool:
-    """An ARF report part, which the parser hands on as an attached message."""
-    return any(
-        a.content_type.lower().startswith("message/") and _ARF_FIELD.search(a.data[:4096])
-        for a in msg.attachments
-    )
+def _read_as(msg: ParsedMessage, source: str) -> bool:
+    """The parser read the report from an ARF part ("arf") or SES JSON ("ses")."""
+    return msg.delivery is not None and msg.delivery.source == source
 
 
 def _report_type(msg: ParsedMessage) -> str:
@@ -139,16 +125,16 @@ def _report_type(msg: ParsedMessage) -> str:
 
 
 def _ses_notification(msg: ParsedMessage) -> Shape | None:
-    """Amazon SES bounce, complaint and delivery notifications as SNS mails them (JSON)."""
+    """Amazon SES bounce, complaint and delivery notifications as SNS mails them (JSON,
+    read by the parser)."""
     if msg.header("x-amz-sns-message-id") is None and not msg.from_addr.endswith(
         "@sns.amazonaws.com"
     ):
         return None
-    found = _SES_JSON.search(msg.text[:200_000])
-    if not found:
+    if msg.delivery is None or not _read_as(msg, "ses"):
         return None
-    subtype = _SES_TYPES.get(found.group(1).lower())
-    return (subtype, f"Amazon SES {found.group(1)} notification") if subtype else None
+    kind = msg.delivery.kind
+    return kind, f"Amazon SES {kind} notification"
 
 
 def _list_mail(msg: ParsedMessage) -> bool:

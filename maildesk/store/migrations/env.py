@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from maildesk.common.errors import MaildeskError
 from maildesk.store.models import Base, UTCDateTime
+from maildesk.store.search import described_by_models
 
 engine = context.config.attributes["engine"]
 
@@ -55,6 +56,7 @@ with engine.connect() as connection:
             target_metadata=Base.metadata,
             render_as_batch=sqlite,
             render_item=_render_item,
+            include_name=described_by_models,  # autogenerate must not drop the search index
         )
         before = context.get_context().get_current_heads()
         context.run_migrations()

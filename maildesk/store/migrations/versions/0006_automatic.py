@@ -1,7 +1,7 @@
 """automatic_mail: bounces, complaints and auto-replies that matched no ticket
 
-Revision ID: 0004_automatic
-Revises: 0003_blob_chunks
+Revision ID: 0006_automatic
+Revises: 0005_lease_token
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_automatic"
-down_revision: str | None = "0003_blob_chunks"
+revision: str = "0006_automatic"
+down_revision: str | None = "0005_lease_token"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,9 +1,10 @@
-"""What a bounce says when it is not a tidy RFC 3464 report.
+"""What a bounce says when it is not a tidy RFC 3464 report, read from the parsed tree.
 
 flufl.bounce (Mailman's maintained detectors for Exim, qmail, Exchange, GroupWise, Yahoo
 and dozens of other MTAs' free-text bounces) finds the addresses that failed; the
 status code is read from the text around each address. Amazon SES notifications are
 JSON. Generic codes (5.0.0, 4.4.7) give way to the specific one the diagnostic names.
+Like all reading of received bytes, this runs in the parser (`delivery_status`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 
 from flufl.bounce import all_failures
 
+from maildesk.intake.message import Recipient
+
 # flufl.bounce logs every detector it runs, and a traceback when one trips over odd mail.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
-# (address, action, status, diagnostic), as bounce.Recipient takes them.
-Failure = tuple[str, str, str, str]
-
+# A Message-ID in angle brackets; no "@" in the local part keeps it linear (see
+# delivery_status).
+_ID = re.compile(r"<([^<>\s@]+@[^<>\s]+)>")
 _CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[a-z0-9][a-z0-9.-]*\.[a-z0-9-]+$", re.IGNORECASE)
 # Codes that only say "failed" or "gave up": a diagnostic usually names the real cause.
@@ -43,25 +46,25 @@ def status_code(status: str, diagnostic: str = "") -> str:
     return code
 
 
-def text_failures(msg: Message) -> list[Failure]:
+def text_failures(msg: Message) -> list[Recipient]:
     """The recipients a free-text bounce reports, with the status code near each one."""
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector that trips over odd mail has found nothing
         return []
     text = _text_of(msg)
-    found: list[Failure] = []
+    found: list[Recipient] = []
     for action, addresses in (("failed", permanent), ("delayed", temporary)):
         for raw in sorted(addresses):
             address = raw.decode("utf-8", "replace").strip().strip("<>").lower()
             if not _ADDRESS.match(address):
                 continue  # a heuristic caught something that is not an address
             diagnostic = _near(text, address)
-            found.append((address, action, status_code("", diagnostic), diagnostic))
+            found.append(Recipient(address, action, status_code("", diagnostic), diagnostic))
     return found
 
 
-def ses_failures(text: str) -> tuple[list[Failure], str | None, str]:
+def ses_failures(text: str) -> tuple[list[Recipient], str | None, str]:
     """Recipients, the original Message-ID and the notification type ("bounce",
     "complaint", "delivery") of an Amazon SES notification mailed by SNS; empty if none."""
     data = _ses_object(text)
@@ -75,21 +78,22 @@ def ses_failures(text: str) -> tuple[list[Failure], str | None, str]:
         found = [_ses_recipient(r, action) for r in bounce.get("bouncedRecipients") or []]
     elif kind == "complaint":
         items = (data.get("complaint") or {}).get("complainedRecipients") or []
-        found = [(_email(r), "complained", "", "") for r in items]
+        found = [Recipient(_email(r), "complained") for r in items]
     elif kind == "delivery":
         delivery = data.get("delivery") or {}
         code = status_code("", str(delivery.get("smtpResponse", ""))) or "2.0.0"
-        found = [(str(a).lower(), "delivered", code, "") for a in delivery.get("recipients") or []]
+        addresses = delivery.get("recipients") or []
+        found = [Recipient(str(a).lower(), "delivered", code) for a in addresses]
     else:
         return [], None, ""
-    return [f for f in found if _ADDRESS.match(f[0])], _ses_message_id(mail), kind
+    return [r for r in found if _ADDRESS.match(r.address)], _ses_message_id(mail), kind
 
 
-def _ses_recipient(item: Any, action: str) -> Failure:
+def _ses_recipient(item: Any, action: str) -> Recipient:
     item = item if isinstance(item, dict) else {}
     diagnostic = " ".join(str(item.get("diagnosticCode", "")).split())
     code = status_code(str(item.get("status", "")), diagnostic)
-    return _email(item), str(item.get("action") or action).lower(), code, diagnostic
+    return Recipient(_email(item), str(item.get("action") or action).lower(), code, diagnostic)
 
 
 def _email(item: Any) -> str:
@@ -103,8 +107,12 @@ def _ses_message_id(mail: dict) -> str | None:
     for header in mail.get("headers") or []:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "message-id":
             value = header.get("value")
-    found = re.search(r"<?([^<>\s]+@[^<>\s]+)>?", str(value or ""))
-    return found.group(1) if found else None
+    text = str(value or "").strip()
+    found = _ID.search(text)
+    if found:
+        return found.group(1)
+    bare = text.strip("<>")  # SES also writes it bare
+    return bare if "@" in bare and not re.search(r"[\s<>]", bare) else None
 
 
 def _ses_object(text: str) -> dict | None:
@@ -152,7 +160,7 @@ def _text_of(msg: Message) -> str:
     return "\n".join(chunks)[:200_000]
 
 
-def other_report(msg: Message) -> tuple[list[Failure], str | None, str]:
+def other_report(msg: Message) -> tuple[list[Recipient], str | None, str]:
     """For a bounce without an RFC 3464 report: an SES notification's recipients, original
     Message-ID and type, else the failures flufl.bounce reads in the text (type "")."""
     failures, message_id, kind = ses_failures(_text_of(msg))

@@ -1,0 +1,45 @@
+"""Search on SQLite: an FTS5 table with the `unicode61 remove_diacritics 2` tokenizer.
+
+The table is contentless (`content=''`): it holds only the index, the text stays in
+`messages`, and its rowid is the message's id. SQLite before 3.43 cannot delete from
+such a table; nothing deletes messages today, and whatever starts to must remove
+their index rows with FTS5's 'delete' command and the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Integer, Select, Text, column, select, table
+from sqlalchemy.orm import Session
+
+from maildesk.common.search_query import SearchTerm
+from maildesk.store.search_terms import fold_letters, prefixes
+
+_INDEX = table("search_index", column("rowid", Integer), column("words", Text))
+_INSERT = "INSERT INTO search_index (rowid, words) VALUES (?, ?)"
+
+
+class Fts5Search:
+    """SearchBackend for SQLite."""
+
+    def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
+        rows = [(message_id, fold_letters(text)) for message_id, text in documents]
+        # Straight to the driver: one executemany, without per-row parameter processing.
+        session.connection().exec_driver_sql(_INSERT, rows)
+
+    def matching(self, term: SearchTerm) -> Select[Any]:
+        return select(_INDEX.c.rowid).where(_INDEX.c.words.match(fts5_query(term)))
+
+
+def fts5_query(term: SearchTerm) -> str:
+    """The FTS5 query of one term: a phrase, a whole word, or stems as prefixes.
+
+    Words hold only letters and digits, so quoting them can never make an operator;
+    FTS5 folds case and accents in the quoted text itself.
+    """
+    found = () if term.exact else prefixes(term.words[0])
+    if found:
+        return " OR ".join(f'"{stem}"*' for stem in found)
+    return '"' + fold_letters(" ".join(term.words)) + '"'

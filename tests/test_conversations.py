@@ -1,0 +1,112 @@
+"""Conversations with several people: who joins a ticket, and who gets one of their own."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from maildesk.store.models import Event, Message, Participant, Ticket
+from tests.conftest import make_mail
+from tests.mailflow import parse, reply_to, send_all
+
+ANNA = "Anna <anna@customer.example>"
+BEN = "ben@customer.example"
+CARLA = "carla@partner.example"
+
+
+def tickets(desk) -> dict[str, tuple[str, list[str]]]:
+    """ref -> (requester, other participants)."""
+    with desk.sessions() as s:
+        found = {}
+        for t in s.scalars(select(Ticket).order_by(Ticket.id)):
+            people = s.scalars(
+                select(Participant.address).where(
+                    Participant.ticket_id == t.id, Participant.role != "requester"
+                )
+            )
+            found[t.ref] = (t.requester, sorted(people))
+        return found
+
+
+def mail_to(sink, address: str) -> list:
+    return [parse(r.data) for r in sink.received if address in r.rcpt_tos]
+
+
+def test_someone_who_answers_the_conversation_joins_it(make_desk, smtp_sink):
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    desk.pipeline.process_one(
+        make_mail(sender=ANNA, cc=BEN, subject="VPN down", message_id="<a1@customer.example>")
+    )
+    send_all(desk)
+    (ack,) = mail_to(smtp_sink, "anna@customer.example")
+    # Anna forwards the thread to Carla, who was on neither To nor Cc; Carla answers it.
+    desk.pipeline.process_one(
+        make_mail(
+            sender=CARLA,
+            subject=f"Re: {ack['Subject']}",
+            body="Our firewall changed yesterday; that may be it.",
+            **reply_to(ack, to="support@example.com"),
+        )
+    )
+    assert tickets(desk) == {"MD-1": ("anna@customer.example", [BEN, CARLA])}
+    send_all(desk)
+    to_agents = [m for m in mail_to(smtp_sink, "alice@example.com") if "firewall" in str(m)]
+    assert to_agents, "the agents hear what Carla wrote"
+    with desk.sessions() as s:
+        reasons = list(s.scalars(select(Event.reason).where(Event.kind == "joined")))
+    assert reasons == [f"{CARLA} joined: their mail answers this ticket's conversation"]
+
+
+def test_naming_a_ticket_number_is_not_enough_to_join_it(make_desk, smtp_sink):
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    desk.pipeline.process_one(make_mail(sender=ANNA, subject="VPN down"))
+    desk.pipeline.process_one(
+        make_mail(sender=CARLA, subject="Re: [MD-1] VPN down", body="Same here!")
+    )
+    assert tickets(desk) == {
+        "MD-1": ("anna@customer.example", []),
+        "MD-2": (CARLA, []),
+    }
+    with desk.sessions() as s:
+        linked = s.scalars(select(Ticket.linked_from_id).where(Ticket.ref == "MD-2")).one()
+    assert linked == 1
+    send_all(desk)
+    told = [m for m in mail_to(smtp_sink, "alice@example.com") if "[MD-2]" in str(m["Subject"])]
+    text = told[0].get_body(("plain",)).get_content()
+    assert "Linked to MD-1: the sender named it but is not on it" in text
+    assert "Same here!" not in str(mail_to(smtp_sink, "anna@customer.example"))
+
+
+def test_every_reference_is_tried_before_a_requester_gets_another_ticket(make_desk, smtp_sink):
+    """Anna answers Carla's mail, which had been split off into a ticket of its own: her
+    reply still belongs to her ticket, which an older reference names."""
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    desk.pipeline.process_one(
+        make_mail(sender=ANNA, subject="VPN down", message_id="<a1@customer.example>")
+    )
+    desk.pipeline.process_one(
+        make_mail(
+            sender=CARLA,
+            to="support@example.com",
+            subject="Re: [MD-1] VPN down",
+            message_id="<c1@partner.example>",
+        )
+    )
+    desk.pipeline.process_one(
+        make_mail(
+            sender=ANNA,
+            subject="Re: VPN down",  # her client answers Carla's mail: threads, no token
+            message_id="<a2@customer.example>",
+            in_reply_to="<c1@partner.example>",
+            references="<a1@customer.example> <c1@partner.example>",
+            body="Carla, thanks; support, see above.",
+        )
+    )
+    found = tickets(desk)
+    assert list(found) == ["MD-1", "MD-2"]  # no third ticket for Anna
+    with desk.sessions() as s:
+        ticket_of_a2 = s.scalars(
+            select(Ticket.ref)
+            .join(Message, Message.ticket_id == Ticket.id)
+            .where(Message.message_id == "a2@customer.example")
+        ).one()
+    assert ticket_of_a2 == "MD-1"

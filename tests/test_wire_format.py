@@ -1,0 +1,258 @@
+"""Every message we send is valid on the wire, and names and subjects survive the trip.
+
+For every template, language and hostile input the bytes handed to SMTP (and kept in
+outbox.raw) parse back under policy.strict with no defects, have lines of at most 998
+octets (header lines at most 78 characters), encoded words of at most 75 characters,
+CRLF line ends only and 7-bit transfer encodings; the subject and the names read back
+as they were written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from maildesk.common.config import TicketsConfig
+from maildesk.decide.template_context import TEMPLATES, sample_context
+from maildesk.intake.header_values import MAX_NAME, clip
+from maildesk.intake.message import Address
+from maildesk.intake.parse import MAX_SUBJECT
+from maildesk.outgoing.compose import Envelope, compose
+from maildesk.outgoing.header_text import clean_text
+from maildesk.outgoing.render_jobs import RenderJob, render_notice
+from maildesk.outgoing.templates import Rendered, Renderer
+from tests.wirecheck import mailboxes_of, parse, subject_of, wire_problems
+
+LONG_WORD_SUBJECT = "x" * 1000  # a Subject of one 1,000-character word
+CYRILLIC_NAME = "Ж" * 500  # a 500-character Cyrillic display name
+
+# Names and subjects a customer can send us (after intake: one line, no NUL).
+HOSTILE = {
+    "1000-character word": LONG_WORD_SUBJECT,
+    "500 Cyrillic letters": CYRILLIC_NAME,
+    "1000 characters with spaces": ("Lorem ipsum dolor sit amet " * 40)[:1000].strip(),
+    "Cyrillic words": "Не работает принтер на третьем этаже, " * 20,
+    "encoded-word lookalike": "=?utf-8?q?hello=0D=0ABcc:_eve@evil.example?=",
+    "lookalike among Cyrillic": "Привет =?utf-8?b?0JY=?= мир",
+    "Hebrew RTL with marks": "\u202eשלום עולם\u202c \u200fבדיקה" * 30,
+    "Arabic": "مرحبا بالعالم " * 40,
+    "CJK without spaces": "漢字仮名交じり文" * 120,
+    "emoji and ZWJ sequences": "👩\u200d💻🇺🇦🏳️\u200d🌈👍🏽" * 80,
+    "every script": "Ελληνικά ქართული Հայերեն देवनागरी ไทย ᚠᚢᚦ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ",
+    "control characters": "a\x01b\x07c\x1bd\x7fe\x0bf\x0cg",
+    "quotes and specials": 'Doe, John "The Boss" <boss@evil.example> (x) \\ ; : [y]',
+    "quotes that quoting doubles": '"' * 50 + "\\" * 30,
+    "77 letters then é": "a" * 77 + "é" + "b" * 200,
+    "spaces everywhere": "a  b   c    d",
+    "plain": "Printer on fire",
+}
+NAMED = ["1000-character word", "500 Cyrillic letters"]
+
+
+def envelope(subject: str, name: str, **changes) -> Envelope:
+    values = {
+        "sender": Address(f"{name} via Example Support", "support@example.com"),
+        "to": [Address(name, "customer@example.org"), Address("Bob", "bob@example.org")],
+        "cc": [Address(name, "cc@example.net")],
+        "reply_to": Address("Example Support", "support@example.com"),
+        "subject": f"Re: [MD-1] {subject}",
+        "message_id": "md-1.0123456789abcdef0123@example.com",
+        "in_reply_to": "c1@example.org",
+        "references": ["c1@example.org"],
+        "date": datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+        "auto_submitted": "auto-replied",
+        "ticket_ref": "MD-1",
+        "loop_token": "example.com",
+        "thread_root": bytes(22),
+        "language": "ru",
+    }
+    return Envelope(**{**values, **changes})
+
+
+def assert_valid_and_faithful(raw: bytes, subject: str, name: str) -> None:
+    assert wire_problems(raw) == [], raw[:2000]
+    assert subject_of(raw) == clean_text(f"Re: [MD-1] {subject}")
+    cleaned = clean_text(name)
+    assert mailboxes_of(raw, "To") == [
+        (cleaned, "customer@example.org"),
+        ("Bob", "bob@example.org"),
+    ]
+    assert mailboxes_of(raw, "Cc") == [(cleaned, "cc@example.net")]
+    assert mailboxes_of(raw, "From") == [
+        (clean_text(f"{name} via Example Support"), "support@example.com")
+    ]
+
+
+@pytest.mark.parametrize("case", NAMED)
+def test_named_cases_fold_into_valid_lines(case):
+    """The 1,000-character Subject and the 500-character Cyrillic name of the issue."""
+    raw = compose(envelope(HOSTILE[case], HOSTILE[case]), Rendered("s", "Hello", "<p>Hello</p>"))
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    assert_valid_and_faithful(raw, HOSTILE[case], HOSTILE[case])
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_subjects_and_names(case):
+    value = HOSTILE[case]
+    body = Rendered("s", f"{value}\n{value}\r\nend", f"<p>{value}</p>")
+    raw = compose(envelope(value, value), body)
+    assert_valid_and_faithful(raw, value, value)
+    message = parse(raw)
+    text = message.get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n") == f"{value}\n{value}\nend\n"
+
+
+def test_a_lookalike_typed_as_text_stays_text():
+    typed = "=?utf-8?q?Hello?="
+    raw = compose(envelope(typed, typed), Rendered("s", "body", None))
+    assert subject_of(raw) == f"Re: [MD-1] {typed}"
+    assert mailboxes_of(raw)[0][0] == typed
+    assert str(parse(raw)["Subject"]) == f"Re: [MD-1] {typed}"  # the email package agrees
+
+
+def test_plain_text_stays_readable():
+    raw = compose(envelope("Printer on fire", "Jane Doe"), Rendered("s", "body", None))
+    assert b"\r\nSubject: Re: [MD-1] Printer on fire\r\n" in raw
+    assert b"\r\nTo: Jane Doe <customer@example.org>, Bob <bob@example.org>\r\n" in raw
+    assert b"Content-Transfer-Encoding: 7bit" in raw
+
+
+def test_internationalised_addresses_with_hostile_names():
+    env = envelope(
+        CYRILLIC_NAME,
+        CYRILLIC_NAME,
+        to=[Address(CYRILLIC_NAME, "жанна@пример.рф"), Address("Bob", "bob@example.org")],
+    )
+    raw = compose(env, Rendered("s", "Привет", None))
+    assert wire_problems(raw) == []
+    assert mailboxes_of(raw) == [(CYRILLIC_NAME, "жанна@пример.рф"), ("Bob", "bob@example.org")]
+
+
+def test_bodies_get_a_seven_bit_encoding_per_part():
+    long_line = "word " * 400
+    raw = compose(
+        envelope("s", "n"), Rendered("s", "plain ascii\n", f"<p>{long_line}Привет\x00</p>")
+    )
+    assert wire_problems(raw) == []
+    plain, html = parse(raw).iter_parts()
+    assert plain["Content-Transfer-Encoding"] == "7bit"
+    assert html["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    assert html.get_content().replace("\r\n", "\n") == f"<p>{long_line}Привет\x00</p>\n"
+
+
+def test_a_part_that_quotes_the_boundary_gets_another():
+    from maildesk.outgoing import compose as composing
+
+    quoted = f"--{composing._BOUNDARY}\nContent-Type: text/html\n\n<script>x</script>\n"
+    raw = compose(envelope("s", "n"), Rendered("s", quoted, "<p>fine</p>"))
+    assert wire_problems(raw) == []
+    plain, html = parse(raw).iter_parts()
+    assert plain.get_content().replace("\r\n", "\n") == quoted
+    assert html.get_content().strip() == "<p>fine</p>"
+
+
+# Every template in every language, with hostile text wherever the customer's text goes.
+LANGUAGES = ["en", "ru"]
+TICKETS = TicketsConfig(support_address="support@example.com", support_name="Example Support")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def _job(template: str, language: str, value: str) -> RenderJob:
+    context = sample_context(SimpleNamespace(tickets=TICKETS), template)  # type: ignore[arg-type]
+    context["ticket"] |= {"subject": value, "requester_name": value, "language": language}
+    context["message"] = {"from": f"{value} <customer@example.org>", "subject": value}
+    context["body"] = f"{value}\n\n{value}"
+    context["ticket"]["created_at"] = context["ticket"]["created_at"].isoformat()
+    if context.get("agent"):
+        context["agent"]["name"] = value
+    headers = {
+        "to": [[value, "customer@example.org"]],
+        "cc": [[value, "cc@example.net"]],
+        "in_reply_to": "c1@example.org",
+        "references": ["c1@example.org"],
+        "on_behalf_of": [value, "agent@example.com"] if context.get("agent") else None,
+    }
+    created = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    return RenderJob(template, language, context, headers, "md-1.abc@example.com", created, True)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_template_and_language_with_hostile_input(renderer, template, language):
+    for case, value in HOSTILE.items():
+        notice = render_notice(_job(template, language, value), renderer, TICKETS)
+        raw = notice.raw
+        assert wire_problems(raw) == [], (case, raw[:1500])
+        assert subject_of(raw) == notice.subject, case
+        if "{{ ticket.subject }}" in _subject_block(renderer, template, language):
+            # templates collapse white space in subjects, as intake does
+            assert " ".join(clean_text(value).split()) in subject_of(raw), case
+        assert mailboxes_of(raw, "To") == [(clean_text(value), "customer@example.org")], case
+
+
+def _subject_block(renderer: Renderer, template: str, language: str) -> str:
+    source = renderer.source_of(template, language)
+    return source.read_text(encoding="utf-8").split("{% endblock %}", 1)[0] if source else ""
+
+
+# Generated names and subjects: any Unicode text, with the pieces that broke us before.
+_pieces = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+    st.sampled_from(
+        ["=?utf-8?q?x?=", "=?", "?=", '"' * 40, "\\", ",", "<>", "Ж" * 90, "a" * 90, "🇺🇦", "  "]
+    ),
+)
+_texts = st.lists(_pieces, max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=_texts, name=_texts, other=_texts)
+def test_property_generated_names_and_subjects(subject, name, other):
+    env = envelope(subject, name, cc=[Address(other, "cc@example.net")])
+    raw = compose(env, Rendered("s", f"{subject}\n{name}", f"<p>{other}</p>"))
+    assert wire_problems(raw) == []
+    assert subject_of(raw) == clean_text(f"Re: [MD-1] {subject}")
+    assert mailboxes_of(raw, "To")[0] == (clean_text(name), "customer@example.org")
+    assert mailboxes_of(raw, "Cc") == [(clean_text(other), "cc@example.net")]
+
+
+# The limits intake applies (documented in the README) leave valid text behind.
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("x" * 1500, "x" * (MAX_SUBJECT - 1) + "…"),
+        ("e\u0301" * 600, "e\u0301" * 499 + "…"),  # never an accent without its letter
+        ("👍🏽" * 600, "👍🏽" * 499 + "…"),  # nor a skin tone without its hand
+        ("a" + "🇺🇦" * 600, "a" + "🇺🇦" * 499 + "…"),  # nor half a flag
+        ("a" * 998 + " " + "b" * 10, "a" * 998 + "…"),
+    ],
+)
+def test_subject_limit_cuts_between_characters(text, kept):
+    assert clip(text, MAX_SUBJECT) == kept
+    assert len(clip(text, MAX_SUBJECT)) <= MAX_SUBJECT
+
+
+def test_name_limit():
+    assert clip("Ж" * 500, MAX_NAME) == "Ж" * (MAX_NAME - 1) + "…"
+    assert clip("Ж" * MAX_NAME, MAX_NAME) == "Ж" * MAX_NAME
+
+
+@pytest.mark.parametrize("extra", ["Bcc: eve@evil.example", "a line without a name"])
+def test_a_header_line_nobody_set_stops_the_message(monkeypatch, extra):
+    from maildesk.outgoing.compose import ComposeError
+    from maildesk.outgoing.header_text import FoldedHeader
+
+    def injected(self, *, policy):
+        return f"{self.name}: x{policy.linesep}{extra}{policy.linesep}"
+
+    monkeypatch.setattr(FoldedHeader, "fold", injected)
+    with pytest.raises(ComposeError):
+        compose(envelope("s", "n"), Rendered("s", "body", None))
