@@ -19,9 +19,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from maildesk.common.errors import ConfigError, Problem, SecretError
+from maildesk.common.config_problems import problems_from
+from maildesk.common.errors import ConfigError
 from maildesk.common.redact import remember_secret
-from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
+from maildesk.common.secret_source import Secret
+from maildesk.common.yamlfile import load_yaml_file
 
 DEFAULT_CONFIG = "maildesk.yaml"
 CONFIG_ENV = "MAILDESK_CONFIG"
@@ -32,57 +34,6 @@ _AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Secret(_Section):
-    """Where a secret comes from: an environment variable, a file or a command."""
-
-    env: str | None = None
-    file: Path | None = None
-    command: str | None = None
-
-    def read(self, what: str) -> str:
-        """The secret's value; raises SecretError naming the source, never the value.
-
-        The value is remembered, so logs and error messages show *** in its place.
-        """
-        value = self._read(what)
-        remember_secret(value, source=what)
-        return value
-
-    def _read(self, what: str) -> str:
-        if self.env:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise SecretError(f"{what}: environment variable {self.env} is not set")
-            return value
-        if self.file:
-            try:
-                return self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
-        if self.command:
-            return _run_secret_command(self.command, what)
-        raise SecretError(f"{what}: no secret configured (set env:, file: or command:)")
-
-    def __repr__(self) -> str:  # never show where a secret hides beyond its kind
-        kind = "env" if self.env else "file" if self.file else "command" if self.command else "-"
-        return f"Secret({kind})"
-
-
-def _run_secret_command(command: str, what: str) -> str:
-    import shlex
-    import subprocess
-
-    try:
-        done = subprocess.run(
-            shlex.split(command), capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SecretError(f"{what}: token command failed to run: {type(exc).__name__}") from None
-    if done.returncode != 0 or not done.stdout.strip():
-        raise SecretError(f"{what}: token command exited {done.returncode} without a token")
-    return done.stdout.strip()
 
 
 class DatabaseConfig(_Section):
@@ -384,7 +335,7 @@ def load_config(path: Path, *, missing_ok: bool = False) -> Config:
     try:
         config = Config.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
-        raise ConfigError(str(path), _problems_from(exc, doc)) from None
+        raise ConfigError(str(path), problems_from(exc, doc, Config)) from None
     return _resolve_paths(config, path.resolve().parent)
 
 
@@ -411,51 +362,3 @@ def _absolutize(value: Any, base: Path) -> Any:
         }
         return value.model_copy(update=updates)
     return value
-
-
-def _problems_from(exc: ValidationError, doc: YamlDocument) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            hint = did_you_mean(str(loc[-1]), allowed) or (
-                f" — allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
-            )
-            message = f"unknown key '{key}'{hint}"
-        elif any(str(part) in _SECRET_KEYS for part in loc):
-            # Never echo what was written where a secret belongs: it may be the secret.
-            how = "{env: NAME}, {file: PATH} or {command: CMD}"
-            message = f"{key}: {error['msg']} (write {how})"
-        else:
-            message = f"{key}: {error['msg']} (got {_short(error.get('input'))})"
-        problems.append(doc.problem(loc, message))
-    return problems
-
-
-_SECRET_KEYS = {"password", "oauth2_token", "token", "secret"}
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if model is None:
-            return []
-    return [name for name in model.model_fields if name != "source"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
