@@ -3,11 +3,14 @@ signed return path or our own Message-ID, the rest kept apart from the agents' q
 
 from __future__ import annotations
 
+import email.feedparser
 import json
 import urllib.request
+from pathlib import Path
 
 from sqlalchemy import func, select
 
+from maildesk.intake import bounce_text, delivery_status
 from maildesk.service import metrics_server
 from maildesk.service.ingest_results import SourceInfo
 from maildesk.service.scheduler import Scheduler
@@ -15,6 +18,8 @@ from maildesk.store.models import AutomaticMail, Event, Message, Participant, Ti
 from tests.conftest import make_mail, run_maildesk
 from tests.mailflow import outbox_rows, send_all
 from tests.servers import free_port
+
+CORPUS = Path(__file__).parent / "corpus"
 
 
 def count(desk, model) -> int:
@@ -265,3 +270,47 @@ def scrape(port: int) -> dict[str, float]:
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+PROBE = b"X-Probe: report-read-in-the-daemon\r\n"
+
+
+def test_reports_are_read_in_the_parser_child_and_travel_on_the_parsed_message(
+    desk, monkeypatch
+):
+    """flufl.bounce's scan, SES JSON and ARF parts are read where the parser runs; the
+    daemon takes what the parse carried back (it fails here if it reads a report itself)."""
+    feed = email.feedparser.FeedParser.feed
+
+    def guarded(self, data):
+        if PROBE.decode().strip() in data:
+            raise AssertionError("a report's bytes were parsed in the daemon process")
+        return feed(self, data)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a report was read in the daemon process")
+
+    monkeypatch.setattr(email.feedparser.FeedParser, "feed", guarded)
+    monkeypatch.setattr(bounce_text, "all_failures", not_here)
+    monkeypatch.setattr(delivery_status, "other_report", not_here)
+    shapes = CORPUS / "automatic" / "shapes"
+    mails = [
+        exim_bounce("support@example.com", "gone@example.net"),
+        ses_bounce("<md-9.00112233445566778899@elsewhere.example>", "nina@mailbox.example"),
+        (shapes / "complaint-arf-in-mixed.eml").read_bytes(),
+        (CORPUS / "automatic" / "flufl" / "simple_22.txt").read_bytes(),  # only flufl sees it
+    ]
+    results = desk.pipeline.process_batch([(PROBE + m, SourceInfo("test")) for m in mails])
+    assert [(r.outcome, r.automatic_kind) for r in results] == [
+        ("automatic", "bounce"),
+        ("automatic", "bounce"),
+        ("automatic", "complaint"),
+        ("automatic", "delay"),  # a delivery warning
+    ]
+    with desk.sessions() as s:
+        rows = s.scalars(select(AutomaticMail).order_by(AutomaticMail.id)).all()
+    said = [[(r["address"], r["status"]) for r in row.details["recipients"]] for row in rows]
+    assert said[:3] == [[("gone@example.net", "5.1.1")], [("nina@mailbox.example", "5.1.1")], []]
+    assert rows[1].details["original_message_id"] == "md-9.00112233445566778899@elsewhere.example"
+    assert rows[2].details["original_message_id"] == "md-7.0123456789abcdef@example.com"
+    assert [a for a, _ in said[3]] == ["user@example.org"]

@@ -4,6 +4,7 @@ auto-replies, and telling them from people's mail (tests/corpus/automatic/SOURCE
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from maildesk.common.errors import ParseError
 from maildesk.intake.bounce_text import status_code
 from maildesk.intake.parse import parse_message
 from maildesk.triage.bounce import read_bounce
-from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
+from maildesk.triage.reply_tokens import ReplyKeys, addressed_to, signed_reply_address
 from maildesk.triage.return_path import bounced_ref, return_path
 from maildesk.triage.robots import is_robot_address
 from maildesk.triage.screen import MailClass, screen_message, second_opinion
@@ -207,3 +208,33 @@ def test_every_report_triage_acts_on_was_read_by_the_parser_and_nothing_else_was
     # 115 of flufl.bounce's files, 8 shapes, the hostile corpus's DSN.
     assert len(read) == 124 and wrong == []
 
+
+def _report(body: str, **headers: str) -> bytes:
+    head = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: support@example.com\r\n"
+        f"Subject: failure notice\r\nMessage-ID: <trap@mx.example.org>\r\n{head}\r\n{body}\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # No ">": with "@" allowed in the local part, each "@" was a new way to fail.
+        _report("Your message was not delivered:\r\n<" + "a@" * 25_000),
+        _report(
+            json.dumps({"notificationType": "Bounce", "mail": {"messageId": "a" * 50_000}}),
+            x_amz_sns_message_id="1",
+        ),
+        _report("Sorry.", Delivered_To="a" * 50_000),  # where it arrived: a return path?
+    ],
+    ids=["bounce text", "ses message id", "delivered-to"],
+)
+def test_message_ids_and_addresses_in_50_kb_of_junk_are_read_in_linear_time(raw):
+    started = time.perf_counter()
+    msg = parse_message(raw)
+    report = read_bounce(msg, own_domain="example.com")
+    recipients = addressed_to(msg)
+    assert time.perf_counter() - started < 0.5  # quadratic patterns took 13-16 s
+    assert msg.delivery is not None and report.original_message_id is None
+    assert recipients == ["support@example.com"]
