@@ -110,3 +110,24 @@ def test_every_reference_is_tried_before_a_requester_gets_another_ticket(make_de
             .where(Message.message_id == "a2@customer.example")
         ).one()
     assert ticket_of_a2 == "MD-1"
+
+
+SAME_DOMAIN_RULES = """
+version: 1
+default: {queue: general, priority: normal, auto_reply: ack, language: en}
+queues:
+  general: {agents: [alice], participants: same_domain}
+agents:
+  alice: {address: alice@example.com, name: Alice Archer}
+"""
+
+
+def test_a_queue_can_let_the_requesters_colleagues_join(make_desk, smtp_sink):
+    desk = make_desk(extra=smtp_sink.smtp_config(), rules=SAME_DOMAIN_RULES)
+    desk.pipeline.process_one(make_mail(sender=ANNA, subject="VPN down"))
+    desk.pipeline.process_one(make_mail(sender=BEN, subject="Re: [MD-1] VPN down", body="Me too"))
+    desk.pipeline.process_one(make_mail(sender=CARLA, subject="Re: [MD-1] VPN down"))
+    assert tickets(desk) == {
+        "MD-1": ("anna@customer.example", [BEN]),  # Ben works with Anna: he joins
+        "MD-2": (CARLA, []),  # Carla does not: a ticket of her own
+    }

@@ -163,9 +163,18 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         # Daemons and out-of-office robots answer from addresses we never saw, and our
         # own notifications come back from the support address.
         return Author.SYSTEM
-    if ctx.referenced:  # quotes a Message-ID of the conversation: joins it
+    if ctx.referenced or _colleague(sender, ticket, ctx):  # joins the conversation
         return Author.PARTICIPANT
     return Author.STRANGER
+
+
+def _colleague(sender: str, ticket: TicketState, ctx: DecideContext) -> bool:
+    """In a queue with `participants: same_domain`, the requester's colleagues may join."""
+    queue = ctx.rules.queues.get(ticket.queue)
+    if queue is None or queue.participants != "same_domain":
+        return False
+    domain = ticket.requester.rpartition("@")[2]
+    return bool(domain) and sender.rpartition("@")[2] == domain
 
 
 def _unverified_agent(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
@@ -306,9 +315,12 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     ]
     if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
         decision.participants.insert(0, (msg.sender, "cc"))
-        decision.notes.append(
-            ("joined", f"{msg.from_addr} joined: their mail answers this ticket's conversation")
+        why = (
+            "their mail answers this ticket's conversation"
+            if ctx.referenced
+            else f"the requester's domain, and queue {ticket.queue} lets colleagues join"
         )
+        decision.notes.append(("joined", f"{msg.from_addr} joined: {why}"))
     agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]

@@ -34,6 +34,9 @@ class Queue:
     agents: tuple[str, ...] = ()  # agent keys, in the order strategies walk them
     escalation: str | None = None  # an agent key or a queue name
     language: str | None = None
+    # Who may join a ticket in this queue: "proof" (they quote our Message-ID or were on
+    # the message they answer), or "same_domain" (also anyone of the requester's domain).
+    participants: str = "proof"
 
 
 @dataclass(frozen=True)

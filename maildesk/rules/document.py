@@ -7,7 +7,7 @@ a valid document into a RuleSet.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -142,6 +142,7 @@ class QueueSpec(Spec):
     agents: list[AgentRef] = Field(default_factory=list)
     escalation: EscalationRef | None = None
     language: Language | None = None
+    participants: Literal["proof", "same_domain"] = "proof"
 
 
 def _version(value: Any) -> int:

@@ -113,6 +113,7 @@ def _queues(specs: dict[str, QueueSpec], agents: dict[str, Agent]) -> dict[str, 
             agents=tuple(dict.fromkeys(members)),
             escalation=spec.escalation,
             language=spec.language,
+            participants=spec.participants,
         )
     return queues
 
