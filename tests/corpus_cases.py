@@ -35,6 +35,7 @@ class Case:
     quarantine: str | None = None  # part of the quarantine reason
     oversized: bool = False
     html_absent: tuple[str, ...] = ()  # must not appear in the stored HTML
+    automatic: str | None = None  # kept apart as this kind of automatic mail, no ticket
 
 
 def _eml(name: str, **expect: object) -> Case:
@@ -157,12 +158,13 @@ def file_cases() -> list[Case]:
             "jp-01-iso-2022-jp.eml", subject="ご請求の件について", text=("請求書が届いていません",)
         ),
         _eml("yahoo-01-no-mime-version.eml", text=("The reset link says expired",)),
+        # A bounce and an out-of-office reply about nothing of ours: no ticket.
+        _eml("dsn-01-bounce.eml", subject="Undelivered Mail Returned to Sender", automatic="bounce"),
         _eml(
-            "dsn-01-bounce.eml",
-            text=("could not be delivered",),
-            attachments=("attachment-2.txt", "delivery-status.txt"),
+            "ooo-01-out-of-office.eml",
+            subject="Réponse automatique : Absence",
+            automatic="auto_reply",
         ),
-        _eml("ooo-01-out-of-office.eml", subject="Réponse automatique : Absence"),
         _eml("list-01-mailing-list.eml", subject="[dev] Release 2.0 planning"),
         _eml("zh-01-big5.eml", subject="無法登入帳戶", text=("我無法登入我的帳戶",)),
         _eml("zh-02-gb2312.eml", subject="发票问题", text=("发票金额不对",)),

@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 
 from maildesk.outgoing.render_jobs import render_entry
 from maildesk.service.ingest_results import SourceInfo
-from maildesk.store.models import Event, Message, OutboxEntry, QuarantineEntry, Ticket
+from maildesk.store.models import (
+    AutomaticMail,
+    Event,
+    Message,
+    OutboxEntry,
+    QuarantineEntry,
+    Ticket,
+)
 from tests.conftest import make_mail
 from tests.corpus_cases import (
     MAX_ATTACHMENT,
@@ -72,11 +79,12 @@ def _run_corpus(desk) -> None:
     outcomes = Counter(r.outcome for r in results.values())
     stored = outcomes["created"] + outcomes["added"]
     assert outcomes["duplicate"] == 0, "every corpus message is distinct"
-    assert stored + outcomes["quarantined"] == len(cases)
+    assert stored + outcomes["automatic"] + outcomes["quarantined"] == len(cases)
     with desk.sessions() as session:
         in_db = session.scalar(select(func.count()).select_from(Message))
+        apart = session.scalar(select(func.count()).select_from(AutomaticMail))
         held = session.scalar(select(func.count()).select_from(QuarantineEntry))
-    assert (in_db, held) == (stored, outcomes["quarantined"])
+    assert (in_db, apart, held) == (stored, outcomes["automatic"], outcomes["quarantined"])
     # The desk goes on working after all of that.
     after = desk.pipeline.process_one(make_mail(subject="After the corpus"))
     assert after.outcome == "created"
@@ -95,6 +103,8 @@ def _check(desk, case: Case, result) -> list[str]:
             entry = session.get(QuarantineEntry, result.quarantine_id)
             kept = desk.blobs.get(entry.raw_sha256)
         return [] if kept == case.raw else [f"{where} quarantined bytes differ from what was fed"]
+    if case.automatic is not None or result.outcome == "automatic":
+        return _check_automatic(desk, case, result)
     if not result.stored:
         return [f"{where} not stored: {result.outcome} {result.reason}"]
     with desk.sessions() as session:
@@ -105,6 +115,19 @@ def _check(desk, case: Case, result) -> list[str]:
             select(Event.reason).where(Event.ticket_id == ticket.id, Event.kind == "size_limit")
         ).all()
         return _check_stored(desk, case, message, ticket, attachments, notes)
+
+
+def _check_automatic(desk, case: Case, result) -> list[str]:
+    where = f"{case.name}:"
+    if (result.outcome, result.automatic_kind) != ("automatic", case.automatic):
+        return [f"{where} expected automatic {case.automatic}, got {result.outcome}"]
+    with desk.sessions() as session:
+        entry = session.get(AutomaticMail, result.automatic_id)
+        kept = desk.blobs.get(entry.raw_sha256, session)
+    problems = [] if kept == case.raw else [f"{where} kept bytes differ from what was fed"]
+    if case.subject is not None and entry.subject != case.subject:
+        problems.append(f"{where} subject {entry.subject!r} != {case.subject!r}")
+    return problems
 
 
 def _check_stored(desk, case, message, ticket, attachments, notes) -> list[str]:

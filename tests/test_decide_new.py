@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status
-from maildesk.decide.inbound import decide
+from maildesk.decide.inbound import decide, sets_aside
 from maildesk.intake.message import Address, ParseLimits
 from maildesk.intake.parse import parse_message
 from tests.conftest import make_mail
@@ -133,16 +133,36 @@ def test_acknowledgements_stop_at_the_hourly_limit_per_sender(sent_last_hour, ac
     ("mail", "kind"),
     [
         ({"headers": {"Auto-Submitted": "auto-replied"}}, MessageKind.AUTO_REPLY),
-        ({"headers": {"Precedence": "bulk"}}, MessageKind.AUTO_REPLY),
+        ({"headers": {"X-Autoreply": "yes"}}, MessageKind.AUTO_REPLY),
         ({"sender": "MAILER-DAEMON@mx.example.org"}, MessageKind.BOUNCE),
         ({"sender": "support@example.com"}, MessageKind.AUTO_REPLY),
     ],
-    ids=["auto-submitted", "precedence-bulk", "bounce", "own-address"],
+    ids=["auto-submitted", "x-autoreply", "bounce", "own-address"],
 )
-def test_automatic_mail_that_matches_no_ticket_opens_a_quiet_one(mail, kind):
+def test_automatic_mail_that_matches_no_ticket_is_set_aside_and_never_told(mail, kind):
     d = decide_mail(**mail)
+    assert sets_aside(d.screening, None) and not sets_aside(d.screening, ticket())
+    # Deciding it anyway (without the planner's set-aside step) keeps it quiet.
     assert d.new_ticket is not None and d.kind is kind
     assert d.notices == []
+
+
+@pytest.mark.parametrize("headers", [{"Precedence": "list"}, {"Precedence": "bulk"},
+                                     {"List-Id": "<help.groups.example.com>"}])  # fmt: skip
+def test_list_and_bulk_mail_is_a_ticket_agents_hear_of_without_acknowledgement(headers):
+    d = decide_mail(headers=headers)
+    assert not sets_aside(d.screening, None)
+    assert d.new_ticket is not None and d.kind is MessageKind.REQUEST
+    assert templates(d) == ["new_ticket"]
+
+
+@pytest.mark.parametrize(
+    "sender", ["noreply@shop.example", "DoNotReply@bank.example", "no-reply+x@example.net"]
+)
+def test_robots_get_no_acknowledgement(sender):
+    d = decide_mail(sender=sender)
+    assert d.new_ticket is not None  # not automatic by itself: a ticket, agents told
+    assert templates(d) == ["new_ticket"]
 
 
 def test_a_person_asking_for_no_auto_response_gets_no_ack_but_agents_hear():

@@ -18,7 +18,7 @@ from maildesk.common.errors import ParseError
 from maildesk.intake.parse import parse_message
 from maildesk.intake.skeleton import cut_skeleton
 from maildesk.store.blobs import BlobStore
-from maildesk.store.models import Message, QuarantineEntry
+from maildesk.store.models import AutomaticMail, Message, QuarantineEntry
 from tests.corpus_cases import file_cases
 
 EXAMPLES = int(os.environ.get("MAILDESK_FUZZ_EXAMPLES", "150"))
@@ -111,23 +111,28 @@ def setup_module(module):
 @given(raw=mutated_mail())
 def test_process_one_stores_or_quarantines_every_message(make_desk, raw):
     desk = _desk(make_desk)
-    counts = _COUNTS.setdefault(id(desk), {"fed": 0, "new": 0, "duplicate": 0, "held": 0})
+    counts = _COUNTS.setdefault(
+        id(desk), {"fed": 0, "new": 0, "automatic": 0, "duplicate": 0, "held": 0}
+    )
     result = desk.pipeline.process_one(raw)
     counts["fed"] += 1
-    assert result.outcome in ("created", "added", "duplicate", "quarantined")
-    key = {"created": "new", "added": "new", "duplicate": "duplicate"}.get(result.outcome, "held")
-    counts[key] += 1
+    assert result.outcome in ("created", "added", "automatic", "duplicate", "quarantined")
+    key = {"created": "new", "added": "new"}.get(result.outcome, result.outcome)
+    counts["held" if key == "quarantined" else key] += 1
     with desk.sessions() as session:
         messages = session.scalar(select(func.count()).select_from(Message))
+        apart = session.scalar(select(func.count()).select_from(AutomaticMail))
         held = session.scalar(select(func.sum(QuarantineEntry.attempts))) or 0
         if result.outcome == "quarantined":
             entry = session.get(QuarantineEntry, result.quarantine_id)
             assert desk.blobs.get(entry.raw_sha256) == raw
+        elif result.automatic_id is not None:  # automatic mail about no ticket, kept apart
+            assert session.get(AutomaticMail, result.automatic_id) is not None
         else:
             assert session.get(Message, result.message_pk) is not None
-    # Stored + quarantined == fed, counted in the store itself.
-    assert messages + counts["duplicate"] + held == counts["fed"]
-    assert (messages, held) == (counts["new"], counts["held"])
+    # Stored + kept apart + quarantined == fed, counted in the store itself.
+    assert messages + apart + counts["duplicate"] + held == counts["fed"]
+    assert (messages, apart, held) == (counts["new"], counts["automatic"], counts["held"])
 
 
 _DESKS: dict[int, object] = {}

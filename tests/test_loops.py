@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import func, select
 
-from maildesk.store.models import Event, Message, OutboxEntry, Participant, Ticket
+from maildesk.store.models import AutomaticMail, Event, Message, OutboxEntry, Participant, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
 from tests.mailflow import outbox_rows, send_all
@@ -267,9 +267,10 @@ def mail_each_other(make_desk, *, strip: bool):
 def test_two_maildesks_do_not_answer_each_others_acknowledgements(make_desk):
     desks, sent = mail_each_other(make_desk, strip=False)
     assert sent == {"a": 1, "b": 0}  # A acknowledged once; B saw Auto-Submitted and kept quiet
-    assert count(desks["b"], Ticket) == 1
+    # A's acknowledgement names no ticket of B's: kept apart, not in B's agents' queue.
+    assert count(desks["b"], Ticket) == 0
     with desks["b"].sessions() as s:
-        assert s.scalars(select(Message)).one().kind == "auto_reply"
+        assert s.scalars(select(AutomaticMail)).one().kind == "auto_reply"
 
 
 def test_two_maildesks_losing_every_header_stop_within_the_rate_limit(make_desk):
@@ -317,15 +318,23 @@ def test_another_maildesks_loop_header_is_not_ours(desk):
     assert next(r.template for r in outbox_rows(desk)) == "ack"
 
 
-def test_bounce_without_a_known_notification_opens_a_quiet_ticket(desk):
+def test_bounce_without_a_known_notification_is_kept_apart_without_a_ticket(desk):
     raw = make_mail(
         sender="MAILER-DAEMON@mx.example.org",
         subject="Undeliverable: something we never sent",
         headers={"Return-Path": "<>"},
     )
     result = desk.pipeline.process_one(raw)
-    assert result.outcome == "created"
+    assert (result.outcome, result.automatic_kind) == ("automatic", "bounce")
+    assert count(desk, Ticket) == 0  # no ticket, so no SLA clock in the agents' queue
     assert outbox_rows(desk) == []  # kept for the record; nobody is told
+    with desk.sessions() as s:
+        kept = s.get(AutomaticMail, result.automatic_id)
+        assert (kept.from_addr, kept.subject) == (
+            "mailer-daemon@mx.example.org",
+            "Undeliverable: something we never sent",
+        )
+        assert desk.blobs.get(kept.raw_sha256, s) == raw
 
 
 # --- header injection ---------------------------------------------------------------------

@@ -189,4 +189,6 @@ def test_envelope_recipients_match_the_headers(make_desk, smtp_sink):
     send_all(desk)
     relay = next(r for r in smtp_sink.received if r.parsed()["Cc"])
     assert sorted(relay.rcpt_tos) == ["customer@example.org", "friend@example.net"]
-    assert relay.mail_from == "support@example.com"
+    # Bounces come back to the ticket's signed return path (VERP) on the support mailbox.
+    assert relay.mail_from.startswith("support+bounces.md-1.")
+    assert relay.mail_from.endswith("@example.com")

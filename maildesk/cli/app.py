@@ -19,6 +19,7 @@ from maildesk.common.errors import MaildeskError
 # A command's module is imported only when that command runs, so `maildesk --help` and an
 # MTA's `maildesk ingest -` do not pay for the rest (tests/test_cli_startup.py checks).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "automatic": ("automatic", "Bounces and auto-replies that matched no ticket, kept apart."),
     "blobs": ("blobs", "Stored messages and attachments: move blob files into the database."),
     "check": ("setup", "Validate the config, the rules, the templates and the secrets."),
     "db": ("setup", "Database schema migrations."),

@@ -38,8 +38,7 @@ def migrate_cmd(cli: CliContext) -> None:
     config = cli.config()
     if config.database.url.startswith("sqlite"):
         raise MaildeskError(
-            "blobs stay files with SQLite: `maildesk blobs migrate` needs a PostgreSQL "
-            "database.url"
+            "blobs stay files with SQLite: `maildesk blobs migrate` needs a PostgreSQL database.url"
         )
     if config.storage.backend_for(config.database.url) == "files":
         echo(

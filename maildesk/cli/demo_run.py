@@ -56,7 +56,11 @@ def _ingest_and_report(desk: Desk, echo: Callable[[str], None], workdir: Path) -
         result = desk.pipeline.process_one(
             path.read_bytes(), SourceInfo(source=f"demo:{path.name}")
         )
-        target = result.ticket_ref or f"quarantine #{result.quarantine_id}"
+        target = result.ticket_ref or (
+            f"automatic #{result.automatic_id}"
+            if result.automatic_id is not None
+            else f"quarantine #{result.quarantine_id}"
+        )
         why = f"  ({result.reason})" if result.reason else ""
         echo(f"  {path.name:34} -> {result.outcome:11} {target}{why}")
         outcomes.append(result.outcome)

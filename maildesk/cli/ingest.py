@@ -150,7 +150,11 @@ def _ingest_maildir(desk: Desk, maildir: Maildir, queue: str | None) -> int:
 
 
 def _report(name: str, result: IngestResult) -> None:
-    label = result.ticket_ref or f"quarantine #{result.quarantine_id}"
+    label = result.ticket_ref or (
+        f"automatic #{result.automatic_id}"
+        if result.automatic_id is not None
+        else f"quarantine #{result.quarantine_id}"
+    )
     detail = f" ({result.reason})" if result.reason else ""
     echo(f"{name}: {result.outcome} {label}{detail}")
 

@@ -21,8 +21,8 @@ from pydantic_core import PydanticCustomError
 from maildesk.common.config_location import CONFIG_ENV as CONFIG_ENV
 from maildesk.common.config_location import DEFAULT_CONFIG as DEFAULT_CONFIG
 from maildesk.common.config_location import config_path as config_path
-from maildesk.common.errors import SecretError
 from maildesk.common.redact import remember_secret
+from maildesk.common.secret_source import Secret
 
 MIN_PARSER_MEMORY = 64 << 20  # limits.parser_memory_bytes, when set
 SPOOL_PREFIX = "spool@"
@@ -32,57 +32,6 @@ _AUTHSERV_ID = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Secret(_Section):
-    """Where a secret comes from: an environment variable, a file or a command."""
-
-    env: str | None = None
-    file: Path | None = None
-    command: str | None = None
-
-    def read(self, what: str) -> str:
-        """The secret's value; raises SecretError naming the source, never the value.
-
-        The value is remembered, so logs and error messages show *** in its place.
-        """
-        value = self._read(what)
-        remember_secret(value, source=what)
-        return value
-
-    def _read(self, what: str) -> str:
-        if self.env:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise SecretError(f"{what}: environment variable {self.env} is not set")
-            return value
-        if self.file:
-            try:
-                return self.file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
-        if self.command:
-            return _run_secret_command(self.command, what)
-        raise SecretError(f"{what}: no secret configured (set env:, file: or command:)")
-
-    def __repr__(self) -> str:  # never show where a secret hides beyond its kind
-        kind = "env" if self.env else "file" if self.file else "command" if self.command else "-"
-        return f"Secret({kind})"
-
-
-def _run_secret_command(command: str, what: str) -> str:
-    import shlex
-    import subprocess
-
-    try:
-        done = subprocess.run(
-            shlex.split(command), capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SecretError(f"{what}: token command failed to run: {type(exc).__name__}") from None
-    if done.returncode != 0 or not done.stdout.strip():
-        raise SecretError(f"{what}: token command exited {done.returncode} without a token")
-    return done.stdout.strip()
 
 
 class DatabaseConfig(_Section):
@@ -276,6 +225,8 @@ class LimitsConfig(_Section):
     # is quarantined. 0: no limit. Not enforced with isolate_parser: false.
     parser_memory_bytes: int = Field(default=1 << 30, ge=0)
     auto_replies_per_hour: int = Field(default=5, ge=0)
+    # Automatic mail that matched no ticket (`maildesk automatic list`) is kept this long.
+    automatic_keep_days: float = Field(default=30, gt=0)
 
     @field_validator("parser_memory_bytes")
     @classmethod

@@ -11,7 +11,10 @@ Metrics (all prefixed `maildesk_`):
   notifications_sent_total              delivered to the SMTP server
   notifications_failed_total{permanent} delivery attempts that failed
   imap_errors_total{mailbox}            IMAP connection or command failures
+  automatic_mail_total{kind}            automatic mail kept apart (no ticket): bounce, complaint,
+                                        delivery, delay, auto_reply, receipt, own
   quarantine_size                       messages held in quarantine (read on scrape)
+  automatic_mail_kept                   automatic mail kept apart now (read on scrape)
   message_processing_seconds            parse to store, per message (histogram)
   batch_seconds                         one batch including its commit (histogram)
 """
@@ -38,6 +41,8 @@ class _Instruments:
     failed: Any
     imap_errors: Any
     quarantine: Any
+    automatic: Any
+    automatic_kept: Any
     processing: Any
     batch: Any
 
@@ -76,6 +81,13 @@ def _create() -> _Instruments | None:
         quarantine=prom.Gauge(
             "maildesk_quarantine_size", "Messages held in quarantine", registry=registry
         ),
+        automatic=prom.Counter(
+            "maildesk_automatic_mail", "Automatic mail kept apart (no ticket), by kind",
+            ["kind"], registry=registry,
+        ),
+        automatic_kept=prom.Gauge(
+            "maildesk_automatic_mail_kept", "Automatic mail kept apart now", registry=registry
+        ),
         processing=prom.Histogram(
             "maildesk_message_processing_seconds", "Parse to store, per message",
             buckets=LATENCY_BUCKETS, registry=registry,
@@ -91,6 +103,7 @@ class _Result(Protocol):
     outcome: str
     notifications: list[str]
     seconds: float
+    automatic_kind: str
 
 
 _UNSET: Any = object()
@@ -114,6 +127,8 @@ def observe_batch(results: Sequence[_Result], seconds: float) -> None:
         m.messages.labels(result.outcome).inc()
         if result.outcome == "created":
             m.tickets.inc()
+        elif result.outcome == "automatic":
+            m.automatic.labels(result.automatic_kind or "unknown").inc()
         if result.notifications:
             m.queued.inc(len(result.notifications))
         m.processing.observe(result.seconds)

@@ -30,10 +30,11 @@ from maildesk.decide.sla import pause_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.language import detect_language
 from maildesk.triage.reply_tokens import base_address
+from maildesk.triage.robots import robot_recipient
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
 
-__all__ = ["classify_author", "decide"]
+__all__ = ["classify_author", "decide", "sets_aside"]
 
 OVERSIZED_TAG = "oversized"
 HELD_TAG = "held"
@@ -244,10 +245,11 @@ def _new_ticket(
     ]
     if linked_from:
         decision.notes.append(("linked", link_note or f"linked to {linked_from.ref}"))
-    # Out-of-office replies, bounces and our own mail that match no ticket are kept
-    # quietly: telling anyone about them is how two robots start a conversation.
+    # Automatic mail that matches no ticket is set aside before it gets here (sets_aside);
+    # should it come (a caller that decides without that step), it stays quiet: telling
+    # anyone about it is how two robots start a conversation.
     quiet = routing.spam or routing.ignore or kind is not MessageKind.REQUEST
-    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx):
+    if routing.auto_reply and not quiet and msg.sender is not None and _may_auto_reply(ctx, msg):
         decision.notices.append(Notice(routing.auto_reply, [requester], "requester"))
     # Spam and ignored mail reach only the addresses a rule names in `notify`.
     agents = [] if quiet else assignee_or_queue_of(new.assignee, queue, ctx.rules)
@@ -380,7 +382,7 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
         decision.new_ticket.tags.append(OVERSIZED_TAG)
     else:
         decision.changes.append(Change("tag", OVERSIZED_TAG, "message over a size limit"))
-    if msg.sender is None or not _may_auto_reply(ctx):
+    if msg.sender is None or not _may_auto_reply(ctx, msg):
         return
     details = {
         "message": msg.oversized,
@@ -394,6 +396,13 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
     )
 
 
+def sets_aside(screening: Screening, ticket: TicketState | None) -> bool:
+    """Automatic mail (a bounce, a complaint, an auto-reply, our own mail) that matches
+    no ticket is kept apart (store.automatic), never a ticket of its own: it would sit in
+    the agents' queue with an SLA clock running. List mail is mail: it opens a ticket."""
+    return ticket is None and _automatic_kind(screening) is not None
+
+
 def _automatic_kind(screening: Screening) -> MessageKind | None:
     if screening.kind is MailClass.BOUNCE:
         return MessageKind.BOUNCE
@@ -402,7 +411,10 @@ def _automatic_kind(screening: Screening) -> MessageKind | None:
     return None
 
 
-def _may_auto_reply(ctx: DecideContext) -> bool:
+def _may_auto_reply(ctx: DecideContext, msg: ParsedMessage) -> bool:
+    """Not to automatic mail, not over the hourly limit, never to a robot's address."""
+    if robot_recipient(msg.from_addr, msg):
+        return False
     return ctx.screening.may_auto_reply and ctx.auto_replies_last_hour < ctx.auto_reply_limit
 
 

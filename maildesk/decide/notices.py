@@ -22,6 +22,8 @@ from maildesk.decide.template_context import notification_context
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleSet
 from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
+from maildesk.triage.return_path import return_path
+from maildesk.triage.robots import is_robot_address
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class QueuedNotice:
     thread: ThreadContext
     context: dict[str, Any] = field(default_factory=dict)  # the template's variables
     reply_to: str | None = None  # an agent's signed reply address (None: the support address)
+    return_path: str | None = None  # the signed envelope sender bounces come back to (VERP)
 
 
 def thread_for(view: list[str], answering: str | None) -> ThreadContext:
@@ -110,24 +113,39 @@ def address_notices(
 
     `requester_extra` adds variables to the requester's notifications (suggested
     knowledge-base articles). With `reply_keys`, each agent's copy gets a Reply-To signed
-    for that agent and ticket, which is how their reply is later known to be theirs.
+    for that agent and ticket, which is how their reply is later known to be theirs, and
+    every notice a return path signed for the ticket, which is how a bounce is tied to it.
     """
+    notices = [n for n in map(_without_robots, notices) if n is not None]
     queued = plan_notices(
         notices, ticket, config.tickets.id_domain, msg=msg, requester_saw_msg=requester_saw_msg
     )
     addressed = []
+    support = config.tickets.support_address
+    bounces_to = return_path(support, ticket.ref, reply_keys.current) if reply_keys else None
     for item in queued:
         context = notification_context(ticket, item.notice, msg, config)
         if requester_extra and item.notice.audience == "requester":
             context.update(requester_extra)
         reply_to = None
         if reply_keys is not None and item.notice.audience == "agents" and item.to:
-            support = config.tickets.support_address
             reply_to = signed_reply_address(
                 support, ticket.ref, item.to[0].address, reply_keys.current
             )
-        addressed.append(replace(item, context=context, reply_to=reply_to))
+        addressed.append(replace(item, context=context, reply_to=reply_to, return_path=bounces_to))
     return addressed
+
+
+def _without_robots(notice: Notice) -> Notice | None:
+    """No automatic notice ever goes to a robot (MAILER-DAEMON, postmaster, no-reply):
+    nobody reads it there, and an answering robot starts a loop."""
+    if notice.audience != "requester" or not notice.automatic:
+        return notice
+    to = [a for a in notice.to if not is_robot_address(a.address)]
+    if not to:
+        return None
+    cc = [a for a in notice.cc if not is_robot_address(a.address)]
+    return notice if (to, cc) == (notice.to, notice.cc) else replace(notice, to=to, cc=cc)
 
 
 def per_reader(notice: Notice) -> list[Notice]:

@@ -1,39 +1,38 @@
-"""A bounce's report, read from the parsed tree while the message is parsed.
+"""A report's contents, read from the parsed tree while the message is parsed.
 
-Bounces are received bytes like any other mail, so they are read where the parser
-runs (a time- and memory-limited child by default), from the tree it already built:
-the per-recipient fields of RFC 3464 `message/delivery-status` parts, the headers of
-the returned message (attached, or as `text/rfc822-headers`), and for bounces that
-only quote it as text, the Message-IDs and X-Maildesk-Ticket line in the text.
-`triage.bounce` turns this into a BounceReport for the desk's own domain.
+Bounces and complaints are received bytes like any other mail, so they are read where
+the parser runs (a time- and memory-limited child by default), from the tree it already
+built, when `report_signals.looks_like_report` says the message may be one: the
+per-recipient fields of RFC 3464 `message/delivery-status` parts (a generic status
+refined from the diagnostic), an ARF `message/feedback-report` part, else an Amazon
+SES notification's JSON or the failures flufl.bounce finds in the text (`bounce_text`);
+the headers of the returned message (attached, or as `text/rfc822-headers`), and for
+bounces that only quote it as text, the Message-IDs and X-Maildesk-Ticket line in the
+text. `triage.bounce` turns this into a BounceReport for the desk's own domain.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 
+from maildesk.intake.bounce_text import other_report, status_code
 from maildesk.intake.message import DeliveryStatus, Recipient, Spilled
+from maildesk.intake.report_signals import FEEDBACK_TYPE, STATUS_TYPES
 
 # No "@" in the local part: with one, a long run of "a@a@a@..." costs quadratic time.
 _ID = re.compile(r"<([^<>\s@]+@[^<>\s]+)>")
 _TICKET = re.compile(r"^X-Maildesk-Ticket:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
-_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _HEADER_TYPES = ("text/rfc822-headers", "text/global-headers")
 _MESSAGE_TYPES = ("message/rfc822", "message/global")
-# The senders and signals triage.screen takes for a bounce.
-DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
 MAX_TEXT_DOMAINS = 1000
 
 
-def looks_like_bounce(content_type: str, from_addr: str, return_path: str | None) -> bool:
-    """A multipart/report, mail from a mailer daemon, or mail with an empty Return-Path."""
-    if content_type == "multipart/report":
-        return True
-    if from_addr.partition("@")[0] in DAEMON_LOCALPARTS:
-        return True
-    return return_path is not None and return_path.strip() in ("<>", "")
+def has_report_part(tree: Message) -> bool:
+    """A delivery status or ARF feedback part anywhere in the message."""
+    return any(p.get_content_type() in STATUS_TYPES or _feedback(p) for p in tree.walk())
 
 
 def read_delivery_status(tree: Message, raw: bytes, spilled: Spilled | None) -> DeliveryStatus:
@@ -41,10 +40,13 @@ def read_delivery_status(tree: Message, raw: bytes, spilled: Spilled | None) -> 
     recipients: list[Recipient] = []
     headers: list[Message] = []
     quoted_text = [raw]
+    complaint = False
     for part in tree.walk():
         ctype = part.get_content_type()
-        if ctype in _STATUS_TYPES:
+        if ctype in STATUS_TYPES:
             recipients.extend(_status_blocks(part))
+        elif _feedback(part):
+            complaint = True
         elif ctype in _MESSAGE_TYPES:
             stored = spilled.lookup(part) if spilled is not None else None
             if stored is not None and stored.head:  # cut out by the large-message reader
@@ -64,7 +66,26 @@ def read_delivery_status(tree: Message, raw: bytes, spilled: Spilled | None) -> 
         text_ids = _ids_by_domain(text)
         ref_match = _TICKET.search(text)
         text_ref = ref_match.group(1) if ref_match else None
-    return DeliveryStatus(tuple(recipients), quoted_id, quoted_ref, text_ids, text_ref)
+    found = DeliveryStatus(tuple(recipients), quoted_id, quoted_ref, text_ids, text_ref)
+    if complaint:
+        return replace(found, kind="complaint", source="arf")
+    if recipients:
+        return replace(found, source="dsn")
+    others, reported_id, kind = other_report(tree)
+    source = "ses" if kind else "text" if others else ""
+    kind = kind or "bounce"
+    return replace(
+        found, recipients=tuple(others), reported_id=reported_id, kind=kind, source=source
+    )
+
+
+def _feedback(part: Message) -> bool:
+    """An ARF report part, also one labelled as a plain attached message."""
+    ctype = part.get_content_type()
+    if ctype == FEEDBACK_TYPE:
+        return True
+    inner = part.get_payload() if ctype.startswith("message/") else None
+    return isinstance(inner, list) and bool(inner) and "Feedback-Type" in inner[0]
 
 
 def _status_blocks(part: Message) -> list[Recipient]:
@@ -79,13 +100,13 @@ def _status_blocks(part: Message) -> list[Recipient]:
         address = _address(block.get("Final-Recipient") or block.get("Original-Recipient"))
         if not address:
             continue  # the per-message block
+        diagnostic = _field(block, "Diagnostic-Code")
         found.append(
             Recipient(
                 address=address,
                 action=_field(block, "Action").lower(),
-                status=_field(block, "Status"),
-                diagnostic=_field(block, "Diagnostic-Code").partition(";")[2].strip()
-                or _field(block, "Diagnostic-Code"),
+                status=status_code(_field(block, "Status"), diagnostic),
+                diagnostic=diagnostic.partition(";")[2].strip() or diagnostic,
             )
         )
     return found

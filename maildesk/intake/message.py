@@ -113,9 +113,11 @@ class Recipient:
 
 @dataclass(frozen=True)
 class DeliveryStatus:
-    """What a bounce says, read with the message: its status report, and where it names
-    the message it returns (`triage.bounce` picks the one that is ours)."""
+    """What a report says, read with the message (`intake.delivery_status`): for whom
+    delivery failed, and where it names the message it returns (`triage.bounce` picks
+    the one that is ours)."""
 
+    # RFC 3464 fields, else an SES notification's recipients, else flufl.bounce's finds.
     recipients: tuple[Recipient, ...] = ()
     # From the first header block of a returned message that has either.
     quoted_id: str | None = None
@@ -124,6 +126,11 @@ class DeliveryStatus:
     # (lower-cased), and an X-Maildesk-Ticket: line.
     text_ids: dict[str, str] = field(default_factory=dict)
     text_ref: str | None = None
+    kind: str = "bounce"  # bounce, complaint (ARF, SES) or delivery (SES: it arrived)
+    # What it was read from: "dsn" (RFC 3464), "arf", "ses", "text" (flufl.bounce), or ""
+    # (nothing that names a recipient).
+    source: str = ""
+    reported_id: str | None = None  # the Message-ID an SES notification names
 
 
 @dataclass
@@ -150,7 +157,7 @@ class ParsedMessage:
     dropped: list[DroppedAttachment] = field(default_factory=list)
     # Why only the headers were read (the message was over the size limit), or "".
     oversized: str = ""
-    # Read when the message looks like a bounce (see intake.delivery_status), else None.
+    # Read when the message may be a report (intake.report_signals), else None.
     delivery: DeliveryStatus | None = None
     _header_index: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False

@@ -14,7 +14,7 @@ import hashlib
 import re
 
 from maildesk.common.errors import ParseError
-from maildesk.intake.delivery_status import looks_like_bounce, read_delivery_status
+from maildesk.intake.delivery_status import has_report_part, read_delivery_status
 from maildesk.intake.header_values import (
     WHITESPACE,
     address_list,
@@ -30,6 +30,7 @@ from maildesk.intake.header_values import (
 from maildesk.intake.html_text import html_to_text, sanitize_html
 from maildesk.intake.message import SPILL_HEADER, ParsedMessage, ParseLimits, Spilled
 from maildesk.intake.mime_parts import MimeWalker
+from maildesk.intake.report_signals import looks_like_report
 
 MAX_SUBJECT = 1000
 MAX_HEADERS = 2000
@@ -100,11 +101,11 @@ def parse_message(
         dropped=body.dropped,
     )
     # Read here, within the parser's limits. (Not msg.header(): its index would be pickled.)
-    if looks_like_bounce(parsed.content_type, parsed.from_addr, first.get("return-path")):
-        try:
+    try:
+        if looks_like_report(parsed, first, has_report_part(msg)):
             parsed.delivery = read_delivery_status(msg, raw, spilled)
-        except RecursionError:
-            raise ParseError("MIME nesting too deep to parse") from None
+    except RecursionError:
+        raise ParseError("MIME nesting too deep to parse") from None
     return parsed
 
 

@@ -39,6 +39,7 @@ _REPORT_TYPES = frozenset(
     {
         "message/delivery-status",
         "message/global-delivery-status",
+        "message/feedback-report",
         "text/rfc822-headers",
         "text/global-headers",
     }

@@ -23,7 +23,7 @@ from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
 from maildesk.decide.decision import DecideContext, Decision
-from maildesk.decide.inbound import decide
+from maildesk.decide.inbound import decide, sets_aside
 from maildesk.decide.kb import Article, kb_context
 from maildesk.decide.notices import address_notices
 from maildesk.decide.ticket_changes import apply_decision, state_of_new_ticket
@@ -31,8 +31,15 @@ from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
 from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.service.entry_screening import (
+    entry_keys,
+    return_path_ticket,
+    returned_ticket,
+    screen_entry,
+)
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
+from maildesk.service.set_aside import keep_once, returned_and_kept
 from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
 from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
@@ -40,14 +47,13 @@ from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
-from maildesk.triage.bounce import BounceReport, read_bounce
+from maildesk.triage.bounce import BounceReport
 from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
-from maildesk.triage.screen import MailClass, Screening, screen_message
+from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import (
     ThreadKeys,
     format_token,
     subject_ticket_numbers,
-    thread_keys,
 )
 
 
@@ -73,6 +79,8 @@ class BatchEntry:
     screening: Screening | None = None
     bounce: BounceReport | None = None
     keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
+    bounced_ref: str | None = None  # the ticket whose signed return path it came to (VERP)
+    returns_ours: bool = False  # the bounce returns a notification we sent
     referenced: bool = False  # its ticket was found by a Message-ID it quotes
 
 
@@ -107,17 +115,22 @@ class BatchPlanner:
         Returns a result per entry (None where a Plan is to be written) and the plans
         with their entries' positions. Unreadable messages go to `quarantine`.
         """
-        prefix = self.config.tickets.prefix
+        tickets = self.config.tickets
+        prefix = tickets.prefix
+        inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
         for entry in entries:
-            self._screen(entry)
+            screen_entry(entry, tickets, self.own_addresses, inputs.reply_keys, now)
         auto_repliers = [
             e.parsed.from_addr
             for e in entries
             if e.screening and e.screening.kind is MailClass.AUTO_REPLY and e.parsed.from_addr
         ]
-        keyed = [(e.parsed, self._keys(e)) for e in entries if isinstance(e.parsed, ParsedMessage)]
+        keyed = [
+            (e.parsed, entry_keys(e, prefix))
+            for e in entries
+            if isinstance(e.parsed, ParsedMessage)
+        ]
         receipts = [e.source.receipt for e in entries if e.source.receipt]
-        inputs = self._inputs(now)  # one version of the rules (and KB, secret) per batch
         rules = inputs.rules
         with session.no_autoflush:
             state = load_batch_state(
@@ -140,6 +153,7 @@ class BatchPlanner:
                     open_counts(session),
                     last_assigned(session),
                 )
+            kept = returned_and_kept(session, entries)
             ids = TicketIds(session)
             message_ids = RowIds(session, Message, "messages")
             results: list[IngestResult | None] = []
@@ -152,6 +166,10 @@ class BatchPlanner:
                 duplicate = self._duplicate(session, state, msg, entry.source, now)
                 if duplicate:
                     results.append(duplicate)
+                    continue
+                aside = self._set_aside(session, entry, msg, state, kept, now)
+                if aside:
+                    results.append(aside)
                     continue
                 plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 if isinstance(plan, Decision):  # about no ticket (#find): only answered
@@ -268,44 +286,29 @@ class BatchPlanner:
             rules_fired=decision.rule_hits,
         )
 
-    def _screen(self, entry: BatchEntry) -> None:
-        """Is it an auto-reply, a bounce, list mail or our own mail coming back?"""
-        msg = entry.parsed
-        if not isinstance(msg, ParsedMessage):
-            return
-        tickets = self.config.tickets
-        entry.keys = thread_keys(msg, tickets.prefix)
-        entry.screening = screen_message(
-            msg, own_domain=tickets.id_domain, own_addresses=self.own_addresses
-        )
-        if entry.screening.kind is MailClass.BOUNCE:  # read by the parser, in its limits
-            entry.bounce = read_bounce(msg, own_domain=tickets.id_domain)
-
-    def _bounce_numbers(self, bounce: BounceReport) -> list[int]:
-        prefix = self.config.tickets.prefix
-        return subject_ticket_numbers(f"[{bounce.ticket_ref}]", prefix) if bounce.ticket_ref else []
-
-    def _keys(self, entry: BatchEntry) -> ThreadKeys:
-        """What may tie the message to a ticket; a bounce also names what it returns."""
-        keys = entry.keys
-        bounce = entry.bounce
-        if bounce is None:
-            return keys
-        ids = [bounce.original_message_id] if bounce.original_message_id else []
-        numbers = self._bounce_numbers(bounce)
-        return ThreadKeys([*numbers, *keys.ticket_numbers], [*ids, *keys.reference_ids])
+    def _set_aside(
+        self,
+        session: Session,
+        entry: BatchEntry,
+        msg: ParsedMessage,
+        state: BatchState,
+        kept: dict[str, int],
+        now: datetime,
+    ) -> IngestResult | None:
+        """Automatic mail that matches no ticket is kept apart (decide.inbound.sets_aside)."""
+        assert entry.screening is not None
+        if not sets_aside(entry.screening, self._find_ticket(msg, entry, state)):
+            return None
+        return keep_once(session, self.reader, entry, msg, state.receipts, kept, now)
 
     def _find_ticket(
         self, msg: ParsedMessage, entry: BatchEntry, state: BatchState
     ) -> TicketState | None:
-        bounce = entry.bounce
-        if bounce is not None:  # the notification it returns, else the ticket it names
-            original = bounce.original_message_id
-            found = state.find_ticket(ThreadKeys([], [original])) if original else None
-            numbers = self._bounce_numbers(bounce)
-            found = found or (state.find_ticket(ThreadKeys(numbers, [])) if numbers else None)
-            if found is not None:
-                return found
+        found = return_path_ticket(entry, state, self.config.tickets.prefix)
+        if found is not None:  # it came back to the return path signed for this ticket
+            return found
+        if entry.bounce is not None:  # else only the notification of ours it returns
+            return returned_ticket(entry, state)
         is_agent = self.rules().agent_by_address(msg.from_addr) is not None
         found, entry.referenced = state.thread(entry.keys, msg.from_addr, is_agent=is_agent)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:

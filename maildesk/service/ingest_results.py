@@ -25,14 +25,17 @@ class SourceInfo:
 class IngestResult:
     """What happened to one message."""
 
-    outcome: str  # created, added, duplicate, quarantined, answered (an agent's #find)
+    outcome: str  # created, added, automatic (kept apart, no ticket), duplicate,
+    # quarantined, answered (an agent's #find)
     ticket_ref: str | None = None
     message_pk: int | None = None
     quarantine_id: int | None = None
+    automatic_id: int | None = None  # `maildesk automatic show ID`
+    automatic_kind: str = ""  # bounce, complaint, delivery, delay, auto_reply, receipt, own
     reason: str = ""
     notifications: list[str] = field(default_factory=list)  # outbox Message-IDs
     seconds: float = 0.0  # processing time before the commit (its share of the batch write)
 
     @property
     def stored(self) -> bool:
-        return self.outcome in ("created", "added", "duplicate", "answered")
+        return self.outcome in ("created", "added", "automatic", "duplicate", "answered")

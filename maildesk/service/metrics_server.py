@@ -1,4 +1,5 @@
-"""The daemon's /metrics endpoint (Prometheus), with the quarantine size read on scrape."""
+"""The daemon's /metrics endpoint (Prometheus), with the quarantine size and the automatic
+mail kept read on scrape."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def serve(port: int, database_url: str, address: str = "127.0.0.1") -> MetricsSe
 
     engine = read_engine(database_url)
     metrics.quarantine.set_function(lambda: _quarantine_size(engine))
+    metrics.automatic_kept.set_function(lambda: _automatic_kept(engine))
     try:
         started = prom.start_http_server(port, addr=address, registry=metrics.registry)
     except OSError as exc:
@@ -71,4 +73,17 @@ def _quarantine_size(engine: Any) -> float:
             return float(conn.scalar(query) or 0)
     except Exception as exc:  # a scrape must not fail because the database is busy
         log.warning("metrics: cannot count quarantine: %s", exc)
+        return float("nan")
+
+
+def _automatic_kept(engine: Any) -> float:
+    from sqlalchemy import func, select
+
+    from maildesk.store.models import AutomaticMail
+
+    try:
+        with engine.connect() as conn:
+            return float(conn.scalar(select(func.count()).select_from(AutomaticMail)) or 0)
+    except Exception as exc:  # a scrape must not fail because the database is busy
+        log.warning("metrics: cannot count automatic mail: %s", exc)
         return float("nan")

@@ -1,4 +1,5 @@
-"""Time-based work: auto-close, SLA warnings and breaches, reminders.
+"""Time-based work: auto-close, SLA warnings and breaches, reminders, and purging old
+automatic mail.
 
 The daemon runs it on its own clock. A lease makes sure only one of several daemons
 does the work at a time; each job commits on its own, and what it did is recorded on
@@ -26,6 +27,7 @@ from maildesk.decide.notices import sla_notices
 from maildesk.decide.sla import SlaClock, SlaEvent, due_events, record
 from maildesk.decide.ticket_changes import TicketEvent
 from maildesk.store import leases
+from maildesk.store.automatic import purge_automatic
 from maildesk.store.lookup import load_ticket_state
 from maildesk.store.models import Ticket
 from maildesk.store.outbox import queue_notices
@@ -45,6 +47,7 @@ class Report:
     warned: list[str] = field(default_factory=list)
     breached: list[str] = field(default_factory=list)
     reminded: list[str] = field(default_factory=list)
+    purged: int = 0  # automatic mail older than limits.automatic_keep_days
     skipped: bool = False  # another daemon holds the scheduler lease
 
 
@@ -67,6 +70,8 @@ class Scheduler:
         report.closed = self._each(self._auto_close_candidates(now), self._close, now)
         report.warned, report.breached = self._sla(now)
         report.reminded = self._each(self._reminder_candidates(now), self._remind, now)
+        with self.desk.sessions() as session, session.begin():
+            report.purged = purge_automatic(session, now, self.config.limits.automatic_keep_days)
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,6 +87,8 @@ class Scheduler:
                         report.breached,
                         report.reminded,
                     )
+                if report.purged:
+                    log.info("scheduler: purged %d old automatic mail(s)", report.purged)
             except Exception:  # never let one bad round stop the daemon
                 log.exception("scheduler round failed; trying again next round")
             with contextlib.suppress(TimeoutError):

@@ -32,6 +32,7 @@ from maildesk.store.models import Blob
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
 
+
 class BigBlobs(Protocol):
     """Where blobs over `inline_max` live; an object store would be one more of these."""
 

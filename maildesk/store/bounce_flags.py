@@ -1,8 +1,12 @@
-"""Record what a bounce says: flag the address that failed, mark the notification, log it."""
+"""Record what a bounce says: flag the address that failed, mark the notification, log it.
+
+A complaint (ARF, SES) is logged on the ticket and flags nobody: the address works.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,6 +23,9 @@ def record_bounce(
 ) -> list[str]:
     """Flag the ticket's participants whose delivery failed; return their addresses."""
     entry = _notification(session, report)
+    if report.kind in ("complaint", "delivery"):
+        _log_report(session, ticket, report, entry, actor, now)
+        return []
     failed = report.failed
     if not failed and not report.recipients and entry is not None and len(entry.recipients) == 1:
         # A bounce without a per-recipient report about a one-recipient notification.
@@ -53,6 +60,31 @@ def record_bounce(
             )
         )
     return flagged
+
+
+def our_notifications(session: Session, message_ids: Iterable[str]) -> set[str]:
+    """Which of these Message-IDs are notifications we sent (a bounce may name them)."""
+    wanted = list(set(message_ids))
+    if not wanted:
+        return set()
+    query = select(OutboxEntry.message_id).where(OutboxEntry.message_id.in_(wanted))
+    return set(session.scalars(query))
+
+
+def _log_report(
+    session: Session,
+    ticket: Ticket,
+    report: BounceReport,
+    entry: OutboxEntry | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    about = f" about notification <{entry.message_id}>" if entry is not None else ""
+    who = ", ".join(r.address for r in report.recipients) or "a recipient"
+    verb = "complained" if report.kind == "complaint" else "delivery reported"
+    reason = f"{who}: {verb}{about}"
+    session.add(Event(ticket_id=ticket.id, at=now, actor=actor, kind=report.kind, reason=reason))
+    log.warning("%s: %s", ticket.ref, reason)
 
 
 def clear_bouncing(session: Session, ticket: Ticket, address: str, now: datetime) -> bool:

@@ -325,3 +325,24 @@ class AssignmentState(Base):
 
     queue: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_agent: Mapped[str | None] = mapped_column(String(320))
+
+
+class AutomaticMail(Base):
+    """Automatic mail that matched no ticket (bounces, complaints, auto-replies): kept
+    apart from the agents' queue for `limits.automatic_keep_days`, raw bytes in blobs."""
+
+    __tablename__ = "automatic_mail"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20))  # bounce, complaint, delivery, auto_reply...
+    reason: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(1000))
+    dedup_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    raw_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What a report says: recipients with action and status, the message it returns.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

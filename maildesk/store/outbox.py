@@ -92,7 +92,8 @@ def _row(
         "automatic": notice.automatic,
         "to_addr": item.to[0].address,
         "recipients": list(dict.fromkeys(a.address for a in [*item.to, *cc])),
-        "envelope_from": envelope_from,
+        # Bounces come back to the ticket's signed return path (triage.return_path).
+        "envelope_from": item.return_path or envelope_from,
         "message_id": item.message_id,
         "language": ticket.language,
         "context": item.context,

@@ -24,7 +24,9 @@ from maildesk.intake.message import ParsedMessage
 TOKEN_BYTES = 10  # 80 bits, 16 base32 characters: short enough for a 64-character local part
 _TAGGED = re.compile(r"^(?P<local>[^+@]+)\+(?P<tag>[^@]+)@(?P<domain>[^@]+)$")
 _DELIVERY_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
-_ADDR_SPEC = re.compile(r"[^\s<>,;:\"()]+@[^\s<>,;:\"()]+")
+# Words between address delimiters; those with an "@" inside are addresses. (Not one
+# pattern `word@word`: with "@" in both classes it backtracks quadratically on long runs.)
+_ADDR_WORD = re.compile(r"[^\s<>,;:\"()]+")
 _SIGNED_TAG = re.compile(r"^(?P<ref>[a-z][a-z0-9]*-\d{1,12})\.(?P<token>[a-z2-7]{16})$")
 
 
@@ -65,7 +67,8 @@ def addressed_to(msg: ParsedMessage) -> list[str]:
     found = [a.address for a in msg.recipients]
     for name in _DELIVERY_HEADERS:
         for value in msg.header_all(name):
-            found.extend(a.lower() for a in _ADDR_SPEC.findall(value))
+            words = _ADDR_WORD.findall(value)
+            found.extend(w.lower() for w in words if "@" in w[1:-1])
     return list(dict.fromkeys(found))
 
 
@@ -117,9 +120,7 @@ def check_reply(
         for key in keys.accepted(now):
             if hmac.compare_digest(tag_token, token(key, ref, agent)):
                 return ReplyCheck(True, f"sent to the signed reply address for {ref.upper()}")
-    return ReplyCheck(
-        False, f"its reply address is not the one we gave {agent} for {ref.upper()}"
-    )
+    return ReplyCheck(False, f"its reply address is not the one we gave {agent} for {ref.upper()}")
 
 
 def _signed_tags(recipients: Iterable[str], support: str) -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
 """Is this mail automatic? Auto-replies, bounces, mailing lists and our own mail coming back.
 
 Such mail is stored but never answered automatically (RFC 3834), so two robots
-can't mail each other forever.
+can't mail each other forever. The shapes themselves are in `shapes` and `robots`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from maildesk.intake.message import ParsedMessage
 from maildesk.triage.reply_tokens import base_address
+from maildesk.triage.robots import null_return_path
+from maildesk.triage.shapes import auto_reply_shape, failure_subject, report_shape, sender_shape
 
 LOOP_HEADER = "X-Maildesk-Loop"
 
@@ -32,6 +34,8 @@ class Screening:
     reason: str = ""
     # A person's mail that asks not to be auto-answered (X-Auto-Response-Suppress).
     suppress_reply: bool = False
+    # What kind of automatic mail: bounce, complaint, delivery, receipt, auto_reply.
+    subtype: str = ""
 
     @property
     def automatic(self) -> bool:
@@ -46,29 +50,53 @@ class Screening:
 
 # The shape of the Message-IDs compose.new_message_id makes: `md-42.<hex>@domain`.
 _OUR_ID = re.compile(r"^[a-z][a-z0-9]*-\d+\.[0-9a-f]{12,32}@", re.IGNORECASE)
-_BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
-_DAEMON_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
+_LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post")
+_BULK_PRECEDENCE = {"bulk", "junk", "list"}
 
 
 def screen_message(
     msg: ParsedMessage, *, own_domain: str, own_addresses: frozenset[str]
 ) -> Screening:
-    """Classify `msg`; the first matching signal wins and is given as the reason."""
+    """Classify `msg`; the first matching signal wins and is given as the reason.
+
+    Reports about mail we sent come first (a DSN often also says Auto-Submitted), then
+    mail daemons' own addresses, auto-replies, a null return path, and mailing lists.
+    `Precedence: list`/`bulk` is list or bulk mail a person may well have written.
+    """
     own = _own_mail(msg, own_domain, own_addresses)
     if own:
         return Screening(MailClass.OWN, own)
-    bounce = _bounce(msg)
-    if bounce:
-        return Screening(MailClass.BOUNCE, bounce)
-    auto = _auto_reply(msg)
+    found = report_shape(msg) or sender_shape(msg)
+    if found:
+        return Screening(MailClass.BOUNCE, found[1], subtype=found[0])
+    auto = _auto_submitted(msg) or auto_reply_shape(msg)
     if auto:
-        return Screening(MailClass.AUTO_REPLY, auto)
-    for name in ("List-Id", "List-Unsubscribe", "List-Post"):
+        return Screening(MailClass.AUTO_REPLY, auto[1], subtype=auto[0])
+    if null_return_path(msg):
+        return Screening(MailClass.BOUNCE, "empty Return-Path", subtype="bounce")
+    for name in _LIST_HEADERS:
         if msg.header(name) is not None:
             return Screening(MailClass.LIST, f"{name} header")
+    precedence = (msg.header("Precedence") or "").strip().lower()
+    if precedence in _BULK_PRECEDENCE:
+        return Screening(MailClass.LIST, f"Precedence: {precedence}")
     if msg.header("X-Auto-Response-Suppress") is not None:
         return Screening(MailClass.PERSON, "X-Auto-Response-Suppress header", suppress_reply=True)
     return Screening(MailClass.PERSON)
+
+
+def second_opinion(screening: Screening, msg: ParsedMessage) -> Screening:
+    """Mail taken for a person's (or a list's) whose subject says delivery failed: the
+    failed recipients flufl.bounce found in its text (the parser ran it, see
+    intake.delivery_status) make it a bounce."""
+    if screening.kind not in (MailClass.PERSON, MailClass.LIST) or not failure_subject(msg):
+        return screening
+    report = msg.delivery
+    failures = report.recipients if report is not None and report.source == "text" else ()
+    if not failures:
+        return screening
+    reason = f"flufl.bounce reads {len(failures)} failed recipient(s)"
+    return Screening(MailClass.BOUNCE, reason, subtype="bounce")
 
 
 def _own_mail(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str]) -> str:
@@ -86,34 +114,10 @@ def _own_mail(msg: ParsedMessage, own_domain: str, own_addresses: frozenset[str]
     return ""
 
 
-def _bounce(msg: ParsedMessage) -> str:
-    if msg.content_type == "multipart/report" and not _is_read_receipt(msg):
-        return "multipart/report delivery status"
-    local = msg.from_addr.partition("@")[0]
-    if local in _DAEMON_LOCALPARTS:
-        return f"sender {msg.from_addr}"
-    return_path = msg.header("Return-Path")
-    if return_path is not None and return_path.strip() in ("<>", ""):
-        return "empty Return-Path"
-    return ""
-
-
-def _is_read_receipt(msg: ParsedMessage) -> bool:
-    return "disposition-notification" in (msg.header("Content-Type") or "").lower()
-
-
-def _auto_reply(msg: ParsedMessage) -> str:
+def _auto_submitted(msg: ParsedMessage) -> tuple[str, str] | None:
     raw = (msg.header("Auto-Submitted") or "").strip().lower()
     # "no" may carry parameters or a comment: `no; x=y`, `no (typed by a person)`.
     auto_submitted = re.split(r"[;(\s]", raw, maxsplit=1)[0]
     if auto_submitted and auto_submitted != "no":
-        return f"Auto-Submitted: {raw}"
-    if msg.content_type == "multipart/report" and _is_read_receipt(msg):
-        return "read receipt (disposition-notification report)"
-    for name in ("X-Autoreply", "X-Autorespond"):
-        if msg.header(name) is not None:
-            return f"{name} header"
-    precedence = (msg.header("Precedence") or "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence}"
-    return ""
+        return "auto_reply", f"Auto-Submitted: {raw}"
+    return None

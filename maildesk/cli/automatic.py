@@ -1,0 +1,90 @@
+"""`maildesk automatic list|show`: bounces, complaints and auto-replies that matched no ticket."""
+
+from __future__ import annotations
+
+import click
+
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
+from maildesk.store.models import AutomaticMail
+
+KINDS = ("bounce", "delay", "complaint", "delivery", "auto_reply", "receipt", "own")
+
+
+@click.group()
+def automatic() -> None:
+    """Automatic mail that matched no ticket: kept apart, never in the agents' queue."""
+
+
+def _row(e: AutomaticMail) -> dict:
+    details = e.details or {}
+    return {
+        "id": e.id,
+        "received_at": e.received_at.isoformat().replace("+00:00", "Z"),
+        "kind": e.kind,
+        "from": e.from_addr,
+        "subject": e.subject,
+        "reason": e.reason,
+        "source": e.source,
+        "message_id": e.message_id,
+        "size": e.raw_size,
+        "raw_sha256": e.raw_sha256,
+        "recipients": details.get("recipients", []),
+        "original_message_id": details.get("original_message_id"),
+    }
+
+
+def _summary(row: dict) -> str:
+    """Who failed and how, in one cell: `a@x.org 5.1.1`."""
+    return ", ".join(
+        f"{r['address']} {r.get('status') or r.get('action') or ''}".strip()
+        for r in row["recipients"]
+    )
+
+
+@automatic.command("list")
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of automatic mail.")
+@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def list_cmd(cli: CliContext, kind: str | None, limit: int | None, as_json: bool) -> None:
+    """List automatic mail kept apart, newest first (kept limits.automatic_keep_days)."""
+    from maildesk.store.automatic import list_automatic
+
+    with cli.read_session() as session:
+        rows = [_row(e) for e in list_automatic(session, kind=kind, limit=limit)]
+    if as_json:
+        print_json(rows)
+    elif rows:
+        for row in rows:
+            row["report"] = _summary(row)
+        cols = [
+            ("id", "ID"),
+            ("received_at", "RECEIVED"),
+            ("kind", "KIND"),
+            ("from", "FROM"),
+            ("subject", "SUBJECT"),
+            ("report", "REPORT"),
+        ]
+        print_table(rows, cols)
+    else:
+        echo("no automatic mail kept")
+
+
+@automatic.command("show")
+@click.argument("entry_id", type=int)
+@click.option("--raw", is_flag=True, help="Print the raw message bytes.")
+@pass_cli
+def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
+    """Show one automatic mail (or its raw bytes)."""
+    from maildesk.store.automatic import get_automatic
+
+    desk = cli.desk()
+    with desk.read_session() as session:
+        entry = get_automatic(session, entry_id)
+        if raw:
+            click.get_binary_stream("stdout").write(desk.blobs.get(entry.raw_sha256, session))
+            return
+        print_json(_row(entry))
+
+
+COMMANDS = {c.name: c for c in [automatic]}
