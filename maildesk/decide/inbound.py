@@ -6,10 +6,9 @@ Decision in one transaction, so everything here can be tested with plain data.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
+from maildesk.common.domain import Author, MessageKind, Status, TicketState
 from maildesk.common.thread_index import root_from_header
 from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_identity import verify_agent
@@ -25,7 +24,7 @@ from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket,
 from maildesk.decide.lifecycle import customer_reply_status
 from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
-from maildesk.decide.sla import pause_changes
+from maildesk.decide.sla import pause_changes, priority_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.screen import MailClass, Screening
@@ -70,41 +69,8 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
     decision = _follow_up(msg, ticket, ctx)
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
-    decision.changes.extend(_sla_for_raised_priority(ticket, decision.changes, ctx))
+    decision.changes.extend(priority_changes(ticket, decision.changes, ctx.rules))
     return decision
-
-
-def _sla_for_raised_priority(
-    ticket: TicketState, changes: list[Change], ctx: DecideContext
-) -> list[Change]:
-    """A raised priority brings its own SLA policy (`sla.by_priority`) when the ticket's
-    policy came from its old priority: due times counted from the ticket's creation,
-    kept where the ones in force are earlier. A policy a rule named stays."""
-    raised = next((Priority(c.value) for c in changes if c.field == "priority"), None)
-    if raised is None or raised.rank <= ticket.priority.rank:
-        return []
-    by_old_priority = ctx.rules.sla_policy_for(ticket.priority)
-    old_name = by_old_priority.name if by_old_priority else None
-    if ticket.sla_policy is not None and ticket.sla_policy != old_name:
-        return []
-    policy = ctx.rules.sla_policy_for(raised)
-    if policy is None or policy.name == ticket.sla_policy:
-        return []
-    reason = f"priority raised to {raised.value}: SLA {policy.name}"
-    first, resolution = policy.due(ticket.created_at)
-    result = [Change("sla_policy", policy.name, reason)]
-    answered = ticket.first_response_at is not None or any(
-        c.field == "first_response_at" for c in changes
-    )
-    if not answered and _earlier(first, ticket.first_response_due):
-        result.append(Change("first_response_due", first, reason))
-    if _earlier(resolution, ticket.resolution_due):
-        result.append(Change("resolution_due", resolution, reason))
-    return result
-
-
-def _earlier(new: datetime | None, current: datetime | None) -> bool:
-    return new is not None and (current is None or new < current)
 
 
 def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
