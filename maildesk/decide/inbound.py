@@ -13,6 +13,7 @@ from maildesk.common.thread_index import root_from_header
 from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_identity import verify_agent
 from maildesk.decide.agent_mail import agent_mail
+from maildesk.decide.assignment import assigned_by
 from maildesk.decide.audience import (
     adding,
     agent_address,
@@ -21,6 +22,8 @@ from maildesk.decide.audience import (
     watchers,
 )
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
+from maildesk.decide.forward_decision import on_behalf, unverified_forward
+from maildesk.decide.forwards import Forward, forward_on_behalf
 from maildesk.decide.lifecycle import customer_reply_status
 from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
@@ -38,9 +41,10 @@ HELD_TAG = "held"
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
-    decision = _decide(msg, ticket, ctx)
+    forward = forward_on_behalf(msg, ticket, ctx)
+    decision = _decide(msg, ticket, ctx) if forward is None else _forwarded(forward, ticket, ctx)
     if not decision.ticketless:
-        _size_limits(msg, ctx, decision)
+        _size_limits(decision.forwarded.original if decision.forwarded else msg, ctx, decision)
     return decision
 
 
@@ -66,11 +70,33 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="closed")
     if ticket is None:
         return find_without_ticket(msg, ctx) or _new_ticket(msg, ctx)
-    decision = _follow_up(msg, ticket, ctx)
+    return _with_clocks(_follow_up(msg, ticket, ctx), ticket, ctx)
+
+
+def _with_clocks(decision: Decision, ticket: TicketState, ctx: DecideContext) -> Decision:
+    """What a follow-up's changes bring along: status notices, SLA pause and priority."""
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
     decision.changes.extend(priority_changes(ticket, decision.changes, ctx.rules))
     return decision
+
+
+def _forwarded(forward: Forward, ticket: TicketState | None, ctx: DecideContext) -> Decision:
+    """An agent's forward of a customer's mail: the customer's ticket (a new one, or theirs
+    the forward names), the agent's words an internal note. Unproven, nothing in it is
+    believed: it opens a ticket for the agent, who is told why."""
+    original = forward.original
+    if original is None:
+        return unverified_forward(forward, _new_ticket(forward.mail, ctx))
+    if (
+        ticket is not None
+        and ticket.is_participant(original.from_addr)
+        and ticket.status is not Status.CLOSED
+    ):
+        decision = _with_clocks(_follow_up(original, ticket, ctx), ticket, ctx)
+    else:
+        decision = _new_ticket(original, ctx)
+    return on_behalf(forward, decision, ctx)
 
 
 def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
@@ -209,6 +235,8 @@ def _new_ticket(
     agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
         linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
+        if new.assignee:  # the assignee's copy is how they hear it is theirs (and who said so)
+            linked["assigned_by"] = assigned_by(new, routing.hits)
         decision.notices.append(
             Notice(
                 "new_ticket",
