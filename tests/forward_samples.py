@@ -85,11 +85,13 @@ def forward(
     sender: str = "Alice Archer <alice@example.com>",
     message_id: str | None = None,
     headers: dict[str, str] | None = None,
+    customer: str = "dana@example.org",
 ) -> bytes:
-    """Alice's inline forward of Dana's mail from `client`, carrying Dana's attachment."""
+    """Alice's inline forward of Dana's mail from `client`, carrying Dana's attachment
+    (`customer`: another address for Dana)."""
     prefix, body = INLINE[client]
     msg = _envelope(sender, to, prefix + ORIGINAL_SUBJECT, message_id, headers)
-    msg.set_content(body)
+    msg.set_content(body.replace("dana@example.org", customer))
     name, ctype, data = ATTACHMENT
     maintype, subtype = ctype.split("/")
     msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
@@ -97,11 +99,15 @@ def forward(
 
 
 def forward_as_attachment(
-    *, to: str, sender: str = "Alice Archer <alice@example.com>", message_id: str | None = None
+    *,
+    to: str,
+    sender: str = "Alice Archer <alice@example.com>",
+    message_id: str | None = None,
+    customer: str = "dana@example.org",
 ) -> bytes:
     """Alice forwards Dana's mail as an attached message (message/rfc822)."""
     original = EmailMessage()
-    original["From"] = DANA
+    original["From"] = DANA.replace("dana@example.org", customer)
     original["To"] = "Alice Archer <alice@example.com>"
     original["Subject"] = ORIGINAL_SUBJECT
     original["Date"] = format_datetime(ORIGINAL_DATE)
