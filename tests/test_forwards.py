@@ -54,7 +54,11 @@ def test_a_forward_to_the_agents_address_opens_the_ticket_for_the_customer(make_
     )
     messages, attachments, events, outbox = stored(desk)
     original, note = messages
-    assert (original.from_addr, original.author_kind, original.internal) == (DANA, "requester", False)
+    assert (original.from_addr, original.author_kind, original.internal) == (
+        DANA,
+        "requester",
+        False,
+    )
     assert original.date == ORIGINAL_DATE  # the customer's, not the forward's
     assert original.text_body.strip() == ORIGINAL_TEXT
     assert attachments[original.id] == "photo.png"
@@ -109,7 +113,9 @@ def test_the_mail_servers_word_proves_a_forward_to_the_plain_address(make_desk):
         }
     )
     desk.pipeline.config = desk.config
-    vouched = "mx.example.com; spf=pass smtp.mailfrom=alice@example.com; dkim=pass header.d=example.com"
+    vouched = (
+        "mx.example.com; spf=pass smtp.mailfrom=alice@example.com; dkim=pass header.d=example.com"
+    )
     raw = forward("outlook", to="support@example.com")
     desk.pipeline.process_one(f"Authentication-Results: {vouched}\r\n".encode() + raw)
     assert ticket(desk).requester == DANA
@@ -137,3 +143,45 @@ def test_a_reply_through_a_notification_is_never_taken_for_a_forward(make_desk, 
     result = desk.pipeline.process_one(raw)
     messages, _, _, _ = stored(desk)
     assert result.ticket_ref == "MD-1" and messages[-1].author_kind == "agent"
+
+
+def test_an_unproven_forward_naming_a_ticket_is_an_unverified_note_there(make_desk):
+    desk = make_desk()
+    desk.pipeline.process_one(make_mail(sender=f"Dana <{DANA}>", subject="Printer broken"))
+    raw = forward("gmail", to="support@example.com").replace(b"Fwd: ", b"Fwd: Re: [MD-1] ", 1)
+    result = desk.pipeline.process_one(raw)
+    messages, _, _, outbox = stored(desk)
+    assert result.ticket_ref == "MD-1"
+    assert (messages[-1].author_kind, messages[-1].internal) == ("unverified", True)
+    assert [o for o in outbox if o[1] == DANA] == [("ack", DANA)]  # the first one only
+
+
+RUSSIAN_GMAIL = """Возьми, пожалуйста.
+
+---------- Пересылаемое сообщение ---------
+От: Дана <dana@example.org>
+Date: пн, 23 нояб. 2026 г. в 10:05
+Subject: Принтер горит
+To: Alice <alice@example.com>
+
+
+Принтер на третьем этаже снова горит.
+"""
+
+
+def test_a_forward_from_a_russian_gmail_is_read_too(make_desk):
+    from email.message import EmailMessage
+
+    desk = make_desk()
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "Alice Archer <alice@example.com>", alices_forwarding_address(desk)
+    msg["Subject"], msg["Date"] = "Fwd: Принтер горит", "Mon, 23 Nov 2026 11:30:00 +0100"
+    msg.set_content(RUSSIAN_GMAIL)
+    desk.pipeline.process_one(msg.as_bytes())
+    row = ticket(desk)
+    assert (row.requester, row.requester_name, row.subject) == (DANA, "Дана", "Принтер горит")
+    messages, _, _, _ = stored(desk)
+    # The client printed 10:05 without a zone: its own zone (+01:00, from its Date header).
+    assert messages[0].date == ORIGINAL_DATE
+    assert messages[0].text_body == "Принтер на третьем этаже снова горит."
+    assert messages[1].text_body == "Возьми, пожалуйста."

@@ -80,6 +80,8 @@ def forward_on_behalf(
         return None
     me = Address(agent.name, agent.address)
     verdict = verify_forward(msg, agent.address, ctx)
+    if not verdict.verified and ticket is not None:
+        return None  # unverified mail about a ticket: an unverified note there, as any
     if not verdict.verified:
         return Forward(msg, me, verdict, None, original_from)
     if inner is not None and attached is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -131,7 +132,8 @@ class Desk:
                 checkpointer.nudge()
             if any(r.notifications for r in results):
                 for wake in list(outbox_waiters):
-                    wake()
+                    with contextlib.suppress(RuntimeError):  # its event loop is closing
+                        wake()
 
         pipeline = Pipeline(
             config,
