@@ -431,10 +431,21 @@ def test_raising_the_priority_brings_the_tighter_sla(flow):
     # The agent's reply was the first response: that target is met and stays as it was.
     assert after.first_response_due == before.first_response_due
 
+    # Lowered again, the ticket gets the low priority's policy (standard here) back.
     agent_says(flow, notice, "#priority low\n\nFalse alarm.")
     lowered = ticket_row(flow.desk)
     assert lowered.priority == "low"
-    assert (lowered.sla_policy, lowered.resolution_due) == ("urgent", after.resolution_due)
+    assert (lowered.sla_policy, lowered.resolution_due) == ("standard", before.resolution_due)
+    with flow.desk.sessions() as s:
+        logged = [
+            (e.kind, e.reason)
+            for e in s.scalars(select(Event).order_by(Event.id))
+            if e.kind == "resolution_due"
+        ]
+    assert logged == [
+        ("resolution_due", "priority normal -> urgent: SLA urgent"),
+        ("resolution_due", "priority urgent -> low: SLA standard"),
+    ]
 
 
 def test_a_policy_a_rule_named_stays_when_the_priority_rises(make_desk):
@@ -453,3 +464,27 @@ def test_a_policy_a_rule_named_stays_when_the_priority_rises(make_desk):
     desk.pipeline.process_one(make_mail(subject="Re: [MD-1] Help please", body="A full outage."))
     row = ticket_row(desk)
     assert (row.priority, row.sla_policy) == ("urgent", "vip")
+
+
+def test_warnings_and_breaches_follow_the_new_due_times(flow):
+    flow.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
+    open_ticket(flow)  # standard: first response due 8 business hours later
+    flow.deliver()
+    scheduler = Scheduler(flow.desk)
+    flow.clock.advance(minutes=30)
+    assert scheduler.run_once().warned == []  # 30 min of 8 h: nothing to say yet
+    flow.desk.pipeline.process_one(
+        make_mail(
+            subject="Re: [MD-1] Printer on fire",
+            body="This is urgent, the office is filling with smoke.",
+        )
+    )
+    row = ticket_row(flow.desk)
+    assert (row.priority, row.sla_policy) == ("urgent", "urgent")
+    assert row.first_response_due == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 1 h from creation
+    flow.clock.advance(minutes=20)  # 50 of the urgent policy's 60 minutes
+    assert scheduler.run_once().warned == ["MD-1"]
+    flow.clock.advance(minutes=15)
+    assert scheduler.run_once().breached == ["MD-1"]
+    breach = [m for m in flow.deliver() if "SLA BREACH" in body(m)]
+    assert breach and "carol@example.com" in {a for m in breach for a in to(m)}

@@ -42,11 +42,17 @@ def test_an_agent_reply_is_relayed_to_the_requester_and_ccs_without_the_quote():
     )
     reply = one_notice(d, "agent_reply")
     assert reply.to == [Address("Customer", CUSTOMER)]
-    assert reply.cc == [Address("", "boss@example.org")]  # watchers never see the reply
+    assert reply.cc == [Address("", "boss@example.org")]  # watchers are not in its Cc
     assert (reply.body_text, reply.automatic) == ("Please restart it.", False)
     assert reply.from_agent == Address("Alice", ALICE)
     assert changed(d) == {"first_response_at": NOW, "status": Status.OPEN}
-    assert templates(d) == ["agent_reply"]
+    assert templates(d) == ["agent_reply", "agent_replied"]
+    copy = one_notice(d, "agent_replied")  # the watcher's own copy, among the agents
+    assert (readers(copy), copy.audience, copy.body_text) == (
+        [CAROL],
+        "agents",
+        "Please restart it.",
+    )
 
 
 def test_a_bottom_posted_reply_reaches_the_customer_and_counts_as_first_response():

@@ -18,6 +18,9 @@ from tests.decidekit import (
     CREATED,
     CUSTOMER,
     NOW,
+    STANDARD_FIRST_DUE,
+    STANDARD_RESOLUTION_DUE,
+    agent_writes,
     changed,
     decide_mail,
     one_notice,
@@ -160,7 +163,7 @@ def test_a_follow_up_rule_raises_priority_tags_notifies_and_brings_the_urgent_sl
     }
     reasons = {c.field: c.reason for c in d.changes}
     assert reasons["priority"] == "rule outage"
-    assert reasons["sla_policy"] == "priority raised to urgent: SLA urgent"
+    assert reasons["sla_policy"] == "priority normal -> urgent: SLA urgent"
     assert readers(one_notice(d, "customer_reply")) == [ALICE, BOB, CAROL]
 
 
@@ -169,28 +172,79 @@ def test_a_follow_up_rule_never_lowers_priority():
     assert d.rule_hits == ["calm"] and changed(d) == {}
 
 
+URGENT_FIRST_DUE = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 1 h and 4 h from 09:00 Berlin
+URGENT_RESOLUTION_DUE = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
         # A policy a rule named (not the old priority's) stays, with its due times.
         ({"sla_policy": "gold"}, {}),
-        # Answered already: the first-response target no longer matters.
+        # Answered already: the first-response target is met and stays as it was.
         (
             {"first_response_at": CREATED + timedelta(minutes=5)},
-            {"sla_policy": "urgent", "resolution_due": datetime(2026, 11, 23, 12, 0, tzinfo=UTC)},
+            {"sla_policy": "urgent", "resolution_due": URGENT_RESOLUTION_DUE},
         ),
-        # Due times already earlier than the new policy's are kept.
+        # Whatever the due times were, the new policy's replace them.
         (
             {"first_response_due": CREATED, "resolution_due": CREATED + timedelta(hours=1)},
-            {"sla_policy": "urgent"},
+            {
+                "sla_policy": "urgent",
+                "first_response_due": URGENT_FIRST_DUE,
+                "resolution_due": URGENT_RESOLUTION_DUE,
+            },
         ),
     ],
-    ids=["named-policy", "answered", "earlier-dues"],
+    ids=["named-policy", "answered", "other-dues"],
 )
-def test_the_sla_a_raised_priority_brings_keeps_what_is_stricter_or_chosen(fields, expected):
+def test_the_sla_a_raised_priority_brings(fields, expected):
     d = decide_mail(ticket(**fields), rules=ESCALATE, body="outage")
     sla = {k: v for k, v in changed(d).items() if k != "priority"}
     assert changed(d)["priority"] is Priority.URGENT and sla == expected
+
+
+def test_a_warning_sent_for_the_old_due_time_does_not_count_for_the_new_one():
+    state = {
+        "first_response_warned": True,
+        "first_response_warned_at": CREATED.isoformat(),
+        "resolution_breached": True,
+        "resolution_warned": True,
+        "other": 1,
+    }
+    d = decide_mail(ticket(sla_state=state), rules=ESCALATE, body="outage")
+    # The first-response warning goes out again for the urgent due time; the resolution
+    # breach already happened and stays recorded (the report counts it).
+    assert changed(d)["sla_state"] == {
+        "resolution_breached": True,
+        "resolution_warned": True,
+        "other": 1,
+    }
+    quiet = next(c for c in d.changes if c.field == "sla_state")
+    assert quiet.quiet
+
+
+def test_time_spent_pending_is_credited_to_the_new_policy():
+    on = ticket(sla_state={"paused_seconds": 2 * 3600})
+    d = decide_mail(on, rules=ESCALATE, body="outage")
+    # 4 h of business time plus the 2 h waited, from 09:00 Berlin: 15:00 Berlin.
+    assert changed(d)["resolution_due"] == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+
+
+def test_lowering_the_priority_brings_the_lower_priority_sla():
+    urgent = ticket(
+        priority=Priority.URGENT,
+        sla_policy="urgent",
+        first_response_due=URGENT_FIRST_DUE,
+        resolution_due=URGENT_RESOLUTION_DUE,
+    )
+    d = agent_writes("#priority normal\n#note\n\nFalse alarm.", on=urgent)  # not an answer
+    assert changed(d)["sla_policy"] == "standard"
+    assert changed(d)["first_response_due"] == STANDARD_FIRST_DUE
+    assert changed(d)["resolution_due"] == STANDARD_RESOLUTION_DUE
+    # `low` has no policy in these rules: the ticket has no SLA any more.
+    d = agent_writes("#priority low\n\nNot important.", on=urgent)
+    assert (changed(d)["sla_policy"], changed(d)["resolution_due"]) == (None, None)
 
 
 def test_a_reply_to_a_pending_ticket_restarts_the_resolution_clock_later():
@@ -198,7 +252,7 @@ def test_a_reply_to_a_pending_ticket_restarts_the_resolution_clock_later():
     on = ticket(status=Status.PENDING, sla_state={"pending_since": CREATED.isoformat(), "x": 1})
     d = decide_mail(on, subject=REPLY, body="Here is the log.")
     assert changed(d)["status"] is Status.OPEN
-    assert changed(d)["sla_state"] == {"x": 1}
+    assert changed(d)["sla_state"] == {"x": 1, "paused_seconds": 7200.0}
     # 16 business hours were left at 09:00 Monday; from 11:00 that is Wednesday 11:00.
     assert changed(d)["resolution_due"] == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     moved = next(c for c in d.changes if c.field == "resolution_due")

@@ -80,6 +80,7 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
     from maildesk.outgoing.sender import build_sender
     from maildesk.service import metrics_server
     from maildesk.service.scheduler import Scheduler
+    from maildesk.store.outbox_signal import listen_conninfo
 
     if desk.config.metrics_port:
         metrics_server.serve(
@@ -95,7 +96,18 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
             finally:
                 await sender.transport.close()
             return
-        await sender.run(stop)
+        # Ingest commits in worker threads; each batch that queued mail wakes the sender
+        # here, and on PostgreSQL so does every other process's (LISTEN/NOTIFY).
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(sender.wake)
+
+        desk.outbox_waiters.append(wake)
+        try:
+            await sender.run(stop, listen=listen_conninfo(desk.config.database_url()))
+        finally:
+            desk.outbox_waiters.remove(wake)
 
     async def schedule(stop: asyncio.Event) -> None:
         if stop.is_set():  # --once: one round

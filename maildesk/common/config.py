@@ -87,6 +87,8 @@ class TicketsConfig(_Section):
     # Agents' mail counts only if those servers report SPF or DKIM pass for their domain
     # (a signed reply address alone is then not enough).
     require_agent_auth: bool = False
+    # A customer's mail an agent forwards on their behalf gets them the acknowledgement.
+    forward_ack: bool = True
     pause_sla_when_pending: bool = True
     sla_warning_fraction: float = Field(default=0.8, gt=0, lt=1)
     # Remind the assignee (or queue) when an open ticket had no agent action this long.

@@ -15,7 +15,7 @@ from maildesk.common.domain import TicketState
 from maildesk.decide.decision import DecideContext
 from maildesk.intake.message import ParsedMessage
 from maildesk.triage.agent_auth import authenticate_agent
-from maildesk.triage.reply_tokens import addressed_to, check_reply
+from maildesk.triage.reply_tokens import ReplyCheck, addressed_to, check_forward, check_reply
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ def verify_agent(
 ) -> Verdict:
     """Whether `msg`, from `agent`'s address about `ticket`, is the agent's own mail."""
     tickets = ctx.tickets
-    vouched = authenticate_agent(msg, agent, tickets) if tickets.trusted_authserv else None
-    if tickets.require_agent_auth:
-        assert vouched is not None, "require_agent_auth needs trusted_authserv (config checks)"
-        return Verdict(vouched.vouched, _server_words(vouched.reason, vouched.vouched))
-    if tickets.agent_verification == "none":
-        return Verdict(True, "agent verification is off (tickets.agent_verification: none)")
     signed = check_reply(
         addressed_to(msg),
         support=tickets.support_address,
@@ -45,6 +39,31 @@ def verify_agent(
         keys=ctx.reply_keys,
         now=ctx.now,
     )
+    return _verdict(msg, agent, ctx, signed)
+
+
+def verify_forward(msg: ParsedMessage, agent: str, ctx: DecideContext) -> Verdict:
+    """Whether `msg`, from `agent`'s address and about no ticket, is the agent's own: sent
+    to the agent's signed forwarding address, or vouched for by the mail server."""
+    tickets = ctx.tickets
+    signed = check_forward(
+        addressed_to(msg),
+        support=tickets.support_address,
+        agent=agent,
+        keys=ctx.reply_keys,
+        now=ctx.now,
+    )
+    return _verdict(msg, agent, ctx, signed)
+
+
+def _verdict(msg: ParsedMessage, agent: str, ctx: DecideContext, signed: ReplyCheck) -> Verdict:
+    tickets = ctx.tickets
+    vouched = authenticate_agent(msg, agent, tickets) if tickets.trusted_authserv else None
+    if tickets.require_agent_auth:
+        assert vouched is not None, "require_agent_auth needs trusted_authserv (config checks)"
+        return Verdict(vouched.vouched, _server_words(vouched.reason, vouched.vouched))
+    if tickets.agent_verification == "none":
+        return Verdict(True, "agent verification is off (tickets.agent_verification: none)")
     if signed.signed:
         return Verdict(True, signed.reason)
     if vouched is not None and vouched.vouched:

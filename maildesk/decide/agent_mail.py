@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from maildesk.common.domain import MessageKind, Priority, Status, TicketState
 from maildesk.decide.agent_find import find_notice, find_results
-from maildesk.decide.audience import ticket_agents
+from maildesk.decide.assignment import WATCHER_COPY, tell_new_owner
+from maildesk.decide.audience import ticket_agents, watchers
 from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.kb import Article, expand_kb_commands
@@ -28,6 +29,7 @@ class _Outcome:
     errors: list[str] = field(default_factory=list)
     merge_into: TicketState | None = None
     applied: list[str] = field(default_factory=list)  # human descriptions, for the agent
+    new_owner: Agent | None = None  # #assign gave the ticket to this agent
 
 
 def agent_mail(
@@ -72,6 +74,10 @@ def agent_mail(
         decision.kind, decision.internal = MessageKind.NOTE, True
         if not block.commands:
             _tell_empty(decision, me)
+    owner = outcome.new_owner
+    if owner is not None and owner.address != me.address:
+        said = body if body.strip() else ""
+        tell_new_owner(decision, ticket, ctx, me, Address(owner.name, owner.address), said)
     if outcome.applied:
         decision.notices.append(
             Notice(
@@ -144,6 +150,11 @@ def _relay(
             body_text=body,
         )
     )
+    readers = [w for w in watchers(ticket, ctx.rules) if w.address != me.address]
+    if readers:  # watchers follow the conversation: the reply as the requester got it
+        decision.notices.append(
+            Notice(WATCHER_COPY, readers, "agents", from_agent=me, body_text=body)
+        )
 
 
 def _note(
@@ -185,6 +196,7 @@ def _check(
             else:
                 out.changes.append(Change("assignee", target.address, reason))
                 out.applied.append(f"assigned to {target.name}")
+                out.new_owner = target if target.address != ticket.assignee else None
         elif command.name == "priority":
             out.changes.append(Change("priority", Priority(arg), reason))
             out.applied.append(f"priority {ticket.priority.value} -> {arg}")

@@ -10,7 +10,7 @@ from typing import Any
 from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
 from maildesk.common.search_query import SearchHit
-from maildesk.intake.message import Address
+from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.triage.reply_tokens import ReplyKeys
 from maildesk.triage.screen import Screening
@@ -29,6 +29,15 @@ class Notice:
     on_behalf_of: Address | None = None  # agents' copies show the customer's name in From
     body_text: str | None = None  # text relayed from an agent or customer
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    """The latest mail a customer wrote on a ticket, for an agent who takes it over."""
+
+    sender: str  # "Name <address>"
+    date: datetime | None
+    text: str
 
 
 @dataclass
@@ -61,6 +70,15 @@ class Change:
     quiet: bool = False  # bookkeeping (SLA state): applied, but not an event of its own
 
 
+@dataclass(frozen=True)
+class ForwardedBy:
+    """An agent forwarded the customer's mail this decision is about (decide.forwards)."""
+
+    agent: Address
+    note: str  # what the agent wrote above the forwarded mail: an internal note
+    original: ParsedMessage  # what is stored in place of the forward: the customer's mail
+
+
 @dataclass
 class Decision:
     """Everything the store must do for one message, in one transaction."""
@@ -79,6 +97,7 @@ class Decision:
     rule_hits: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     merge_into: TicketState | None = None  # #merge: this ticket is folded into that one
+    forwarded: ForwardedBy | None = None  # an agent's forward, stored as the customer's mail
 
     @property
     def ticketless(self) -> bool:
@@ -111,3 +130,5 @@ class DecideContext:
     # The ticket was found by a Message-ID the message quotes: its sender saw the
     # conversation (Message-IDs cannot be guessed, unlike ticket numbers) and may join.
     referenced: bool = False
+    # A ticket's latest customer mail by ticket id (told to an agent it is assigned to).
+    last_message: Callable[[int], LastMessage | None] | None = None

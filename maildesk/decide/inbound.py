@@ -7,14 +7,14 @@ Decision in one transaction, so everything here can be tested with plain data.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
+from maildesk.common.domain import Author, MessageKind, Status, TicketState
 from maildesk.common.thread_index import root_from_header
 from maildesk.decide.agent_find import find_without_ticket
 from maildesk.decide.agent_identity import verify_agent
 from maildesk.decide.agent_mail import agent_mail
+from maildesk.decide.assignment import assigned_by
 from maildesk.decide.audience import (
     adding,
     agent_address,
@@ -23,10 +23,12 @@ from maildesk.decide.audience import (
     watchers,
 )
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
+from maildesk.decide.forward_decision import on_behalf, unverified_forward
+from maildesk.decide.forwards import Forward, forward_on_behalf
 from maildesk.decide.lifecycle import customer_reply_status
 from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
-from maildesk.decide.sla import pause_changes
+from maildesk.decide.sla import pause_changes, priority_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.language import detect_language
 from maildesk.triage.reply_tokens import base_address
@@ -42,9 +44,10 @@ HELD_TAG = "held"
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
     """Decide what `msg` does: open a ticket, or add to `ticket` and change it."""
-    decision = _decide(msg, ticket, ctx)
+    forward = forward_on_behalf(msg, ticket, ctx)
+    decision = _decide(msg, ticket, ctx) if forward is None else _forwarded(forward, ticket, ctx)
     if not decision.ticketless:
-        _size_limits(msg, ctx, decision)
+        _size_limits(decision.forwarded.original if decision.forwarded else msg, ctx, decision)
     return decision
 
 
@@ -70,44 +73,33 @@ def _decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) 
             return _new_ticket(msg, ctx, linked_from=ticket, link_note=why, because="closed")
     if ticket is None:
         return find_without_ticket(msg, ctx) or _new_ticket(msg, ctx)
-    decision = _follow_up(msg, ticket, ctx)
+    return _with_clocks(_follow_up(msg, ticket, ctx), ticket, ctx)
+
+
+def _with_clocks(decision: Decision, ticket: TicketState, ctx: DecideContext) -> Decision:
+    """What a follow-up's changes bring along: status notices, SLA pause and priority."""
     decision.notices.extend(status_notices(ticket, decision.changes))
     decision.changes.extend(_sla_pause(ticket, decision.changes, ctx))
-    decision.changes.extend(_sla_for_raised_priority(ticket, decision.changes, ctx))
+    decision.changes.extend(priority_changes(ticket, decision.changes, ctx.rules))
     return decision
 
 
-def _sla_for_raised_priority(
-    ticket: TicketState, changes: list[Change], ctx: DecideContext
-) -> list[Change]:
-    """A raised priority brings its own SLA policy (`sla.by_priority`) when the ticket's
-    policy came from its old priority: due times counted from the ticket's creation,
-    kept where the ones in force are earlier. A policy a rule named stays."""
-    raised = next((Priority(c.value) for c in changes if c.field == "priority"), None)
-    if raised is None or raised.rank <= ticket.priority.rank:
-        return []
-    by_old_priority = ctx.rules.sla_policy_for(ticket.priority)
-    old_name = by_old_priority.name if by_old_priority else None
-    if ticket.sla_policy is not None and ticket.sla_policy != old_name:
-        return []
-    policy = ctx.rules.sla_policy_for(raised)
-    if policy is None or policy.name == ticket.sla_policy:
-        return []
-    reason = f"priority raised to {raised.value}: SLA {policy.name}"
-    first, resolution = policy.due(ticket.created_at)
-    result = [Change("sla_policy", policy.name, reason)]
-    answered = ticket.first_response_at is not None or any(
-        c.field == "first_response_at" for c in changes
-    )
-    if not answered and _earlier(first, ticket.first_response_due):
-        result.append(Change("first_response_due", first, reason))
-    if _earlier(resolution, ticket.resolution_due):
-        result.append(Change("resolution_due", resolution, reason))
-    return result
-
-
-def _earlier(new: datetime | None, current: datetime | None) -> bool:
-    return new is not None and (current is None or new < current)
+def _forwarded(forward: Forward, ticket: TicketState | None, ctx: DecideContext) -> Decision:
+    """An agent's forward of a customer's mail: the customer's ticket (a new one, or theirs
+    the forward names), the agent's words an internal note. Unproven, nothing in it is
+    believed: it opens a ticket for the agent, who is told why."""
+    original = forward.original
+    if original is None:
+        return unverified_forward(forward, _new_ticket(forward.mail, ctx))
+    if (
+        ticket is not None
+        and ticket.is_participant(original.from_addr)
+        and ticket.status is not Status.CLOSED
+    ):
+        decision = _with_clocks(_follow_up(original, ticket, ctx), ticket, ctx)
+    else:
+        decision = _new_ticket(original, ctx)
+    return on_behalf(forward, decision, ctx)
 
 
 def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
@@ -257,6 +249,8 @@ def _new_ticket(
     agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
         linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
+        if new.assignee:  # the assignee's copy is how they hear it is theirs (and who said so)
+            linked["assigned_by"] = assigned_by(new, routing.hits)
         decision.notices.append(
             Notice(
                 "new_ticket",

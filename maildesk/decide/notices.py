@@ -21,7 +21,7 @@ from maildesk.decide.decision import Change, Notice
 from maildesk.decide.template_context import notification_context
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleSet
-from maildesk.triage.reply_tokens import ReplyKeys, signed_reply_address
+from maildesk.triage.reply_tokens import ReplyKeys, forwarding_address, signed_reply_address
 from maildesk.triage.return_path import return_path
 from maildesk.triage.robots import is_robot_address
 
@@ -129,9 +129,10 @@ def address_notices(
             context.update(requester_extra)
         reply_to = None
         if reply_keys is not None and item.notice.audience == "agents" and item.to:
-            reply_to = signed_reply_address(
-                support, ticket.ref, item.to[0].address, reply_keys.current
-            )
+            reader = item.to[0].address
+            reply_to = signed_reply_address(support, ticket.ref, reader, reply_keys.current)
+            # Where this reader forwards a customer's mail to open the ticket for them.
+            context["forward_to"] = forwarding_address(support, reader, reply_keys.current)
         addressed.append(replace(item, context=context, reply_to=reply_to, return_path=bounces_to))
     return addressed
 

@@ -1,23 +1,27 @@
-"""SLA clocks (pure): when a warning or a breach is due, and pausing while pending.
+"""SLA clocks (pure): when a warning or a breach is due, pausing while pending, and
+following the priority.
 
-A ticket's due times are set when it is created, from its policy (rules.yaml). A
-warning goes out when `warning_fraction` of the business time to a due time has
-passed; a breach when the due time passes. Each is sent once and recorded in the
-ticket's `sla_state`, which the report reads.
+A ticket's due times are set when it is created, from its policy (rules.yaml), and
+set again from the new priority's policy when its priority changes. A warning goes
+out when `warning_fraction` of the business time to a due time has passed; a breach
+when the due time passes. Each is sent once per due time and recorded in the ticket's
+`sla_state`, which the report reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from maildesk.common.business_hours import Calendar
-from maildesk.common.domain import Status
+from maildesk.common.domain import Priority, Status, TicketState
 from maildesk.decide.decision import Change
+from maildesk.rules import RuleSet, SlaPolicy
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
+PAUSED = "paused_seconds"  # business time spent pending, credited to the resolution clock
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ def pause_changes(
     changes = [Change("sla_state", rest, "SLA resumed")]
     if resolution_due is not None and calendar is not None:
         waited = calendar.between(since, now)
+        # Kept so that a new policy (the priority changed) credits the wait as well.
+        rest[PAUSED] = rest.get(PAUSED, 0) + waited.total_seconds()
         if waited:
             remaining = (
                 calendar.between(since, resolution_due) if resolution_due > since else waited * 0
@@ -111,3 +117,59 @@ def pause_changes(
                 Change("resolution_due", moved, f"SLA paused for {waited} of business time")
             )
     return changes
+
+
+def priority_changes(ticket: TicketState, changes: list[Change], rules: RuleSet) -> list[Change]:
+    """The SLA follows a priority change among `changes`: the new priority's policy
+    (`sla.by_priority`) and its due times, counted from the ticket's creation on that
+    policy's calendar, with the business time spent pending credited.
+
+    Only when the ticket's policy came from its old priority; a policy a rule named
+    stays. A met first response stays met. A warning already sent does not count for
+    a new due time (it gets its own); a breach already recorded stays recorded.
+    """
+    new = next((Priority(c.value) for c in changes if c.field == "priority"), None)
+    if new is None or new == ticket.priority:
+        return []
+    old_policy = rules.sla_policy_for(ticket.priority)
+    if ticket.sla_policy != (old_policy.name if old_policy else None):
+        return []
+    policy = rules.sla_policy_for(new)
+    name = policy.name if policy else None
+    reason = f"priority {ticket.priority.value} -> {new.value}: SLA {name or 'none'}"
+    before = _latest(changes, "sla_state", ticket.sla_state)
+    state = dict(before)
+    result = [Change("sla_policy", name, reason)] if name != ticket.sla_policy else []
+    answered = ticket.first_response_at is not None or _latest(changes, "first_response_at", None)
+    in_force = {
+        FIRST_RESPONSE: ticket.first_response_due,
+        RESOLUTION: _latest(changes, "resolution_due", ticket.resolution_due),
+    }
+    for kind, due in _due_times(policy, ticket.created_at, state).items():
+        if (kind == FIRST_RESPONSE and answered) or due == in_force[kind]:
+            continue
+        result.append(Change(f"{kind}_due", due, reason))
+        if not state.get(f"{kind}_breached"):
+            state.pop(f"{kind}_warned", None)
+            state.pop(f"{kind}_warned_at", None)
+    if state != before:
+        result.append(Change("sla_state", state, reason, quiet=True))
+    return result
+
+
+def _due_times(
+    policy: SlaPolicy | None, created_at: datetime, state: dict[str, Any]
+) -> dict[str, datetime | None]:
+    """A policy's due times for a ticket created at `created_at` (none without a policy)."""
+    if policy is None:
+        return {FIRST_RESPONSE: None, RESOLUTION: None}
+    first, resolution = policy.due(created_at)
+    if policy.resolution is not None and state.get(PAUSED):
+        credit = timedelta(seconds=state[PAUSED])
+        resolution = policy.calendar.add(created_at, policy.resolution + credit)
+    return {FIRST_RESPONSE: first, RESOLUTION: resolution}
+
+
+def _latest(changes: list[Change], name: str, default: Any) -> Any:
+    """The value the last change of field `name` sets, else `default`."""
+    return next((c.value for c in reversed(changes) if c.field == name), default)

@@ -108,6 +108,31 @@ TEMPLATES: dict[str, TemplateSpec] = {
     "find_results": TemplateSpec(
         "agents", "an agent's #find: the tickets that match", _sample_find(), has_agent=True
     ),
+    "assigned": TemplateSpec(
+        "agents",
+        "#assign gave the ticket to this agent: its summary and the customer's latest mail",
+        {
+            "assigned_by": "Alice Archer",
+            "last_message": {
+                "from": "Sample Customer <customer@example.org>",
+                "date": datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+            },
+            "said": {"text": "Bob knows this printer; over to him.", "internal": True},
+        },
+        has_agent=True,
+    ),
+    "agent_replied": TemplateSpec(
+        "agents", "an agent answered the requester: a copy for the watchers", has_agent=True
+    ),
+    "forward_unverified": TemplateSpec(
+        "agents",
+        "an agent's forward could not be verified: the ticket is the agent's own",
+        {
+            "reason": "it was not sent to your forwarding address",
+            "original_from": "dana@example.org",
+        },
+        has_agent=True,
+    ),
 }
 
 
@@ -132,6 +157,11 @@ def notification_context(
             "requester_name": ticket.requester_name or ticket.requester,
             "created_at": ticket.created_at.isoformat(),
             "language": ticket.language,
+            "sla_policy": ticket.sla_policy or "",
+            "first_response_due": _iso(
+                None if ticket.first_response_at else ticket.first_response_due
+            ),
+            "resolution_due": _iso(ticket.resolution_due),
         },
         "support": {"address": tickets.support_address, "name": tickets.support_name},
         "settings": _settings(config),
@@ -181,6 +211,10 @@ def _rating(ticket: TicketState, notice: Notice, config: Config) -> dict[str, An
     return _jsonable(context)
 
 
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -206,6 +240,9 @@ def sample_context(config: Config, template: str) -> dict[str, Any]:
             "requester_name": "Sample Customer",
             "created_at": datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
             "language": config.tickets.language,
+            "sla_policy": "standard",
+            "first_response_due": datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
+            "resolution_due": datetime(2026, 11, 27, 17, 0, tzinfo=UTC),
         },
         "support": {"address": config.tickets.support_address, "name": config.tickets.support_name},
         "settings": _settings(config),

@@ -34,6 +34,7 @@ from maildesk.outgoing.render_jobs import (
 )
 from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
 from maildesk.store.outbox_queue import SENT, Job, Mark, OutboxQueue
+from maildesk.store.outbox_signal import listen_outbox
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,8 @@ class OutboxSender:
         """Send now: new notifications were committed.
 
         Call it from the sender's event loop (from another thread use
-        `loop.call_soon_threadsafe(sender.wake)`).
+        `loop.call_soon_threadsafe(sender.wake)`). A wake-up that comes while a round is
+        under way makes another round follow it at once, so none is lost.
         """
         if self._wake is not None:
             self._wake.set()
@@ -192,10 +194,19 @@ class OutboxSender:
         if self.renderer is not None:
             self.renderer.start()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Send due notifications until `stop` is set; back off while SMTP is unreachable."""
+    async def run(self, stop: asyncio.Event, *, listen: str | None = None) -> None:
+        """Send due notifications until `stop` is set; back off while SMTP is unreachable.
+
+        Between rounds it sleeps until `wake()`, the next due retry, or the poll interval
+        (the fallback for mail queued where no wake-up reaches us). `listen`: a PostgreSQL
+        connection string whose `NOTIFY maildesk_outbox` (sent by every transaction that
+        queues notifications, in any process) wakes this sender too.
+        """
         failures = 0
         self._wake = wake = asyncio.Event()
+        listener = None
+        if listen is not None:
+            listener = asyncio.create_task(listen_outbox(listen, self.wake, stop))
         await asyncio.to_thread(self.prepare)
         try:
             while not stop.is_set():
@@ -206,14 +217,17 @@ class OutboxSender:
                 except Exception:  # a database hiccup must not end the sender
                     log.exception("outbox sender failed; retrying")
                     failed = True
-                if failed:
+                if failed:  # new mail does not cut the backoff short: SMTP is still away
                     failures += 1
-                    wait = self.reconnect.seconds(failures)
-                else:
-                    failures = 0
-                    wait = await asyncio.to_thread(self._seconds_until_due)
+                    await _wait_any(stop, None, self.reconnect.seconds(failures))
+                    continue
+                failures = 0
+                wait = await asyncio.to_thread(self._seconds_until_due)
                 await _wait_any(stop, wake, wait)
         finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
             await self.transport.close()
 
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
@@ -356,9 +370,10 @@ def _temporary(refused: dict[str, Refusal]) -> list[str]:
     return [a for a, r in refused.items() if not r.permanent]
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
     """Sleep until `stop` or `wake` is set, or `timeout` seconds pass."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    events = [stop] if wake is None else [stop, wake]
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:

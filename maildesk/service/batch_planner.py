@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from maildesk.common.message_ids import new_message_id
 from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
-from maildesk.decide.decision import DecideContext, Decision
+from maildesk.decide.decision import DecideContext, Decision, LastMessage
 from maildesk.decide.inbound import decide, sets_aside
 from maildesk.decide.kb import Article, kb_context
 from maildesk.decide.notices import address_notices
@@ -44,6 +45,7 @@ from maildesk.store.assignment import last_assigned, lock_assignments, open_coun
 from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.find_mail import answer_ticketless, run_find_commands
+from maildesk.store.last_message import last_customer_message
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.writer import Plan, add_receipt
@@ -67,6 +69,7 @@ class BatchInputs:
     rating_secret: str | None
     reply_keys: ReplyKeys | None
     searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
+    last_message: Callable[[int], LastMessage | None] | None = None  # for #assign's notice
 
 
 @dataclass
@@ -146,7 +149,9 @@ class BatchPlanner:
             searches = run_find_commands(
                 session, readable, lambda a: bool(rules.agent_by_address(a))
             )
-            inputs = replace(inputs, searches=searches)
+            inputs = replace(
+                inputs, searches=searches, last_message=partial(last_customer_message, session)
+            )
             if rules.needs_assignment_facts:
                 lock_assignments(session)
                 state.open_counts, state.last_assigned = (
@@ -224,6 +229,8 @@ class BatchPlanner:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.ticketless:
             return decision
+        if decision.forwarded is not None:  # an agent's forward: the customer's mail is kept
+            msg = decision.forwarded.original
         if decision.new_ticket is not None:
             before = None
             start = self._new_ticket_state(decision, ids[0].allocate(), now)
@@ -270,6 +277,8 @@ class BatchPlanner:
             msg, decision, before, after, events, queued, source.source, source.receipt, now
         )
         plan.message_pk = message_pk
+        if decision.forwarded is not None and decision.forwarded.note:
+            plan.note_pk = ids[1].allocate()
         plan.new_thread_ref = new_thread_ref
         plan.keep_raw = lambda inline: self.reader.keep_raw(entry.mail, msg, inline)
         return plan
@@ -368,6 +377,7 @@ class BatchPlanner:
             kb_articles=inputs.kb_articles,
             rating_secret=inputs.rating_secret,
             reply_keys=inputs.reply_keys,
+            last_message=inputs.last_message,
             referenced=entry.referenced,
             tickets=tickets,
             rules=inputs.rules,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,9 @@ class Desk:
     knowledge_base: KnowledgeBase | None = None
     readers: sessionmaker[Session] | None = None  # read-only: never waits for a writer
     checkpointer: WalCheckpointer | None = None  # SQLite: copies the WAL over in the background
+    # Called (in the ingest thread) after a batch that queued notifications commits: the
+    # daemon's sender puts its wake-up here, so mail leaves without waiting for a poll.
+    outbox_waiters: list[Callable[[], None]] = field(default_factory=list)
 
     def read_session(self) -> Session:
         """A session for reading only (listing, showing, reports)."""
@@ -120,11 +124,16 @@ class Desk:
         renderer = Renderer(config.templates, default_language=rules.current.default_language)
         kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
         checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
+        outbox_waiters: list[Callable[[], None]] = []
 
         def committed(results: Sequence[IngestResult], seconds: float) -> None:
             metrics.observe_batch(results, seconds)
             if checkpointer is not None:
                 checkpointer.nudge()
+            if any(r.notifications for r in results):
+                for wake in list(outbox_waiters):
+                    with contextlib.suppress(RuntimeError):  # its event loop is closing
+                        wake()
 
         pipeline = Pipeline(
             config,
@@ -136,6 +145,7 @@ class Desk:
             on_batch=committed,
         )
         desk = cls(config, engine, sessions, blobs, rules, renderer, pipeline, kb, readers)
+        desk.outbox_waiters = outbox_waiters
         if checkpointer is not None:
             checkpointer.start()
             desk.checkpointer = checkpointer

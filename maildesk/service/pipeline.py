@@ -30,6 +30,7 @@ from maildesk.service.batch_planner import BatchEntry, BatchPlanner
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.store.blobs import BlobStore
+from maildesk.store.outbox_signal import signal_outbox
 from maildesk.store.quarantine import quarantine_message
 from maildesk.store.writer import add_receipt, write_plans
 
@@ -151,6 +152,8 @@ class Pipeline:
                 results = self._run_guarded(session, entries)
                 if in_transaction is not None:
                     in_transaction(session, results)
+                if any(r.notifications for r in results):
+                    signal_outbox(session)  # other daemons' senders wake when this commits
                 self.blobs.sync()
         except OperationalError as exc:
             raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc

@@ -25,6 +25,7 @@ from maildesk.decide.decision import Notice
 from maildesk.decide.notices import QueuedNotice, address_notices
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import OutboxEntry, ThreadRef
+from maildesk.store.outbox_signal import signal_outbox
 from maildesk.triage.reply_tokens import load_reply_keys
 
 
@@ -133,6 +134,7 @@ def queue_notices(
     if entries:
         session.execute(insert(OutboxEntry), entries)
         session.execute(insert(ThreadRef), refs)
+        signal_outbox(session)
     return [e["message_id"] for e in entries]
 
 

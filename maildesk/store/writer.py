@@ -58,6 +58,7 @@ class Plan:
     receipt: tuple[str, int, int] | None
     now: datetime
     message_pk: int = 0
+    note_pk: int = 0  # an agent's forward: the id of the row keeping the agent's own words
     new_thread_ref: bool = True  # the Message-ID is not in thread_refs yet
     # Stores the raw message, small ones through the given sink (a blobs row).
     keep_raw: Callable[[InlineSink], str] | None = field(default=None)
@@ -227,6 +228,8 @@ def _message_rows(rows: Rows, plan: Plan, blobs: BlobStore) -> None:
             content_id=att.content_id,
             inline=att.inline,
         )
+    if plan.note_pk:
+        _forward_note(rows, plan)
     if msg.message_id and plan.new_thread_ref:
         rows.add(
             ThreadRef,
@@ -237,3 +240,29 @@ def _message_rows(rows: Rows, plan: Plan, blobs: BlobStore) -> None:
             visible=not decision.internal and decision.author is not Author.AGENT,
             created_at=plan.now,
         )
+
+
+def _forward_note(rows: Rows, plan: Plan) -> None:
+    """What an agent wrote above a customer's mail they forwarded: an internal note, kept
+    beside the customer's mail that the forward is stored as (same raw message)."""
+    forwarded, msg = plan.decision.forwarded, plan.msg
+    assert forwarded is not None
+    rows.add(
+        Message,
+        id=plan.note_pk,
+        ticket_id=plan.after.id,
+        dedup_key=f"{msg.dedup_key}#forward-note",
+        direction="in",
+        author_kind=Author.AGENT.value,
+        kind="note",
+        internal=True,
+        message_id=None,
+        from_addr=forwarded.agent.address,
+        from_name=forwarded.agent.name,
+        subject=msg.subject,
+        text_body=forwarded.note,
+        raw_sha256=msg.sha256,
+        raw_size=msg.size,
+        source=plan.source,
+        created_at=plan.now,
+    )

@@ -28,6 +28,8 @@ _DELIVERY_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope
 # pattern `word@word`: with "@" in both classes it backtracks quadratically on long runs.)
 _ADDR_WORD = re.compile(r"[^\s<>,;:\"()]+")
 _SIGNED_TAG = re.compile(r"^(?P<ref>[a-z][a-z0-9]*-\d{1,12})\.(?P<token>[a-z2-7]{16})$")
+FORWARD_TAG = "fwd"  # `support+fwd.<token>@`: an agent's own intake address (never a ref)
+_FORWARD_TAG = re.compile(r"^fwd\.(?P<token>[a-z2-7]{16})$")
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,31 @@ def _signed_tags(recipients: Iterable[str], support: str) -> list[tuple[str, str
         if signed:
             found.append((signed["ref"], signed["token"]))
     return found
+
+
+def forwarding_address(support: str, agent: str, key: bytes) -> str:
+    """`agent`'s personal intake address: a customer's mail the agent forwards to it opens
+    the ticket for that customer (signed like a reply address, for no ticket)."""
+    local, _, domain = support.lower().partition("@")
+    return f"{local}+{FORWARD_TAG}.{token(key, FORWARD_TAG, agent)}@{domain}"
+
+
+def check_forward(
+    recipients: Iterable[str], *, support: str, agent: str, keys: ReplyKeys | None, now: datetime
+) -> ReplyCheck:
+    """Did `agent`'s message come to the forwarding address we gave them?"""
+    if keys is None:
+        return ReplyCheck(False, "no reply secret is configured, so no forward can be verified")
+    tokens = []
+    for address in recipients:
+        match = _TAGGED.match(address.strip().lower())
+        if match and f"{match['local']}@{match['domain']}" == support.lower():
+            signed = _FORWARD_TAG.match(match["tag"])
+            tokens += [signed["token"]] if signed else []
+    if not tokens:
+        return ReplyCheck(False, "it was not sent to your forwarding address")
+    for candidate in tokens:
+        for key in keys.accepted(now):
+            if hmac.compare_digest(candidate, token(key, FORWARD_TAG, agent)):
+                return ReplyCheck(True, "sent to your signed forwarding address")
+    return ReplyCheck(False, f"its forwarding address is not the one we gave {agent}")
