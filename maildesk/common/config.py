@@ -259,6 +259,24 @@ class LimitsConfig(_Section):
     auto_replies_per_hour: int = Field(default=5, ge=0)
 
 
+class NotifyConfig(_Section):
+    """What files notifications carry (README: Attachments)."""
+
+    # Files one notification carries in total; bigger ones are listed with how to fetch them.
+    attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Never mailed: file name endings (".exe") and content types ("application/x-msdownload").
+    blocked_types: list[str] = [
+        ".exe", ".com", ".scr", ".pif", ".bat", ".cmd", ".msi", ".msp", ".cpl", ".jar",
+        ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".ps1", ".hta", ".lnk", ".reg",
+        "application/x-msdownload", "application/x-dosexec", "application/x-msi",
+    ]  # fmt: skip
+
+    @field_validator("blocked_types")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value if v.strip()]
+
+
 class SatisfactionConfig(_Section):
     # Signs the rating links in the "resolved" notification (see README, Satisfaction).
     secret: Secret | None = None
@@ -287,6 +305,7 @@ class Config(_Section):
     metrics_address: str = "127.0.0.1"
     knowledge_base: Path | None = None
     satisfaction: SatisfactionConfig = SatisfactionConfig()
+    notify: NotifyConfig = NotifyConfig()
     source: str = Field(default="<defaults>", exclude=True)
 
     @field_validator("mailboxes")

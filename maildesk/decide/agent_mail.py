@@ -16,6 +16,7 @@ from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.kb import Article, expand_kb_commands
 from maildesk.decide.lifecycle import transition_problem
+from maildesk.decide.notice_files import Reply, agent_reply, attachment_notices
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import trim_reply
 from maildesk.rules import Agent
@@ -52,19 +53,23 @@ def agent_mail(
     outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
     body, inserted, kb_problems = expand_kb_commands(trim_reply(block.body), articles or [])
     outcome.errors += [f"#kb: {p}" for p in kb_problems]
-    outcome.errors = block.errors + outcome.errors
+    internal = block.internal or to_comment
+    reply = agent_reply(msg, ticket, ctx, body, plain=bool(inserted))
+    if not internal and body.strip():
+        outcome.errors += reply.errors  # a blocked type or too much to mail
+    files, file_errors = attachment_notices(block.named("send-attachments"), me, ticket, ctx)
+    outcome.errors = block.errors + outcome.errors + file_errors
     if outcome.errors:
         return _refuse(decision, me, outcome.errors, block)
     decision.changes += outcome.changes
     decision.participants += outcome.participants
     decision.merge_into = outcome.merge_into
-    internal = block.internal or to_comment
     if inserted:
         decision.notes.append(("kb", f"inserted {', '.join(inserted)}"))
     if internal:
         _note(decision, ticket, ctx, me, body)
     elif body.strip():
-        _relay(decision, ticket, ctx, me, body, outcome)
+        _relay(decision, ticket, ctx, me, reply, outcome)
     else:
         decision.kind, decision.internal = MessageKind.NOTE, True
     if outcome.applied:
@@ -73,6 +78,7 @@ def agent_mail(
                 "command_confirm", [me], "agents", from_agent=me, extra={"applied": outcome.applied}
             )
         )
+    decision.notices += files
     searches = find_results(block.commands, ctx)
     if searches:
         decision.notices.append(find_notice(me, searches))
@@ -102,7 +108,7 @@ def _relay(
     ticket: TicketState,
     ctx: DecideContext,
     me: Address,
-    body: str,
+    reply: Reply,
     outcome: _Outcome,
 ) -> None:
     decision.kind = MessageKind.AGENT_REPLY
@@ -121,7 +127,9 @@ def _relay(
             automatic=False,
             cc=ccs,
             from_agent=me,
-            body_text=body,
+            body_text=reply.text,
+            body_html=reply.html,
+            attachments=reply.files,
         )
     )
 

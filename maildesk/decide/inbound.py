@@ -23,6 +23,7 @@ from maildesk.decide.audience import (
 )
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
 from maildesk.decide.lifecycle import customer_reply_status
+from maildesk.decide.notice_files import relay_customer_files
 from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes
@@ -243,16 +244,9 @@ def _new_ticket(
     agents = adding(agents, [agent_address(a, ctx.rules) for a in extra])
     if agents:
         linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
-        decision.notices.append(
-            Notice(
-                "new_ticket",
-                agents,
-                "agents",
-                body_text=msg.text,
-                on_behalf_of=msg.sender,
-                extra=linked,
-            )
-        )
+        notice = Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        notice.extra.update(linked)
+        decision.notices.append(relay_customer_files(notice, msg, ctx, attach=not quiet))
     return decision
 
 
@@ -307,9 +301,10 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]
     if agents:
-        decision.notices.append(
-            Notice("customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        notice = Notice(
+            "customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender
         )
+        decision.notices.append(relay_customer_files(notice, msg, ctx))
     return decision
 
 

@@ -50,3 +50,9 @@ def _cut_fallbacks(text: str) -> str:
         ):
             return "\n".join(lines[:index])
     return text
+
+
+def ends_reply(line: str) -> bool:
+    """Whether `line` starts the quoted history or the signature (for HTML replies,
+    cut line by line as `trim_reply` cuts text)."""
+    return bool(_SIGNATURE.match(line) or _QUOTE_HEADERS.match(line))

@@ -9,7 +9,7 @@ plans for the writer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from maildesk.common.message_ids import new_message_id
 from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
-from maildesk.decide.decision import DecideContext, Decision
+from maildesk.decide.decision import DecideContext, Decision, FileRef
 from maildesk.decide.inbound import decide
 from maildesk.decide.kb import Article, kb_context
 from maildesk.decide.notices import address_notices
@@ -39,6 +39,7 @@ from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
+from maildesk.store.ticket_files import ticket_files
 from maildesk.store.writer import Plan, add_receipt
 from maildesk.triage.bounce import BounceReport, read_bounce
 from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
@@ -61,6 +62,7 @@ class BatchInputs:
     rating_secret: str | None
     reply_keys: ReplyKeys | None
     searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
+    ticket_files: Callable[[int], Sequence[FileRef]] | None = None  # in the batch's session
 
 
 @dataclass
@@ -133,7 +135,9 @@ class BatchPlanner:
             searches = run_find_commands(
                 session, readable, lambda a: bool(rules.agent_by_address(a))
             )
-            inputs = replace(inputs, searches=searches)
+            inputs = replace(
+                inputs, searches=searches, ticket_files=lambda tid: ticket_files(session, tid)
+            )
             if rules.needs_assignment_facts:
                 lock_assignments(session)
                 state.open_counts, state.last_assigned = (
@@ -374,6 +378,8 @@ class BatchPlanner:
             auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
+            notify=self.config.notify,
+            ticket_files=inputs.ticket_files,
         )
 
 
