@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from maildesk.common.errors import ConfigError, Problem, SecretError
+from maildesk.common.notify_config import NotifyConfig
 from maildesk.common.redact import remember_secret
 from maildesk.common.yamlfile import YamlDocument, did_you_mean, load_yaml_file
 
@@ -257,24 +258,6 @@ class LimitsConfig(_Section):
     # on any thread. Off: parse in-process; the limit then holds only on the main thread.
     isolate_parser: bool = True
     auto_replies_per_hour: int = Field(default=5, ge=0)
-
-
-class NotifyConfig(_Section):
-    """What files notifications carry (README: Attachments)."""
-
-    # Files one notification carries in total; bigger ones are listed with how to fetch them.
-    attach_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
-    # Never mailed: file name endings (".exe") and content types ("application/x-msdownload").
-    blocked_types: list[str] = [
-        ".exe", ".com", ".scr", ".pif", ".bat", ".cmd", ".msi", ".msp", ".cpl", ".jar",
-        ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".ps1", ".hta", ".lnk", ".reg",
-        "application/x-msdownload", "application/x-dosexec", "application/x-msi",
-    ]  # fmt: skip
-
-    @field_validator("blocked_types")
-    @classmethod
-    def _lower(cls, value: list[str]) -> list[str]:
-        return [v.strip().lower() for v in value if v.strip()]
 
 
 class SatisfactionConfig(_Section):

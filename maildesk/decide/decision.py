@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from maildesk.common.config import NotifyConfig, TicketsConfig
+from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
+from maildesk.common.notify_config import NotifyConfig
 from maildesk.common.search_query import SearchHit
 from maildesk.intake.message import Address
 from maildesk.rules import RuleFacts, RuleSet

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from maildesk.common.config import NotifyConfig
 from maildesk.common.domain import TicketState
+from maildesk.common.notify_config import NotifyConfig
 from maildesk.decide.commands import Command, is_command_line
 from maildesk.decide.decision import DecideContext, FileRef, Notice
 from maildesk.intake.html_text import html_to_text, sanitize_mail_html
