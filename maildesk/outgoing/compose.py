@@ -102,10 +102,11 @@ def _content(body: Rendered, policy: Policy, files: Sequence[FilePart]) -> Email
         content.add_alternative(body.html, subtype="html", cte=_cte(body.html))
         for part in content.iter_parts():  # a part made as an EmailMessage gets one too
             del part["MIME-Version"]
-    if parts and parts.related:
-        content.make_related(boundary=f"{boundary}.r")
+    if parts and parts.related:  # only the HTML shows them: text, then (HTML + pictures)
+        html = content.get_payload()[1]
+        html.make_related(boundary=f"{boundary}.r")
         for part in parts.related:
-            content.attach(part)
+            html.attach(part)
     if parts and parts.attached:
         content.make_mixed(boundary=f"{boundary}.m")
         for part in parts.attached:
