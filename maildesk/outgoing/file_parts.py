@@ -11,6 +11,7 @@ long lines) as a base64 `.eml` file, since a message/* part may not be base64-en
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import MIMEPart
@@ -23,6 +24,11 @@ _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+
 # Content-IDs we repeat as they came: short, and nothing that could end a header.
 _SAFE_CID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$")
 _LONG_LINE = re.compile(rb"[^\n]{999}")
+# A file name that can go as it is in quotes, on a line of its own.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$%&'()*+,./:;<>@\[\]^_`{|}~-]{1,60}")
+_ATTRIBUTE_CHARS = "!#$&+-.^_`|~"  # RFC 2231 attribute-char besides letters and digits
+_PIECE = 56
+_CONTINUATION = re.compile(r"%[89AB]", re.IGNORECASE)  # a UTF-8 byte inside a character
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,7 @@ def file_parts(files: Sequence[FilePart], html: str | None, policy: Policy) -> P
         name = clean_text(file.filename) or "attachment"
         if ctype == "message/rfc822" and (text := _as_is(data)) is not None:
             part["Content-Type"] = "message/rfc822"
-            part["Content-Disposition"] = "attachment"
-            part.set_param("filename", name, header="Content-Disposition")
+            part.set_raw("Content-Disposition", disposition("attachment", name))
             part.set_payload(text)
             parts.verbatim.append(text)
             parts.attached.append(part)
@@ -69,17 +74,30 @@ def file_parts(files: Sequence[FilePart], html: str | None, policy: Policy) -> P
         if not _CONTENT_TYPE.match(ctype) or ctype.startswith(("multipart/", "message/")):
             ctype = "application/octet-stream"
         maintype, _, subtype = ctype.partition("/")
-        part.set_content(
-            data,
-            maintype,
-            subtype,
-            disposition="inline" if shown else "attachment",
-            filename=name,
-            cid=f"<{cid}>" if shown else None,
-        )
+        part.set_content(data, maintype, subtype, cid=f"<{cid}>" if shown else None)
         del data
+        part.set_raw("Content-Disposition", disposition("inline" if shown else "attachment", name))
         (parts.related if shown else parts.attached).append(part)
     return parts
+
+
+def disposition(kind: str, name: str) -> str:
+    """Content-Disposition naming the file: a short plain name quoted, any other RFC 2231
+    encoded in pieces that fold into short lines. (The email package's own folding of
+    long or encoded-word-like names writes quotes it then cannot read back.)"""
+    if _PLAIN_NAME.fullmatch(name):
+        return f'{kind};\n filename="{name}"'
+    encoded = urllib.parse.quote(name, safe=_ATTRIBUTE_CHARS)
+    pieces, rest = [], f"utf-8''{encoded}"
+    while rest:
+        cut = min(_PIECE, len(rest))
+        # Never split a %XX, nor (for readers that decode piece by piece) a character.
+        while "%" in rest[max(cut - 2, 0) : cut] or _CONTINUATION.match(rest, cut):
+            cut -= 1
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    params = [f" filename*{i}*={piece}" for i, piece in enumerate(pieces)]
+    return f"{kind};\n" + ";\n".join(params)
 
 
 def _as_is(data: bytes) -> str | None:
