@@ -122,8 +122,8 @@ def main() -> None:
         sink.wait(10)
         shutil.rmtree(root, ignore_errors=True)
     database = "PostgreSQL (chunks)" if args.database_url else "SQLite (blob files)"
-    print(f"{database}: {sent} notifications with a {args.size_mb:g} MB file each, "
-          f"sent in {seconds:.2f} s ({seconds / max(sent, 1):.2f} s each, render and SMTP)")  # fmt: skip
+    print(f"{database}: {args.count} notifications with a {args.size_mb:g} MB file each "
+          f"(and {sent - args.count} acknowledgements) rendered and sent in {seconds:.2f} s")  # fmt: skip
     print(f"sender peak RSS: +{sender_peak - before:.0f} MiB over {before:.0f} MiB; "
           f"render process peak: {', '.join(f'{r:.0f}' for r in render_rss) or '-'} MiB")  # fmt: skip
 
