@@ -264,3 +264,28 @@ def test_notifications_name_files_by_hash_and_never_hold_their_bytes(flow):
         row = session.scalars(select(OutboxEntry).where(OutboxEntry.to_addr == ALICE)).one()
         assert [f["filename"] for f in row.headers["attachments"]] == ["invoice.pdf"]
         assert len(str(row.headers)) + len(str(row.context)) < 5000  # a name, not the bytes
+
+
+def test_send_attachments_works_only_for_verified_agents(flow):
+    secret = pdf(pages=2)
+    flow.desk.pipeline.process_one(customer_mail(files=[("secret.pdf", "application/pdf", secret)]))
+    flow.deliver()
+    flow.clock.advance(minutes=5)
+    # From the customer: plain text, relayed to the agents as text, no file goes back.
+    flow.desk.pipeline.process_one(
+        customer_mail("Re: [MD-1] Printer on fire", message_id="<c2@example.org>").replace(
+            b"The printer is on fire, see the pictures.", b"#send-attachments"
+        )
+    )
+    mails = flow.deliver()
+    assert all(files_of(m) == {} for m in mails) and all(CUSTOMER not in to(m) for m in mails)
+    # Alice's address without the signed reply address: not proven hers, nothing sent.
+    forged = customer_mail(
+        "Re: [MD-1] Printer on fire",
+        sender="Alice Archer <alice@example.com>",
+        message_id="<forged@example.org>",
+    ).replace(b"The printer is on fire, see the pictures.", b"#send-attachments")
+    flow.desk.pipeline.process_one(forged)
+    (told,) = flow.deliver()
+    assert to(told) == [ALICE] and files_of(told) == {}
+    assert "could not be verified as yours" in " ".join(body(told).split())
