@@ -21,6 +21,7 @@ def sender(desk: Desk, **options: Any) -> OutboxSender:
     """An OutboxSender for `desk` on the desk's own clock, over its configured SMTP."""
     options.setdefault("clock", desk.pipeline.clock)
     options.setdefault("backoff", Backoff(base_seconds=60, cap_seconds=3600))
+    options.setdefault("blobs", desk.blobs)
     return build_sender(desk.config, desk.sessions, **options)
 
 
@@ -42,7 +43,7 @@ def outbox_rows(desk: Desk) -> list[OutboxEntry]:
     with desk.sessions() as session, session.begin():
         rows = list(session.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
         for row in rows:
-            render_entry(row, desk.renderer, desk.config)
+            render_entry(row, desk.renderer, desk.config, desk.blobs)
         return rows
 
 

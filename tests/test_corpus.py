@@ -173,7 +173,7 @@ def test_corpus_senders_get_only_safe_notifications(make_desk):
     with desk.sessions() as session:
         # Rendered as the sender renders them before the first attempt.
         raws = [
-            render_entry(e, desk.renderer, desk.config)
+            render_entry(e, desk.renderer, desk.config, desk.blobs)
             for e in session.scalars(select(OutboxEntry))
         ]
     assert raws

@@ -88,7 +88,10 @@ def test_requester_subject_and_name_never_add_headers_to_notifications(desk, evi
     ).encode()
     assert desk.pipeline.process_one(raw).outcome == "created"
     with desk.sessions() as s:
-        raws = [render_entry(e, desk.renderer, desk.config) for e in s.scalars(select(OutboxEntry))]
+        raws = [
+            render_entry(e, desk.renderer, desk.config, desk.blobs)
+            for e in s.scalars(select(OutboxEntry))
+        ]
     assert raws
     for raw in raws:
         names = _header_names(raw)
@@ -106,7 +109,7 @@ def test_template_variables_are_escaped_in_html_and_kept_literal(desk):
     with desk.sessions() as s:
         ack = s.scalars(select(OutboxEntry).where(OutboxEntry.template == "ack")).one()
     sent = email.message_from_bytes(
-        render_entry(ack, desk.renderer, desk.config), policy=email.policy.default
+        render_entry(ack, desk.renderer, desk.config, desk.blobs), policy=email.policy.default
     )
     html = sent.get_body(("html",)).get_content()
     text = sent.get_body(("plain",)).get_content()
@@ -123,7 +126,7 @@ def test_notifications_never_echo_raw_requester_html(desk):
     desk.pipeline.process_one(raw)
     with desk.sessions() as s:
         entries = s.scalars(select(OutboxEntry).where(OutboxEntry.template == "new_ticket"))
-        notes = [render_entry(e, desk.renderer, desk.config) for e in entries]
+        notes = [render_entry(e, desk.renderer, desk.config, desk.blobs) for e in entries]
     assert notes
     for note in notes:
         assert b"Refund now" in note

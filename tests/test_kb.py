@@ -182,7 +182,7 @@ def _ack(desk, ref):
                 OutboxEntry.template == "ack", OutboxEntry.message_id.startswith(f"{ref.lower()}.")
             )
         ).one()
-        raw = render_entry(entry, desk.renderer, desk.config)
+        raw = render_entry(entry, desk.renderer, desk.config, desk.blobs)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     return msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
 

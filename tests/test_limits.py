@@ -54,7 +54,9 @@ def test_oversized_message_is_stored_raw_tagged_and_requester_told(make_desk):
     assert desk.blobs.get(message.raw_sha256) == raw  # kept whole, byte for byte
     (notice,) = _outbox(desk, "oversized")
     assert notice.to_addr == "customer@example.org"
-    assert b"too large for us to read" in render_entry(notice, desk.renderer, desk.config)
+    assert b"too large for us to read" in render_entry(
+        notice, desk.renderer, desk.config, desk.blobs
+    )
 
 
 def test_oversized_message_keeps_only_headers_when_configured(make_desk):
@@ -89,7 +91,7 @@ def test_attachment_over_limit_is_dropped_with_a_note_and_a_notice(make_desk):
         "attachment 'video.mp4' (49 KB) not kept: larger than the 10 KB attachment limit"
     ]
     (notice,) = _outbox(desk, "oversized")
-    assert b"video.mp4 (49 KB)" in render_entry(notice, desk.renderer, desk.config)
+    assert b"video.mp4 (49 KB)" in render_entry(notice, desk.renderer, desk.config, desk.blobs)
 
 
 @pytest.mark.parametrize("isolate", ["true", "false"])

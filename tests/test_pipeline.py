@@ -33,7 +33,7 @@ def test_new_message_opens_ticket_and_queues_acknowledgement(desk):
             "customer@example.org",
         )
         ack = s.scalars(select(OutboxEntry).where(OutboxEntry.template == "ack")).one()
-        raw = render_entry(ack, desk.renderer, desk.config)
+        raw = render_entry(ack, desk.renderer, desk.config, desk.blobs)
     sent = email.message_from_bytes(raw, policy=email.policy.default)
     assert sent["To"].addresses[0].addr_spec == "customer@example.org"
     assert "[MD-1]" in sent["Subject"]

@@ -35,7 +35,7 @@ def _check_stranger(desk, result, victim_ref):
         assert victim.status == "new" and victim.requester == "victim@acme.example"
     assert [m.from_addr for m in on_victim] == ["victim@acme.example"]
     assert [e.template for e in to_stranger] == ["ack"]
-    raw = render_entry(to_stranger[0], desk.renderer, desk.config)
+    raw = render_entry(to_stranger[0], desk.renderer, desk.config, desk.blobs)
     assert f"[{result.ticket_ref}]".encode() in raw
     for leak in (SECRET_SUBJECT, SECRET_BODY, "victim", victim_ref):
         assert leak.encode() not in raw, leak

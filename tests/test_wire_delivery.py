@@ -167,7 +167,10 @@ def test_property_stored_copies_of_generated_names_and_subjects(desk, subject, n
     with desk.sessions() as session, session.begin():
         ticket = session.scalars(select(Ticket).where(Ticket.ref == result.ticket_ref)).one()
         rows = session.scalars(select(OutboxEntry).where(OutboxEntry.ticket_id == ticket.id))
-        copies = [(row.template, render_entry(row, desk.renderer, desk.config)) for row in rows]
+        copies = [
+            (row.template, render_entry(row, desk.renderer, desk.config, desk.blobs))
+            for row in rows
+        ]
         kept_subject, kept_name = ticket.subject, ticket.requester_name
     assert copies
     for template, copy in copies:

@@ -9,6 +9,7 @@ as they were written.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -256,3 +257,94 @@ def test_a_header_line_nobody_set_stops_the_message(monkeypatch, extra):
     monkeypatch.setattr(FoldedHeader, "fold", injected)
     with pytest.raises(ComposeError):
         compose(envelope("s", "n"), Rendered("s", "body", None))
+
+
+# Files: attached, shown inline, forwarded; hostile names; what a part holds never ends it.
+def _files(name: str) -> list:
+    from maildesk.outgoing.file_parts import FilePart
+
+    return [
+        FilePart(f"{name}.pdf", "application/pdf", bytes(range(256)) * 40),
+        FilePart(name, "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 300, "pic1@example.org", True),
+        FilePart("no type", "not a type", b"x"),
+        FilePart("bad cid.png", "image/png", b"y", "a b\r\nBcc: eve@evil.example", True),
+    ]
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_files_with_hostile_names_are_valid_and_read_back(case):
+    value = HOSTILE[case]
+    body = Rendered("s", "text", f'<p>{value}</p><img src="cid:pic1@example.org">')
+    files = _files(value)
+    raw = compose(envelope(value, value), body, files)
+    assert wire_problems(raw) == [], (case, raw[:3000])
+    message = parse(raw)
+    attached = {p.get_filename(): p.get_content() for p in message.iter_attachments()}
+    assert attached[clean_text(f"{value}.pdf")] == files[0].source
+    assert attached["no type"] == b"x"
+    assert attached["bad cid.png"] == b"y"  # its Content-ID could not be repeated safely
+    (shown,) = [p for p in message.get_body(("related",)).iter_parts() if p["Content-ID"]]
+    assert (shown["Content-ID"], shown.get_content()) == ("<pic1@example.org>", files[1].source)
+    assert b"\r\nBcc:" not in raw
+
+
+def _forwarded(text: bytes) -> list:
+    from maildesk.outgoing.file_parts import FilePart
+
+    return [FilePart("Fwd.eml", "message/rfc822", text)]
+
+
+def test_a_forwarded_message_goes_as_it_is_with_crlf_line_ends():
+    inner = b"From: a@example.org\nSubject: hi\nMessage-ID: <x@example.org>\n\nline one\nline two\n"
+    raw = compose(envelope("s", "n"), Rendered("s", "text", "<p>x</p>"), _forwarded(inner))
+    assert wire_problems(raw) == []
+    assert inner.replace(b"\n", b"\r\n") in raw
+    (part,) = [p for p in parse(raw).walk() if p.get_content_type() == "message/rfc822"]
+    assert str(part.get_content()["Subject"]) == "hi"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "From: Жанна <a@example.org>\nSubject: 8-bit\n\nПривет\n".encode(),
+        b"From: a@example.org\nSubject: long\n\n" + b"z" * 2000 + b"\n",
+    ],
+)
+def test_a_forwarded_message_that_cannot_travel_as_7bit_goes_as_an_eml_file(inner):
+    raw = compose(envelope("s", "n"), Rendered("s", "text", None), _forwarded(inner))
+    assert wire_problems(raw) == []
+    (part,) = list(parse(raw).iter_attachments())
+    assert (part.get_content_type(), part.get_filename()) == ("application/octet-stream", "Fwd.eml")
+    assert part.get_content() == inner
+
+
+def test_a_forwarded_message_that_quotes_our_boundary_gets_another():
+    from maildesk.outgoing import compose as composing
+
+    inner = f"Subject: ours\n\n--{composing._BOUNDARY}\n--{composing._BOUNDARY}.m--\n".encode()
+    raw = compose(envelope("s", "n"), Rendered("s", "text", "<p>x</p>"), _forwarded(inner))
+    assert wire_problems(raw) == []
+    message = parse(raw)
+    assert [p.get_content_type() for p in message.iter_parts()] == [
+        "multipart/alternative",
+        "message/rfc822",
+    ]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template", ["new_ticket", "customer_reply", "agent_reply", "attachments"])
+def test_templates_with_files_html_and_hostile_names(renderer, template, language):
+    for case, value in HOSTILE.items():
+        job = _job(template, language, value)
+        job.context["body_html"] = f'<p><b>{value}</b></p><img src="cid:pic1@example.org">'
+        listed = {"name": value, "size": "3 KB", "reason": "blocked"}
+        job.context["files"] = {"attached": [{"name": value, "size": "1 KB"}], "withheld": [listed]}
+        job.context.setdefault("part", 1)
+        job.context.setdefault("parts", 1)
+        notice = render_notice(replace(job, files=tuple(_files(value))), renderer, TICKETS)
+        assert wire_problems(notice.raw) == [], (case, notice.raw[:1500])
+        message = parse(notice.raw)
+        shown = 'src="cid:pic1@example.org"' in message.get_body(("html",)).get_content()
+        assert shown == (template != "attachments"), case  # the file list has no HTML body
+        names = {clean_text(p.get_filename()) for p in message.iter_attachments()}
+        assert names >= {clean_text(f"{value}.pdf"), "no type"}, case

@@ -86,7 +86,9 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
         metrics_server.serve(
             desk.config.metrics_port, desk.config.database_url(), desk.config.metrics_address
         )
-    sender = build_sender(desk.config, desk.sessions, clock=desk.pipeline.clock, worker_id=holder)
+    sender = build_sender(
+        desk.config, desk.sessions, clock=desk.pipeline.clock, worker_id=holder, blobs=desk.blobs
+    )
     scheduler = Scheduler(desk, holder=holder)
 
     async def send(stop: asyncio.Event) -> None:

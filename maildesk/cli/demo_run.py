@@ -72,7 +72,8 @@ def _ingest_and_report(desk: Desk, echo: Callable[[str], None], workdir: Path) -
         echo(f"\nNotifications queued in the outbox ({len(notices)}; the demo sends none):")
         rows = []
         for n in notices:
-            render_entry(n, desk.renderer, desk.config)  # rendered for display, not committed
+            # Rendered for display, not committed.
+            render_entry(n, desk.renderer, desk.config, desk.blobs)
             rows.append(
                 {"template": n.template, "to": ", ".join(n.recipients), "subject": n.subject}
             )

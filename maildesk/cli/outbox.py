@@ -104,7 +104,9 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
         entry, ref = _get(session, entry_id)
         if raw:
             # Rendered (and kept) now if the sender has not done it yet: same bytes later.
-            click.get_binary_stream("stdout").write(render_entry(entry, desk.renderer, desk.config))
+            click.get_binary_stream("stdout").write(
+                render_entry(entry, desk.renderer, desk.config, desk.blobs)
+            )
             return
         print_json(entry_row(entry, ref))
 
@@ -150,7 +152,7 @@ def _drain(cli: CliContext) -> None:
     from maildesk.outgoing.sender import build_sender
 
     desk = cli.desk()
-    sender = build_sender(cli.config(), desk.sessions)
+    sender = build_sender(cli.config(), desk.sessions, blobs=desk.blobs)
 
     async def drain() -> int:
         try:

@@ -1,12 +1,14 @@
-"""`maildesk tickets list|search|show`."""
+"""`maildesk tickets list|search|show|attachment`."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import click
 
-from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
 from maildesk.cli.search_output import print_hits, search_filters, search_hit_json
 from maildesk.store.queries import list_tickets, ticket_detail
 
@@ -100,6 +102,55 @@ def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
         print_json(detail)
         return
     print_ticket(detail)
+
+
+@tickets.command("attachment")
+@click.argument("ref")
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the file here ('-': standard output).",
+)
+@click.option(
+    "--message",
+    "message_id",
+    type=int,
+    help="The message the file came with, when files of the same name differ "
+    "(`tickets show` lists message ids).",
+)
+@pass_cli
+def attachment_cmd(
+    cli: CliContext, ref: str, name: str, output: Path, message_id: int | None
+) -> None:
+    """Write the attachment NAME of ticket REF to a file, byte for byte."""
+    from maildesk.intake.message import human_size
+    from maildesk.store.ticket_files import files_named
+
+    desk = cli.desk()
+    with desk.read_session() as session:
+        exists, found = files_named(session, ref, name, message_id)
+    if not exists:
+        fail(f"there is no ticket {ref}")
+    if not found:
+        fail(f"{ref} has no attachment called {name!r}; `maildesk tickets show {ref}` lists them")
+    if len({file.sha256 for _, file in found}) > 1:
+        ids = ", ".join(str(mid) for mid, _ in found)
+        fail(f"files called {name!r} differ (messages {ids}): choose one with --message ID")
+    mid, file = found[-1]
+    with desk.blobs.open(file.sha256) as stream:
+        if str(output) == "-":
+            shutil.copyfileobj(stream, click.get_binary_stream("stdout"), 1 << 20)
+        else:
+            with output.open("wb") as fh:
+                shutil.copyfileobj(stream, fh, 1 << 20)
+    where = "standard output" if str(output) == "-" else str(output)
+    echo(
+        f"wrote {file.filename} ({human_size(file.size)}, message {mid}) to {where}",
+        err=str(output) == "-",
+    )
 
 
 def print_ticket(d: dict) -> None:

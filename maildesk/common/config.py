@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from maildesk.common.config_location import CONFIG_ENV as CONFIG_ENV
 from maildesk.common.config_location import DEFAULT_CONFIG as DEFAULT_CONFIG
 from maildesk.common.config_location import config_path as config_path
+from maildesk.common.notify_config import NotifyConfig
 from maildesk.common.redact import remember_secret
 from maildesk.common.secret_source import Secret
 
@@ -272,6 +273,7 @@ class Config(_Section):
     metrics_address: str = "127.0.0.1"
     knowledge_base: Path | None = None
     satisfaction: SatisfactionConfig = SatisfactionConfig()
+    notify: NotifyConfig = NotifyConfig()
     source: str = Field(default="<defaults>", exclude=True)
 
     @field_validator("mailboxes")

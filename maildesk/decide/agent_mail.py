@@ -17,6 +17,7 @@ from maildesk.decide.commands import Command, parse_commands
 from maildesk.decide.decision import Change, DecideContext, Decision, Notice
 from maildesk.decide.kb import Article, expand_kb_commands
 from maildesk.decide.lifecycle import transition_problem
+from maildesk.decide.notice_files import Reply, agent_reply, attachment_notices
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import WHOLE, extract_reply, reply_source
 from maildesk.rules import Agent
@@ -52,23 +53,29 @@ def agent_mail(
         a.address == ctx.tickets.comment_address.lower() for a in msg.recipients
     )
     outcome = _check(block.commands, ticket, ctx, agent, find_ticket)
-    reply = extract_reply(block.body)
-    body, inserted, kb_problems = expand_kb_commands(reply.text, articles or [])
+    extracted = extract_reply(block.body)
+    # Nothing but quoted history after the commands: the commands were the message.
+    answer = "" if extracted.how == WHOLE and block.commands else extracted.text
+    body, inserted, kb_problems = expand_kb_commands(answer, articles or [])
     outcome.errors += [f"#kb: {p}" for p in kb_problems]
-    outcome.errors = block.errors + outcome.errors
+    internal = block.internal or to_comment
+    reply = agent_reply(msg, ticket, ctx, body, plain=bool(inserted))
+    if not internal and body.strip():
+        outcome.errors += reply.errors  # a blocked type or too much to mail
+    files, file_errors = attachment_notices(block.named("send-attachments"), me, ticket, ctx)
+    outcome.errors = block.errors + outcome.errors + file_errors
     if outcome.errors:
         return _refuse(decision, me, outcome.errors, block)
     decision.changes += outcome.changes
     decision.participants += outcome.participants
     decision.merge_into = outcome.merge_into
-    internal = block.internal or to_comment
     if inserted:
         decision.notes.append(("kb", f"inserted {', '.join(inserted)}"))
     if internal:
         _note(decision, ticket, ctx, me, body)
     elif body.strip():
-        _relay(decision, ticket, ctx, me, body, outcome)
-        if reply.how == WHOLE:
+        _relay(decision, ticket, ctx, me, reply, outcome)
+        if extracted.how == WHOLE:
             decision.notes.append(("reply_whole", _WHOLE_NOTE))
     else:
         decision.kind, decision.internal = MessageKind.NOTE, True
@@ -84,6 +91,7 @@ def agent_mail(
                 "command_confirm", [me], "agents", from_agent=me, extra={"applied": outcome.applied}
             )
         )
+    decision.notices += files
     searches = find_results(block.commands, ctx)
     if searches:
         decision.notices.append(find_notice(me, searches))
@@ -128,7 +136,7 @@ def _relay(
     ticket: TicketState,
     ctx: DecideContext,
     me: Address,
-    body: str,
+    reply: Reply,
     outcome: _Outcome,
 ) -> None:
     decision.kind = MessageKind.AGENT_REPLY
@@ -147,13 +155,23 @@ def _relay(
             automatic=False,
             cc=ccs,
             from_agent=me,
-            body_text=body,
+            body_text=reply.text,
+            body_html=reply.html,
+            attachments=reply.files,
         )
     )
     readers = [w for w in watchers(ticket, ctx.rules) if w.address != me.address]
     if readers:  # watchers follow the conversation: the reply as the requester got it
         decision.notices.append(
-            Notice(WATCHER_COPY, readers, "agents", from_agent=me, body_text=body)
+            Notice(
+                WATCHER_COPY,
+                readers,
+                "agents",
+                from_agent=me,
+                body_text=reply.text,
+                body_html=reply.html,
+                attachments=reply.files,
+            )
         )
 
 

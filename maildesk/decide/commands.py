@@ -24,8 +24,9 @@ KNOWN: dict[str, tuple[bool, str]] = {
     "merge": (True, "#merge REF (e.g. #merge MD-42)"),
     "note": (False, "#note (keeps this reply internal)"),
     "find": (True, '#find WORDS (e.g. #find printer "paper jam")'),
+    "send-attachments": (False, "#send-attachments, or #send-attachments NAME for one file"),
 }
-_LINE = re.compile(r"^#([A-Za-z]+)\b[ \t]*(.*?)\s*$")
+_LINE = re.compile(r"^#([A-Za-z]+(?:-[A-Za-z]+)*)(?![\w-])[ \t]*(.*?)\s*$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
@@ -73,6 +74,11 @@ def parse_commands(text: str) -> CommandBlock:
         index += 1
     block.body = "\n".join([*kept, *lines[index:]]).strip("\n")
     return block
+
+
+def is_command_line(line: str) -> bool:
+    """Whether `line` reads as a `#command` line (for cutting them out of an HTML body)."""
+    return bool(_LINE.match(line.strip()))
 
 
 def _take(block: CommandBlock, name: str, argument: str, line: str) -> None:

@@ -9,11 +9,34 @@ from typing import Any
 
 from maildesk.common.config import TicketsConfig
 from maildesk.common.domain import Author, MessageKind, Priority, TicketState
+from maildesk.common.notify_config import NotifyConfig
 from maildesk.common.search_query import SearchHit
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.rules import RuleFacts, RuleSet
 from maildesk.triage.reply_tokens import ReplyKeys
 from maildesk.triage.screen import Screening
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A stored file a notification carries: named by its blob's SHA-256, never copied."""
+
+    sha256: str
+    filename: str
+    content_type: str
+    size: int
+    content_id: str | None = None  # what an HTML body's `cid:` links point at
+    inline: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "content_id": self.content_id,
+            "inline": self.inline,
+        }
 
 
 @dataclass
@@ -28,6 +51,8 @@ class Notice:
     from_agent: Address | None = None  # relayed replies show the agent's name
     on_behalf_of: Address | None = None  # agents' copies show the customer's name in From
     body_text: str | None = None  # text relayed from an agent or customer
+    body_html: str | None = None  # that text's sanitised HTML, when it came with one
+    attachments: list[FileRef] = field(default_factory=list)  # files the mail carries
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,3 +157,7 @@ class DecideContext:
     referenced: bool = False
     # A ticket's latest customer mail by ticket id (told to an agent it is assigned to).
     last_message: Callable[[int], LastMessage | None] | None = None
+    # What files notifications carry, and the files stored on a ticket (by ticket id;
+    # None: not known here, so `#send-attachments` has nothing to send).
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    ticket_files: Callable[[int], Sequence[FileRef]] | None = None

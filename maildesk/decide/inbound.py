@@ -26,6 +26,7 @@ from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket,
 from maildesk.decide.forward_decision import on_behalf, unverified_forward
 from maildesk.decide.forwards import Forward, forward_on_behalf
 from maildesk.decide.lifecycle import customer_reply_status
+from maildesk.decide.notice_files import relay_customer_files
 from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes, priority_changes
@@ -251,16 +252,9 @@ def _new_ticket(
         linked = {"linked_to": {"ref": linked_from.ref, "because": because}} if linked_from else {}
         if new.assignee:  # the assignee's copy is how they hear it is theirs (and who said so)
             linked["assigned_by"] = assigned_by(new, routing.hits)
-        decision.notices.append(
-            Notice(
-                "new_ticket",
-                agents,
-                "agents",
-                body_text=msg.text,
-                on_behalf_of=msg.sender,
-                extra=linked,
-            )
-        )
+        notice = Notice("new_ticket", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        notice.extra.update(linked)
+        decision.notices.append(relay_customer_files(notice, msg, ctx, attach=not quiet))
     return decision
 
 
@@ -319,9 +313,10 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])
     agents = [a for a in agents if a.address != msg.from_addr]
     if agents:
-        decision.notices.append(
-            Notice("customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender)
+        notice = Notice(
+            "customer_reply", agents, "agents", body_text=msg.text, on_behalf_of=msg.sender
         )
+        decision.notices.append(relay_customer_files(notice, msg, ctx))
     return decision
 
 

@@ -56,13 +56,27 @@ def _sample_find() -> dict[str, Any]:
     return {"searches": searches, "errors": [], "limit": 10}
 
 
+def _sample_files() -> dict[str, Any]:
+    return {
+        "files": {
+            "attached": [{"name": "screenshot.png", "size": "812 KB"}],
+            "withheld": [
+                {"name": "logs.zip", "size": "14.2 MB", "reason": "limit"},
+                {"name": "setup.exe", "size": "3.1 MB", "reason": "blocked"},
+            ],
+        }
+    }
+
+
 TEMPLATES: dict[str, TemplateSpec] = {
     "ack": TemplateSpec("requester", "a new request was received: its reference, how to reply"),
     "agent_reply": TemplateSpec("requester", "an agent's reply, relayed", has_agent=True),
     "status_resolved": TemplateSpec("requester", "the ticket was resolved: how to reopen it"),
     "status_closed": TemplateSpec("requester", "the ticket was closed"),
-    "new_ticket": TemplateSpec("agents", "a new ticket for the assignee or the queue"),
-    "customer_reply": TemplateSpec("agents", "the requester or a CC wrote again"),
+    "new_ticket": TemplateSpec(
+        "agents", "a new ticket for the assignee or the queue", _sample_files()
+    ),
+    "customer_reply": TemplateSpec("agents", "the requester or a CC wrote again", _sample_files()),
     "sla_warning": TemplateSpec("agents", "an SLA due time is near", _sample_sla("warning")),
     "sla_breach": TemplateSpec("agents", "an SLA due time passed", _sample_sla("breach")),
     "command_error": TemplateSpec(
@@ -104,6 +118,12 @@ TEMPLATES: dict[str, TemplateSpec] = {
                 ],
             }
         },
+    ),
+    "attachments": TemplateSpec(
+        "agents",
+        "an agent's #send-attachments: the ticket's files",
+        {**_sample_files(), "part": 1, "parts": 2},
+        has_agent=True,
     ),
     "find_results": TemplateSpec(
         "agents", "an agent's #find: the tickets that match", _sample_find(), has_agent=True
@@ -167,6 +187,7 @@ def notification_context(
         "settings": _settings(config),
         "agent": {"name": agent.name or agent.address, "address": agent.address} if agent else None,
         "body": notice.body_text or "",
+        "body_html": notice.body_html or "",  # sanitised (notice_files): safe to insert
         "message": {
             "from": str(msg.sender) if msg and msg.sender else "",
             "subject": msg.subject if msg else "",
@@ -188,6 +209,7 @@ def ticketless_context(notice: Notice, msg: ParsedMessage, config: Config) -> di
         "settings": _settings(config),
         "agent": {"name": agent.name or agent.address, "address": agent.address} if agent else None,
         "body": notice.body_text or "",
+        "body_html": notice.body_html or "",
         "message": {"from": str(msg.sender) if msg.sender else "", "subject": msg.subject},
         **_jsonable(notice.extra),
     }
@@ -250,6 +272,7 @@ def sample_context(config: Config, template: str) -> dict[str, Any]:
         if spec.has_agent
         else None,
         "body": "Sample text.\nA second line with <b>markup</b> that must stay text.",
+        "body_html": "",
         "message": {"from": "Sample Customer <customer@example.org>", "subject": "Sample request"},
         **spec.sample,
     }

@@ -128,3 +128,15 @@ def _strip_blank(lines: list[str], start: int, end: int) -> tuple[int, int]:
 
 def _join(lines: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def history_start(lines: list[str]) -> int:
+    """Where the quoted history or the signature starts (len(lines) if nowhere), for
+    cutting an HTML reply line by line as `extract_reply` cuts text."""
+    headers = find_headers(lines)
+    first_quote = next((i for i, line in enumerate(lines) if is_quoted(line)), len(lines))
+    history = min([first_quote, *(h.start for h in headers)])
+    for index in range(history):
+        if signature_at(lines, index, history):
+            return index
+    return history

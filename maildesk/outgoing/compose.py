@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ from typing import Any
 from maildesk.common.errors import MaildeskError
 from maildesk.common.thread_index import thread_index
 from maildesk.intake.message import Address
+from maildesk.outgoing.file_parts import FilePart, file_parts
 from maildesk.outgoing.header_text import (
     FoldedHeader,
     address_header,
@@ -68,12 +70,13 @@ class Envelope:
     language: str | None = None
 
 
-def compose(envelope: Envelope, body: Rendered) -> bytes:
-    """RFC 5322 bytes: a plain-text part and, when given, an HTML alternative."""
+def compose(envelope: Envelope, body: Rendered, files: Sequence[FilePart] = ()) -> bytes:
+    """RFC 5322 bytes: a plain-text part and, when given, an HTML alternative; then the
+    pictures the HTML shows (multipart/related) and the attached files (multipart/mixed)."""
     addresses = [envelope.sender, *envelope.to, *envelope.cc, envelope.reply_to]
     # A non-ASCII address can only be written as UTF-8 (RFC 6532), sent with SMTPUTF8.
     policy = POLICY if all(a.address.isascii() for a in addresses) else UTF8_POLICY
-    content = _content(body, policy)
+    content = _content(body, policy, files)
     msg = EmailMessage(policy=policy)
     for name, value in _headers(envelope):
         _set(msg, name, value)
@@ -87,16 +90,27 @@ def compose(envelope: Envelope, body: Rendered) -> bytes:
     return raw
 
 
-def _content(body: Rendered, policy: Policy) -> EmailMessage:
+def _content(body: Rendered, policy: Policy, files: Sequence[FilePart]) -> EmailMessage:
     """The MIME structure and parts, made on a message without our headers (the email
     package looks its headers up one by one, many times over)."""
     content = EmailMessage(policy=policy)
     content.set_content(body.text, cte=_cte(body.text))
+    parts = file_parts(files, body.html, policy) if files else None
+    boundary = _boundary(body, parts.verbatim if parts else ())
     if body.html:
-        content.make_alternative(boundary=_boundary(body))
+        content.make_alternative(boundary=boundary)
         content.add_alternative(body.html, subtype="html", cte=_cte(body.html))
         for part in content.iter_parts():  # a part made as an EmailMessage gets one too
             del part["MIME-Version"]
+    if parts and parts.related:  # only the HTML shows them: text, then (HTML + pictures)
+        html = content.get_payload()[1]
+        html.make_related(boundary=f"{boundary}.r")
+        for part in parts.related:
+            html.attach(part)
+    if parts and parts.attached:
+        content.make_mixed(boundary=f"{boundary}.m")
+        for part in parts.attached:
+            content.attach(part)
     return content
 
 
@@ -110,14 +124,19 @@ def _set(msg: EmailMessage, name: str, value: str) -> None:
         msg[name] = value
 
 
-def _boundary(body: Rendered) -> str:
+def _boundary(body: Rendered, verbatim: Sequence[str] = ()) -> str:
     """This process's boundary, or a new one when a part holds it (a customer can quote
-    one from a notification they got). The generator would make one per message and
-    check it with a regular expression compiled anew each time: with the headers that
-    then repeat, a third of the time spent on a message. Quoted-printable and base64
-    cannot hold "=_", so only text that goes out as it is needs the check."""
+    one from a notification they got, or forward the whole notification). The generator
+    would make one per message and check it with a regular expression compiled anew
+    each time: with the headers that then repeat, a third of the time spent on a
+    message. Quoted-printable and base64 cannot hold "=_", so only text that goes out
+    as it is needs the check. Nested multiparts add a suffix to it."""
     boundary = _BOUNDARY
-    while boundary in body.text or boundary in (body.html or ""):
+    while (
+        boundary in body.text
+        or boundary in (body.html or "")
+        or any(boundary in text for text in verbatim)
+    ):
         boundary = f"=_md_{uuid.uuid4().hex}"
     return boundary
 

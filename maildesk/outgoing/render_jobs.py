@@ -8,13 +8,15 @@ template that never finishes fails its notifications, visibly, instead of the se
 If no child can be started, rendering falls back to this process.
 
 What a notification needs is fixed when it is queued (`RenderJob`); `render_notice`
-turns that into the exact bytes that every retry resends.
+turns that into the exact bytes that every retry resends. Its files are named by
+SHA-256 in the row; the sender gives the child their bytes or the path of a file that
+holds them (`file_sources`), and rows with files are rendered one at a time.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,12 +27,14 @@ from maildesk.common.domain import AUTO_REPLIED
 from maildesk.common.thread_index import decode_root
 from maildesk.intake.message import Address
 from maildesk.outgoing.compose import Envelope, compose
+from maildesk.outgoing.file_parts import FilePart
 from maildesk.outgoing.header_text import clean_text
 from maildesk.outgoing.templates import Renderer
 
 if TYPE_CHECKING:  # the render process never imports the database layer
     from sqlalchemy import Row
 
+    from maildesk.store.blobs import BlobStore
     from maildesk.store.models import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ class RenderJob:
     message_id: str
     created_at: datetime
     automatic: bool
+    files: tuple[FilePart, ...] = ()  # filled in by the sender (file_sources)
 
     @classmethod
     def of(cls, entry: OutboxEntry | Row[Any]) -> RenderJob:
@@ -102,7 +107,7 @@ def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) ->
         thread_depth=int(headers.get("thread_depth", 0)),
         language=job.language,
     )
-    return RenderedNotice(compose(envelope, rendered), subject, problem)
+    return RenderedNotice(compose(envelope, rendered, job.files), subject, problem)
 
 
 # A rendered notification, or why it could not be rendered.
@@ -218,10 +223,20 @@ def shared_pool() -> ChildPool:
     )
 
 
-def render_entry(entry: OutboxEntry, renderer: Renderer, config: Config) -> bytes:
-    """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once."""
+def render_entry(
+    entry: OutboxEntry, renderer: Renderer, config: Config, blobs: BlobStore | None = None
+) -> bytes:
+    """The RFC 5322 bytes of an outbox entry; sets entry.raw and entry.subject once.
+    `blobs` holds the files it carries (needed only when it carries some)."""
     if entry.raw is None:
-        rendered = render_notice(RenderJob.of(entry), renderer, config.tickets)
+        from maildesk.outgoing.file_sources import file_parts_for, remove
+
+        job = RenderJob.of(entry)
+        files, spooled = file_parts_for(entry.headers.get("attachments") or [], blobs)
+        try:
+            rendered = render_notice(replace(job, files=tuple(files)), renderer, config.tickets)
+        finally:
+            remove(spooled)
         reported([rendered])  # an admin template replaced by the shipped one is logged
         entry.raw, entry.subject = rendered.raw, rendered.subject
     return entry.raw

@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,7 @@ from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
 from maildesk.common.redact import redact
+from maildesk.outgoing.file_sources import MissingFile, file_parts_for, remove
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
     NoticeRenderer,
@@ -33,7 +35,7 @@ from maildesk.outgoing.render_jobs import (
     RenderSettings,
 )
 from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
-from maildesk.store.outbox_queue import SENT, Job, Mark, OutboxQueue
+from maildesk.store.outbox_queue import KEEP_RAW_BYTES, SENT, Job, Mark, OutboxQueue
 from maildesk.store.outbox_signal import listen_outbox
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,10 @@ def build_sender(
     return OutboxSender(sessions, transport, smtp, clock=clock or _utcnow, **options)
 
 
+if TYPE_CHECKING:
+    from maildesk.store.blobs import BlobStore
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -124,6 +130,7 @@ class OutboxSender:
         backoff: Backoff | None = None,
         reconnect_seconds: tuple[float, float] = (1.0, 60.0),
         renderer: NoticeRenderer | None = None,
+        blobs: BlobStore | None = None,
     ):
         self.worker_id = worker_id or default_worker_id()
         self.queue = OutboxQueue(
@@ -135,6 +142,7 @@ class OutboxSender:
         )
         # Turns queued notifications into bytes once, before their first attempt.
         self.renderer = renderer
+        self.blobs = blobs  # where the files notifications carry are read from
         self.transport = transport
         self.config = config
         self.clock = clock
@@ -254,8 +262,13 @@ class OutboxSender:
 
     async def _attempt(self, job: Job) -> Mark:
         """Send one job; what to record about it (SmtpUnavailable passes through)."""
+        raw = job.raw
+        if raw is None:  # a big message: read now, so only the one being sent is in memory
+            raw = await asyncio.to_thread(self.queue.raw_of, job.id)
+            if raw is None:
+                return Mark(job.id, self._failed(job, "its rendered bytes are gone"))
         try:
-            refused = await self.transport.send(job.envelope_from, job.recipients, job.raw)
+            refused = await self.transport.send(job.envelope_from, job.recipients, raw)
         except SmtpUnavailable:
             raise
         except SendError as exc:
@@ -313,23 +326,55 @@ class OutboxSender:
     def _claim(self) -> tuple[str, list[Job]]:
         """Claim due rows, then render those never rendered, outside any transaction."""
         token, rows = self.queue.claim()
-        rendered = self._render([row for row in rows if row.raw is None])
-        jobs = [  # bytes(): a driver may hand back a memoryview
-            Job(r.id, r.message_id, r.envelope_from, list(r.recipients), bytes(raw), r.attempts)
-            for r in rows
-            if (raw := r.raw if r.raw is not None else rendered.get(r.id)) is not None
-        ]
+        rendered = self._render([row for row in rows if row.raw_size is None])
+        jobs = []
+        for r in rows:
+            if r.raw_size is not None:  # rendered before; None: big, read when sent
+                raw = bytes(r.raw) if r.raw is not None else None  # a driver's memoryview
+            elif r.id in rendered:
+                raw = rendered[r.id]
+            else:
+                continue  # could not be rendered: failed
+            jobs.append(Job(r.id, r.message_id, r.envelope_from, list(r.recipients), raw,
+                            r.attempts))  # fmt: skip
         return token, jobs
 
-    def _render(self, rows: list[Row[Any]]) -> dict[int, bytes]:
+    def _render(self, rows: list[Row[Any]]) -> dict[int, bytes | None]:
         """Render claimed rows once and keep the bytes (retries resend them); a row that
-        cannot be rendered fails, visibly, and the others go on. {id: bytes}."""
-        if not rows:
-            return {}
+        cannot be rendered fails, visibly, and the others go on. {id: bytes, or None for
+        a big message, read again when it is sent}. Rows with files go one at a time."""
+        plain = [row for row in rows if not row.headers.get("attachments")]
+        rendered: dict[int, bytes | None] = {}
+        if plain:
+            rendered.update(self._render_jobs(plain, [RenderJob.of(row) for row in plain]))
+        for row in rows:
+            if row.headers.get("attachments"):
+                done = self._render_with_files(row)
+                rendered.update(
+                    {k: v if len(v) <= KEEP_RAW_BYTES else None for k, v in done.items()}
+                )
+        return rendered
+
+    def _render_with_files(self, row: Row[Any]) -> dict[int, bytes]:
+        try:
+            files, spooled = file_parts_for(row.headers["attachments"], self.blobs)
+        except (MissingFile, OSError) as exc:
+            return self._render_jobs([row], [str(exc)])
+        try:
+            job = replace(RenderJob.of(row), files=tuple(files))
+            return self._render_jobs([row], [job])
+        finally:
+            remove(spooled)
+
+    def _render_jobs(self, rows: list[Row[Any]], jobs: list[RenderJob | str]) -> dict[int, bytes]:
+        """Render `jobs` (a str: why that row cannot be) and store the outcomes."""
+        todo = [job for job in jobs if isinstance(job, RenderJob)]
         if self.renderer is None:
-            outcomes: list[RenderedNotice | str] = ["no renderer configured"] * len(rows)
+            results: list[RenderedNotice | str] = ["no renderer configured"] * len(todo)
         else:
-            outcomes = self.renderer.render_many([RenderJob.of(row) for row in rows])
+            results = self.renderer.render_many(todo) if todo else []
+        rendered = iter(results)
+        outcomes = [next(rendered) if isinstance(job, RenderJob) else job for job in jobs]
         done, failed = [], []
         for row, outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, RenderedNotice):

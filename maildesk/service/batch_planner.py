@@ -9,7 +9,7 @@ plans for the writer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -23,7 +23,7 @@ from maildesk.common.message_ids import new_message_id
 from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
-from maildesk.decide.decision import DecideContext, Decision, LastMessage
+from maildesk.decide.decision import DecideContext, Decision, FileRef, LastMessage
 from maildesk.decide.inbound import decide, sets_aside
 from maildesk.decide.kb import Article, kb_context
 from maildesk.decide.notices import address_notices
@@ -48,6 +48,7 @@ from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.last_message import last_customer_message
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
+from maildesk.store.ticket_files import ticket_files
 from maildesk.store.writer import Plan, add_receipt
 from maildesk.triage.bounce import BounceReport
 from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
@@ -70,6 +71,7 @@ class BatchInputs:
     reply_keys: ReplyKeys | None
     searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
     last_message: Callable[[int], LastMessage | None] | None = None  # for #assign's notice
+    ticket_files: Callable[[int], Sequence[FileRef]] | None = None  # in the batch's session
 
 
 @dataclass
@@ -150,7 +152,10 @@ class BatchPlanner:
                 session, readable, lambda a: bool(rules.agent_by_address(a))
             )
             inputs = replace(
-                inputs, searches=searches, last_message=partial(last_customer_message, session)
+                inputs,
+                searches=searches,
+                last_message=partial(last_customer_message, session),
+                ticket_files=lambda tid: ticket_files(session, tid),
             )
             if rules.needs_assignment_facts:
                 lock_assignments(session)
@@ -387,6 +392,8 @@ class BatchPlanner:
             auto_replies_last_hour=state.auto_replies.get(msg.from_addr, 0),
             auto_reply_limit=self.config.limits.auto_replies_per_hour,
             own_addresses=self.own_addresses,
+            notify=self.config.notify,
+            ticket_files=inputs.ticket_files,
         )
 
 

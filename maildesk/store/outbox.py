@@ -85,6 +85,8 @@ def _row(
         "thread_root": thread_root,
         "thread_depth": len(references),
     }
+    if notice.attachments:  # by SHA-256: the sender fetches the bytes when it renders
+        headers["attachments"] = [f.as_json() for f in notice.attachments]
     return {
         "created_at": now,
         "ticket_id": ticket.id,

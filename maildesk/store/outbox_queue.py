@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, null, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common.redact import redact
@@ -38,7 +38,7 @@ class Job:
     message_id: str
     envelope_from: str
     recipients: list[str]
-    raw: bytes
+    raw: bytes | None  # None: a big message, read just before it is sent (`raw_of`)
     attempts: int
 
 
@@ -59,13 +59,21 @@ SENT: dict[str, Any] = {
     "last_error": None,
 }
 
+# Rendered bytes over this size (messages with files) are not read with the batch but
+# one at a time just before sending, so a batch never holds many big messages at once.
+KEEP_RAW_BYTES = 1024 * 1024
+
 # What claiming reads of a row: enough to render it (see render_jobs.RenderJob) and send it.
+# `raw` is NULL for a big message (`raw_size` then says it was rendered).
 CLAIMED = (
     OutboxEntry.id,
     OutboxEntry.message_id,
     OutboxEntry.envelope_from,
     OutboxEntry.recipients,
-    OutboxEntry.raw,
+    case((func.length(OutboxEntry.raw) > KEEP_RAW_BYTES, null()), else_=OutboxEntry.raw).label(
+        "raw"
+    ),
+    func.length(OutboxEntry.raw).label("raw_size"),
     OutboxEntry.attempts,
     OutboxEntry.to_addr,
     OutboxEntry.template,
@@ -235,6 +243,12 @@ class OutboxQueue:
                     .execution_options(synchronize_session=False)
                 ).rowcount  # type: ignore[attr-defined]
         return written
+
+    def raw_of(self, entry_id: int) -> bytes | None:
+        """The rendered bytes of one row (a big message not read with its batch)."""
+        with self.readers() as session:
+            raw = session.scalar(select(OutboxEntry.raw).where(OutboxEntry.id == entry_id))
+        return bytes(raw) if raw is not None else None
 
     def seconds_until_due(self, longest: float) -> float:
         """How long until the next pending row is due, at most `longest`."""
