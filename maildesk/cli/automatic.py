@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table, write_bytes
 from maildesk.store.models import AutomaticMail
 
 KINDS = ("bounce", "delay", "complaint", "delivery", "auto_reply", "receipt", "own")
@@ -82,7 +82,7 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     with desk.read_session() as session:
         entry = get_automatic(session, entry_id)
         if raw:
-            click.get_binary_stream("stdout").write(desk.blobs.get(entry.raw_sha256, session))
+            write_bytes(desk.blobs.open(entry.raw_sha256, session))
             return
         print_json(_row(entry))
 

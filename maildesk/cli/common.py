@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
@@ -167,3 +168,15 @@ def print_table(
         echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             echo("  ".join("-" * w for w in widths))
+
+
+def write_bytes(data: bytes | BinaryIO) -> None:
+    """Write raw bytes (or a stream of them, in chunks) to standard output, unchanged:
+    what `--raw` options print (a terminal shows them as they are)."""
+    out = sys.stdout.buffer
+    if isinstance(data, bytes | bytearray):
+        out.write(data)
+    else:
+        with data:
+            shutil.copyfileobj(data, out, 1 << 20)
+    out.flush()

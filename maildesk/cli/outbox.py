@@ -9,7 +9,15 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
+from maildesk.cli.common import (
+    CliContext,
+    echo,
+    fail,
+    pass_cli,
+    print_json,
+    print_table,
+    write_bytes,
+)
 from maildesk.common.errors import NotFound
 from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import OutboxEntry, Ticket
@@ -104,9 +112,7 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
         entry, ref = _get(session, entry_id)
         if raw:
             # Rendered (and kept) now if the sender has not done it yet: same bytes later.
-            click.get_binary_stream("stdout").write(
-                render_entry(entry, desk.renderer, desk.config, desk.blobs)
-            )
+            write_bytes(render_entry(entry, desk.renderer, desk.config, desk.blobs))
             return
         print_json(entry_row(entry, ref))
 

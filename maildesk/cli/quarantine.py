@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
+from maildesk.cli.common import (
+    CliContext,
+    echo,
+    fail,
+    pass_cli,
+    print_json,
+    print_table,
+    write_bytes,
+)
 from maildesk.store.models import QuarantineEntry
 from maildesk.store.quarantine import get_entry
 
@@ -84,7 +92,7 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     with desk.read_session() as session:
         entry = get_entry(session, entry_id)
         if raw:
-            click.get_binary_stream("stdout").write(desk.blobs.get(entry.raw_sha256, session))
+            write_bytes(desk.blobs.open(entry.raw_sha256, session))
             return
         print_json(_row(entry))
 

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_json, print_table
+from maildesk.cli.common import (
+    CliContext,
+    echo,
+    fail,
+    pass_cli,
+    print_json,
+    print_table,
+    write_bytes,
+)
 from maildesk.cli.search_output import print_hits, search_filters, search_hit_json
 from maildesk.store.queries import list_tickets, ticket_detail
 
@@ -140,12 +148,11 @@ def attachment_cmd(
         ids = ", ".join(str(mid) for mid, _ in found)
         fail(f"files called {name!r} differ (messages {ids}): choose one with --message ID")
     mid, file = found[-1]
-    with desk.blobs.open(file.sha256) as stream:
-        if str(output) == "-":
-            shutil.copyfileobj(stream, click.get_binary_stream("stdout"), 1 << 20)
-        else:
-            with output.open("wb") as fh:
-                shutil.copyfileobj(stream, fh, 1 << 20)
+    if str(output) == "-":
+        write_bytes(desk.blobs.open(file.sha256))
+        return
+    with desk.blobs.open(file.sha256) as stream, output.open("wb") as fh:
+        shutil.copyfileobj(stream, fh, 1 << 20)
     where = "standard output" if str(output) == "-" else str(output)
     echo(
         f"wrote {file.filename} ({human_size(file.size)}, message {mid}) to {where}",

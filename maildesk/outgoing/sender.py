@@ -25,6 +25,7 @@ from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
+from maildesk.common.events import first_set
 from maildesk.common.redact import redact
 from maildesk.outgoing.file_sources import MissingFile, file_parts_for, remove
 from maildesk.outgoing.render_jobs import (
@@ -417,10 +418,4 @@ def _temporary(refused: dict[str, Refusal]) -> list[str]:
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
     """Sleep until `stop` or `wake` is set, or `timeout` seconds pass."""
-    events = [stop] if wake is None else [stop, wake]
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+    await first_set(*([stop] if wake is None else [stop, wake]), timeout=timeout)

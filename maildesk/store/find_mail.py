@@ -22,6 +22,7 @@ from maildesk.decide.notices import per_reader
 from maildesk.decide.template_context import ticketless_context
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import OutboxEntry
+from maildesk.store.outbox import pending_row
 from maildesk.store.search import SearchFilters, search_tickets
 from maildesk.store.writer import add_receipt
 
@@ -84,26 +85,14 @@ def _row(notice: Notice, msg: ParsedMessage, config: Config, now: datetime) -> d
         "thread_root": None,
         "thread_depth": len(answering),
     }
-    return {
-        "created_at": now,
-        "ticket_id": None,
-        "template": notice.template,
-        "audience": notice.audience,
-        "automatic": notice.automatic,
-        "to_addr": notice.to[0].address,
-        "recipients": [a.address for a in notice.to],
-        "envelope_from": config.tickets.support_address,
-        "message_id": new_message_id(notice.template.replace("_", "-"), config.tickets.id_domain),
-        "language": config.tickets.language,
-        "context": ticketless_context(notice, msg, config),
-        "headers": headers,
-        "subject": "",
-        "raw": None,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "claimed_by": None,
-        "claimed_until": None,
-        "last_error": None,
-        "sent_at": None,
-    }
+    return pending_row(
+        notice,
+        ticket_id=None,
+        recipients=[a.address for a in notice.to],
+        envelope_from=config.tickets.support_address,
+        message_id=new_message_id(notice.template.replace("_", "-"), config.tickets.id_domain),
+        language=config.tickets.language,
+        context=ticketless_context(notice, msg, config),
+        headers=headers,
+        now=now,
+    )

@@ -87,19 +87,45 @@ def _row(
     }
     if notice.attachments:  # by SHA-256: the sender fetches the bytes when it renders
         headers["attachments"] = [f.as_json() for f in notice.attachments]
+    return pending_row(
+        notice,
+        ticket_id=ticket.id,
+        recipients=list(dict.fromkeys(a.address for a in [*item.to, *cc])),
+        # Bounces come back to the ticket's signed return path (triage.return_path).
+        envelope_from=item.return_path or envelope_from,
+        message_id=item.message_id,
+        language=ticket.language,
+        context=item.context,
+        headers=headers,
+        now=now,
+    )
+
+
+def pending_row(
+    notice: Notice,
+    *,
+    ticket_id: int | None,
+    recipients: list[str],
+    envelope_from: str,
+    message_id: str,
+    language: str,
+    context: dict[str, Any],
+    headers: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The one shape of a new outbox row: due now, never rendered, never tried."""
     return {
         "created_at": now,
-        "ticket_id": ticket.id,
+        "ticket_id": ticket_id,
         "template": notice.template,
         "audience": notice.audience,
         "automatic": notice.automatic,
-        "to_addr": item.to[0].address,
-        "recipients": list(dict.fromkeys(a.address for a in [*item.to, *cc])),
-        # Bounces come back to the ticket's signed return path (triage.return_path).
-        "envelope_from": item.return_path or envelope_from,
-        "message_id": item.message_id,
-        "language": ticket.language,
-        "context": item.context,
+        "to_addr": notice.to[0].address,
+        "recipients": recipients,
+        "envelope_from": envelope_from,
+        "message_id": message_id,
+        "language": language,
+        "context": context,
         "headers": headers,
         "subject": "",
         "raw": None,
