@@ -21,9 +21,11 @@ from maildesk.common.search_query import SearchTerm
 from maildesk.store.search_terms import folded_words, prefixes
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
+# One statement per batch: an executemany would be one INSERT per message on the server.
 _INSERT = text(
     "INSERT INTO search_index (message_id, words) "
-    "VALUES (:message_id, to_tsvector('simple'::regconfig, :words))"
+    "SELECT m, to_tsvector('simple'::regconfig, w) "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:words AS text[])) AS d(m, w)"
 )
 
 
@@ -31,11 +33,9 @@ class PostgresSearch:
     """SearchBackend for PostgreSQL."""
 
     def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        rows = [
-            {"message_id": message_id, "words": " ".join(folded_words(text))}
-            for message_id, text in documents
-        ]
-        session.execute(_INSERT, rows)
+        ids = [message_id for message_id, _ in documents]
+        words = [" ".join(folded_words(text)) for _, text in documents]
+        session.execute(_INSERT, {"ids": ids, "words": words})
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         query = cast(literal(tsquery(term)), TSQUERY)

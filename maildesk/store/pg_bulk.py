@@ -1,0 +1,64 @@
+"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences.
+
+Both talk to psycopg directly, inside the session's transaction: SQLAlchemy's
+executemany sends one INSERT per row (pipelined, but each parsed and executed on the
+server), and its per-statement overhead is larger than a `nextval` round trip itself.
+Driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError), as the
+pipeline expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Dialect, Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from maildesk.store.bind_values import bound_rows
+
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+def driver_connection(session: Session) -> Any:
+    """The psycopg connection of the session's current transaction."""
+    return session.connection().connection.driver_connection
+
+
+@contextlib.contextmanager
+def sqlalchemy_errors(statement: str) -> Iterator[None]:
+    """Raise psycopg's errors as the SQLAlchemy exceptions the callers handle."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that share one column set with one COPY."""
+    dialect = session.get_bind().dialect
+    keys, values = bound_rows(dialect, table, rows)
+    statement = _copy_statement(dialect, table, keys)
+    cursor = driver_connection(session).cursor()
+    with sqlalchemy_errors(statement), cursor, cursor.copy(statement) as copy:
+        for row in values:
+            copy.write_row(row)
+
+
+def next_ids(session: Session, table: str, count: int) -> list[int]:
+    """`count` new ids from the sequence of `table`.id, in one round trip."""
+    with sqlalchemy_errors(_NEXT_IDS):
+        cursor = driver_connection(session).execute(_NEXT_IDS, (table, count), prepare=True)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@functools.cache
+def _copy_statement(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> str:
+    quote = dialect.identifier_preparer
+    names = ", ".join(quote.format_column(table.c[key]) for key in keys)
+    return f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
