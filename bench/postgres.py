@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
 from bench.pgserver import Cluster, throwaway_postgres
-from bench.procstat import CpuLedger, TreeSampler
+from bench.procstat import TreeSampler
 
 RUN_TIMEOUT = 1800
 
@@ -77,12 +77,13 @@ def daemon(url: str, maildir: Path, source: str) -> None:
     )
     elapsed = time.perf_counter() - started
     cpu = sampler.stop()
-    desk.close()
+    ledger = sampler.ledger
     report = {"seconds": elapsed, "cpu": cpu, "outcomes": outcomes, "rss": sampler.peak_rss}
     report["processes"] = sampler.processes
-    ledger = sampler.ledger
     report["main_cpu"] = ledger.last[ledger.root] - ledger.first[ledger.root]
     print(json.dumps(report), flush=True)
+    sys.stdin.readline()  # the server's CPU is read before this daemon's backends exit
+    desk.close()
 
 
 class LockWaits(threading.Thread):
@@ -137,8 +138,8 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
             if proc.stdout.readline().strip() != "ready":
                 raise SystemExit("a daemon did not start")
         waits = LockWaits(cluster, name)
-        server = CpuLedger(cluster.postmaster_pid())
-        server.sample()
+        server = TreeSampler(cluster.postmaster_pid(), interval=0.2)
+        server.start()
         waits.start()
         started = time.perf_counter()
         load = os.getloadavg()[0]
@@ -147,11 +148,14 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
             proc.stdin.flush()
         reports = [json.loads(proc.stdout.readline()) for proc in procs]
         wall = time.perf_counter() - started
-        server.sample()
         waits.stop()
+        server.stop()
+        ledger = server.ledger
+        ledger.last.pop(waits.pid, None)  # the sampler's own backend is not the daemons' cost
         for proc in procs:
+            proc.stdin.write("bye\n")
+            proc.stdin.flush()
             proc.wait(RUN_TIMEOUT)
-        server.last.pop(waits.pid, None)  # the sampler's own backend is not the daemons' cost
         stored = _count(cluster, name)
     finally:
         for proc in procs:
@@ -170,7 +174,7 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
         "rate": total / wall,
         "daemon_cpu_ms": sum(r["cpu"] for r in reports) / total * 1000,
         "main_cpu_ms": sum(r["main_cpu"] for r in reports) / total * 1000,
-        "server_cpu_ms": server.used() / total * 1000,
+        "server_cpu_ms": ledger.used() / total * 1000,
         "rss_mb": [r["rss"] / 2**20 for r in reports],
         "processes": max(r["processes"] for r in reports),
         "busy_samples": waits.busy,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from maildesk.store.blob_chunks import ChunkBlobs
 from maildesk.store.blob_files import FileBlobs
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
+from maildesk.store.pg_bulk import execute_binary
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
 
@@ -214,21 +215,18 @@ def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
 # A statement per this many bytes: an executemany would be one INSERT per blob on the
 # server, one statement for all of a batch's blobs could hold hundreds of megabytes.
 _UNNEST_BYTES = 8 << 20
-_INSERT_UNNEST = text(
-    "INSERT INTO blobs (sha256, size, data) SELECT * FROM unnest("
-    "CAST(:sha AS varchar[]), CAST(:size AS bigint[]), CAST(:data AS bytea[])) "
+_INSERT_UNNEST = (
+    "INSERT INTO blobs (sha256, size, data) "
+    "SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::bytea[]) "
     "ON CONFLICT (sha256) DO NOTHING"
 )
 
 
 def _insert_blobs_postgresql(session: Session, blobs: dict[str, bytes]) -> None:
     for chunk in _by_size(list(blobs.items()), _UNNEST_BYTES):
-        params = {
-            "sha": [sha for sha, _ in chunk],
-            "size": [len(data) for _, data in chunk],
-            "data": [data for _, data in chunk],
-        }
-        session.execute(_INSERT_UNNEST, params)
+        shas = [sha for sha, _ in chunk]
+        sizes = [len(data) for _, data in chunk]
+        execute_binary(session, _INSERT_UNNEST, (shas, sizes, [data for _, data in chunk]))
 
 
 def _by_size(items: list[tuple[str, bytes]], limit: int) -> Iterator[list[tuple[str, bytes]]]:

@@ -50,6 +50,14 @@ def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> Non
             copy.write_row(row)
 
 
+def execute_binary(session: Session, statement: str, params: tuple[Any, ...]) -> None:
+    """Run one statement with psycopg's `%b` placeholders: parameters sent in binary, so
+    arrays of text or bytea are copied as they are, not escaped and parsed element by
+    element."""
+    with sqlalchemy_errors(statement):
+        driver_connection(session).execute(statement, params)
+
+
 def next_ids(session: Session, table: str, count: int) -> list[int]:
     """`count` new ids from the sequence of `table`.id, in one round trip."""
     with sqlalchemy_errors(_NEXT_IDS):

@@ -13,19 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, cast, column, literal, select, table, text
+from sqlalchemy import Integer, Select, cast, column, literal, select, table
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from maildesk.common.search_query import SearchTerm
+from maildesk.store.pg_bulk import execute_binary
 from maildesk.store.search_terms import folded_words, prefixes
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
 # One statement per batch: an executemany would be one INSERT per message on the server.
-_INSERT = text(
+_INSERT = (
     "INSERT INTO search_index (message_id, words) "
     "SELECT m, to_tsvector('simple'::regconfig, w) "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:words AS text[])) AS d(m, w)"
+    "FROM unnest(%b::integer[], %b::text[]) AS d(m, w)"
 )
 
 
@@ -35,7 +36,7 @@ class PostgresSearch:
     def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
         ids = [message_id for message_id, _ in documents]
         words = [" ".join(folded_words(text)) for _, text in documents]
-        session.execute(_INSERT, {"ids": ids, "words": words})
+        execute_binary(session, _INSERT, (ids, words))
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         query = cast(literal(tsquery(term)), TSQUERY)
