@@ -12,18 +12,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import JSON, Dialect, Table
+
+from maildesk.store.db import json_dumps
 
 Converters = list[tuple[int, Callable[[Any], Any]]]
 
 
 def bound_rows(
-    dialect: Dialect, table: Table, rows: list[dict[str, Any]]
+    dialect: Dialect, table: Table, rows: list[dict[str, Any]], *, json_text: bool = False
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     """The column keys of `rows` (which share one column set) and each row's values
-    converted by the columns' bind processors, in key order."""
+    converted by the columns' bind processors, in key order. With `json_text`, JSON
+    columns get their JSON text (what PostgreSQL's COPY reads) instead of a driver object."""
     keys = tuple(rows[0])
-    converters = _converters(dialect, table, keys)
+    converters = _converters(dialect, table, keys, json_text)
     take = operator.itemgetter(*keys)
     params: list[Any] = (
         [take(row) for row in rows] if len(keys) > 1 else [(row[keys[0]],) for row in rows]
@@ -47,8 +50,15 @@ def bound_rows(
 
 
 @functools.cache
-def _converters(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> Converters:
+def _converters(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], json_text: bool
+) -> Converters:
     """The columns (by position in `keys`) whose values need a bind processor."""
     columns = [table.c[key] for key in keys]
-    found = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    found = [
+        json_dumps
+        if json_text and isinstance(c.type, JSON)
+        else c.type.dialect_impl(dialect).bind_processor(dialect)
+        for c in columns
+    ]
     return [(i, convert) for i, convert in enumerate(found) if convert is not None]

@@ -1,6 +1,7 @@
-"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences.
+"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences,
+lookups by `= ANY(array)`.
 
-Both talk to psycopg directly, inside the session's transaction: SQLAlchemy's
+COPY and ids talk to psycopg directly, inside the session's transaction: SQLAlchemy's
 executemany sends one INSERT per row (pipelined, but each parsed and executed on the
 server), and its per-statement overhead is larger than a `nextval` round trip itself.
 Driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError), as the
@@ -11,16 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import ARRAY, ColumnElement, Dialect, Table, any_, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from maildesk.store.bind_values import bound_rows
 
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+def among(session: Session, column: ColumnElement[Any], values: Collection[Any]) -> Any:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter instead of
+    one per value, which SQLAlchemy renders and psycopg parses anew for every batch."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def driver_connection(session: Session) -> Any:
@@ -42,7 +51,7 @@ def sqlalchemy_errors(statement: str) -> Iterator[None]:
 def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert rows that share one column set with one COPY."""
     dialect = session.get_bind().dialect
-    keys, values = bound_rows(dialect, table, rows)
+    keys, values = bound_rows(dialect, table, rows, json_text=True)
     statement = _copy_statement(dialect, table, keys)
     cursor = driver_connection(session).cursor()
     with sqlalchemy_errors(statement), cursor, cursor.copy(statement) as copy:
