@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,7 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
             finally:
                 await sender.transport.close()
             return
+        wake_on_commit(desk.pipeline, sender.wake, asyncio.get_running_loop())
         await sender.run(stop)
 
     async def schedule(stop: asyncio.Event) -> None:
@@ -104,6 +106,22 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
         await scheduler.run(stop)
 
     return [send, schedule]
+
+
+def wake_on_commit(
+    pipeline: Any, wake: Callable[[], None], loop: asyncio.AbstractEventLoop
+) -> None:
+    """Have every committed batch that queued notifications call `wake` in `loop`: they go
+    out at once, not at the sender's next poll (up to `poll_seconds` later)."""
+    told = pipeline.on_batch  # metrics, the SQLite checkpointer
+
+    def committed(results: Sequence[Any], seconds: float) -> None:
+        if told is not None:
+            told(results, seconds)
+        if not loop.is_closed() and any(result.notifications for result in results):
+            loop.call_soon_threadsafe(wake)
+
+    pipeline.on_batch = committed
 
 
 @click.command()
