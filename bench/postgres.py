@@ -49,7 +49,20 @@ def fill_maildir(root: Path, n: int, seed: int) -> int:
     return size
 
 
-def daemon(url: str, maildir: Path, source: str) -> None:
+def bench_rules(kind: str) -> str:
+    """The example rules; "fixed": with its one assignment strategy (least_open, which
+    makes daemons take turns at deciding) replaced by a named agent."""
+    from maildesk.common.resources import example_rules
+
+    rules = example_rules().read_text()
+    if kind == "fixed":
+        fixed = rules.replace("assignee: least_open", "assignee: carol")
+        assert fixed != rules, "the example rules no longer use least_open"
+        return fixed
+    return rules
+
+
+def daemon(url: str, maildir: Path, source: str, rules: str) -> None:
     """Child: build a desk, say "ready", wait for "go", ingest the Maildir, print a JSON line."""
     from bench.desks import bench_desk
     from maildesk.intake.maildir import Maildir
@@ -59,7 +72,8 @@ def daemon(url: str, maildir: Path, source: str) -> None:
 
     work = maildir.parent / f"{source}-desk"
     work.mkdir()
-    desk = bench_desk(work, f"database: {{url: '{url}'}}\nstorage: {{path: data}}\n")
+    config = f"database: {{url: '{url}'}}\nstorage: {{path: data}}\n"
+    desk = bench_desk(work, config, bench_rules(rules))
     desk.pipeline.reader.start()  # as the daemon does at start-up
     settle_heap()
     box = Maildir(maildir)
@@ -118,7 +132,7 @@ class LockWaits(threading.Thread):
         self.conn.close()
 
 
-def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
+def run_once(cluster: Cluster, daemons: int, messages: int, name: str, rules: str) -> dict:
     """Ingest `messages` per daemon with `daemons` daemons at once; what it cost."""
     from bench.desks import bench_desk
 
@@ -130,7 +144,8 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
         bench_desk(work / "schema", f"database: {{url: '{url}'}}\n").close()  # migrated once
         size = sum(fill_maildir(work / f"box{k}", messages, k + 1) for k in range(daemons))
         for k in range(daemons):
-            command = [sys.executable, __file__, "--daemon", url, str(work / f"box{k}"), f"box{k}"]
+            box = str(work / f"box{k}")
+            command = [sys.executable, __file__, "--daemon", url, box, f"box{k}", rules]
             procs.append(
                 subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
@@ -182,6 +197,7 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str) -> dict:
         "outcomes": dict(outcomes),
         "stored": stored,
         "load": load,
+        "rules": rules,
     }
 
 
@@ -197,14 +213,16 @@ def show(result: dict) -> None:
     busy = max(result["busy_samples"], 1)
     waits = ", ".join(f"{k} {v}" for k, v in result["waits"].items()) or "none"
     cpu = result["daemon_cpu_ms"] + result["server_cpu_ms"]
+    cores = os.cpu_count() or 1
     print(
-        f"{result['daemons']} daemon(s): {result['messages']} messages "
+        f"{result['daemons']} daemon(s), {result['rules']} rules: {result['messages']} messages "
         f"({result['megabytes']:.1f} MB) in {result['wall']:.2f} s = {result['rate']:.0f} msg/s "
         f"(load average {result['load']:.1f}); stored {result['stored']}, {result['outcomes']}\n"
         f"  CPU per message: daemons {result['daemon_cpu_ms']:.3f} ms "
-        f"(main process {result['main_cpu_ms']:.3f}) + PostgreSQL "
-        f"{result['server_cpu_ms']:.3f} ms = {cpu:.3f} ms "
-        f"(CPU-bound rate on one core: {1000 / cpu:.0f} msg/s)\n"
+        f"(main processes {result['main_cpu_ms']:.3f}, parser children "
+        f"{result['daemon_cpu_ms'] - result['main_cpu_ms']:.3f}) + PostgreSQL "
+        f"{result['server_cpu_ms']:.3f} ms = {cpu:.3f} ms; "
+        f"{cores} busy cores would take {cores * 1000 / cpu:.0f} msg/s\n"
         f"  peak RSS per daemon ({result['processes']} processes): "
         f"{', '.join(f'{r:.0f}' for r in result['rss_mb'])} MiB\n"
         f"  lock waits: {waited} of {result['busy_samples']} busy-backend samples "
@@ -219,17 +237,24 @@ def main() -> None:
     parser.add_argument("--daemons", default="1,2,4", help="daemon counts to run, e.g. 1,2,4")
     parser.add_argument("--runs", type=int, default=1, help="runs per daemon count")
     parser.add_argument("--tcp", action="store_true", help="loopback TCP, not the Unix socket")
+    parser.add_argument(
+        "--rules",
+        choices=["example", "fixed"],
+        default="example",
+        help="fixed: the example rules without their least_open assignment",
+    )
     parser.add_argument("--json", action="store_true", help="print each run as JSON too")
-    parser.add_argument("--daemon", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--daemon", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.daemon:
-        url, maildir, source = args.daemon
-        daemon(url, Path(maildir), source)
+        url, maildir, source, rules = args.daemon
+        daemon(url, Path(maildir), source, rules)
         return
     with throwaway_postgres(tcp=args.tcp) as cluster:
         for run in range(args.runs):
             for count in [int(d) for d in args.daemons.split(",")]:
-                result = run_once(cluster, count, args.messages, f"bench_{count}_{run}")
+                name = f"bench_{count}_{run}"
+                result = run_once(cluster, count, args.messages, name, args.rules)
                 show(result)
                 if args.json:
                     print(json.dumps(result))

@@ -7,7 +7,7 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Attachment, Event, Message, OutboxEntry, Participant, Ticket
@@ -124,22 +124,40 @@ def test_postgres_stores_what_sqlite_stores(make_desk, postgres_url, clock):
             assert found
 
 
-def test_ticket_numbers_have_no_gaps_on_postgres(make_desk, postgres_url):
-    desk = make_desk("pg", database_url=postgres_url)
-    for size in (1, 5, 40, 3):
-        desk.pipeline.process_batch(
-            [
-                (
-                    make_mail(subject=f"Request {size}-{n}", sender=f"c{size}x{n}@example.org"),
-                    SourceInfo(),
-                )
-                for n in range(size)
-            ]
-        )
-    with desk.sessions() as s:
-        refs = s.scalars(select(Ticket.ref).order_by(Ticket.id)).all()
-        assert refs == [f"MD-{n}" for n in range(1, 50)]
-        assert s.scalar(select(Message.id).order_by(Message.id.desc()).limit(1)) >= 49
+def _requests(desk, sizes: tuple[int, ...], tag: str) -> list[str]:
+    refs = []
+    for size in sizes:
+        batch = [
+            (
+                make_mail(subject=f"{tag} {size}-{n}", sender=f"{tag}{size}x{n}@example.org"),
+                SourceInfo(),
+            )
+            for n in range(size)
+        ]
+        refs += [r.ticket_ref for r in desk.pipeline.process_batch(batch)]
+    return refs
+
+
+def test_ticket_numbers_skip_at_most_15_when_a_daemon_stops(make_desk, postgres_url):
+    first = make_desk("first", database_url=postgres_url)
+    numbers = [int(ref[3:]) for ref in _requests(first, (1, 5, 40, 3), "a")]
+    assert numbers == list(range(1, 50))  # no gaps while the daemon runs
+    first.close()
+    # A new daemon (another process, another engine) does not know the ids left over.
+    second = make_desk("second", database_url=postgres_url)
+    (ref,) = _requests(second, (1,), "b")
+    assert 50 <= int(ref[3:]) <= 50 + 15
+
+
+def test_two_daemons_never_hand_out_one_ticket_number_twice(make_desk, postgres_url):
+    a = make_desk("a", database_url=postgres_url)
+    b = make_desk("b", database_url=postgres_url)
+    refs = []
+    for round_ in range(4):
+        refs += _requests(a, (7,), f"a{round_}") + _requests(b, (9,), f"b{round_}")
+    assert len(set(refs)) == len(refs) == 64
+    with a.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 64
 
 
 def test_blobs_of_a_batch_bigger_than_one_statement_are_all_stored(make_desk, postgres_url):

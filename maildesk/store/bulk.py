@@ -8,7 +8,7 @@ one statement per table and column set.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,38 +28,32 @@ from maildesk.store.models import (
     ThreadRef,
     Ticket,
 )
-from maildesk.store.pg_bulk import copy_rows, next_ids
+from maildesk.store.pg_bulk import copy_rows, sequence_pool
 
 
 class RowIds:
     """Hands out primary keys before insert, so rows can refer to each other in one batch.
 
-    On PostgreSQL they come from the table's sequence, several per round trip: a block
-    of 4, then 8, ... up to 256 (what a batch leaves unused is a gap in the ids, as a
-    rolled-back insert leaves one). `gapless` takes them one at a time instead, for
-    ids people see (ticket numbers). On SQLite the transaction holds the write lock
-    (BEGIN IMMEDIATE), so they count up from the largest id.
+    On PostgreSQL they come from the table's sequence in blocks of up to `largest` per
+    round trip, kept from batch to batch (`pg_bulk.SequencePool`): ids left when the
+    daemon stops are skipped, as a rolled-back insert skips its id. On SQLite the
+    transaction holds the write lock (BEGIN IMMEDIATE), so they count up from the
+    largest id, without gaps.
     """
 
-    FIRST_BLOCK, LAST_BLOCK = 4, 256
-
-    def __init__(self, session: Session, model: type[Base], table: str, *, gapless: bool = False):
+    def __init__(self, session: Session, model: type[Base], table: str, *, largest: int = 256):
         self.session = session
         self.model = model
-        self.table = table
+        self.pool = (
+            sequence_pool(session, table, largest)
+            if session.get_bind().dialect.name == "postgresql"
+            else None
+        )
         self._next: int | None = None
-        self._postgresql = session.get_bind().dialect.name == "postgresql"
-        self._block: deque[int] = deque()
-        self._block_size = 1 if gapless else self.FIRST_BLOCK
-        self._grow = not gapless
 
     def allocate(self) -> int:
-        if self._postgresql:
-            if not self._block:
-                self._block.extend(next_ids(self.session, self.table, self._block_size))
-                if self._grow:
-                    self._block_size = min(self._block_size * 2, self.LAST_BLOCK)
-            return self._block.popleft()
+        if self.pool is not None:
+            return self.pool.take(self.session)
         if self._next is None:
             self._next = (self.session.scalar(select(func.max(self.model.id))) or 0) + 1  # type: ignore[attr-defined]
         allocated, self._next = self._next, self._next + 1
@@ -67,10 +61,11 @@ class RowIds:
 
 
 class TicketIds(RowIds):
-    """Ticket ids, without gaps: a ticket's reference (MD-42) is its id."""
+    """Ticket ids. A ticket's reference (MD-42) is its id, so on PostgreSQL blocks stay
+    small: a daemon that stops skips at most 15 ticket numbers."""
 
     def __init__(self, session: Session):
-        super().__init__(session, Ticket, "tickets", gapless=True)
+        super().__init__(session, Ticket, "tickets", largest=16)
 
 
 class Rows:

@@ -1,5 +1,5 @@
-"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences,
-lookups by `= ANY(array)`.
+"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences in
+blocks, lookups by `= ANY(array)`.
 
 COPY and ids talk to psycopg directly, inside the session's transaction: SQLAlchemy's
 executemany sends one INSERT per row (pipelined, but each parsed and executed on the
@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import weakref
+from collections import deque
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Dialect, Table, any_, bindparam
+from sqlalchemy import ARRAY, ColumnElement, Dialect, Engine, Table, any_, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -65,6 +68,40 @@ def execute_binary(session: Session, statement: str, params: tuple[Any, ...]) ->
     element."""
     with sqlalchemy_errors(statement):
         driver_connection(session).execute(statement, params)
+
+
+class SequencePool:
+    """Ids from one table's sequence, fetched in blocks that double up to `largest` and
+    kept for the next batches of this process (as PostgreSQL's own sequence CACHE keeps
+    them per session): what is left when the process ends is never used, a gap."""
+
+    def __init__(self, table: str, largest: int):
+        self.table = table
+        self.largest = largest
+        self.block = 1  # a one-off `maildesk ingest` takes one id, not a block
+        self.ids: deque[int] = deque()
+        self.lock = threading.Lock()  # mailbox workers of one daemon share the pool
+
+    def take(self, session: Session) -> int:
+        with self.lock:
+            if not self.ids:
+                self.ids.extend(next_ids(session, self.table, self.block))
+                self.block = min(self.block * 2, self.largest)
+            return self.ids.popleft()
+
+
+_pools: weakref.WeakKeyDictionary[Engine, dict[str, SequencePool]] = weakref.WeakKeyDictionary()
+_pools_lock = threading.Lock()
+
+
+def sequence_pool(session: Session, table: str, largest: int) -> SequencePool:
+    """The pool of ids for `table` of the session's engine (one per engine and table)."""
+    engine = session.get_bind()
+    with _pools_lock:
+        pools = _pools.setdefault(engine, {})  # type: ignore[arg-type]
+        if table not in pools:
+            pools[table] = SequencePool(table, largest)
+        return pools[table]
 
 
 def next_ids(session: Session, table: str, count: int) -> list[int]:
