@@ -162,7 +162,7 @@ def test_two_daemons_never_hand_out_one_ticket_number_twice(make_desk, postgres_
 
 def test_blobs_of_a_batch_bigger_than_one_statement_are_all_stored(make_desk, postgres_url):
     desk = make_desk("pg", database_url=postgres_url)
-    # Twelve 900 KB messages: each is stored inline (under 1 MiB), together over 8 MB.
+    # Twelve 900 KB messages: each is stored inline (under 1 MiB), one statement each.
     bodies = [bytes([65 + n]) * 900_000 for n in range(12)]
     batch = [
         (make_mail(subject=f"Log {n}", attachments=[("log.txt", "text/plain", body)]), SourceInfo())
