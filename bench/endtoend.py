@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
         sink.terminate()
         sink.wait(10)
         watch.dispose()
-    whole, n = done - started, args.n
+    whole, n, daemon_pid = done - started, args.n, daemon.pid
     print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; rules: {args.rules}")
     print(f"messages: {n} ({size / 1e6:.1f} MB); notifications sent {sent}, not sent {failed}")
     print(f"ingest done after {ingested - started:.2f} s; everything sent after {whole:.2f} s")
@@ -161,6 +161,9 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
         f"while working; idle {idle_before / 2**20:.0f} MiB before, "
         f"{idle_after / 2**20:.0f} MiB after"
     )
+    main_peak = work_sampler.peaks.pop(daemon_pid, 0)
+    children = ", ".join(f"{v / 2**20:.0f}" for v in sorted(work_sampler.peaks.values()))
+    print(f"  peaks: main process {main_peak / 2**20:.0f} MiB; children {children} MiB")
 
 
 def main() -> None:

@@ -91,7 +91,8 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.ledger = CpuLedger(root)
         self.interval = interval
-        self.peak_rss = 0
+        self.peak_rss = 0  # of all the tree's processes together
+        self.peaks: dict[int, int] = {}  # each process's own peak
         self.processes = 0  # the most processes seen at once
         self._halt = threading.Event()
         self.ledger.sample()
@@ -102,7 +103,10 @@ class TreeSampler(threading.Thread):
 
     def _sample(self) -> None:
         pids = tree(self.ledger.root)
-        self.peak_rss = max(self.peak_rss, sum(rss_bytes(pid) for pid in pids))
+        sizes = {pid: rss_bytes(pid) for pid in pids}
+        self.peak_rss = max(self.peak_rss, sum(sizes.values()))
+        for pid, size in sizes.items():
+            self.peaks[pid] = max(self.peaks.get(pid, 0), size)
         self.processes = max(self.processes, len(pids))
         self.ledger.sample()
 

@@ -25,6 +25,7 @@ from maildesk.common import metrics
 from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
+from maildesk.common.freed_memory import release_freed_memory
 from maildesk.common.redact import redact
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
@@ -211,7 +212,8 @@ class OutboxSender:
             while not stop.is_set():
                 wake.clear()
                 try:
-                    await self.drain(stop)
+                    if await self.drain(stop):  # a burst is over: give back what it freed
+                        await asyncio.to_thread(release_freed_memory)
                     failed = self.unavailable is not None
                 except Exception:  # a database hiccup must not end the sender
                     log.exception("outbox sender failed; retrying")
