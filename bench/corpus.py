@@ -19,9 +19,19 @@ CHARSETS = [
 
 
 def generate(
-    n: int, *, seed: int = 1, reply_share: float = 0.3, attachment_share: float = 0.1
+    n: int,
+    *,
+    seed: int = 1,
+    reply_share: float = 0.3,
+    attachment_share: float = 0.1,
+    token_share: float = 0.5,
 ) -> Iterator[bytes]:
-    """Yield `n` raw messages; replies refer to earlier ones by token or In-Reply-To."""
+    """Yield `n` raw messages; replies refer to earlier ones by token or In-Reply-To.
+
+    A token reply names `[MD-k]` for the k-th request of this corpus, which is its
+    ticket only when one desk numbers the tickets of this corpus alone: corpora
+    ingested side by side (several daemons) should use `token_share=0`.
+    """
     rng = random.Random(seed)
     sent: list[tuple[str, str, str]] = []  # (message-id, subject, sender) of new requests
     start = datetime(2026, 11, 1, 8, tzinfo=UTC)
@@ -39,7 +49,7 @@ def generate(
         mid = f"<bench-{seed}-{i}@example.org>"
         msg["Message-ID"] = mid
         if is_reply:
-            if rng.random() < 0.5:
+            if rng.random() < token_share:
                 msg["Subject"] = f"Re: [MD-{ref_index + 1}] {parent_subject}"
             else:
                 msg["Subject"] = f"Re: {parent_subject}"

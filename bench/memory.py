@@ -23,10 +23,8 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import random
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -153,29 +151,12 @@ def _proc_status(field: str) -> int:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """A private PostgreSQL cluster on a free port (the test suite's helper); its URL."""
+    """A private PostgreSQL cluster on a free port (bench/pgserver.py); its URL."""
     sys.path.insert(0, str(ROOT))
-    from tests.servers import PostgresServer, _as_postgres, _pg_bin, free_port, scratch_dir
+    from bench.pgserver import throwaway_postgres as cluster
 
-    bindir = _pg_bin()
-    if bindir is None:
-        raise SystemExit("PostgreSQL server binaries not found (Debian package postgresql)")
-    root = scratch_dir("maildesk-bench-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    initdb = [str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres"]
-    subprocess.run(
-        _as_postgres([*initdb, "--auth=trust", "-E", "UTF8", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
-    server = PostgresServer("127.0.0.1", free_port(), root)
-    server.start()
-    try:
+    with cluster() as server:
         yield server.create_database("bench_memory")
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> int:

@@ -7,8 +7,9 @@ unless --database-url is given), starts an aiosmtpd sink in a separate process, 
 times one `OutboxSender.drain()`: claim, send over one SMTP connection, mark sent.
 --history N first fills the outbox with N notifications marked sent (2.2 KB each), as
 a desk that has run for a while keeps them: claiming must not slow down as they grow.
-Prints notifications/s, SMTP transaction latency percentiles and peak RSS (of this
-process and of the render process).
+Prints notifications/s, CPU per notification (this process, the render process, the
+SMTP sink), SMTP transaction latency percentiles and peak RSS (of this process and of
+the render process).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import func, select, update
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.desks import bench_desk
+from bench.procstat import cpu_seconds
 from maildesk.outgoing.render_jobs import shared_pool
 from maildesk.outgoing.sender import build_sender
 from maildesk.service.desk import Desk, settle_heap
@@ -156,7 +158,13 @@ def main() -> None:
         settle_heap()  # as the daemon does once it has started
         # The sender renders each notification once, before its first attempt (in its
         # render process): timed here.
+        shared_pool().prestart(1)  # its start-up is not counted
+        renderers = [child.process.pid for child in shared_pool().idle]
+        cpu, sink_cpu = time.process_time(), cpu_seconds(sink.pid)
+        render_cpu = sum(cpu_seconds(pid) for pid in renderers)
         sent, seconds, latencies = asyncio.run(drain(desk))
+        cpu, sink_cpu = time.process_time() - cpu, cpu_seconds(sink.pid) - sink_cpu
+        render_cpu = sum(cpu_seconds(pid) for pid in renderers) - render_cpu
         render_rss = [peak_rss_mib(child.process.pid) for child in shared_pool().idle]
         with desk.sessions() as session:
             done = (
@@ -181,6 +189,11 @@ def main() -> None:
     print(f"sent {sent} (marked sent: {done}) in {seconds:.2f} s over one SMTP connection, "
           "rendering each notification before its first attempt included")  # fmt: skip
     print(f"throughput: {sent / seconds:.0f} notifications/s")
+    print(
+        f"CPU per notification: sender {cpu / sent * 1000:.3f} ms, render process "
+        f"{render_cpu / sent * 1000:.3f} ms, SMTP sink "
+        f"{sink_cpu / sent * 1000:.3f} ms"
+    )
     ms = [v * 1000 for v in latencies]
     print(
         "SMTP transaction latency ms: "

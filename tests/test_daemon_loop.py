@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+from maildesk.cli.daemon import background_tasks
 from maildesk.common.backoff import Backoff
 from maildesk.service.daemon import Daemon
+from tests.conftest import make_mail
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap():
@@ -64,3 +67,28 @@ def test_daemon_reloads_changed_rules_while_running(desk):
         return desk.rules.current.default_queue
 
     assert asyncio.run(main()) == "billing"
+
+
+def test_notifications_go_out_as_soon_as_ingest_commits_them(make_desk, smtp_sink, tmp_path):
+    """The sender polls every 5 s; a committed batch wakes it instead."""
+    maildir = tmp_path / "Maildir"
+    for folder in ("cur", "new", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    maildirs = f"maildirs:\n  - {{name: inbox, path: {maildir}, poll_seconds: 0.1}}\n"
+    desk = make_desk(extra=smtp_sink.smtp_config() + maildirs)
+
+    async def main() -> float:
+        daemon = Daemon(desk, tasks=background_tasks(desk, "node:1:test"), holder="node:1:test")
+        running = asyncio.create_task(daemon.run())
+        await asyncio.sleep(1.0)  # the sender found nothing and sleeps until its next poll
+        (maildir / "new" / "1.M1P1.test").write_bytes(make_mail(subject="Wake up"))
+        dropped = time.monotonic()
+        while not smtp_sink.received and time.monotonic() - dropped < 10:
+            await asyncio.sleep(0.02)
+        waited = time.monotonic() - dropped
+        daemon.stopping.set()
+        await running
+        return waited
+
+    assert asyncio.run(main()) < 3.0  # the next poll would have come after 4 s
+    assert "[MD-1]" in smtp_sink.received[0].parsed()["Subject"]

@@ -44,6 +44,31 @@ def test_one_connection_carries_every_notification(make_desk, smtp_sink):
     assert smtp_sink.sessions == 1
 
 
+def test_sends_are_recorded_in_groups_not_one_transaction_each(make_desk, smtp_sink):
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    ingest(desk, 15)
+    outbox_sender = sender(desk)
+    groups: list[int] = []
+    write = outbox_sender._write_marks
+
+    def counted(marks, token=None):
+        groups.append(len(marks))
+        write(marks, token)
+
+    outbox_sender._write_marks = counted
+
+    async def drain() -> int:
+        try:
+            return await outbox_sender.drain()
+        finally:
+            await outbox_sender.transport.close()
+
+    assert asyncio.run(drain()) == 45
+    assert sum(groups) == 45
+    assert len(groups) <= 10  # a mark waits up to 50 ms for the next ones
+    assert {r.status for r in outbox_rows(desk)} == {"sent"}
+
+
 def test_server_down_for_a_while_then_up_delivers_each_exactly_once(make_desk):
     sink = SmtpSink()  # not started yet: the port refuses connections
     desk = make_desk(extra=sink.smtp_config())

@@ -9,6 +9,7 @@ valid lines and reads back as it was written.
 
 from __future__ import annotations
 
+import binascii
 import email.utils
 import re
 import uuid
@@ -145,8 +146,25 @@ _BOUNDARY = f"=_md_{uuid.uuid4().hex}"
 
 
 def _cte(text: str) -> str | None:
-    """None lets the email package choose; NUL cannot travel as 7bit (RFC 2045 2.7)."""
-    return "quoted-printable" if "\x00" in text else None
+    """The transfer encoding to ask for; None lets the email package choose. NUL cannot
+    travel as 7bit (RFC 2045 2.7).
+
+    For text that is mostly not ASCII (Cyrillic, Greek, CJK) the answer is base64, the
+    one the email package would choose: it quoted-printable encodes the first ten lines
+    in pure Python to compare the two, two thirds of the time a message's parts took.
+    Quoted-printable writes every byte over 127 as three characters, so when those
+    alone are longer than the base64 of the same lines, its comparison picks base64.
+    """
+    if "\x00" in text:
+        return "quoted-printable"
+    if text.isascii():
+        return None
+    sample = b"\r\n".join(text.encode().splitlines()[:10]) + b"\r\n"  # as the package samples
+    high = len(sample.translate(None, _ASCII))
+    return "base64" if 3 * high > len(binascii.b2a_base64(sample)) else None
+
+
+_ASCII = bytes(range(128))
 
 
 def _check_header_names(raw: bytes, names: list[str]) -> None:

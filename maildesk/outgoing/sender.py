@@ -10,6 +10,7 @@ notification may arrive twice, never not at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from maildesk.common.backoff import Backoff
 from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
 from maildesk.common.events import first_set
+from maildesk.common.freed_memory import release_freed_memory
 from maildesk.common.redact import redact
 from maildesk.outgoing.file_sources import MissingFile, file_parts_for, remove
 from maildesk.outgoing.render_jobs import (
@@ -45,46 +47,55 @@ Clock = Callable[[], datetime]
 
 
 class _MarkWriter:
-    """Records each send as soon as the database can take it, while the next go out.
+    """Records sends in groups, while the next ones go out.
 
-    A mark is written the moment no write is in progress; marks that arrive during a
-    write go together in the next one, which starts as soon as that write ends, even
-    while the next send hangs (group commit). So the database costs little per
-    message, and a crash leaves only the sends of about one write unrecorded: they
-    are sent again, with the same Message-ID, by the daemon that takes the claim
-    over. Only rows still claimed under `token` are written.
+    A mark waits at most LINGER seconds, or until GROUP marks wait, then they go in one
+    transaction, written by a timer even while the next send hangs (group commit). A
+    transaction per send cost more than the send itself (most of the sender's CPU);
+    a crash leaves the sends of the last LINGER seconds unrecorded: they are sent
+    again, with the same Message-ID, by the daemon that takes the claim over. Only
+    rows still claimed under `token` are written.
     """
+
+    LINGER = 0.05
+    GROUP = 100
 
     def __init__(self, sender: OutboxSender, token: str):
         self.sender = sender
         self.token = token
         self.waiting: list[Mark] = []
         self.task: asyncio.Task[None] | None = None
+        self.full = asyncio.Event()  # a whole group waits: write it now
+        self.closing = False  # the batch is done: write what waits without lingering
 
     async def add(self, mark: Mark) -> None:
         self.waiting.append(mark)
+        if len(self.waiting) >= self.GROUP:
+            self.full.set()
+        if self.task is not None and self.task.done():
+            task, self.task = self.task, None
+            await task  # re-raise what went wrong in the previous write
         if self.task is None:
-            self._start()
-        elif self.task.done():
-            await self.task  # re-raise what went wrong in the previous write
-            self._start()
+            self.task = asyncio.create_task(self._write_waiting())
 
     async def close(self) -> None:
+        """Write everything still waiting, now."""
+        self.closing = True
+        self.full.set()
         while self.task is not None:
             task, self.task = self.task, None
             await task
-            if self.waiting and self.task is None:
-                self._start()
+            if self.waiting:
+                self.task = asyncio.create_task(self._write_waiting())
 
-    def _start(self) -> None:
-        marks, self.waiting = self.waiting, []
-        self.task = asyncio.create_task(self._write(marks))
-
-    async def _write(self, marks: list[Mark]) -> None:
-        await asyncio.to_thread(self.sender._write_marks, marks, self.token)
-        if self.waiting:  # what came in meanwhile goes at once: no send waits on it
+    async def _write_waiting(self) -> None:
+        while self.waiting:
+            if not self.closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.full.wait(), self.LINGER)
+                self.full.clear()
             marks, self.waiting = self.waiting, []
-            await self._write(marks)
+            await asyncio.to_thread(self.sender._write_marks, marks, self.token)
 
 
 def build_sender(
@@ -221,7 +232,8 @@ class OutboxSender:
             while not stop.is_set():
                 wake.clear()
                 try:
-                    await self.drain(stop)
+                    if await self.drain(stop):  # a burst is over: give back what it freed
+                        await asyncio.to_thread(release_freed_memory)
                     failed = self.unavailable is not None
                 except Exception:  # a database hiccup must not end the sender
                     log.exception("outbox sender failed; retrying")

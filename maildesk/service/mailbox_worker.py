@@ -24,6 +24,7 @@ from maildesk.common.backoff import Backoff
 from maildesk.common.config import MaildirConfig, SourceConfig, SpoolConfig
 from maildesk.common.errors import LeaseLost, MailboxAuthError, MaildeskError
 from maildesk.common.events import first_set
+from maildesk.common.freed_memory import release_freed_memory
 from maildesk.service.mailbox_ingest import MailboxIngest
 from maildesk.service.maildir_ingest import MaildirIngest
 from maildesk.service.source_ingest import SourceIngest, lease_name
@@ -235,9 +236,13 @@ class MailboxWorker:
             await self._blocking(ingest.open)
             while not interrupt.is_set():
                 self.syncing = True
-                while await self._blocking(ingest.sync, interrupt) and not interrupt.is_set():
-                    pass  # more may have arrived while we worked
+                done = count = await self._blocking(ingest.sync, interrupt)
+                while count and not interrupt.is_set():  # more may have arrived meanwhile
+                    count = await self._blocking(ingest.sync, interrupt)
+                    done += count
                 self.syncing = False
+                if done:  # a burst is over: what it freed goes back to the system
+                    await self._blocking(release_freed_memory)
                 backoff.reset()  # a whole round worked: the next failure retries quickly
                 if interrupt.is_set():
                     break

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import StorageConfig
@@ -29,6 +29,7 @@ from maildesk.store.blob_chunks import ChunkBlobs
 from maildesk.store.blob_files import FileBlobs
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
+from maildesk.store.pg_bulk import execute_binary
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
 
@@ -202,9 +203,43 @@ def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
     if not blobs:
         return
     dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
+    if dialect == "postgresql":
+        _insert_blobs_postgresql(session, blobs)
+        return
     rows = [{"sha256": sha, "size": len(data), "data": data} for sha, data in blobs.items()]
-    statement = module.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
-    if dialect not in ("postgresql", "sqlite"):
+    statement = sqlite.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect != "sqlite":
         statement = insert(Blob)  # other databases: plain insert (duplicates were filtered)
     session.execute(statement, rows)
+
+
+# A statement per this many bytes: an executemany would be one INSERT per blob on the
+# server; one statement for all of a batch's blobs could hold hundreds of megabytes
+# (at 8 MB the daemon's peak RSS was 10 MB higher, at no gain in speed).
+_UNNEST_BYTES = 1 << 20
+_INSERT_UNNEST = (
+    "INSERT INTO blobs (sha256, size, data) "
+    "SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::bytea[]) "
+    "ON CONFLICT (sha256) DO NOTHING"
+)
+
+
+def _insert_blobs_postgresql(session: Session, blobs: dict[str, bytes]) -> None:
+    for chunk in _by_size(list(blobs.items()), _UNNEST_BYTES):
+        shas = [sha for sha, _ in chunk]
+        sizes = [len(data) for _, data in chunk]
+        execute_binary(session, _INSERT_UNNEST, (shas, sizes, [data for _, data in chunk]))
+
+
+def _by_size(items: list[tuple[str, bytes]], limit: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Runs of items of at most `limit` bytes together (or one bigger item alone)."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for item in items:
+        if chunk and size + len(item[1]) > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item[1])
+    if chunk:
+        yield chunk

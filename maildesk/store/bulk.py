@@ -1,4 +1,4 @@
-"""Rows written in bulk: ids handed out before insert, one executemany per table.
+"""Rows written in bulk: ids handed out before insert, one statement per table.
 
 Ticket and message ids are allocated first (TicketIds, RowIds), so every row of a
 batch can be built as a plain dict that refers to the others, then inserted with
@@ -8,15 +8,14 @@ one statement per table and column set.
 from __future__ import annotations
 
 import functools
-import operator
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, func, select, text
+from sqlalchemy import Dialect, Table, func, select
 from sqlalchemy.orm import Session
 
+from maildesk.store.bind_values import bound_rows
 from maildesk.store.blobs import insert_blobs
 from maildesk.store.models import (
     Attachment,
@@ -29,31 +28,44 @@ from maildesk.store.models import (
     ThreadRef,
     Ticket,
 )
+from maildesk.store.pg_bulk import copy_rows, sequence_pool
 
 
 class RowIds:
-    """Hands out primary keys before insert, so rows can refer to each other in one batch."""
+    """Hands out primary keys before insert, so rows can refer to each other in one batch.
 
-    def __init__(self, session: Session, model: type[Base], table: str):
+    On PostgreSQL they come from the table's sequence in blocks of up to `largest` per
+    round trip, kept from batch to batch (`pg_bulk.SequencePool`): ids left when the
+    daemon stops are skipped, as a rolled-back insert skips its id. On SQLite the
+    transaction holds the write lock (BEGIN IMMEDIATE), so they count up from the
+    largest id, without gaps.
+    """
+
+    def __init__(self, session: Session, model: type[Base], table: str, *, largest: int = 256):
         self.session = session
         self.model = model
-        self.table = table
+        self.pool = (
+            sequence_pool(session, table, largest)
+            if session.get_bind().dialect.name == "postgresql"
+            else None
+        )
         self._next: int | None = None
-        self._postgresql = session.get_bind().dialect.name == "postgresql"
 
     def allocate(self) -> int:
-        if self._postgresql:
-            sql = text(f"SELECT nextval(pg_get_serial_sequence('{self.table}', 'id'))")
-            return int(self.session.scalar(sql))
-        if self._next is None:  # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE)
+        if self.pool is not None:
+            return self.pool.take(self.session)
+        if self._next is None:
             self._next = (self.session.scalar(select(func.max(self.model.id))) or 0) + 1  # type: ignore[attr-defined]
         allocated, self._next = self._next, self._next + 1
         return allocated
 
 
 class TicketIds(RowIds):
+    """Ticket ids. A ticket's reference (MD-42) is its id, so on PostgreSQL blocks stay
+    small: a daemon that stops skips at most 15 ticket numbers."""
+
     def __init__(self, session: Session):
-        super().__init__(session, Ticket, "tickets")
+        super().__init__(session, Ticket, "tickets", largest=16)
 
 
 class Rows:
@@ -87,36 +99,17 @@ class Rows:
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT rows that share one column set. On SQLite this is one DB-API executemany of
-    pre-converted tuples: SQLAlchemy's per-row parameter handling cost more than SQLite's
-    own work. Elsewhere SQLAlchemy's multi-row INSERT is the fast way already."""
+    """INSERT rows that share one column set: one COPY on PostgreSQL, one DB-API
+    executemany of pre-converted tuples on SQLite, SQLAlchemy's multi-row INSERT elsewhere."""
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name != "sqlite":
+    if dialect.name == "postgresql":
+        copy_rows(session, table, rows)
+    elif dialect.name == "sqlite":
+        keys, params = bound_rows(dialect, table, rows)
+        connection.exec_driver_sql(_insert_sql(dialect, table, keys), params)
+    else:
         session.execute(table.insert(), rows)
-        return
-    keys = tuple(rows[0])
-    sql, converters = _insert_sql(dialect, table, keys)
-    take = operator.itemgetter(*keys)
-    params: list[Any] = (
-        [take(row) for row in rows] if len(keys) > 1 else [(row[keys[0]],) for row in rows]
-    )
-    if converters:
-        params = [list(values) for values in params]
-        # Most values repeat within a batch (its timestamp, None, flags): convert each once.
-        seen: dict[tuple[int, Any], Any] = {}
-        for i, convert in converters:
-            for values in params:
-                value = values[i]
-                if isinstance(value, datetime | bool | None):
-                    key = (i, value)
-                    if key not in seen:
-                        seen[key] = convert(value)
-                    values[i] = seen[key]
-                else:
-                    values[i] = convert(value)
-        params = [tuple(values) for values in params]
-    connection.exec_driver_sql(sql, params)
 
 
 @functools.cache
@@ -139,17 +132,12 @@ def _same(value: Any) -> Any:
 
 
 @functools.cache
-def _insert_sql(
-    dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[str, list[tuple[int, Callable[[Any], Any]]]]:
-    """The INSERT statement (qmark style) and the columns whose values need converting."""
+def _insert_sql(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> str:
+    """The INSERT statement in qmark style."""
     quote = dialect.identifier_preparer
-    columns = [table.c[key] for key in keys]
-    names = ", ".join(quote.format_column(c) for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
-    converters = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    return sql, [(i, convert) for i, convert in enumerate(converters) if convert is not None]
+    names = ", ".join(quote.format_column(table.c[key]) for key in keys)
+    marks = ", ".join("?" for _ in keys)
+    return f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

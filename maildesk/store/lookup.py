@@ -15,6 +15,7 @@ from maildesk.decide.batch_state import BatchState
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import Message, OutboxEntry, Participant, Receipt, ThreadRef, Ticket
 from maildesk.store.outbox import auto_reply_counts, one_hour_before
+from maildesk.store.pg_bulk import among
 from maildesk.store.ticket_rows import state_from_row
 from maildesk.triage.thread_keys import ThreadKeys, format_token
 
@@ -69,7 +70,7 @@ def _stored(session: Session, keys: list[str]) -> dict[str, tuple[str, int]]:
         query = (
             select(Message.dedup_key, Ticket.ref, Message.id)
             .join(Ticket, Ticket.id == Message.ticket_id)
-            .where(Message.dedup_key.in_(chunk))
+            .where(among(session, Message.dedup_key, chunk))
         )
         found.update({key: (ref, pk) for key, ref, pk in session.execute(query)})
     return found
@@ -83,7 +84,9 @@ def _received(session: Session, receipts: list[tuple[str, int, int]]) -> set[tup
     for (source, validity), uids in groups.items():
         for chunk in _chunks(uids):
             query = select(Receipt.uid).where(
-                Receipt.source == source, Receipt.uidvalidity == validity, Receipt.uid.in_(chunk)
+                Receipt.source == source,
+                Receipt.uidvalidity == validity,
+                among(session, Receipt.uid, chunk),
             )
             found.update((source, validity, uid) for uid in session.scalars(query))
     return found
@@ -95,7 +98,7 @@ def _thread_refs(session: Session, message_ids: list[str]) -> tuple[dict[str, in
     ours: set[str] = set()
     for chunk in _chunks(message_ids):
         query = select(ThreadRef.message_id, ThreadRef.ticket_id, ThreadRef.ours).where(
-            ThreadRef.message_id.in_(chunk)
+            among(session, ThreadRef.message_id, chunk)
         )
         for message_id, ticket_id, is_ours in session.execute(query):
             found[message_id] = ticket_id
@@ -130,7 +133,7 @@ def _last_notified(session: Session, addresses: list[str], since: datetime) -> d
         query = (
             select(OutboxEntry.to_addr, OutboxEntry.ticket_id)
             .where(
-                OutboxEntry.to_addr.in_(chunk),
+                among(session, OutboxEntry.to_addr, chunk),
                 OutboxEntry.created_at >= since,
                 OutboxEntry.ticket_id.is_not(None),
             )
@@ -151,9 +154,10 @@ def _tickets(session: Session, ids: set[int], refs: set[str]) -> list[TicketStat
     while wanted_ids or wanted_refs:
         conditions = []
         if wanted_ids:
-            conditions.append(table.c.id.in_(wanted_ids))
+            conditions.append(among(session, table.c.id, wanted_ids))
         if wanted_refs:
-            conditions.append(func.upper(table.c.ref).in_(wanted_refs))
+            upper_ref = func.upper(table.c.ref, type_=table.c.ref.type)
+            conditions.append(among(session, upper_ref, wanted_refs))
         query = select(table).where(or_(*conditions))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()  # two daemons never change one ticket at once
@@ -182,7 +186,7 @@ def _participants(session: Session, ticket_ids: list[int]) -> dict[int, list[Row
     for chunk in _chunks(ticket_ids):
         query = select(
             Participant.ticket_id, Participant.address, Participant.role, Participant.bouncing
-        ).where(Participant.ticket_id.in_(chunk))
+        ).where(among(session, Participant.ticket_id, chunk))
         for row in session.execute(query):
             found[row.ticket_id].append(row)
     return found
@@ -193,7 +197,7 @@ def _visible_threads(session: Session, ticket_ids: list[int]) -> dict[int, tuple
     for chunk in _chunks(ticket_ids):
         query = (
             select(ThreadRef.ticket_id, ThreadRef.message_id)
-            .where(ThreadRef.ticket_id.in_(chunk), ThreadRef.visible.is_(True))
+            .where(among(session, ThreadRef.ticket_id, chunk), ThreadRef.visible.is_(True))
             .order_by(ThreadRef.id)
         )
         for ticket_id, message_id in session.execute(query):
@@ -210,12 +214,12 @@ def _agent_threads(
         sent = (
             select(OutboxEntry.ticket_id, OutboxEntry.to_addr, ThreadRef.message_id, ThreadRef.id)
             .join(ThreadRef, ThreadRef.message_id == OutboxEntry.message_id)
-            .where(OutboxEntry.ticket_id.in_(chunk), OutboxEntry.audience == "agents")
+            .where(among(session, OutboxEntry.ticket_id, chunk), OutboxEntry.audience == "agents")
         )
         written = (
             select(Message.ticket_id, Message.from_addr, ThreadRef.message_id, ThreadRef.id)
             .join(ThreadRef, ThreadRef.message_id == Message.message_id)
-            .where(Message.ticket_id.in_(chunk), Message.author_kind == "agent")
+            .where(among(session, Message.ticket_id, chunk), Message.author_kind == "agent")
         )
         for query in (sent, written):
             for ticket_id, address, message_id, order in session.execute(query):

@@ -26,6 +26,7 @@ from maildesk.decide.notices import QueuedNotice, address_notices
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import OutboxEntry, ThreadRef
 from maildesk.store.outbox_signal import signal_outbox
+from maildesk.store.pg_bulk import among
 from maildesk.triage.reply_tokens import load_reply_keys
 
 
@@ -173,7 +174,7 @@ def auto_reply_counts(session: Session, addresses: list[str], since: datetime) -
     query = (
         select(OutboxEntry.to_addr, func.count(OutboxEntry.id))
         .where(
-            OutboxEntry.to_addr.in_(set(addresses)),
+            among(session, OutboxEntry.to_addr, set(addresses)),
             OutboxEntry.automatic.is_(True),
             OutboxEntry.audience == "requester",
             OutboxEntry.created_at >= since,

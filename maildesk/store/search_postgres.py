@@ -13,17 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, cast, column, literal, select, table, text
+from sqlalchemy import Integer, Select, cast, column, literal, select, table
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from maildesk.common.search_query import SearchTerm
+from maildesk.store.pg_bulk import execute_binary
 from maildesk.store.search_terms import folded_words, prefixes
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
-_INSERT = text(
+# One statement per batch: an executemany would be one INSERT per message on the server.
+_INSERT = (
     "INSERT INTO search_index (message_id, words) "
-    "VALUES (:message_id, to_tsvector('simple'::regconfig, :words))"
+    "SELECT m, to_tsvector('simple'::regconfig, w) "
+    "FROM unnest(%b::integer[], %b::text[]) AS d(m, w)"
 )
 
 
@@ -31,11 +34,9 @@ class PostgresSearch:
     """SearchBackend for PostgreSQL."""
 
     def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        rows = [
-            {"message_id": message_id, "words": " ".join(folded_words(text))}
-            for message_id, text in documents
-        ]
-        session.execute(_INSERT, rows)
+        ids = [message_id for message_id, _ in documents]
+        words = [" ".join(folded_words(text)) for _, text in documents]
+        execute_binary(session, _INSERT, (ids, words))
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         query = cast(literal(tsquery(term)), TSQUERY)

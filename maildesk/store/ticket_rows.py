@@ -6,7 +6,8 @@ functions convert between the two, and save a changed state with its events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -23,15 +24,35 @@ _STATE_FIELDS = {f.name for f in fields(TicketState)}
 assert set(COLUMNS) <= _STATE_FIELDS, "every ticket column is a TicketState field"
 
 
+_VALUES = operator.attrgetter(*COLUMNS)
+# How a state's field becomes a column value, by the field value's type (others: as is).
+_TO_COLUMN: dict[type, Callable[[Any], Any]] = {
+    Status: operator.attrgetter("value"),
+    Priority: operator.attrgetter("value"),
+    tuple: list,
+    dict: dict,
+}
+
+
 def ticket_values(state: TicketState) -> dict[str, Any]:
     """The column values of `state`, ready to INSERT or UPDATE."""
-    return {name: _column(getattr(state, name)) for name in COLUMNS}
+    convert = _TO_COLUMN.get
+    values = {}
+    for name, value in zip(COLUMNS, _VALUES(state), strict=True):
+        to_column = convert(type(value))
+        values[name] = to_column(value) if to_column else value
+    return values
 
 
 def changed_values(before: TicketState, after: TicketState) -> dict[str, Any]:
     """The columns whose values differ between two states of one ticket."""
-    old, new = ticket_values(before), ticket_values(after)
-    return {name: value for name, value in new.items() if old[name] != value}
+    convert = _TO_COLUMN.get
+    changed = {}
+    for name, old, new in zip(COLUMNS, _VALUES(before), _VALUES(after), strict=True):
+        if old != new:
+            to_column = convert(type(new))
+            changed[name] = to_column(new) if to_column else new
+    return changed
 
 
 def state_from_row(row: Any, **gathered: Any) -> TicketState:
@@ -76,13 +97,3 @@ def event_rows(ticket_id: int, events: Sequence[TicketEvent], now: datetime) -> 
         }
         for e in events
     ]
-
-
-def _column(value: Any) -> Any:
-    if isinstance(value, Status | Priority):
-        return value.value
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, dict):
-        return dict(value)
-    return value

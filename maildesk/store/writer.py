@@ -8,11 +8,13 @@ thread references, receipts and outbox rows of the batch.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import Config
@@ -80,13 +82,22 @@ def write_plans(session: Session, plans: list[Plan], config: Config, blobs: Blob
         rows.add(Ticket, **ticket_values(final[ticket_id]))
     rows.insert(session)
     index_messages(session, [(p.message_pk, message_document(p.after.ref, p.msg)) for p in plans])
-    table = Ticket.__table__
-    for ticket_id, before in first_seen.items():
-        changed = changed_values(before, final[ticket_id])
-        if changed:
-            session.execute(update(table).where(table.c.id == ticket_id).values(**changed))
+    _update_tickets(session, [(changed_values(b, final[i]), i) for i, b in first_seen.items()])
     _record_assignments(session, plans)
     session.flush()
+
+
+def _update_tickets(session: Session, changes: list[tuple[dict[str, Any], int]]) -> None:
+    """UPDATE the tickets that changed: one executemany per set of changed columns (on
+    PostgreSQL, psycopg pipelines it: one round trip, not one per ticket)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for changed, ticket_id in changes:
+        if changed:
+            groups[tuple(sorted(changed))].append({**changed, "_ticket_id": ticket_id})
+    table = Ticket.__table__
+    statement = update(table).where(table.c.id == bindparam("_ticket_id"))
+    for rows in groups.values():  # SET takes the columns of each group's rows
+        session.connection().execute(statement, rows)
 
 
 def _record_assignments(session: Session, plans: list[Plan]) -> None:

@@ -1,0 +1,118 @@
+"""PostgreSQL's fast paths for a batch: new rows by COPY, row ids from the sequences in
+blocks, lookups by `= ANY(array)`.
+
+COPY and ids talk to psycopg directly, inside the session's transaction: SQLAlchemy's
+executemany sends one INSERT per row (pipelined, but each parsed and executed on the
+server), and its per-statement overhead is larger than a `nextval` round trip itself.
+Driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError), as the
+pipeline expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import weakref
+from collections import deque
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from sqlalchemy import ARRAY, ColumnElement, Dialect, Engine, Table, any_, bindparam
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from maildesk.store.bind_values import bound_rows
+
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+def among(session: Session, column: ColumnElement[Any], values: Collection[Any]) -> Any:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter instead of
+    one per value, which SQLAlchemy renders and psycopg parses anew for every batch."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def driver_connection(session: Session) -> Any:
+    """The psycopg connection of the session's current transaction."""
+    return session.connection().connection.driver_connection
+
+
+@contextlib.contextmanager
+def sqlalchemy_errors(statement: str) -> Iterator[None]:
+    """Raise psycopg's errors as the SQLAlchemy exceptions the callers handle."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that share one column set with one COPY."""
+    dialect = session.get_bind().dialect
+    keys, values = bound_rows(dialect, table, rows, json_text=True)
+    statement = _copy_statement(dialect, table, keys)
+    cursor = driver_connection(session).cursor()
+    with sqlalchemy_errors(statement), cursor, cursor.copy(statement) as copy:
+        for row in values:
+            copy.write_row(row)
+
+
+def execute_binary(session: Session, statement: str, params: tuple[Any, ...]) -> None:
+    """Run one statement with psycopg's `%b` placeholders: parameters sent in binary, so
+    arrays of text or bytea are copied as they are, not escaped and parsed element by
+    element."""
+    with sqlalchemy_errors(statement):
+        driver_connection(session).execute(statement, params)
+
+
+class SequencePool:
+    """Ids from one table's sequence, fetched in blocks that double up to `largest` and
+    kept for the next batches of this process (as PostgreSQL's own sequence CACHE keeps
+    them per session): what is left when the process ends is never used, a gap."""
+
+    def __init__(self, table: str, largest: int):
+        self.table = table
+        self.largest = largest
+        self.block = 1  # a one-off `maildesk ingest` takes one id, not a block
+        self.ids: deque[int] = deque()
+        self.lock = threading.Lock()  # mailbox workers of one daemon share the pool
+
+    def take(self, session: Session) -> int:
+        with self.lock:
+            if not self.ids:
+                self.ids.extend(next_ids(session, self.table, self.block))
+                self.block = min(self.block * 2, self.largest)
+            return self.ids.popleft()
+
+
+_pools: weakref.WeakKeyDictionary[Engine, dict[str, SequencePool]] = weakref.WeakKeyDictionary()
+_pools_lock = threading.Lock()
+
+
+def sequence_pool(session: Session, table: str, largest: int) -> SequencePool:
+    """The pool of ids for `table` of the session's engine (one per engine and table)."""
+    engine = session.get_bind()
+    with _pools_lock:
+        pools = _pools.setdefault(engine, {})  # type: ignore[arg-type]
+        if table not in pools:
+            pools[table] = SequencePool(table, largest)
+        return pools[table]
+
+
+def next_ids(session: Session, table: str, count: int) -> list[int]:
+    """`count` new ids from the sequence of `table`.id, in one round trip."""
+    with sqlalchemy_errors(_NEXT_IDS):
+        cursor = driver_connection(session).execute(_NEXT_IDS, (table, count), prepare=True)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@functools.cache
+def _copy_statement(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> str:
+    quote = dialect.identifier_preparer
+    names = ", ".join(quote.format_column(table.c[key]) for key in keys)
+    return f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
