@@ -9,11 +9,11 @@ from itertools import pairwise
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from maildesk.cli import cli
 from maildesk.service.ingest_results import SourceInfo
-from maildesk.store.models import AssignmentState, OutboxEntry, Participant, Ticket
+from maildesk.store.models import AssignmentState, Event, OutboxEntry, Participant, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
 from tests.rulekit import rules_text
@@ -38,6 +38,22 @@ LEAST_OPEN = rules_text("""
 def assignees(desk) -> list[str | None]:
     with desk.sessions() as s:
         return list(s.scalars(select(Ticket.assignee).order_by(Ticket.id)))
+
+
+def assignees_in_commit_order(desk) -> list[str | None]:
+    """Ticket ids come in per-daemon blocks on PostgreSQL; event ids are drawn at commit."""
+    with desk.sessions() as s:
+        first_event = (
+            select(Event.ticket_id, func.min(Event.id).label("first"))
+            .group_by(Event.ticket_id)
+            .subquery()
+        )
+        query = (
+            select(Ticket.assignee)
+            .join(first_event, first_event.c.ticket_id == Ticket.id)
+            .order_by(first_event.c.first)
+        )
+        return list(s.scalars(query))
 
 
 def test_round_robin_is_fair_over_many_tickets_and_skips_away_agents(make_desk):
@@ -268,7 +284,7 @@ def test_two_daemons_on_postgresql_share_round_robin_fairly(make_desk, postgres_
         w.start()
     for w in workers:
         w.join(timeout=120)
-    got = assignees(desks[0])
+    got = assignees_in_commit_order(desks[0])
     assert len(got) == 20
     assert Counter(got) == {"alice@example.com": 10, "bob@example.com": 10}
     assert all(a != b for a, b in pairwise(got))  # strictly alternating
