@@ -131,3 +131,55 @@ def test_a_queue_can_let_the_requesters_colleagues_join(make_desk, smtp_sink):
         "MD-1": ("anna@customer.example", [BEN]),  # Ben works with Anna: he joins
         "MD-2": (CARLA, []),  # Carla does not: a ticket of her own
     }
+
+
+LIST_RULES = """
+version: 1
+default: {queue: users, priority: normal, auto_reply: ack, language: en}
+queues:
+  users: {agents: [alice], participants: list}
+agents:
+  alice: {address: alice@example.com, name: Alice Archer}
+"""
+
+
+def test_a_list_queue_lets_whoever_answers_a_post_join_but_not_who_names_it(make_desk):
+    """On a public list every subscriber got every post: an answer to one joins its
+    ticket though the list, not the poster, was on To. A ticket number still is not enough."""
+    desk = make_desk(rules=LIST_RULES)
+    desk.pipeline.process_one(
+        make_mail(sender=ANNA, subject="VPN down", message_id="<a1@customer.example>")
+    )
+    desk.pipeline.process_one(
+        make_mail(
+            sender=CARLA,
+            subject="Re: VPN down",
+            message_id="<c1@partner.example>",
+            in_reply_to="<a1@customer.example>",
+            references="<a1@customer.example>",
+        )
+    )
+    desk.pipeline.process_one(make_mail(sender=BEN, subject="Re: [MD-1] VPN down"))
+    assert tickets(desk) == {
+        "MD-1": ("anna@customer.example", [CARLA]),
+        "MD-2": (BEN, []),
+    }
+    with desk.sessions() as s:
+        reasons = list(s.scalars(select(Event.reason).where(Event.kind == "joined")))
+    assert reasons == [
+        f"{CARLA} joined: their mail answers a post of this ticket, and queue users is a list"
+    ]
+
+
+def test_outside_a_list_queue_answering_a_customers_message_is_not_enough(make_desk):
+    desk = make_desk()
+    desk.pipeline.process_one(
+        make_mail(sender=ANNA, subject="VPN down", message_id="<a1@customer.example>")
+    )
+    desk.pipeline.process_one(
+        make_mail(sender=CARLA, subject="Re: VPN down", in_reply_to="<a1@customer.example>")
+    )
+    assert tickets(desk) == {
+        "MD-1": ("anna@customer.example", []),
+        "MD-2": (CARLA, []),
+    }

@@ -82,6 +82,10 @@ class BatchState:
                 return ticket, True
         return candidates[0], False
 
+    def answers(self, keys: ThreadKeys, ticket: TicketState) -> bool:
+        """Whether In-Reply-To/References name a message on `ticket` (merges followed)."""
+        return any(self._follow(self.tickets[t]).id == ticket.id for _, t in self._references(keys))
+
     def _by_tokens(self, numbers: list[int]) -> list[TicketState]:
         found = []
         for number in numbers:

@@ -155,6 +155,9 @@ class DecideContext:
     # The ticket was found by a Message-ID the message quotes: its sender saw the
     # conversation (Message-IDs cannot be guessed, unlike ticket numbers) and may join.
     referenced: bool = False
+    # The ticket was found by a Message-ID of a message on it that this one answers (its
+    # In-Reply-To/References), proof or not: enough to join in a `participants: list` queue.
+    answers: bool = False
     # A ticket's latest customer mail by ticket id (told to an agent it is assigned to).
     last_message: Callable[[int], LastMessage | None] | None = None
     # What files notifications carry, and the files stored on a ticket (by ticket id;

@@ -156,9 +156,16 @@ def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext)
         # Daemons and out-of-office robots answer from addresses we never saw, and our
         # own notifications come back from the support address.
         return Author.SYSTEM
-    if ctx.referenced or _colleague(sender, ticket, ctx):  # joins the conversation
-        return Author.PARTICIPANT
+    if ctx.referenced or _colleague(sender, ticket, ctx) or _list_reader(ticket, ctx):
+        return Author.PARTICIPANT  # joins the conversation
     return Author.STRANGER
+
+
+def _list_reader(ticket: TicketState, ctx: DecideContext) -> bool:
+    """In a `participants: list` queue (a public list, whose every post each subscriber
+    got), whoever answers a message of the ticket may join; naming its number is not enough."""
+    queue = ctx.rules.queues.get(ticket.queue)
+    return ctx.answers and queue is not None and queue.participants == "list"
 
 
 def _colleague(sender: str, ticket: TicketState, ctx: DecideContext) -> bool:
@@ -303,11 +310,12 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     ]
     if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
         decision.participants.insert(0, (msg.sender, "cc"))
-        why = (
-            "their mail answers this ticket's conversation"
-            if ctx.referenced
-            else f"the requester's domain, and queue {ticket.queue} lets colleagues join"
-        )
+        if ctx.referenced:
+            why = "their mail answers this ticket's conversation"
+        elif _colleague(msg.from_addr, ticket, ctx):
+            why = f"the requester's domain, and queue {ticket.queue} lets colleagues join"
+        else:
+            why = f"their mail answers a post of this ticket, and queue {ticket.queue} is a list"
         decision.notes.append(("joined", f"{msg.from_addr} joined: {why}"))
     agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])

@@ -35,7 +35,8 @@ class Queue:
     escalation: str | None = None  # an agent key or a queue name
     language: str | None = None
     # Who may join a ticket in this queue: "proof" (they quote our Message-ID or were on
-    # the message they answer), or "same_domain" (also anyone of the requester's domain).
+    # the message they answer), "same_domain" (also anyone of the requester's domain), or
+    # "list" (a public mailing list's queue: also anyone answering a message of the ticket).
     participants: str = "proof"
 
 

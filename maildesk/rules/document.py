@@ -142,7 +142,7 @@ class QueueSpec(Spec):
     agents: list[AgentRef] = Field(default_factory=list)
     escalation: EscalationRef | None = None
     language: Language | None = None
-    participants: Literal["proof", "same_domain"] = "proof"
+    participants: Literal["proof", "same_domain", "list"] = "proof"
 
 
 def _version(value: Any) -> int:

@@ -87,6 +87,7 @@ class BatchEntry:
     bounced_ref: str | None = None  # the ticket whose signed return path it came to (VERP)
     returns_ours: bool = False  # the bounce returns a notification we sent
     referenced: bool = False  # its ticket was found by a Message-ID it quotes
+    answers: bool = False  # its ticket holds a message it answers (In-Reply-To/References)
 
 
 # Quarantines an entry at a stage with a reason, in the batch's transaction.
@@ -325,6 +326,7 @@ class BatchPlanner:
             return returned_ticket(entry, state)
         is_agent = self.rules().agent_by_address(msg.from_addr) is not None
         found, entry.referenced = state.thread(entry.keys, msg.from_addr, is_agent=is_agent)
+        entry.answers = found is not None and state.answers(entry.keys, found)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
         return found
@@ -384,6 +386,7 @@ class BatchPlanner:
             reply_keys=inputs.reply_keys,
             last_message=inputs.last_message,
             referenced=entry.referenced,
+            answers=entry.answers,
             tickets=tickets,
             rules=inputs.rules,
             now=now,
