@@ -36,6 +36,10 @@ class Screening:
     suppress_reply: bool = False
     # What kind of automatic mail: bounce, complaint, delivery, receipt, auto_reply.
     subtype: str = ""
+    # Mail whose From a list rewrote (`list_author`): the list's address, and the header
+    # its author was read from. Anyone can write that header: never an agent's mail.
+    relayed_by: str = ""
+    author_header: str = ""
 
     @property
     def automatic(self) -> bool:
