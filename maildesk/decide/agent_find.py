@@ -64,6 +64,8 @@ def find_without_ticket(msg: ParsedMessage, ctx: DecideContext) -> Decision | No
     agent = ctx.rules.agent_by_address(msg.from_addr)
     if agent is None or ctx.screening.automatic or not _FIRST_LINE_FIND.match(msg.text):
         return None
+    if ctx.screening.relayed_by:  # a list rewrote From: its author is nobody's proof
+        return None
     required = ctx.tickets.require_agent_auth
     if required and not authenticate_agent(msg, agent.address, ctx.tickets).vouched:
         return None  # never shown to whoever wrote the agent's address

@@ -4,7 +4,8 @@ A reply counts as the agent's when it came back through the signed reply address
 gave that agent for that ticket (`triage.reply_tokens`), or when the desk's own mail
 server vouches for it in a trusted Authentication-Results header (`triage.agent_auth`).
 With `require_agent_auth` the mail server must vouch in any case. Anything else from an
-agent's address is unverified: it changes nothing and reaches no customer.
+agent's address is unverified: it changes nothing and reaches no customer. So is a post
+whose From a list rewrote (`triage.list_author`), whatever its headers say.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from maildesk.decide.decision import DecideContext
 from maildesk.intake.message import ParsedMessage
 from maildesk.triage.agent_auth import authenticate_agent
 from maildesk.triage.reply_tokens import ReplyCheck, addressed_to, check_forward, check_reply
+
+RELAYED = "a list relayed this mail and rewrote its From: nothing proves who wrote it"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ def verify_forward(msg: ParsedMessage, agent: str, ctx: DecideContext) -> Verdic
 
 def _verdict(msg: ParsedMessage, agent: str, ctx: DecideContext, signed: ReplyCheck) -> Verdict:
     tickets = ctx.tickets
+    relayed_by = ctx.screening.relayed_by
+    if relayed_by:  # the server's verdict is on the list; the author is a header's word
+        return Verdict(False, f"{RELAYED} (list {relayed_by} rewrote From)")
     vouched = authenticate_agent(msg, agent, tickets) if tickets.trusted_authserv else None
     if tickets.require_agent_auth:
         assert vouched is not None, "require_agent_auth needs trusted_authserv (config checks)"
