@@ -17,6 +17,7 @@ from maildesk.store.models import Message, Participant, Ticket
 from maildesk.triage.reply_tokens import signed_reply_address
 from tests.conftest import make_mail
 from tests.mailflow import parse, reply_to, send_all, signed_to
+from tests.test_agents import with_tickets
 
 CUSTOMER = "customer@example.org"
 ALICE = "alice@example.com"
@@ -187,3 +188,29 @@ def test_a_rotated_secret_keeps_old_reply_addresses_working_until_the_overlap_en
     assert ALICE in recipients
     latest = [parse(r.data) for r in smtp_sink.received if ALICE in r.rcpt_tos][-1]
     assert latest["Reply-To"].addresses[0].addr_spec == expected
+
+
+def test_a_post_a_group_rewrote_in_an_agents_name_is_unverified(desk_with_ticket, smtp_sink):
+    """The support address is a Google Group of the agents' own domain: the group signs
+    (DKIM d=example.com) what it relays, and its mail keeps the To it was sent to. Neither
+    makes the author it names (X-Original-From) an agent; it is unverified mail from her."""
+    desk = with_tickets(desk_with_ticket, trusted_authserv=["mx.example.com"])
+    before = snapshot(desk)
+    mail = make_mail(
+        sender="\"'Alice Archer' via Support\" <support@example.com>",
+        to=signed_to(desk, "MD-1", ALICE),  # as if she had sent it there, with the group on Cc
+        subject="Re: [MD-1] Printer on fire",
+        body=ATTACK,
+        headers={
+            "X-Original-From": f"Alice Archer <{ALICE}>",
+            "List-ID": "<support.example.com>",
+            "List-Post": "<mailto:support@example.com>",
+        },
+    )
+    vouch = "Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
+    desk.pipeline.process_one(vouch.encode() + mail)
+    assert snapshot(desk) == before
+    assert delivered_to(desk, smtp_sink) == [ALICE]  # the real agent is told, nobody else
+    told = parse(smtp_sink.received[-1].data).get_body(("plain",)).get_content()
+    assert "list support@example.com rewrote From" in told
+    assert stored_kind(desk) == "unverified"

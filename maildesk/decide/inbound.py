@@ -32,6 +32,7 @@ from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes, priority_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.language import detect_language
+from maildesk.triage.list_author import relay_note
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.robots import robot_recipient
 from maildesk.triage.screen import MailClass, Screening
@@ -41,6 +42,7 @@ __all__ = ["classify_author", "decide", "sets_aside"]
 
 OVERSIZED_TAG = "oversized"
 HELD_TAG = "held"
+LIST_AUTHOR = "list_author"  # event: the author of a post whose From a list rewrote
 
 
 def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -> Decision:
@@ -49,6 +51,9 @@ def decide(msg: ParsedMessage, ticket: TicketState | None, ctx: DecideContext) -
     decision = _decide(msg, ticket, ctx) if forward is None else _forwarded(forward, ticket, ctx)
     if not decision.ticketless:
         _size_limits(decision.forwarded.original if decision.forwarded else msg, ctx, decision)
+        relayed = relay_note(ctx.screening, msg.from_addr)
+        if relayed:  # agents see whose the mail is taken to be, and why
+            decision.notes.insert(0, (LIST_AUTHOR, relayed))
     return decision
 
 

@@ -1,4 +1,5 @@
-"""Screening one message of a batch, and the ticket a bounce proves it is about.
+"""Screening one message of a batch (with the real author of a post a list rewrote,
+`triage.list_author`), and the ticket a bounce proves it is about.
 
 Everything here consumes what the parser read (the ParsedMessage and the report on
 its `delivery`); no received bytes are read in the daemon. A bounce is tied to a
@@ -20,6 +21,7 @@ from maildesk.common.domain import TicketState
 from maildesk.decide.batch_state import BatchState
 from maildesk.intake.message import ParsedMessage
 from maildesk.triage.bounce import read_bounce
+from maildesk.triage.list_author import original_author, posted_by, with_author
 from maildesk.triage.reply_tokens import ReplyKeys, addressed_to
 from maildesk.triage.return_path import bounced_ref
 from maildesk.triage.screen import MailClass, Screening, screen_message, second_opinion
@@ -41,6 +43,13 @@ def screen_entry(
     msg = entry.parsed
     if not isinstance(msg, ParsedMessage):
         return
+    # A post a list rewrote for DMARC is its author's from here on (threading, requester,
+    # notices); the stored raw mail and its headers keep the list's From. Loops are still
+    # caught: by our loop header and Message-IDs, by the list's From when no author is
+    # found, and by the author's address when that is one of ours.
+    relayed = original_author(msg)
+    if relayed is not None:
+        msg = entry.parsed = with_author(msg, relayed)
     entry.keys = thread_keys(msg, tickets.prefix)
     screening = screen_message(msg, own_domain=tickets.id_domain, own_addresses=own_addresses)
     screening = second_opinion(screening, msg)
@@ -51,6 +60,8 @@ def screen_entry(
         # Only machines write to a return path (RFC 3834): never a ticket of its own.
         reason = f"sent to the return path of {entry.bounced_ref}"
         screening = Screening(MailClass.AUTO_REPLY, reason, subtype="auto_reply")
+    if relayed is not None:  # marked last, whatever the screening became
+        screening = posted_by(screening, msg, relayed)
     entry.screening = screening
     if screening.kind is MailClass.BOUNCE:  # read by the parser, in its limits
         report = read_bounce(msg, own_domain=tickets.id_domain)
