@@ -193,7 +193,7 @@ def assert_index_keeps_every_match(rules: RuleSet, msg: ParsedMessage, at: RuleF
 
 
 @settings(
-    max_examples=250,
+    max_examples=120,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
