@@ -22,6 +22,7 @@ from maildesk.decide.audience import (
     assignee_or_queue_of,
     watchers,
 )
+from maildesk.decide.author import classify_author, join_reason
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
 from maildesk.decide.forward_decision import on_behalf, unverified_forward
 from maildesk.decide.forwards import Forward, forward_on_behalf
@@ -144,42 +145,6 @@ def _held(msg: ParsedMessage, claimed: TicketState, ctx: DecideContext) -> Decis
         )
     )
     return decision
-
-
-def classify_author(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Author:
-    """Who wrote `msg`, relative to `ticket`: an agent only when proven (agent_identity)."""
-    sender = msg.from_addr
-    agent = ctx.rules.agent_by_address(sender)
-    if agent is not None:
-        verified = verify_agent(msg, ticket, agent.address, ctx).verified
-        return Author.AGENT if verified else Author.UNVERIFIED
-    if sender == ticket.requester:
-        return Author.REQUESTER
-    if sender in ticket.participants:
-        return Author.PARTICIPANT
-    if ctx.screening.kind in (MailClass.BOUNCE, MailClass.AUTO_REPLY, MailClass.OWN):
-        # Daemons and out-of-office robots answer from addresses we never saw, and our
-        # own notifications come back from the support address.
-        return Author.SYSTEM
-    if ctx.referenced or _colleague(sender, ticket, ctx) or _list_reader(ticket, ctx):
-        return Author.PARTICIPANT  # joins the conversation
-    return Author.STRANGER
-
-
-def _list_reader(ticket: TicketState, ctx: DecideContext) -> bool:
-    """In a `participants: list` queue (a public list, whose every post each subscriber
-    got), whoever answers a message of the ticket may join; naming its number is not enough."""
-    queue = ctx.rules.queues.get(ticket.queue)
-    return ctx.answers and queue is not None and queue.participants == "list"
-
-
-def _colleague(sender: str, ticket: TicketState, ctx: DecideContext) -> bool:
-    """In a queue with `participants: same_domain`, the requester's colleagues may join."""
-    queue = ctx.rules.queues.get(ticket.queue)
-    if queue is None or queue.participants != "same_domain":
-        return False
-    domain = ticket.requester.rpartition("@")[2]
-    return bool(domain) and sender.rpartition("@")[2] == domain
 
 
 def _unverified_agent(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> Decision:
@@ -315,12 +280,7 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
     ]
     if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
         decision.participants.insert(0, (msg.sender, "cc"))
-        if ctx.referenced:
-            why = "their mail answers this ticket's conversation"
-        elif _colleague(msg.from_addr, ticket, ctx):
-            why = f"the requester's domain, and queue {ticket.queue} lets colleagues join"
-        else:
-            why = f"their mail answers a post of this ticket, and queue {ticket.queue} is a list"
+        why = join_reason(msg.from_addr, ticket, ctx)
         decision.notes.append(("joined", f"{msg.from_addr} joined: {why}"))
     agents = adding(assignee_or_queue(ticket, ctx.rules), watchers(ticket, ctx.rules))
     agents = adding(agents, [agent_address(a, ctx.rules) for a in routing.notify])

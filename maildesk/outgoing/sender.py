@@ -10,7 +10,6 @@ notification may arrive twice, never not at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from maildesk.common.events import first_set
 from maildesk.common.freed_memory import release_freed_memory
 from maildesk.common.redact import redact
 from maildesk.outgoing.file_sources import MissingFile, file_parts_for, remove
+from maildesk.outgoing.mark_writer import MarkWriter
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
     NoticeRenderer,
@@ -44,59 +44,6 @@ from maildesk.store.outbox_signal import listen_outbox
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class _MarkWriter:
-    """Records sends in groups, while the next ones go out.
-
-    A mark waits at most LINGER seconds, or until GROUP marks wait, then they go in one
-    transaction, written by a timer even while the next send hangs (group commit). A
-    transaction per send cost more than the send itself (sender CPU 1.7-2.3 ms per
-    notification against 0.6-0.8 ms); a crash leaves the sends of the last LINGER
-    seconds unrecorded: they are sent again, with the same Message-ID, by the daemon
-    that takes the claim over (bench/crash.py: ~2 per kill with no linger, ~6.5 with
-    10 ms, ~20 with 50 ms). Only rows still claimed under `token` are written.
-    """
-
-    LINGER = 0.01
-    GROUP = 100
-
-    def __init__(self, sender: OutboxSender, token: str):
-        self.sender = sender
-        self.token = token
-        self.waiting: list[Mark] = []
-        self.task: asyncio.Task[None] | None = None
-        self.full = asyncio.Event()  # a whole group waits: write it now
-        self.closing = False  # the batch is done: write what waits without lingering
-
-    async def add(self, mark: Mark) -> None:
-        self.waiting.append(mark)
-        if len(self.waiting) >= self.GROUP:
-            self.full.set()
-        if self.task is not None and self.task.done():
-            task, self.task = self.task, None
-            await task  # re-raise what went wrong in the previous write
-        if self.task is None:
-            self.task = asyncio.create_task(self._write_waiting())
-
-    async def close(self) -> None:
-        """Write everything still waiting, now."""
-        self.closing = True
-        self.full.set()
-        while self.task is not None:
-            task, self.task = self.task, None
-            await task
-            if self.waiting:
-                self.task = asyncio.create_task(self._write_waiting())
-
-    async def _write_waiting(self) -> None:
-        while self.waiting:
-            if not self.closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.full.wait(), self.LINGER)
-                self.full.clear()
-            marks, self.waiting = self.waiting, []
-            await asyncio.to_thread(self.sender._write_marks, marks, self.token)
 
 
 def build_sender(
@@ -254,7 +201,7 @@ class OutboxSender:
 
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
         """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
-        marks = _MarkWriter(self, token)
+        marks = MarkWriter(self._write_marks, token)
         renew_at = self.clock() + self.lease / 2
         sent = 0
         for index, job in enumerate(jobs):
