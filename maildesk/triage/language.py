@@ -3,8 +3,9 @@
 Only the languages maildesk ships templates for are ever the answer; short or unclear
 text gives None, and the ticket keeps the default language. The detector knows a few
 neighbouring languages besides, so that German mail is not called Polish nor Serbian
-Bulgarian. It is built on first use (about 0.3 s) in its fast mode, which reads
-trigrams only: the first 200 characters of a mail are told in about 0.3 ms.
+Bulgarian. It is built with its models on first use, or at a daemon's start-up (about
+0.2 s), in its fast mode, which reads trigrams only: the first 100 characters of a
+mail are told in 0.1-0.3 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ MIN_CONFIDENCE = 0.5  # below this the text is a mix, or too close to call
 SAMPLE_CHARS = 100  # the first sentence or two say which language a mail is in
 
 _NOT_WORDS = re.compile(r"@|://|^www\.")  # addresses and links say nothing of a language
+# Letters of the Latin and Cyrillic scripts (below U+0530): the scripts of the languages.
+_LETTERS = re.compile(r"[^\W\d_\u00b2\u00b3\u00b9\u00bc-\u00be\u0530-\U0010FFFF]")
 _lock = threading.Lock()
 _detector: Any = None
 
@@ -28,10 +31,9 @@ _detector: Any = None
 def detect_language(text: str, languages: tuple[str, ...] = TEMPLATE_LANGUAGES) -> str | None:
     """The ISO 639-1 code of the language of `text` among `languages`, or None when the
     text is too short or unclear to tell."""
-    words = (w for w in text[: SAMPLE_CHARS * 3].split() if not _NOT_WORDS.search(w))
+    words = [w for w in text[: SAMPLE_CHARS * 3].split() if not _NOT_WORDS.search(w)]
     sample = " ".join(words)[:SAMPLE_CHARS]
-    # Letters of the Latin and Cyrillic scripts (below U+0530): the scripts of `languages`.
-    if sum(c.isalpha() and c < "\u0530" for c in sample) < MIN_LETTERS:
+    if len(_LETTERS.findall(sample)) < MIN_LETTERS:
         return None
     values = _get_detector().compute_language_confidence_values(sample)
     if not values or values[0].value < MIN_CONFIDENCE:
@@ -55,5 +57,7 @@ def _get_detector() -> Any:
             codes = [getattr(IsoCode639_1, c.upper()) for c in TEMPLATE_LANGUAGES + _NEIGHBOURS]
             languages = [Language.from_iso_code_639_1(code) for code in codes]
             builder = LanguageDetectorBuilder.from_languages(*languages)
-            _detector = builder.with_low_accuracy_mode().build()
+            # Models loaded now, not on the first text of each script (~0.2 s then).
+            builder = builder.with_low_accuracy_mode().with_preloaded_language_models()
+            _detector = builder.build()
         return _detector

@@ -53,6 +53,8 @@ def daemon_sender(msg: ParsedMessage) -> str:
     drops: `MAILER-DAEMON <>` and `Mail Delivery Subsystem <MAILER-DAEMON>` (no domain)."""
     if msg.from_addr and is_daemon(msg.from_addr):
         return f"sender {msg.from_addr}"
+    if msg.from_addr and "@" in msg.from_addr:
+        return ""  # a whole address that is no daemon's: nothing was dropped to look at
     raw = msg.header("From")
     if raw is None:
         return ""
