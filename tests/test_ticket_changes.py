@@ -217,3 +217,12 @@ def test_notes_of_a_decision_become_events_by_its_actor():
     state, events = apply_decision(ticket(), d, NOW)
     assert events == [TicketEvent("bounce", "mailer-daemon@mx.example.org", "550 no such user")]
     assert state.participants == {} and state.last_customer_at is None
+
+
+def test_an_evolved_ticket_is_a_new_copy_and_unknown_fields_are_refused():
+    before = ticket(status=Status.NEW, tags=("vip",))
+    after = before.evolved(status=Status.OPEN, tags=("vip", "billing"))
+    assert (before.status, before.tags) == (Status.NEW, ("vip",))
+    assert (after.status, after.tags, after.ref) == (Status.OPEN, ("vip", "billing"), before.ref)
+    with pytest.raises(TypeError, match="no field stauts"):
+        before.evolved(stauts=Status.OPEN)

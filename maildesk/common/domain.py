@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -104,3 +105,18 @@ class TicketState:
 
     def is_participant(self, address: str) -> bool:
         return address.lower() == self.requester or address.lower() in self.participants
+
+    def evolved(self, **changes: Any) -> TicketState:
+        """A copy with `changes`, like dataclasses.replace but without running __init__ over
+        all the fields again (16 µs for this record, against 5 µs for a copy; every decided
+        message makes two or three)."""
+        unknown = changes.keys() - _TICKET_FIELDS
+        if unknown:
+            raise TypeError(f"a ticket has no field {', '.join(sorted(unknown))}")
+        new = copy.copy(self)
+        for name, value in changes.items():
+            object.__setattr__(new, name, value)  # frozen: only a new copy is ever changed
+        return new
+
+
+_TICKET_FIELDS = frozenset(f.name for f in fields(TicketState))

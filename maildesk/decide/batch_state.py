@@ -6,7 +6,7 @@ it, so a reply later in the same batch finds a ticket opened earlier in that bat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from maildesk.common.domain import TicketState
 from maildesk.intake.message import ParsedMessage
@@ -153,8 +153,7 @@ class BatchState:
             else:
                 agents.setdefault(reader, []).append(message_id)
         self.add_ticket(
-            replace(
-                state,
+            state.evolved(
                 thread_ids=tuple(thread),
                 agent_threads={a: tuple(ids) for a, ids in agents.items()},
             )

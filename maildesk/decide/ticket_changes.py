@@ -7,7 +7,7 @@ functions; the store only writes the resulting state's columns and the events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ def apply_change(state: TicketState, change: Change, now: datetime) -> tuple[Tic
     if change.field == "tag":
         if change.value in state.tags:
             return state, False
-        return replace(state, tags=(*state.tags, change.value)), True
+        return state.evolved(tags=(*state.tags, change.value)), True
     if change.field not in _FIELDS:
         raise ValueError(f"a ticket has no field {change.field!r}")
     old = getattr(state, change.field)
@@ -47,7 +47,7 @@ def apply_change(state: TicketState, change: Change, now: datetime) -> tuple[Tic
         updates.update(status_stamps(state.status, value, now))
         if reopens(state.status, value):
             updates["reopen_count"] = state.reopen_count + 1
-    return replace(state, **updates), True
+    return state.evolved(**updates), True
 
 
 def apply_changes(
@@ -63,7 +63,7 @@ def apply_changes(
             after = _text(change.value if change.field == "tag" else getattr(state, change.field))
             events.append(TicketEvent(change.field, actor, change.reason, before, after))
     if events:  # bookkeeping (quiet changes) does not count as activity on the ticket
-        state = replace(state, updated_at=now)
+        state = state.evolved(updated_at=now)
     return state, events
 
 
@@ -77,7 +77,7 @@ def apply_decision(
     events += changed
     if decision.new_ticket is None and decision.rule_hits:
         fired = tuple(dict.fromkeys([*state.rules_fired, *decision.rule_hits]))
-        state = replace(state, rules_fired=fired)
+        state = state.evolved(rules_fired=fired)
         hits = ", ".join(decision.rule_hits)
         events.append(TicketEvent("rules", "rules", f"rules fired on a follow-up: {hits}"))
     events += [TicketEvent(kind, actor, reason) for kind, reason in decision.notes]
@@ -92,7 +92,7 @@ def apply_decision(
         updates["last_customer_at"] = now
     elif decision.author is Author.AGENT:
         updates["last_agent_at"] = now
-    return replace(state, **updates), events
+    return state.evolved(**updates), events
 
 
 def state_of_new_ticket(
