@@ -164,3 +164,6 @@ class DecideContext:
     # None: not known here, so `#send-attachments` has nothing to send).
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     ticket_files: Callable[[int], Sequence[FileRef]] | None = None
+    # Languages told in advance for a whole batch, by message dedup_key (triage.language);
+    # a message not in it is told when it opens a ticket.
+    languages: Mapping[str, str | None] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from maildesk.decide.notices import status_notices
 from maildesk.decide.satisfaction import rating_fields, rating_reply
 from maildesk.decide.sla import pause_changes, priority_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
-from maildesk.triage.language import detect_language
+from maildesk.triage.language import detect_language, language_text
 from maildesk.triage.list_author import relay_note
 from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.robots import robot_recipient
@@ -179,7 +179,11 @@ def _new_ticket(
     link_note: str = "",
     because: str = "",
 ) -> Decision:
-    facts = replace(ctx.facts, language=detect_language(f"{msg.subject}\n{msg.text[:2000]}"))
+    if msg.dedup_key in ctx.languages:  # told for the whole batch at once
+        language = ctx.languages[msg.dedup_key]
+    else:
+        language = detect_language(language_text(msg))
+    facts = replace(ctx.facts, language=language)
     routing = ctx.rules.evaluate(msg, ticket=None, facts=facts)
     requester = msg.sender or Address("", "unknown@invalid")
     queue = routing.queue or ctx.rules.default_queue

@@ -8,9 +8,8 @@ plans for the writer.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -20,18 +19,16 @@ from maildesk.common.config import Config
 from maildesk.common.domain import Author, TicketState
 from maildesk.common.errors import StageError
 from maildesk.common.message_ids import new_message_id
-from maildesk.common.search_query import SearchHit
 from maildesk.decide.batch_state import BatchState
-from maildesk.decide.commands import parse_commands
-from maildesk.decide.decision import DecideContext, Decision, FileRef, LastMessage
+from maildesk.decide.decision import DecideContext, Decision
 from maildesk.decide.inbound import decide, sets_aside
-from maildesk.decide.kb import Article, kb_context
+from maildesk.decide.kb import kb_context
 from maildesk.decide.notices import address_notices
 from maildesk.decide.ticket_changes import apply_decision, state_of_new_ticket
 from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
-from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleFacts, RuleSet
+from maildesk.service.batch_entry import BatchEntry, BatchInputs, batch_languages, merge_targets
 from maildesk.service.entry_screening import (
     entry_keys,
     return_path_ticket,
@@ -50,45 +47,13 @@ from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.ticket_files import ticket_files
 from maildesk.store.writer import Plan, add_receipt
-from maildesk.triage.bounce import BounceReport
-from maildesk.triage.reply_tokens import ReplyKeys, load_reply_keys
-from maildesk.triage.screen import MailClass, Screening
+from maildesk.triage.reply_tokens import load_reply_keys
+from maildesk.triage.screen import MailClass
 from maildesk.triage.thread_keys import (
     ThreadKeys,
     format_token,
     subject_ticket_numbers,
 )
-
-
-@dataclass(frozen=True)
-class BatchInputs:
-    """Read once per batch: the rules in force, the time, KB articles, the rating secret."""
-
-    rules: RuleSet
-    now: datetime
-    kb_articles: tuple[Article, ...]
-    rating_secret: str | None
-    reply_keys: ReplyKeys | None
-    searches: Mapping[str, tuple[SearchHit, ...]] = field(default_factory=dict)  # for #find
-    last_message: Callable[[int], LastMessage | None] | None = None  # for #assign's notice
-    ticket_files: Callable[[int], Sequence[FileRef]] | None = None  # in the batch's session
-
-
-@dataclass
-class BatchEntry:
-    """One message of a batch: as received, where from, and as read."""
-
-    mail: IncomingMail
-    source: SourceInfo
-    parsed: ParsedMessage | StageError
-    screening: Screening | None = None
-    bounce: BounceReport | None = None
-    keys: ThreadKeys = field(default_factory=lambda: ThreadKeys([], []))  # found once
-    bounced_ref: str | None = None  # the ticket whose signed return path it came to (VERP)
-    returns_ours: bool = False  # the bounce returns a notification we sent
-    referenced: bool = False  # its ticket was found by a Message-ID it quotes
-    answers: bool = False  # its ticket holds a message it answers (In-Reply-To/References)
-
 
 # Quarantines an entry at a stage with a reason, in the batch's transaction.
 Quarantine = Callable[[BatchEntry, str, str], IngestResult]
@@ -146,7 +111,7 @@ class BatchPlanner:
                 prefix=prefix,
                 now=now,
                 auto_repliers=auto_repliers,
-                extra_refs=_merge_targets(entries, prefix),
+                extra_refs=merge_targets(entries, prefix),
             )
             readable = [e.parsed for e in entries if isinstance(e.parsed, ParsedMessage)]
             searches = run_find_commands(
@@ -154,6 +119,7 @@ class BatchPlanner:
             )
             inputs = replace(
                 inputs,
+                languages=batch_languages(entries),
                 searches=searches,
                 last_message=partial(last_customer_message, session),
                 ticket_files=lambda tid: ticket_files(session, tid),
@@ -397,6 +363,7 @@ class BatchPlanner:
             own_addresses=self.own_addresses,
             notify=self.config.notify,
             ticket_files=inputs.ticket_files,
+            languages=inputs.languages,
         )
 
 
@@ -405,15 +372,3 @@ def _visible(decision: Decision) -> bool:
     return not decision.internal and decision.author is not Author.AGENT
 
 
-_MERGE = re.compile("#merge", re.IGNORECASE)  # a scan, not a lowered copy of every body
-
-
-def _merge_targets(entries: list[BatchEntry], prefix: str) -> set[str]:
-    """Tickets named by `#merge REF` commands, loaded so the deciding step can check them."""
-    refs = set()
-    for entry in entries:
-        if isinstance(entry.parsed, ParsedMessage) and _MERGE.search(entry.parsed.text):
-            for command in parse_commands(entry.parsed.text).named("merge"):
-                for number in subject_ticket_numbers(f"[{command.argument}]", prefix):
-                    refs.add(format_token(prefix, number).upper())
-    return refs

@@ -28,7 +28,7 @@ from maildesk.triage.screen import MailClass, Screening, screen_message, second_
 from maildesk.triage.thread_keys import ThreadKeys, subject_ticket_numbers, thread_keys
 
 if TYPE_CHECKING:
-    from maildesk.service.batch_planner import BatchEntry
+    from maildesk.service.batch_entry import BatchEntry
 
 
 def screen_entry(

@@ -26,7 +26,8 @@ from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
 from maildesk.intake.raw_mail import IncomingMail
 from maildesk.rules import RuleSet
-from maildesk.service.batch_planner import BatchEntry, BatchPlanner
+from maildesk.service.batch_entry import BatchEntry
+from maildesk.service.batch_planner import BatchPlanner
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.store.blobs import BlobStore

@@ -24,7 +24,7 @@ from maildesk.triage.bounce import BounceReport
 from maildesk.triage.screen import MailClass, Screening
 
 if TYPE_CHECKING:
-    from maildesk.service.batch_planner import BatchEntry
+    from maildesk.service.batch_entry import BatchEntry
 
 
 def automatic_kind(screening: Screening, report: BounceReport | None) -> str:

