@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -79,3 +81,24 @@ def signed_to(desk, ref: str, agent: str) -> str:
     keys = load_reply_keys(desk.config.tickets)
     assert keys is not None, "the test desk has a reply secret"
     return signed_reply_address(desk.config.tickets.support_address, ref, agent, keys.current)
+
+
+@dataclass
+class MailFlow:
+    """A desk wired to a real SMTP sink: `deliver()` sends the outbox and returns the mail
+    that reached the sink since the last call (each passed to `check` first, if given)."""
+
+    desk: Desk
+    sink: Any
+    clock: Any = None
+    check: Callable[[bytes], None] | None = None
+    seen: int = 0
+
+    def deliver(self) -> list[EmailMessage]:
+        send_all(self.desk)
+        fresh = self.sink.received[self.seen :]
+        self.seen += len(fresh)
+        for item in fresh:
+            if self.check is not None:
+                self.check(item.data)
+        return [parse(item.data) for item in fresh]

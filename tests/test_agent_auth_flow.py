@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import make_mail
 from tests.conftest import run_maildesk as run
-from tests.mailflow import parse, reply_to, send_all
+from tests.mailflow import MailFlow, reply_to
 from tests.test_agents import ALICE, CUSTOMER, body, open_ticket, ticket_row, to, with_tickets
 
 MX = "mx.example.com"
@@ -19,20 +19,7 @@ def flow(make_desk, smtp_sink, clock):
     desk = with_tickets(
         make_desk(extra=smtp_sink.smtp_config()), require_agent_auth=True, trusted_authserv=[MX]
     )
-    seen: list = []
-
-    def deliver() -> list:
-        send_all(desk)
-        fresh = [parse(r.data) for r in smtp_sink.received[len(seen) :]]
-        seen.extend(fresh)
-        return fresh
-
-    class Flow:
-        pass
-
-    f = Flow()
-    f.desk, f.deliver, f.clock = desk, deliver, clock
-    return f
+    return MailFlow(desk, smtp_sink, clock)
 
 
 def agent_mail_with(flow, notice, results: list[str], text: str) -> None:

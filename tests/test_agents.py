@@ -11,7 +11,7 @@ from maildesk.common.domain import Status
 from maildesk.service.scheduler import Scheduler
 from maildesk.store.models import Event, Message, OutboxEntry, Participant, Ticket
 from tests.conftest import make_mail
-from tests.mailflow import parse, reply_to, send_all
+from tests.mailflow import MailFlow, parse, reply_to, send_all
 
 CUSTOMER = "customer@example.org"
 ALICE = "Alice Archer <alice@example.com>"
@@ -20,21 +20,7 @@ ALICE = "Alice Archer <alice@example.com>"
 @pytest.fixture
 def flow(make_desk, smtp_sink, clock):
     """A desk wired to a real SMTP sink; `deliver()` sends the outbox and returns new mail."""
-    desk = make_desk(extra=smtp_sink.smtp_config())
-    seen: list = []
-
-    def deliver() -> list:
-        send_all(desk)
-        fresh = [parse(r.data) for r in smtp_sink.received[len(seen) :]]
-        seen.extend(fresh)
-        return fresh
-
-    class Flow:
-        pass
-
-    f = Flow()
-    f.desk, f.deliver, f.clock, f.sink = desk, deliver, clock, smtp_sink
-    return f
+    return MailFlow(make_desk(extra=smtp_sink.smtp_config()), smtp_sink, clock)
 
 
 def to(message) -> list[str]:

@@ -18,7 +18,7 @@ from maildesk.intake.message import human_size
 from maildesk.store.models import OutboxEntry
 from tests.attachkit import agent_reply, customer_mail, files_of, pdf, png, quoting_html
 from tests.conftest import run_maildesk
-from tests.mailflow import parse, send_all
+from tests.mailflow import MailFlow, parse
 from tests.test_agents import body, ticket_row, to
 from tests.wirecheck import wire_problems
 
@@ -35,22 +35,11 @@ def flow(make_desk, smtp_sink, clock):
 
 def _flow(make_desk, smtp_sink, clock, extra: str = ""):
     desk = make_desk(extra=smtp_sink.smtp_config() + extra)
-    seen: list = []
+    return MailFlow(desk, smtp_sink, clock, check=_valid_on_wire)
 
-    def deliver() -> list:
-        send_all(desk)
-        fresh = smtp_sink.received[len(seen) :]
-        seen.extend(fresh)
-        for item in fresh:
-            assert wire_problems(item.data) == [], item.data[:3000]
-        return [parse(item.data) for item in fresh]
 
-    class Flow:
-        pass
-
-    f = Flow()
-    f.desk, f.deliver, f.clock, f.sink = desk, deliver, clock, smtp_sink
-    return f
+def _valid_on_wire(data: bytes) -> None:
+    assert wire_problems(data) == [], data[:3000]
 
 
 def alice_copy(mails: list):

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from maildesk.store.models import Message, Ticket
 from tests.conftest import make_mail
-from tests.mailflow import parse, reply_to, send_all
+from tests.mailflow import MailFlow, reply_to
 from tests.test_agents import ALICE, CUSTOMER, body, ticket_row, to, with_tickets
 
 ALICE_ADDRESS = "alice@example.com"
@@ -18,19 +18,7 @@ def flow(request, make_desk, smtp_sink, clock):
     """A desk on each database, wired to a real SMTP sink, with three customer tickets."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     desk = make_desk(request.param, database_url=url, extra=smtp_sink.smtp_config())
-    seen: list = []
-
-    def deliver() -> list:
-        send_all(desk)
-        fresh = [parse(r.data) for r in smtp_sink.received[len(seen) :]]
-        seen.extend(fresh)
-        return fresh
-
-    class Flow:
-        pass
-
-    f = Flow()
-    f.desk, f.deliver, f.clock = desk, deliver, clock
+    f = MailFlow(desk, smtp_sink, clock)
     for subject, text in [
         ("Printer on fire", "The printer on floor 3 burns."),
         ("Cannot log in", "My password stopped working."),
@@ -38,7 +26,7 @@ def flow(request, make_desk, smtp_sink, clock):
     ]:
         clock.advance(minutes=10)
         desk.pipeline.process_one(make_mail(subject=subject, body=text))
-    f.first = deliver()
+    f.first = f.deliver()
     return f
 
 
