@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table, write_bytes
+from maildesk.cli.common import CliContext, pass_cli, print_rows, show_kept_mail
 from maildesk.store.models import AutomaticMail
 
 KINDS = ("bounce", "delay", "complaint", "delivery", "auto_reply", "receipt", "own")
@@ -41,6 +41,16 @@ def _summary(row: dict) -> str:
     )
 
 
+_COLUMNS = [
+    ("id", "ID"),
+    ("received_at", "RECEIVED"),
+    ("kind", "KIND"),
+    ("from", "FROM"),
+    ("subject", "SUBJECT"),
+    ("report", "REPORT"),
+]
+
+
 @automatic.command("list")
 @click.option("--kind", type=click.Choice(KINDS), help="Only this kind of automatic mail.")
 @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
@@ -52,22 +62,10 @@ def list_cmd(cli: CliContext, kind: str | None, limit: int | None, as_json: bool
 
     with cli.read_session() as session:
         rows = [_row(e) for e in list_automatic(session, kind=kind, limit=limit)]
-    if as_json:
-        print_json(rows)
-    elif rows:
+    if not as_json:  # who failed and how, in one cell of the table
         for row in rows:
             row["report"] = _summary(row)
-        cols = [
-            ("id", "ID"),
-            ("received_at", "RECEIVED"),
-            ("kind", "KIND"),
-            ("from", "FROM"),
-            ("subject", "SUBJECT"),
-            ("report", "REPORT"),
-        ]
-        print_table(rows, cols)
-    else:
-        echo("no automatic mail kept")
+    print_rows(rows, _COLUMNS, as_json=as_json, empty="no automatic mail kept")
 
 
 @automatic.command("show")
@@ -78,13 +76,7 @@ def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     """Show one automatic mail (or its raw bytes)."""
     from maildesk.store.automatic import get_automatic
 
-    desk = cli.desk()
-    with desk.read_session() as session:
-        entry = get_automatic(session, entry_id)
-        if raw:
-            write_bytes(desk.blobs.open(entry.raw_sha256, session))
-            return
-        print_json(_row(entry))
+    show_kept_mail(cli, entry_id, raw, get_automatic, _row)
 
 
 COMMANDS = {c.name: c for c in [automatic]}

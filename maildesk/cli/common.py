@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
@@ -150,6 +151,40 @@ def _redacted(data: Any) -> Any:
 
 def print_json(data: Any) -> None:
     click.echo(json_text(data))
+
+
+def print_rows(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]],
+    *,
+    as_json: bool,
+    empty: str,
+    max_width: int = 40,
+) -> None:
+    """A listing: rows as a JSON array, or as a table, or `empty` when there are none."""
+    if as_json:
+        print_json(rows)
+    elif rows:
+        print_table(rows, columns, max_width=max_width)
+    else:
+        echo(empty)
+
+
+def show_kept_mail(
+    cli: CliContext,
+    entry_id: int,
+    raw: bool,
+    get: Callable[[Session, int], Any],
+    row: Callable[[Any], dict[str, Any]],
+) -> None:
+    """One kept message (quarantined, automatic): its row as JSON, or with `raw` its bytes."""
+    desk = cli.desk()
+    with desk.read_session() as session:
+        entry = get(session, entry_id)
+        if raw:
+            write_bytes(desk.blobs.open(entry.raw_sha256, session))
+            return
+        print_json(row(entry))
 
 
 def print_table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table
+from maildesk.cli.common import CliContext, echo, pass_cli, print_rows
 from maildesk.common.errors import MaildeskError
 from maildesk.decide.kb import Article, article_text, find, suggest
 from maildesk.service.knowledge_base import load_articles
@@ -34,12 +34,8 @@ def kb() -> None:
 def list_cmd(cli: CliContext, as_json: bool) -> None:
     """List the articles (and check every file)."""
     rows = [_row(a) for a in _articles(cli)]
-    if as_json:
-        print_json(rows)
-    elif rows:
-        print_table(rows, [("name", "NAME"), ("title", "TITLE"), ("keywords", "KEYWORDS")])
-    else:
-        echo("no articles")
+    columns = [("name", "NAME"), ("title", "TITLE"), ("keywords", "KEYWORDS")]
+    print_rows(rows, columns, as_json=as_json, empty="no articles")
 
 
 @kb.command("show")

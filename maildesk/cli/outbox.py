@@ -15,7 +15,7 @@ from maildesk.cli.common import (
     fail,
     pass_cli,
     print_json,
-    print_table,
+    print_rows,
     write_bytes,
 )
 from maildesk.common.errors import NotFound
@@ -54,6 +54,17 @@ def outbox() -> None:
     """Notifications: waiting, sent, failed; resend them."""
 
 
+_COLUMNS = [
+    ("id", "ID"),
+    ("ticket", "TICKET"),
+    ("status", "STATUS"),
+    ("template", "TEMPLATE"),
+    ("to_list", "TO"),
+    ("attempts", "TRIES"),
+    ("last_error", "LAST ERROR"),
+]
+
+
 @outbox.command("list")
 @click.option(
     "--status",
@@ -81,24 +92,11 @@ def list_cmd(
             .limit(limit)
         )
         rows = [entry_row(e, ref) for e, ref in session.execute(query).all()]
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        echo("no notifications" + ("" if show_all or statuses else " waiting or failed"))
-        return
-    for row in rows:
-        row["to_list"] = ", ".join(row["to"])
-    columns = [
-        ("id", "ID"),
-        ("ticket", "TICKET"),
-        ("status", "STATUS"),
-        ("template", "TEMPLATE"),
-        ("to_list", "TO"),
-        ("attempts", "TRIES"),
-        ("last_error", "LAST ERROR"),
-    ]
-    print_table(rows, columns, max_width=60)
+    if not as_json:
+        for row in rows:
+            row["to_list"] = ", ".join(row["to"])
+    empty = "no notifications" + ("" if show_all or statuses else " waiting or failed")
+    print_rows(rows, _COLUMNS, as_json=as_json, empty=empty, max_width=60)
 
 
 @outbox.command("show")

@@ -5,15 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from maildesk.cli.common import (
-    CliContext,
-    echo,
-    fail,
-    pass_cli,
-    print_json,
-    print_table,
-    write_bytes,
-)
+from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_rows, show_kept_mail
 from maildesk.store.models import QuarantineEntry
 from maildesk.store.quarantine import get_entry
 
@@ -40,6 +32,16 @@ def _row(e: QuarantineEntry) -> dict:
     }
 
 
+_COLUMNS = [
+    ("id", "ID"),
+    ("received_at", "RECEIVED"),
+    ("stage", "STAGE"),
+    ("from", "FROM"),
+    ("subject", "SUBJECT"),
+    ("reason", "REASON"),
+]
+
+
 @quarantine.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include entries already released.")
 @click.option("--json", "as_json", is_flag=True)
@@ -51,20 +53,7 @@ def list_cmd(cli: CliContext, show_all: bool, as_json: bool) -> None:
         if not show_all:
             query = query.where(QuarantineEntry.status == "held")
         rows = [_row(e) for e in session.scalars(query)]
-    if as_json:
-        print_json(rows)
-    elif rows:
-        cols = [
-            ("id", "ID"),
-            ("received_at", "RECEIVED"),
-            ("stage", "STAGE"),
-            ("from", "FROM"),
-            ("subject", "SUBJECT"),
-            ("reason", "REASON"),
-        ]
-        print_table(rows, cols)
-    else:
-        echo("quarantine is empty")
+    print_rows(rows, _COLUMNS, as_json=as_json, empty="quarantine is empty")
 
 
 @quarantine.command("retry")
@@ -88,13 +77,7 @@ def retry_cmd(cli: CliContext, entry_id: int) -> None:
 @pass_cli
 def show_cmd(cli: CliContext, entry_id: int, raw: bool) -> None:
     """Show one quarantine entry (or its raw bytes)."""
-    desk = cli.desk()
-    with desk.read_session() as session:
-        entry = get_entry(session, entry_id)
-        if raw:
-            write_bytes(desk.blobs.open(entry.raw_sha256, session))
-            return
-        print_json(_row(entry))
+    show_kept_mail(cli, entry_id, raw, get_entry, _row)
 
 
 COMMANDS = {c.name: c for c in [quarantine]}

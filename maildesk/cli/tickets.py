@@ -14,7 +14,7 @@ from maildesk.cli.common import (
     fail,
     pass_cli,
     print_json,
-    print_table,
+    print_rows,
     write_bytes,
 )
 from maildesk.cli.search_output import print_hits, search_filters, search_hit_json
@@ -51,12 +51,7 @@ def list_cmd(
     """List tickets, newest first."""
     with cli.read_session() as session:
         rows = list_tickets(session, status=status, queue=queue, limit=limit)
-    if as_json:
-        print_json(rows)
-    elif rows:
-        print_table(rows, TICKET_COLUMNS)
-    else:
-        echo("no tickets")
+    print_rows(rows, TICKET_COLUMNS, as_json=as_json, empty="no tickets")
 
 
 @tickets.command("search")
