@@ -6,6 +6,7 @@ is the implementation the service wires in.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -40,3 +41,20 @@ class BlobWriter(Protocol):
     def get_file(self, sha256: str) -> bytes:
         """The bytes of a blob stored with put_file."""
         ...
+
+
+def stream_into(writer: BlobWriter, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
+    """put_stream for any BlobWriter: copy `stream` into one of its spool files, hashing as
+    it goes, and adopt the file under its SHA-256; the spool name is removed either way."""
+    fh, tmp = writer.temp_file()
+    digest, size = hashlib.sha256(), 0
+    try:
+        with fh:
+            while block := stream.read(chunk):
+                digest.update(block)
+                size += len(block)
+                fh.write(block)
+        writer.adopt(tmp, digest.hexdigest())
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest.hexdigest(), size

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from maildesk.intake.blob_writer import BlobWriter, InlineSink
+from maildesk.intake.blob_writer import BlobWriter, InlineSink, stream_into
 
 
 class FolderBlobs:
@@ -42,16 +42,7 @@ class FolderBlobs:
         return digest
 
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
-        fh, tmp = self.temp_file()
-        digest, size = hashlib.sha256(), 0
-        with fh:
-            while block := stream.read(chunk):
-                digest.update(block)
-                size += len(block)
-                fh.write(block)
-        self.adopt(tmp, digest.hexdigest())
-        tmp.unlink()
-        return digest.hexdigest(), size
+        return stream_into(self, stream, chunk)
 
     def temp_file(self) -> tuple[BinaryIO, Path]:
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix="part-")

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import StorageConfig
-from maildesk.intake.blob_writer import InlineSink
+from maildesk.intake.blob_writer import InlineSink, stream_into
 from maildesk.store.blob_chunks import ChunkBlobs
 from maildesk.store.blob_files import FileBlobs
 from maildesk.store.db import make_engine, make_sessionmaker
@@ -94,18 +94,7 @@ class BlobStore:
 
     def put_stream(self, stream: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
         """Store a stream without holding it in memory; return (SHA-256, size)."""
-        fh, tmp = self.temp_file()
-        digest, size = hashlib.sha256(), 0
-        try:
-            with fh:
-                while block := stream.read(chunk):
-                    digest.update(block)
-                    size += len(block)
-                    fh.write(block)
-            self.adopt(tmp, digest.hexdigest())
-        finally:
-            tmp.unlink(missing_ok=True)
-        return digest.hexdigest(), size
+        return stream_into(self, stream, chunk)
 
     def temp_file(self) -> tuple[BinaryIO, Path]:
         """A new spool file under the storage path (to adopt once written)."""
