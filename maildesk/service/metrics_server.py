@@ -77,13 +77,11 @@ def _quarantine_size(engine: Any) -> float:
 
 
 def _automatic_kept(engine: Any) -> float:
-    from sqlalchemy import func, select
-
-    from maildesk.store.models import AutomaticMail
+    from maildesk.store.automatic import count_automatic
 
     try:
         with engine.connect() as conn:
-            return float(conn.scalar(select(func.count()).select_from(AutomaticMail)) or 0)
+            return float(count_automatic(conn))
     except Exception as exc:  # a scrape must not fail because the database is busy
         log.warning("metrics: cannot count automatic mail: %s", exc)
         return float("nan")
