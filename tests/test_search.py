@@ -7,10 +7,13 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from maildesk.common.search_query import QueryError, parse_query
+from maildesk.common.search_query import WORD, QueryError, parse_query
 from maildesk.store.db import make_engine, upgrade
 from maildesk.store.search import SearchFilters, search_tickets
+from maildesk.store.search_terms import fold, folded_words
 from tests.conftest import make_mail, run_maildesk
 from tests.test_migrations import OLD_TICKET, desk_on, write_old_ticket
 
@@ -204,3 +207,19 @@ def test_cli_search_loads_no_pipeline_rules_or_templates(tmp_path, desk_dir):
     assert loaded & {"jinja2", "imapclient", "aiosmtplib", "mailparser", "nh3", "re2"} == set()
     stages = {m.split(".")[1] for m in loaded if m.startswith("maildesk.") and "." in m}
     assert stages <= {"cli", "common", "store"}, stages
+
+
+_WORDS_OF_THE_INDEX = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("ąęłóśżźćńёЁйÉé İıßﬁ\u0301\u0307\u00a0\t\n_-.,"),
+        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+    ),
+    max_size=80,
+)
+
+
+@given(_WORDS_OF_THE_INDEX)
+def test_the_postgresql_index_gets_the_words_of_the_whole_folded_text(text):
+    # folded_words folds token by token (cached) for speed; the words must be those of
+    # folding the whole text at once, or a stored mail would not be found by its words.
+    assert folded_words(text) == WORD.findall(fold(text))
