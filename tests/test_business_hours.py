@@ -1,5 +1,8 @@
 from datetime import UTC, date, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from maildesk.common.business_hours import Calendar
 
 BERLIN = Calendar.office("Europe/Berlin", holidays=[date(2026, 12, 25)])
@@ -35,3 +38,16 @@ def test_dst_change_keeps_local_opening_hours():
 def test_always_open_is_wall_clock():
     start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     assert Calendar.always_open().add(start, timedelta(hours=50)) == start + timedelta(hours=50)
+
+
+@given(
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 1, 1)),
+    st.integers(min_value=1, max_value=60 * 24 * 20),
+)
+def test_a_calendar_in_use_gives_the_due_times_of_a_new_one(start, minutes):
+    # A calendar remembers each day's opening hours in UTC: a daemon's calendar, asked
+    # thousands of times across DST changes and holidays, must answer as a new one does.
+    moment, duration = start.replace(tzinfo=UTC), timedelta(minutes=minutes)
+    fresh = Calendar.office("Europe/Berlin", holidays=[date(2026, 12, 25)])
+    assert BERLIN.add(moment, duration) == fresh.add(moment, duration)
+    assert BERLIN.between(moment, moment + duration) == fresh.between(moment, moment + duration)

@@ -21,6 +21,11 @@ class Calendar:
     timezone: str = "UTC"
     hours: dict[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
     holidays: frozenset[date] = frozenset()
+    # Each day's opening intervals in UTC, worked out once: every new ticket's SLA due
+    # times walk them, and building aware datetimes is most of that walk's cost.
+    _utc_days: dict[date, list[tuple[datetime, datetime]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def always_open(cls) -> Calendar:
@@ -91,6 +96,15 @@ class Calendar:
             result.append((begin, end))
         return result
 
+    def _utc_intervals_on(self, day: date) -> list[tuple[datetime, datetime]]:
+        found = self._utc_days.get(day)
+        if found is None:
+            found = [(b.astimezone(UTC), e.astimezone(UTC)) for b, e in self._intervals_on(day)]
+            if len(self._utc_days) > 4000:  # a long-running daemon walks into new days
+                self._utc_days.clear()
+            self._utc_days[day] = found
+        return found
+
     def _intervals_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Opening intervals (UTC) from `start` onwards, clipped at `start`."""
         if not any(self.hours.values()):
@@ -98,10 +112,9 @@ class Calendar:
         day = start.astimezone(self.tz).date()
         empty_days = 0
         while empty_days < 3700:  # ten years of holidays would be a broken calendar
-            intervals = self._intervals_on(day)
+            intervals = self._utc_intervals_on(day)
             empty_days = 0 if intervals else empty_days + 1
-            for begin, end in intervals:
-                begin_utc, end_utc = begin.astimezone(UTC), end.astimezone(UTC)
+            for begin_utc, end_utc in intervals:
                 if end_utc <= start:
                     continue
                 yield max(begin_utc, start), end_utc
