@@ -23,11 +23,16 @@ from maildesk.store.search_terms import folded_words, prefixes
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
 # One statement per batch: an executemany would be one INSERT per message on the server.
+# The tsvectors are written out here, not made by to_tsvector on the server: that
+# took 0.12 ms a message of the server's time, while the daemon waited for it, against
+# 0.035 ms to write them here; and the words are then exactly folded_words'.
 _INSERT = (
     "INSERT INTO search_index (message_id, words) "
-    "SELECT m, to_tsvector('simple'::regconfig, w) "
-    "FROM unnest(%b::integer[], %b::text[]) AS d(m, w)"
+    "SELECT m, w::tsvector FROM unnest(%b::integer[], %b::text[]) AS d(m, w)"
 )
+MAX_POSITION = 16383  # PostgreSQL's limits for a tsvector entry
+MAX_POSITIONS_PER_WORD = 255
+MAX_WORD_BYTES = 2047
 
 
 class PostgresSearch:
@@ -35,12 +40,31 @@ class PostgresSearch:
 
     def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
         ids = [message_id for message_id, _ in documents]
-        words = [" ".join(folded_words(text)) for _, text in documents]
-        execute_binary(session, _INSERT, (ids, words))
+        vectors = [tsvector_text(folded_words(text)) for _, text in documents]
+        execute_binary(session, _INSERT, (ids, vectors))
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         query = cast(literal(tsquery(term)), TSQUERY)
         return select(_INDEX.c.message_id).where(_INDEX.c.words.op("@@")(query))
+
+
+def tsvector_text(words: list[str]) -> str:
+    """`words` as a tsvector in PostgreSQL's input syntax, as to_tsvector('simple') makes
+    it of them: each word once with its positions (from 1, at most 255, none above
+    16383). Words hold only letters and digits, so quoting them is enough; a word too
+    long for an index entry is left out (and not counted)."""
+    positions: dict[str, list[str]] = {}
+    number = 0
+    for word in words:
+        if len(word) > MAX_WORD_BYTES // 4 and len(word.encode()) > MAX_WORD_BYTES:
+            continue  # and it takes no position, as in to_tsvector
+        number += 1
+        positions.setdefault(word, []).append(str(min(number, MAX_POSITION)))
+    if number > MAX_POSITION:  # the positions past it are all MAX_POSITION: once each
+        positions = {word: list(dict.fromkeys(found)) for word, found in positions.items()}
+    return " ".join(
+        f"'{word}':" + ",".join(found[:MAX_POSITIONS_PER_WORD]) for word, found in positions.items()
+    )
 
 
 def tsquery(term: SearchTerm) -> str:
