@@ -56,6 +56,28 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     assert config.rules == tmp_path / "conf" / "r.yaml"
 
 
+@pytest.mark.parametrize(
+    ("written", "resolved"),
+    [
+        ("sqlite:///rel.db", "sqlite:///{base}/rel.db"),
+        ("sqlite:///db/md.db", "sqlite:///{base}/db/md.db"),
+        ("sqlite:////var/lib/maildesk/md.db", "sqlite:////var/lib/maildesk/md.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql+psycopg://md@db.example/md", "postgresql+psycopg://md@db.example/md"),
+        ("postgresql+psycopg://md@/md?host=run/pg", "postgresql+psycopg://md@/md?host=run/pg"),
+    ],
+)
+def test_only_a_relative_sqlite_path_is_made_relative_to_the_config_file(
+    tmp_path, written, resolved
+):
+    path = tmp_path / "maildesk.yaml"
+    path.write_text(f"database: {{url: '{written}'}}\n")
+    config = load_config(path)
+    assert config.database.url == resolved.format(base=tmp_path)
+    assert config.database_url() == resolved.format(base=tmp_path)
+
+
 def test_secret_comes_from_env_or_file_and_repr_hides_it(tmp_path, monkeypatch):
     (tmp_path / "pw").write_text("s3cret-from-file\n")
     path = tmp_path / "maildesk.yaml"

@@ -171,9 +171,10 @@ def test_revisions_form_one_chain_whose_headers_match_the_code():
 def test_the_schema_check_knows_the_newest_migration(tmp_path):
     # Commands check the revision with a plain query against HEAD_REVISION, not Alembic.
     from maildesk.common.errors import SchemaOutOfDate
-    from maildesk.store.db import HEAD_REVISION, require_current_schema
+    from maildesk.store.db import require_current_schema
+    from maildesk.store.revision import HEAD_REVISION
 
-    assert HEAD_REVISION == HEAD, "a new migration: set maildesk.store.db.HEAD_REVISION"
+    assert HEAD_REVISION == HEAD, "a new migration: set maildesk.store.revision.HEAD_REVISION"
     engine = make_engine(f"sqlite:///{tmp_path / 'check.db'}")
     with pytest.raises(SchemaOutOfDate, match="has no maildesk schema"):
         require_current_schema(engine)

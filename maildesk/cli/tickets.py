@@ -18,7 +18,6 @@ from maildesk.cli.common import (
     write_bytes,
 )
 from maildesk.cli.search_output import print_hits, search_filters, search_hit_json
-from maildesk.store.queries import list_tickets, ticket_detail
 
 TICKET_COLUMNS = [
     ("ref", "REF"),
@@ -49,8 +48,12 @@ def list_cmd(
     cli: CliContext, status: str | None, queue: str | None, limit: int | None, as_json: bool
 ) -> None:
     """List tickets, newest first."""
-    with cli.read_session() as session:
-        rows = list_tickets(session, status=status, queue=queue, limit=limit)
+    # Without SQLAlchemy, whose import alone would take most of this command's time.
+    from maildesk.store.listing import list_tickets
+    from maildesk.store.read_only import connect_read_only
+
+    with connect_read_only(cli.config().database_url()) as db:
+        rows = list_tickets(db.connection, db.dialect, status=status, queue=queue, limit=limit)
     print_rows(rows, TICKET_COLUMNS, as_json=as_json, empty="no tickets")
 
 
@@ -99,6 +102,8 @@ def search_cmd(cli: CliContext, query: str, as_json: bool, **options: Any) -> No
 @pass_cli
 def show_cmd(cli: CliContext, ref: str, as_json: bool) -> None:
     """Show one ticket with its messages, attachments and events."""
+    from maildesk.store.queries import ticket_detail
+
     with cli.read_session() as session:
         detail = ticket_detail(session, ref)
     if as_json:

@@ -339,11 +339,11 @@ class Config(_Section):
 
     def database_url(self) -> str:
         """The SQLAlchemy URL with the password filled in from its secret, if any."""
-        from sqlalchemy.engine import make_url
+        from maildesk.common.db_url import parse_url
 
-        url = make_url(self.database.url)
-        remember_secret(url.password if isinstance(url.password, str) else None, "database URL")
+        url = parse_url(self.database.url)
+        remember_secret(url.password, "database URL")
         if self.database.password is None:
             return self.database.url
         secret = self.database.password.read("database password")
-        return url.set(password=secret).render_as_string(hide_password=False)
+        return url.replace(password=secret).render(hide_password=False)

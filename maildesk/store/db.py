@@ -17,16 +17,14 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maildesk.common.errors import SchemaOutOfDate, TemporaryFailure
+from maildesk.common.errors import TemporaryFailure
 from maildesk.store.checkpoint import WRITER_CHECKPOINT_PAGES
+from maildesk.store.revision import recorded_revision, require_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest migration in migrations/versions; tests/test_migrations.py checks it is
-# Alembic's head, so a new migration must update it.
-HEAD_REVISION = "0007_lz4"
 
 
 def json_dumps(value: Any) -> str:
@@ -166,19 +164,13 @@ def database_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-        found = list(versions)
-    return found[0] if len(found) == 1 else ",".join(sorted(found)) or None
+        return recorded_revision(list(versions))
 
 
 def require_current_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the newest revision."""
-    current, head = database_revision(engine), HEAD_REVISION
-    if current != head:
-        state = "has no maildesk schema" if current is None else f"is at revision {current}"
-        raise SchemaOutOfDate(
-            f"the database {engine.url.render_as_string(hide_password=True)} {state}, "
-            f"but this maildesk needs {head}; run `maildesk db upgrade` first"
-        )
+    where = engine.url.render_as_string(hide_password=True)
+    require_revision(database_revision(engine), where)
 
 
 @contextlib.contextmanager

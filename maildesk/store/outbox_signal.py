@@ -15,10 +15,10 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from maildesk.common.backoff import Backoff
+from maildesk.common.db_url import libpq_conninfo
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,7 @@ def signal_outbox(session: Session) -> None:
 
 def listen_conninfo(database_url: str) -> str | None:
     """The libpq connection string for listening, or None when the database has no NOTIFY."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        return None
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_conninfo(database_url)
 
 
 async def listen_outbox(

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.common.errors import NotFound
+from maildesk.store import listing
+from maildesk.store.listing import iso
 from maildesk.store.models import Message, OutboxEntry, Ticket
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def ticket_summary(ticket: Ticket, message_count: int) -> dict[str, Any]:
-    """The fields of `tickets list --json` (a stable, documented format)."""
-    return {
-        "ref": ticket.ref,
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "queue": ticket.queue,
-        "assignee": ticket.assignee,
-        "requester": ticket.requester,
-        "created_at": _iso(ticket.created_at),
-        "updated_at": _iso(ticket.updated_at),
-        "message_count": message_count,
-        "tags": list(ticket.tags or []),
-    }
+    """The fields of `tickets list --json` for a loaded ticket."""
+    return listing.ticket_summary(
+        {column: getattr(ticket, column) for column in listing.SUMMARY_COLUMNS}, message_count
+    )
 
 
 def list_tickets(
@@ -40,24 +27,15 @@ def list_tickets(
     queue: str | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Tickets, newest first, optionally filtered by status and queue."""
-    counts = (
-        select(Message.ticket_id, func.count(Message.id).label("n"))
-        .group_by(Message.ticket_id)
-        .subquery()
+    """`tickets list` in the session's transaction (the query lives in store.listing)."""
+    connection = session.connection()
+    return listing.list_tickets(
+        connection.connection.driver_connection,
+        connection.dialect.name,
+        status=status,
+        queue=queue,
+        limit=limit,
     )
-    query = (
-        select(Ticket, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.ticket_id == Ticket.id)
-        .order_by(Ticket.id.desc())
-    )
-    if status:
-        query = query.where(Ticket.status == status)
-    if queue:
-        query = query.where(Ticket.queue == queue)
-    if limit:
-        query = query.limit(limit)
-    return [ticket_summary(t, n) for t, n in session.execute(query).all()]
 
 
 def get_ticket(session: Session, ref: str) -> Ticket:
@@ -88,12 +66,12 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
             "language": ticket.language,
             "message_id": ticket.message_id,
             "rules_fired": list(ticket.rules_fired or []),
-            "first_response_at": _iso(ticket.first_response_at),
-            "resolved_at": _iso(ticket.resolved_at),
-            "closed_at": _iso(ticket.closed_at),
+            "first_response_at": iso(ticket.first_response_at),
+            "resolved_at": iso(ticket.resolved_at),
+            "closed_at": iso(ticket.closed_at),
             "sla_policy": ticket.sla_policy,
-            "first_response_due": _iso(ticket.first_response_due),
-            "resolution_due": _iso(ticket.resolution_due),
+            "first_response_due": iso(ticket.first_response_due),
+            "resolution_due": iso(ticket.resolution_due),
             "merged_into": merged.ref if merged else None,
             "linked_from": linked.ref if linked else None,
             "spam": ticket.spam,
@@ -104,7 +82,7 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
             "messages": [_message(m) for m in ticket.messages],
             "events": [
                 {
-                    "at": _iso(e.at),
+                    "at": iso(e.at),
                     "actor": e.actor,
                     "kind": e.kind,
                     "old": e.old,
@@ -120,8 +98,8 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
                     "to": list(o.recipients),
                     "subject": o.subject,
                     "status": o.status,
-                    "created_at": _iso(o.created_at),
-                    "sent_at": _iso(o.sent_at),
+                    "created_at": iso(o.created_at),
+                    "sent_at": iso(o.sent_at),
                 }
                 for o in session.scalars(
                     select(OutboxEntry)
@@ -147,8 +125,8 @@ def _message(m: Message) -> dict[str, Any]:
         "to": list(m.to_addrs or []),
         "cc": list(m.cc_addrs or []),
         "subject": m.subject,
-        "date": _iso(m.date),
-        "received_at": _iso(m.created_at),
+        "date": iso(m.date),
+        "received_at": iso(m.created_at),
         "text": m.text_body,
         "has_html": m.html_body is not None,
         "raw_sha256": m.raw_sha256,
