@@ -175,3 +175,76 @@ def test_the_listing_connection_cannot_write(database, tmp_path):
     with connect_read_only(url) as db, pytest.raises(Exception, match=r"read-only|readonly"):
         db.connection.cursor().execute("DELETE FROM alembic_version")
     assert json.loads(listing(folder, "--json")) == []
+
+
+LIST = ("tickets", "list", "--json")
+
+
+def _listed_refs(folder: Path, cwd: Path) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "maildesk.cli", "--config", str(folder / "maildesk.yaml"), *LIST],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    return [row["ref"] for row in json.loads(done.stdout)]
+
+
+def test_a_relative_database_path_is_the_config_folders_from_anywhere(desk, tmp_path):
+    # maildesk.yaml says sqlite:///maildesk.db: the file next to it, wherever we stand.
+    folder = fill(desk)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _listed_refs(folder, elsewhere) == ["MD-4", "MD-3", "MD-2", "MD-1"]
+    assert not (elsewhere / "maildesk.db").exists()
+
+
+def test_a_database_section_with_more_than_a_url_is_read_by_the_whole_config(tmp_path):
+    from maildesk.common.database_setting import plain_database_url
+
+    config = tmp_path / "maildesk.yaml"
+    config.write_text("database:\n  url: sqlite:///x.db\n", encoding="utf-8")
+    assert plain_database_url(config) == f"sqlite:///{tmp_path / 'x.db'}"
+    config.write_text("tickets: {prefix: HD}\n", encoding="utf-8")
+    assert plain_database_url(config) == f"sqlite:///{tmp_path / 'maildesk.db'}"
+    for text in [
+        "database:\n  url: postgresql+psycopg://md@db/md\n  password: {env: MD_PW}\n",
+        "database:\n  url: sqlite:///x.db\n  pasword: oops\n",
+        "database: [not, a, mapping]\n",
+        "database:\n  url: [1]\n",
+        "database: {url: sqlite:///x.db\n",  # broken YAML: the whole config says where
+    ]:
+        config.write_text(text, encoding="utf-8")
+        assert plain_database_url(config) is None, text
+
+
+def test_a_mistake_in_the_database_section_is_reported_with_its_line(desk):
+    folder = fill(desk)
+    config = folder / "maildesk.yaml"
+    config.write_text(
+        config.read_text().replace("  url:", "  pasword: secret\n  url:", 1), encoding="utf-8"
+    )
+    done = maildesk(folder, "tickets", "list")
+    assert done.returncode != 0 and not done.stdout
+    assert "maildesk.yaml" in done.stderr and "pasword" in done.stderr
+    assert "did you mean 'password'" in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_database_password_from_a_secret_still_lists(make_desk, postgres_url, monkeypatch):
+    folder = fill(make_desk("pg", database_url=postgres_url))
+    config = folder / "maildesk.yaml"
+    monkeypatch.setenv("MAILDESK_TEST_DB_PASSWORD", "any")  # the suite's server trusts
+    config.write_text(
+        config.read_text().replace(
+            f"  url: {postgres_url}",
+            f"  url: {postgres_url}\n  password: {{env: MAILDESK_TEST_DB_PASSWORD}}",
+        ),
+        encoding="utf-8",
+    )
+    assert _listed_refs(folder, folder) == ["MD-4", "MD-3", "MD-2", "MD-1"]
+    monkeypatch.delenv("MAILDESK_TEST_DB_PASSWORD")
+    done = maildesk(folder, "tickets", "list")
+    assert done.returncode != 0 and "MAILDESK_TEST_DB_PASSWORD" in done.stderr

@@ -80,6 +80,17 @@ class CliContext:
             self._desk = Desk.build(self.config(), check_schema=check_schema)
         return self._desk
 
+    def database_url(self) -> str:
+        """The database URL: read with YAML alone when the file sets no more than that
+        (see common.database_setting), else from the whole, validated config."""
+        if self._config is None and self.path.exists():
+            from maildesk.common.database_setting import plain_database_url
+
+            url = plain_database_url(self.path)
+            if url is not None:
+                return url
+        return self.config().database_url()
+
     def read_session(self) -> Session:
         """A read-only session on the (schema-checked) database, for commands that only
         show things: they need no rules, templates or pipeline."""

@@ -52,7 +52,7 @@ def list_cmd(
     from maildesk.store.listing import list_tickets
     from maildesk.store.read_only import connect_read_only
 
-    with connect_read_only(cli.config().database_url()) as db:
+    with connect_read_only(cli.database_url()) as db:
         rows = list_tickets(db.connection, db.dialect, status=status, queue=queue, limit=limit)
     print_rows(rows, TICKET_COLUMNS, as_json=as_json, empty="no tickets")
 

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from maildesk.common.config_location import CONFIG_ENV as CONFIG_ENV
 from maildesk.common.config_location import DEFAULT_CONFIG as DEFAULT_CONFIG
 from maildesk.common.config_location import config_path as config_path
+from maildesk.common.db_url import DEFAULT_DATABASE_URL
 from maildesk.common.notify_config import NotifyConfig
 from maildesk.common.redact import remember_secret
 from maildesk.common.secret_source import Secret
@@ -36,7 +37,7 @@ class _Section(BaseModel):
 
 
 class DatabaseConfig(_Section):
-    url: str = "sqlite:///maildesk.db"
+    url: str = DEFAULT_DATABASE_URL
     password: Secret | None = None
 
 

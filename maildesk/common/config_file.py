@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from maildesk.common.config import Config
 from maildesk.common.config_problems import problems_from
+from maildesk.common.db_url import absolute_sqlite_url
 from maildesk.common.errors import ConfigError
 from maildesk.common.yamlfile import load_yaml_file
 
@@ -37,12 +38,10 @@ def load_config(path: Path, *, missing_ok: bool = False) -> Config:
 def _resolve_paths(config: Config, base: Path) -> Config:
     """Every relative path in the config (files, folders, SQLite URL) made relative to `base`."""
     config = _absolutize(config, base)
-    url = config.database.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rel = url.removeprefix("sqlite:///")
-        if rel and rel != ":memory:":
-            database = config.database.model_copy(update={"url": f"sqlite:///{base / rel}"})
-            config = config.model_copy(update={"database": database})
+    url = absolute_sqlite_url(config.database.url, base)
+    if url != config.database.url:
+        database = config.database.model_copy(update={"url": url})
+        config = config.model_copy(update={"database": database})
     return config
 
 

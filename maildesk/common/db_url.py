@@ -5,8 +5,10 @@ importing SQLAlchemy costs a short command such as `maildesk tickets list` 250 m
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
+from os import PathLike
 from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 # SQLAlchemy's own pattern (sqlalchemy.engine.url._parse_url), so both read a URL alike.
@@ -102,3 +104,16 @@ def libpq_conninfo(url: str) -> str | None:
     """The libpq connection string for a PostgreSQL URL; None for other databases."""
     parsed = parse_url(url)
     return parsed.libpq() if parsed.backend == "postgresql" else None
+
+
+DEFAULT_DATABASE_URL = "sqlite:///maildesk.db"
+
+
+def absolute_sqlite_url(url: str, base: str | PathLike[str]) -> str:
+    """`url` with a relative SQLite file path made relative to `base` (the folder of
+    maildesk.yaml); any other URL unchanged."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{os.path.join(base, relative)}"
+    return url
