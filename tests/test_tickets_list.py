@@ -248,3 +248,14 @@ def test_a_database_password_from_a_secret_still_lists(make_desk, postgres_url, 
     monkeypatch.delenv("MAILDESK_TEST_DB_PASSWORD")
     done = maildesk(folder, "tickets", "list")
     assert done.returncode != 0 and "MAILDESK_TEST_DB_PASSWORD" in done.stderr
+
+
+def test_a_mistake_elsewhere_in_the_config_does_not_stop_a_listing_and_check_finds_it(desk):
+    # A listing reads only the database URL (a third of its start-up was the config's
+    # models); `maildesk check`, and every command that needs more, still refuses.
+    folder = fill(desk)
+    config = folder / "maildesk.yaml"
+    config.write_text(config.read_text().replace("  prefix: MD", "  prefix: 42"), encoding="utf-8")
+    assert _listed_refs(folder, folder) == ["MD-4", "MD-3", "MD-2", "MD-1"]
+    checked = maildesk(folder, "check")
+    assert checked.returncode != 0 and "prefix" in checked.stderr
