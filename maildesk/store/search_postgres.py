@@ -53,18 +53,22 @@ def tsvector_text(words: list[str]) -> str:
     it of them: each word once with its positions (from 1, at most 255, none above
     16383). Words hold only letters and digits, so quoting them is enough; a word too
     long for an index entry is left out (and not counted)."""
+    if any(len(word) > MAX_WORD_BYTES // 4 for word in words):
+        words = [word for word in words if len(word.encode()) <= MAX_WORD_BYTES]
     positions: dict[str, list[str]] = {}
-    number = 0
-    for word in words:
-        if len(word) > MAX_WORD_BYTES // 4 and len(word.encode()) > MAX_WORD_BYTES:
-            continue  # and it takes no position, as in to_tsvector
-        number += 1
-        positions.setdefault(word, []).append(str(min(number, MAX_POSITION)))
-    if number > MAX_POSITION:  # the positions past it are all MAX_POSITION: once each
-        positions = {word: list(dict.fromkeys(found)) for word, found in positions.items()}
+    for word, position in zip(words, _POSITIONS, strict=False):  # stops at MAX_POSITION
+        positions.setdefault(word, []).append(position)
+    last = _POSITIONS[-1]
+    for word in words[MAX_POSITION:]:  # all at the last position, once each
+        found = positions.setdefault(word, [])
+        if found[-1:] != [last]:
+            found.append(last)
     return " ".join(
         f"'{word}':" + ",".join(found[:MAX_POSITIONS_PER_WORD]) for word, found in positions.items()
     )
+
+
+_POSITIONS = tuple(str(number) for number in range(1, MAX_POSITION + 1))
 
 
 def tsquery(term: SearchTerm) -> str:
