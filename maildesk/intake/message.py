@@ -39,6 +39,13 @@ class ParsedAttachment:
     inline: bool = False
     blob: str | None = None  # SHA-256 of content written to the blob store while parsing
     blob_size: int = 0
+    # Hashed where the attachment is made (the parser child), once: deciding and
+    # storing ask for it several times, in the daemon's busiest thread.
+    digest: str = field(default="", init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.blob:
+            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
 
     @property
     def size(self) -> int:
@@ -46,7 +53,7 @@ class ParsedAttachment:
 
     @property
     def sha256(self) -> str:
-        return self.blob or hashlib.sha256(self.data).hexdigest()
+        return self.blob or self.digest
 
 
 @dataclass(frozen=True)
