@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 
 from maildesk.intake.message import ParsedMessage
-from maildesk.intake.report_signals import COMPLAINT_SUBJECT, FAILURE_SUBJECT, FEEDBACK_TYPE
+from maildesk.intake.report_signals import (
+    COMPLAINT_SUBJECT,
+    FEEDBACK_TYPE,
+    says_delivery_failed,
+)
 from maildesk.triage.robots import daemon_sender, is_daemon, is_list_manager, is_robot_address
 
 Shape = tuple[str, str]
@@ -86,14 +90,14 @@ def sender_shape(msg: ParsedMessage) -> Shape | None:
         return "bounce", "failure notice returning a message"
     if _STATUS_CODE.search(msg.text[:20_000]):
         return "bounce", "failure notice with a delivery status code"
-    if sender and is_robot_address(sender) and FAILURE_SUBJECT.search(msg.text[:2000]):
+    if sender and is_robot_address(sender) and says_delivery_failed(msg.text[:2000]):
         return "bounce", f"failure notice from {sender}"
     return None
 
 
 def failure_subject(msg: ParsedMessage) -> bool:
     """The subject says a delivery failed (and the mail is not a person's forward of it)."""
-    return bool(FAILURE_SUBJECT.search(msg.subject)) and not _FORWARD.match(msg.subject)
+    return says_delivery_failed(msg.subject) and not _FORWARD.match(msg.subject)
 
 
 def auto_reply_shape(msg: ParsedMessage) -> Shape | None:
