@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sqlite3
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import count
@@ -34,6 +35,11 @@ HEAD = REVISIONS[-1]
 CREATED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 _names = count(1)
 
+# The index on upper(tickets.ref) cannot be reflected from SQLite (see schema_differences).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Skipped unsupported reflection of expression-based index"
+)
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def new_database(request, tmp_path) -> Callable[[], str]:
@@ -52,9 +58,15 @@ def schema_differences(url: str) -> list:
     """What Alembic's autogenerate would change to make the database match the models."""
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"include_name": described_by_models})
-            return compare_metadata(context, Base.metadata)
+        with warnings.catch_warnings():
+            # SQLite's reflection cannot read the index on upper(tickets.ref), so Alembic
+            # skips it there (it compares it on PostgreSQL); test_lookup_plans checks it.
+            warnings.filterwarnings("ignore", "(autogenerate skipping|Skipped unsupported)")
+            with engine.connect() as conn:
+                context = MigrationContext.configure(
+                    conn, opts={"include_name": described_by_models}
+                )
+                return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
 

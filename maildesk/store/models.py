@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -55,6 +57,8 @@ class Base(DeclarativeBase):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    # Subject tokens name tickets case-insensitively (store.lookup): upper(ref) indexed.
+    __table_args__ = (Index("ix_tickets_ref_upper", func.upper(text("ref"))),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ref: Mapped[str] = mapped_column(String(40), unique=True)
@@ -109,7 +113,8 @@ class Message(Base):
     author_kind: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(20))
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
-    message_id: Mapped[str | None] = mapped_column(String(1000))
+    # Indexed: each batch looks up the mail its replies answer (see store.lookup).
+    message_id: Mapped[str | None] = mapped_column(String(1000), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(Text)
     references: Mapped[str | None] = mapped_column(Text)
     from_addr: Mapped[str] = mapped_column(String(320))
