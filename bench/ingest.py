@@ -1,19 +1,23 @@
 """Ingest N generated messages on SQLite; print messages/s, latency per batch and peak RSS.
 
-    python bench/ingest.py [N] [--batch 200]
+    python bench/ingest.py [N] [--batch 200] [--history H]
 
-Run it twice with different N to see that memory stays flat in N.
+Run it twice with different N to see that memory stays flat in N. --history H first
+ingests H other messages (untimed), as a desk that has run for a while holds them:
+a batch must not get slower as the tables grow.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,11 +33,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def history(n: int, batch: int) -> Iterator[list[tuple[bytes, SourceInfo]]]:
+    """`n` messages of another seed (other Message-IDs), in batches."""
+    raws = generate(n, seed=2)
+    while chunk := [(raw, SourceInfo(source="history")) for raw in itertools.islice(raws, batch)]:
+        yield chunk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", type=int, nargs="?", default=5000)
     parser.add_argument("--batch", type=int, default=200)  # a mailbox's default batch_size
     parser.add_argument("--dir", help="work folder (default: a temp dir, removed afterwards)")
+    parser.add_argument("--history", type=int, default=0, help="messages stored beforehand")
     args = parser.parse_args()
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="maildesk-bench-"))
@@ -41,6 +53,9 @@ def main() -> None:
     desk = bench_desk(work)
     desk.pipeline.reader.start()  # as the daemon does at start-up ...
     language.prepare()
+    if args.history:
+        for _ in desk.pipeline.process_batches(history(args.history, args.batch)):
+            pass
 
     messages = list(generate(args.n))
     total_bytes = sum(len(m) for m in messages)
@@ -66,6 +81,8 @@ def main() -> None:
     per_msg = sorted(b / args.batch * 1000 for b in batch_latency)
     q = statistics.quantiles(per_msg, n=100) if len(per_msg) > 1 else per_msg * 99
     print(f"messages        {args.n} ({total_bytes / 1e6:.1f} MB, batch {args.batch})")
+    if args.history:
+        print(f"history         {args.history} messages stored before")
     print(f"outcomes        {outcomes}")
     print(f"throughput      {args.n / elapsed:.0f} messages/s ({elapsed:.2f} s wall)")
     print(

@@ -52,3 +52,6 @@ def test_no_lookup_of_a_batch_reads_a_growing_table_whole(desk):
                 and step.split()[1] not in SMALL_TABLES
             ]
             assert not whole, (" ".join(statement.split())[:160], plan)
+            if "count(tickets.id)" in statement:  # least_open's open tickets per agent
+                assert any("COVERING INDEX" in step for step in plan), plan
+    assert any("count(tickets.id)" in s for s in selects)  # the example rules use least_open

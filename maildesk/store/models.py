@@ -57,8 +57,12 @@ class Base(DeclarativeBase):
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    # Subject tokens name tickets case-insensitively (store.lookup): upper(ref) indexed.
-    __table_args__ = (Index("ix_tickets_ref_upper", func.upper(text("ref"))),)
+    __table_args__ = (
+        # Subject tokens name tickets case-insensitively (store.lookup).
+        Index("ix_tickets_ref_upper", func.upper(text("ref"))),
+        # least_open counts open tickets per agent each batch: from the index alone.
+        Index("ix_tickets_open_by_assignee", "status", "assignee", "spam", "merged_into_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ref: Mapped[str] = mapped_column(String(40), unique=True)
