@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
     )
     print(
         f"daemon RSS, all {processes} processes: peak {work_sampler.peak_rss / 2**20:.0f} MiB "
-        f"while working; idle {idle_before / 2**20:.0f} MiB before, "
+        f"(PSS {work_sampler.peak_pss / 2**20:.0f} MiB) while working; idle {idle_before / 2**20:.0f} MiB before, "
         f"{idle_after / 2**20:.0f} MiB after"
     )
     main_peak = work_sampler.peaks.pop(daemon_pid, 0)

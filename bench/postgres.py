@@ -93,6 +93,7 @@ def daemon(url: str, maildir: Path, source: str, rules: str) -> None:
     cpu = sampler.stop()
     ledger = sampler.ledger
     report = {"seconds": elapsed, "cpu": cpu, "outcomes": outcomes, "rss": sampler.peak_rss}
+    report["pss"] = sampler.peak_pss
     report["processes"] = sampler.processes
     report["main_cpu"] = ledger.last[ledger.root] - ledger.first[ledger.root]
     print(json.dumps(report), flush=True)
@@ -191,6 +192,7 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str, rules: st
         "main_cpu_ms": sum(r["main_cpu"] for r in reports) / total * 1000,
         "server_cpu_ms": ledger.used() / total * 1000,
         "rss_mb": [r["rss"] / 2**20 for r in reports],
+        "pss_mb": [r["pss"] / 2**20 for r in reports],
         "processes": max(r["processes"] for r in reports),
         "busy_samples": waits.busy,
         "waits": dict(waits.waits.most_common()),
@@ -224,7 +226,8 @@ def show(result: dict) -> None:
         f"{result['server_cpu_ms']:.3f} ms = {cpu:.3f} ms; "
         f"{cores} busy cores would take {cores * 1000 / cpu:.0f} msg/s\n"
         f"  peak RSS per daemon ({result['processes']} processes): "
-        f"{', '.join(f'{r:.0f}' for r in result['rss_mb'])} MiB\n"
+        f"{', '.join(f'{r:.0f}' for r in result['rss_mb'])} MiB "
+        f"(PSS {', '.join(f'{r:.0f}' for r in result['pss_mb'])} MiB)\n"
         f"  lock waits: {waited} of {result['busy_samples']} busy-backend samples "
         f"({waited / busy:.0%}): {waits}",
         flush=True,

@@ -64,6 +64,19 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: the process's own pages plus its share of those it shares
+    (libraries, the page cache it maps), so summing it over processes counts each page
+    once, where summed RSS counts a shared page in every process."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class CpuLedger:
     """CPU seconds per process seen in a tree, so children that exit are still counted
     (as of the last sample) and processes that existed before `start` are not charged
@@ -85,13 +98,14 @@ class CpuLedger:
 
 
 class TreeSampler(threading.Thread):
-    """Samples a process tree every `interval` seconds: CPU ledger and peak summed RSS."""
+    """Samples a process tree every `interval` seconds: CPU ledger, peak summed RSS and PSS."""
 
     def __init__(self, root: int, interval: float = 0.05):
         super().__init__(daemon=True)
         self.ledger = CpuLedger(root)
         self.interval = interval
         self.peak_rss = 0  # of all the tree's processes together
+        self.peak_pss = 0  # the same, each shared page counted once (see pss_bytes)
         self.peaks: dict[int, int] = {}  # each process's own peak
         self.processes = 0  # the most processes seen at once
         self._halt = threading.Event()
@@ -105,6 +119,7 @@ class TreeSampler(threading.Thread):
         pids = tree(self.ledger.root)
         sizes = {pid: rss_bytes(pid) for pid in pids}
         self.peak_rss = max(self.peak_rss, sum(sizes.values()))
+        self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in pids))
         for pid, size in sizes.items():
             self.peaks[pid] = max(self.peaks.get(pid, 0), size)
         self.processes = max(self.processes, len(pids))
