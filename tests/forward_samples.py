@@ -104,9 +104,12 @@ def forward_as_attachment(
     sender: str = "Alice Archer <alice@example.com>",
     message_id: str | None = None,
     customer: str = "dana@example.org",
+    original_headers: dict[str, str] | None = None,
 ) -> bytes:
     """Alice forwards Dana's mail as an attached message (message/rfc822)."""
     original = EmailMessage()
+    for name, value in (original_headers or {}).items():
+        original[name] = value
     original["From"] = DANA.replace("dana@example.org", customer)
     original["To"] = "Alice Archer <alice@example.com>"
     original["Subject"] = ORIGINAL_SUBJECT

@@ -138,3 +138,24 @@ def test_ids_and_addresses_are_normalised():
         ["p@host"],
         ["r1@host", "r2@host"],
     )
+
+
+def test_an_attached_message_is_read_with_its_carrier_one_level_deep():
+    from email.message import EmailMessage
+
+    def mail(sender: str, subject: str, attached: EmailMessage | None = None) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = sender, "support@example.com", subject
+        msg.set_content(f"{subject} text")
+        if attached is not None:
+            msg.add_attachment(attached)  # message/rfc822
+        return msg
+
+    innermost = mail("eve@example.net", "Innermost")
+    original = mail("Dana <dana@example.org>", "Printer", innermost)
+    forward = parse_message(mail("alice@example.com", "Fwd: Printer", original).as_bytes())
+    inner = forward.attached_message
+    assert inner is not None and inner.from_addr == "dana@example.org"
+    assert inner.subject == "Printer" and "Printer text" in inner.text
+    assert inner.attached_message is None  # read once, not down every level
+    assert parse_message(innermost.as_bytes()).attached_message is None

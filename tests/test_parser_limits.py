@@ -19,6 +19,7 @@ from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Attachment, AutomaticMail, Event, Message
 from tests.conftest import make_mail
 from tests.corpus_cases import tiny_parts, tnef
+from tests.forward_samples import forward_as_attachment
 from tests.mailflow import outbox_rows, parse
 
 PROBE = "received-bytes-probe"
@@ -101,6 +102,18 @@ def test_bounces_big_mail_and_winmail_dat_are_read_in_the_child(make_desk, no_pa
         files = {a.filename: a.sha256 for a in s.scalars(select(Attachment))}
     assert files["report.pdf"] == hashlib.sha256(report).hexdigest()  # ... and winmail.dat opened
     assert list((desk.blobs.root / ".tmp").iterdir()) == []  # no job folder left behind
+
+
+def test_the_message_a_forward_carries_is_read_in_the_child(make_desk, no_parsing_here):
+    # Anyone can put an agent's address on a "Fwd:" mail: the message it carries is read
+    # by the parser child, within its limits, never by the daemon deciding about it.
+    desk = make_desk()
+    raw = forward_as_attachment(
+        to=desk.config.tickets.support_address, original_headers={"X-Probe": PROBE}
+    )
+    assert PROBE.encode() in raw
+    result = desk.pipeline.process_one(raw)
+    assert result.outcome == "created", result.reason
 
 
 def test_a_message_that_needs_too_much_memory_is_quarantined_and_the_batch_goes_on(make_desk):

@@ -60,6 +60,11 @@ class ProcessingTimeout(MaildeskError):
     """Processing one message took longer than the configured limit."""
 
 
+class SkeletonTooLarge(MaildeskError):
+    """The parts of a big message that cannot be cut out (headers, text, preamble) are
+    too big to parse."""
+
+
 class SchemaOutOfDate(MaildeskError):
     """The database schema is older than this maildesk; run `maildesk db upgrade`."""
 

@@ -21,11 +21,14 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from maildesk.common.domain import TicketState
-from maildesk.common.errors import ParseError
 from maildesk.decide.agent_identity import Verdict, verify_forward
 from maildesk.decide.decision import DecideContext
-from maildesk.intake.message import Address, ParsedAttachment, ParsedMessage
-from maildesk.intake.parse import parse_message
+from maildesk.intake.message import (
+    Address,
+    ParsedAttachment,
+    ParsedMessage,
+    attached_original,
+)
 from maildesk.triage.reply_tokens import FORWARD_TAG, addressed_to, base_address, check_reply
 
 MAX_SCAN = 100_000  # characters of a forward's text searched for the forwarded mail
@@ -67,8 +70,8 @@ def forward_on_behalf(
         return None
     if ticket is not None and _replies_about(msg, ticket, agent.address, ctx):
         return None
-    attached = _attached_message(msg)
-    inner = _parse_attached(attached) if attached is not None else None
+    attached = attached_original(msg.attachments)
+    inner = _sent_original(msg) if attached is not None else None
     meta = None if inner is not None else _inline(msg)
     if inner is not None:
         original_from = inner.from_addr
@@ -116,19 +119,11 @@ def strip_forward_prefix(subject: str) -> str:
     return _FORWARD_PREFIX.sub("", subject).strip().removesuffix("]").strip()
 
 
-def _attached_message(msg: ParsedMessage) -> ParsedAttachment | None:
-    for attachment in msg.attachments:
-        if attachment.content_type == "message/rfc822" and attachment.data:
-            return attachment
-    return None  # a big one was streamed to the blob store: its text is not at hand
-
-
-def _parse_attached(attachment: ParsedAttachment) -> ParsedMessage | None:
-    try:
-        inner = parse_message(attachment.data)
-    except ParseError:
-        return None
-    return inner if inner.sender is not None else None
+def _sent_original(msg: ParsedMessage) -> ParsedMessage | None:
+    """The attached message as the parser read it (in its child, within its limits: a
+    forward from an agent's address is anybody's until verified), if someone sent it."""
+    inner = msg.attached_message
+    return inner if inner is not None and inner.sender is not None else None
 
 
 def _from_attached(

@@ -13,9 +13,6 @@ from datetime import UTC, datetime
 from email.header import Header, decode_header
 from email.message import Message
 
-from mailparser.dates import parse_mail_date
-from mailparser.utils import get_addresses
-
 from maildesk.intake.charsets import ENCODED_WORD, decode_bytes, decode_encoded_words
 from maildesk.intake.message import Address
 
@@ -143,7 +140,7 @@ def address_list(value: str | None, defects: list[str] | None = None) -> list[Ad
 
     value = ENCODED_WORD.sub(stash, value)
     try:
-        pairs = _simpleaddress_list(value) or get_addresses(value, decode_names=False)
+        pairs = _simpleaddress_list(value) or _mailparser_addresses(value)
     except Exception:
         pairs = []
         if defects is not None:
@@ -195,6 +192,8 @@ def date_of(value: str | None, defects: list[str] | None = None) -> datetime | N
     if not value:
         return None
     try:
+        from mailparser.dates import parse_mail_date  # the parser child's; see below
+
         result = parse_mail_date(value).value
     except Exception:
         return None
@@ -210,3 +209,11 @@ def date_of(value: str | None, defects: list[str] | None = None) -> datetime | N
             defects.append(f"implausible Date header ({result.year}) ignored")
         return None
     return result
+
+
+def _mailparser_addresses(value: str) -> list[tuple[str, str]]:
+    # mailparser (11 MiB) loads only where mail is parsed, the children, not in the
+    # daemon, which reads an address list only for a list's rewritten From.
+    from mailparser.utils import get_addresses
+
+    return get_addresses(value, decode_names=False)

@@ -166,6 +166,9 @@ class ParsedMessage:
     oversized: str = ""
     # Read when the message may be a report (intake.report_signals), else None.
     delivery: DeliveryStatus | None = None
+    # The first attached message (see attached_original), read by the parser with this
+    # one's limits, one level deep: a forward's original is never parsed in the daemon.
+    attached_message: ParsedMessage | None = None
     _header_index: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -200,6 +203,15 @@ class ParsedMessage:
     @property
     def recipients(self) -> list[Address]:
         return [*self.to, *self.cc]
+
+
+def attached_original(attachments: list[ParsedAttachment]) -> ParsedAttachment | None:
+    """The first attached message whose bytes are at hand (a big one went to the blob
+    store while parsing, and is not read again)."""
+    for attachment in attachments:
+        if attachment.content_type == "message/rfc822" and attachment.data:
+            return attachment
+    return None
 
 
 def human_size(n: int) -> str:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 from maildesk.common.config import Config
-from maildesk.common.errors import ParseError, ProcessingTimeout, StageError
+from maildesk.common.errors import ParseError, ProcessingTimeout, SkeletonTooLarge, StageError
 from maildesk.intake.blob_writer import BlobWriter, InlineSink
 from maildesk.intake.message import ParsedMessage, ParseLimits, human_size
 from maildesk.intake.parser_children import (
@@ -26,7 +26,6 @@ from maildesk.intake.parser_children import (
     shared_sandbox,
 )
 from maildesk.intake.raw_mail import IncomingMail
-from maildesk.intake.skeleton import SkeletonTooLarge
 
 
 class MessageReader:

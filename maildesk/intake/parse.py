@@ -28,7 +28,13 @@ from maildesk.intake.header_values import (
     unfold_8bit,
 )
 from maildesk.intake.html_text import html_to_text, sanitize_html
-from maildesk.intake.message import SPILL_HEADER, ParsedMessage, ParseLimits, Spilled
+from maildesk.intake.message import (
+    SPILL_HEADER,
+    ParsedMessage,
+    ParseLimits,
+    Spilled,
+    attached_original,
+)
 from maildesk.intake.mime_parts import MimeWalker
 from maildesk.intake.report_signals import looks_like_report
 
@@ -44,9 +50,17 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 def parse_message(
-    raw: bytes, *, limits: ParseLimits | None = None, spilled: Spilled | None = None
+    raw: bytes,
+    *,
+    limits: ParseLimits | None = None,
+    spilled: Spilled | None = None,
+    nested: bool = False,
 ) -> ParsedMessage:
-    """Parse raw RFC 5322 bytes; raise ParseError only when nothing usable is there."""
+    """Parse raw RFC 5322 bytes; raise ParseError only when nothing usable is there.
+
+    The first attached message is read too (`attached_message`), unless `nested`: one
+    level, so a message inside a message inside a message is not read again and again.
+    """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise ParseError(f"expected bytes, got {type(raw).__name__}")
     raw = bytes(raw)
@@ -106,7 +120,19 @@ def parse_message(
             parsed.delivery = read_delivery_status(msg, raw, spilled)
     except RecursionError:
         raise ParseError("MIME nesting too deep to parse") from None
+    if not nested:
+        parsed.attached_message = _read_attached(parsed, limits)
     return parsed
+
+
+def _read_attached(parsed: ParsedMessage, limits: ParseLimits | None) -> ParsedMessage | None:
+    attachment = attached_original(parsed.attachments)
+    if attachment is None:
+        return None
+    try:
+        return parse_message(attachment.data, limits=limits, nested=True)
+    except ParseError:
+        return None  # an attachment that is no message stays an attachment
 
 
 def _modern_field_names(raw: bytes) -> tuple[bytes, list[str]]:

@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from maildesk.common.children import ChildPool, ChildUnavailable, Result, alarm, shared
-from maildesk.common.errors import ParseError, ProcessingTimeout
+from maildesk.common.errors import ParseError, ProcessingTimeout, SkeletonTooLarge
 from maildesk.intake.blob_writer import BlobWriter
 from maildesk.intake.folder_blobs import FolderBlobs, adopt_all, job_folder
-from maildesk.intake.large_mail import read_large
 from maildesk.intake.message import ParsedMessage, ParseLimits, Spilled
-from maildesk.intake.parse import parse_message
 from maildesk.intake.raw_mail import IncomingMail
-from maildesk.intake.skeleton import SkeletonTooLarge
 
 
 class MessageParser(Protocol):
@@ -51,6 +48,8 @@ class InlineParser:
     def parse(
         self, raw: bytes, limits: ParseLimits, spilled: Spilled | None, timeout: float
     ) -> ParsedMessage:
+        from maildesk.intake.parse import parse_message
+
         with alarm(timeout):
             return parse_message(raw, limits=limits, spilled=spilled)
 
@@ -58,6 +57,8 @@ class InlineParser:
         self, mail: IncomingMail, blobs: BlobWriter, limits: ParseLimits, timeout: float
     ) -> ParsedMessage:
         """See large_mail.read_large; raises SkeletonTooLarge."""
+        from maildesk.intake.large_mail import read_large
+
         with alarm(timeout), mail.open() as fh:
             return read_large(fh, blobs, limits)
 
@@ -146,6 +147,8 @@ def _outcome(result: Result) -> _Outcome:
 
 def _parse_job(job: _Job) -> ParsedMessage | _LargeResult:
     """Runs in the child: one message, every failure but MemoryError a ParseError."""
+    from maildesk.intake.parse import parse_message
+
     try:
         if isinstance(job, _LargeJob):
             return _read_large(job)
@@ -158,6 +161,8 @@ def _parse_job(job: _Job) -> ParsedMessage | _LargeResult:
 
 
 def _read_large(job: _LargeJob) -> _LargeResult:
+    from maildesk.intake.large_mail import read_large
+
     blobs = FolderBlobs(Path(job.folder))
     try:
         with open(job.path, "rb") as fh:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import BinaryIO
 
-from maildesk.common.errors import MaildeskError, ParseError
+from maildesk.common.errors import ParseError, SkeletonTooLarge
 from maildesk.intake.blob_writer import BlobWriter
 from maildesk.intake.header_values import decode_header_value
 from maildesk.intake.message import SPILL_HEADER, Spilled, StoredPart
@@ -44,10 +44,6 @@ _REPORT_TYPES = frozenset(
         "text/global-headers",
     }
 )
-
-
-class SkeletonTooLarge(MaildeskError):
-    """The parts that cannot be cut out (headers, text, preamble) are too big to parse."""
 
 
 @dataclass
