@@ -16,7 +16,7 @@ from maildesk.common.config import LimitsConfig
 from maildesk.intake import large_mail, mime_parts
 from maildesk.intake.tnef import parse_tnef
 from maildesk.service.ingest_results import SourceInfo
-from maildesk.store.models import Attachment, AutomaticMail, Event, Message
+from maildesk.store.models import Attachment, AutomaticMail, Event, Message, QuarantineEntry
 from tests.conftest import make_mail
 from tests.corpus_cases import tiny_parts, tnef
 from tests.forward_samples import forward_as_attachment
@@ -128,6 +128,9 @@ def test_a_message_that_needs_too_much_memory_is_quarantined_and_the_batch_goes_
         ("created", ""),
     ]
     assert desk.pipeline.process_one(make_mail(subject="Next")).outcome == "created"
+    with desk.sessions() as s:  # what `quarantine list` shows: read from its headers only
+        held = s.get(QuarantineEntry, results[0].quarantine_id)
+        assert held.subject == "300000 parts" and held.from_addr
 
 
 def _slow_tnef(attributes: int) -> bytes:

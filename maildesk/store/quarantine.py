@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import email
+import email.parser
 import email.policy
 from datetime import datetime
 
@@ -57,9 +57,11 @@ def quarantine_message(
 
 
 def _peek_headers(raw: bytes) -> tuple[str, str]:
-    """Subject and From for display, best effort on bytes that failed to parse."""
+    """Subject and From for display, best effort on bytes that failed to parse (the
+    header block only: the body of a message the parser gave up on is not walked here)."""
     try:
-        msg = email.message_from_bytes(raw[:65536], policy=email.policy.compat32)
+        parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+        msg = parser.parsebytes(raw[:65536])
         return (
             decode_header_value(msg.get("Subject", ""))[:500],
             decode_header_value(msg.get("From", ""))[:320],
