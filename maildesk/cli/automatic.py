@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from maildesk.cli.common import CliContext, pass_cli, print_rows, show_kept_mail
+from maildesk.common.json_time import json_time
 from maildesk.store.models import AutomaticMail
 
 KINDS = ("bounce", "delay", "complaint", "delivery", "auto_reply", "receipt", "own")
@@ -19,7 +20,7 @@ def _row(e: AutomaticMail) -> dict:
     details = e.details or {}
     return {
         "id": e.id,
-        "received_at": e.received_at.isoformat().replace("+00:00", "Z"),
+        "received_at": json_time(e.received_at),
         "kind": e.kind,
         "from": e.from_addr,
         "subject": e.subject,

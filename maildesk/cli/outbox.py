@@ -19,15 +19,12 @@ from maildesk.cli.common import (
     write_bytes,
 )
 from maildesk.common.errors import NotFound
+from maildesk.common.json_time import json_time
 from maildesk.outgoing.render_jobs import render_entry
 from maildesk.store.models import OutboxEntry, Ticket
 
 STATUSES = ("pending", "sending", "sent", "failed", "bounced")
 UNSENT = ("pending", "sending", "failed", "bounced")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def entry_row(entry: OutboxEntry, ref: str | None) -> dict[str, Any]:
@@ -41,10 +38,10 @@ def entry_row(entry: OutboxEntry, ref: str | None) -> dict[str, Any]:
         "to": list(entry.recipients),
         "subject": entry.subject,
         "message_id": entry.message_id,
-        "created_at": _iso(entry.created_at),
+        "created_at": json_time(entry.created_at),
         "attempts": entry.attempts,
-        "next_attempt_at": _iso(entry.next_attempt_at) if entry.status == "pending" else None,
-        "sent_at": _iso(entry.sent_at),
+        "next_attempt_at": json_time(entry.next_attempt_at) if entry.status == "pending" else None,
+        "sent_at": json_time(entry.sent_at),
         "last_error": entry.last_error,
     }
 

@@ -6,6 +6,7 @@ import click
 from sqlalchemy import select
 
 from maildesk.cli.common import CliContext, echo, fail, pass_cli, print_rows, show_kept_mail
+from maildesk.common.json_time import json_time
 from maildesk.store.models import QuarantineEntry
 from maildesk.store.quarantine import get_entry
 
@@ -18,7 +19,7 @@ def quarantine() -> None:
 def _row(e: QuarantineEntry) -> dict:
     return {
         "id": e.id,
-        "received_at": e.received_at.isoformat().replace("+00:00", "Z"),
+        "received_at": json_time(e.received_at),
         "status": e.status,
         "stage": e.stage,
         "reason": e.reason,

@@ -10,6 +10,7 @@ import click
 from maildesk.cli.common import CliContext, echo, pass_cli, print_json
 from maildesk.common.domain import Status, TicketState
 from maildesk.common.errors import FileProblems, MaildeskError, ParseError
+from maildesk.common.json_time import json_time
 from maildesk.intake.message import ParsedMessage
 from maildesk.intake.parse import parse_message
 from maildesk.rules import Explanation, RuleFacts, RuleSet, load_rules
@@ -93,7 +94,7 @@ def test_cmd(
     if as_json:
         data = explanation.to_dict()
         data["message"] = _message_summary(msg)
-        data["at"] = now.isoformat().replace("+00:00", "Z")
+        data["at"] = json_time(now)
         data["rules_file"] = ruleset.source
         print_json(data)
         return

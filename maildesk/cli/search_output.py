@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from maildesk.cli.common import echo
+from maildesk.common.json_time import json_time
 
 if TYPE_CHECKING:
     from maildesk.common.search_query import SearchHit
@@ -63,14 +64,10 @@ def search_hit_json(hit: SearchHit) -> dict[str, Any]:
         "queue": hit.queue,
         "assignee": hit.assignee,
         "requester": hit.requester,
-        "created_at": _iso(hit.created_at),
-        "updated_at": _iso(hit.updated_at),
+        "created_at": json_time(hit.created_at),
+        "updated_at": json_time(hit.updated_at),
         "snippet": hit.snippet,
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def print_hits(hits: list[SearchHit]) -> None:
@@ -79,8 +76,6 @@ def print_hits(hits: list[SearchHit]) -> None:
     for hit in hits:
         updated = hit.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
         who = hit.assignee or "-"
-        echo(
-            f"{hit.ref.ljust(width)}  {hit.status:8} {hit.queue}  {who}  {updated}  {hit.subject}"
-        )
+        echo(f"{hit.ref.ljust(width)}  {hit.status:8} {hit.queue}  {who}  {updated}  {hit.subject}")
         if hit.snippet:
             echo(f"{'':{width}}  {hit.snippet}")

@@ -9,14 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from maildesk.common.business_hours import Calendar
+from maildesk.common.json_time import json_time
 from maildesk.report.build import HISTOGRAM_EDGES_HOURS, Group, Report
 from maildesk.report.figures import Figures
 
 FORMAT_VERSION = 1
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def figures_dict(f: Figures) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def figures_dict(f: Figures) -> dict[str, Any]:
 def group_dict(group: Group) -> dict[str, Any]:
     data: dict[str, Any] = {"key": group.key, "label": group.label}
     if group.start is not None:
-        data.update(start=iso(group.start), end=iso(group.end))
+        data.update(start=json_time(group.start), end=json_time(group.end))
     data.update(figures_dict(group.figures))
     return data
 
@@ -77,9 +74,9 @@ def report_dict(report: Report) -> dict[str, Any]:
     labels = histogram_labels()
     return {
         "format": FORMAT_VERSION,
-        "period": {"since": iso(report.period.start), "until": iso(report.period.end)},
-        "as_of": iso(report.as_of),
-        "generated_at": iso(report.generated_at),
+        "period": {"since": json_time(report.period.start), "until": json_time(report.period.end)},
+        "as_of": json_time(report.as_of),
+        "generated_at": json_time(report.generated_at),
         "business_hours": describe_calendar(report),
         "by": report.by,
         "totals": figures_dict(report.totals),
@@ -89,7 +86,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "buckets": [
                 {
                     "label": g.label,
-                    "start": iso(g.start),
+                    "start": json_time(g.start),
                     "created": g.figures.created,
                     "resolved": g.figures.resolved,
                     "backlog": g.figures.backlog,
@@ -113,7 +110,12 @@ def report_dict(report: Report) -> dict[str, Any]:
             "resolution": report.resolution_histogram,
         },
         "comments": [
-            {"ref": c.ref, "rating": c.rating, "comment": c.comment, "rated_at": iso(c.rated_at)}
+            {
+                "ref": c.ref,
+                "rating": c.rating,
+                "comment": c.comment,
+                "rated_at": json_time(c.rated_at),
+            }
             for c in report.comments
         ],
     }
@@ -179,7 +181,7 @@ def _csv_row(key: str, label: str, start: datetime | None, f: Figures) -> list[A
     return [
         key,
         label,
-        iso(start) or "",
+        json_time(start) or "",
         f.created,
         f.resolved,
         f.backlog,

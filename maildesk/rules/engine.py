@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from maildesk.common.business_hours import Calendar
 from maildesk.common.domain import Priority, TicketState
+from maildesk.common.json_time import json_time
 from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
 from maildesk.rules.assign import pick
@@ -91,8 +91,8 @@ class Explanation:
                 "assignee": r.assignee,
                 "assign_strategy": r.assign_strategy,
                 "sla_policy": r.sla_policy,
-                "first_response_due": _iso(r.first_response_due),
-                "resolution_due": _iso(r.resolution_due),
+                "first_response_due": json_time(r.first_response_due),
+                "resolution_due": json_time(r.resolution_due),
                 "auto_reply": r.auto_reply,
                 "language": r.language,
                 "tags": r.tags,
@@ -105,10 +105,6 @@ class Explanation:
             "set_by": self.set_by,
             "notes": self.notes,
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass

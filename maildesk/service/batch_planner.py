@@ -370,5 +370,3 @@ class BatchPlanner:
 def _visible(decision: Decision) -> bool:
     """The requester sees an agent's words only as our relayed copy, never the original."""
     return not decision.internal and decision.author is not Author.AGENT
-
-

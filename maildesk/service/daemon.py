@@ -97,9 +97,7 @@ class Daemon:
         def again() -> None:
             entry = self.workers.get(name)
             if entry is not None and not self.stopping.is_set():
-                asyncio.get_running_loop().call_later(
-                    self.balancer.round_seconds, entry[0].offer
-                )
+                asyncio.get_running_loop().call_later(self.balancer.round_seconds, entry[0].offer)
 
         return again
 

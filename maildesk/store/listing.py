@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from maildesk.common.json_time import json_time
+
 # The ticket columns a summary shows, in the order the query selects them.
 SUMMARY_COLUMNS = (
     "ref",
@@ -34,11 +36,6 @@ _LIST = (
 _MARK = {"sqlite": "?", "postgresql": "%s"}  # the drivers' parameter styles
 
 
-def iso(value: datetime | None) -> str | None:
-    """A stored time as the JSON output writes it: ISO 8601 in UTC with a `Z`."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def ticket_summary(fields: Mapping[str, Any], message_count: int) -> dict[str, Any]:
     """The fields of `tickets list --json` (a stable, documented format), from a ticket's
     SUMMARY_COLUMNS (datetimes in UTC, tags a list)."""
@@ -50,8 +47,8 @@ def ticket_summary(fields: Mapping[str, Any], message_count: int) -> dict[str, A
         "queue": fields["queue"],
         "assignee": fields["assignee"],
         "requester": fields["requester"],
-        "created_at": iso(fields["created_at"]),
-        "updated_at": iso(fields["updated_at"]),
+        "created_at": json_time(fields["created_at"]),
+        "updated_at": json_time(fields["updated_at"]),
         "message_count": message_count,
         "tags": list(fields["tags"] or []),
     }

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.common.errors import NotFound
+from maildesk.common.json_time import json_time
 from maildesk.store import listing
-from maildesk.store.listing import iso
 from maildesk.store.models import Message, OutboxEntry, Ticket
 
 
@@ -66,12 +66,12 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
             "language": ticket.language,
             "message_id": ticket.message_id,
             "rules_fired": list(ticket.rules_fired or []),
-            "first_response_at": iso(ticket.first_response_at),
-            "resolved_at": iso(ticket.resolved_at),
-            "closed_at": iso(ticket.closed_at),
+            "first_response_at": json_time(ticket.first_response_at),
+            "resolved_at": json_time(ticket.resolved_at),
+            "closed_at": json_time(ticket.closed_at),
             "sla_policy": ticket.sla_policy,
-            "first_response_due": iso(ticket.first_response_due),
-            "resolution_due": iso(ticket.resolution_due),
+            "first_response_due": json_time(ticket.first_response_due),
+            "resolution_due": json_time(ticket.resolution_due),
             "merged_into": merged.ref if merged else None,
             "linked_from": linked.ref if linked else None,
             "spam": ticket.spam,
@@ -82,7 +82,7 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
             "messages": [_message(m) for m in ticket.messages],
             "events": [
                 {
-                    "at": iso(e.at),
+                    "at": json_time(e.at),
                     "actor": e.actor,
                     "kind": e.kind,
                     "old": e.old,
@@ -98,8 +98,8 @@ def ticket_detail(session: Session, ref: str) -> dict[str, Any]:
                     "to": list(o.recipients),
                     "subject": o.subject,
                     "status": o.status,
-                    "created_at": iso(o.created_at),
-                    "sent_at": iso(o.sent_at),
+                    "created_at": json_time(o.created_at),
+                    "sent_at": json_time(o.sent_at),
                 }
                 for o in session.scalars(
                     select(OutboxEntry)
@@ -125,8 +125,8 @@ def _message(m: Message) -> dict[str, Any]:
         "to": list(m.to_addrs or []),
         "cc": list(m.cc_addrs or []),
         "subject": m.subject,
-        "date": iso(m.date),
-        "received_at": iso(m.created_at),
+        "date": json_time(m.date),
+        "received_at": json_time(m.created_at),
         "text": m.text_body,
         "has_html": m.html_body is not None,
         "raw_sha256": m.raw_sha256,

@@ -50,8 +50,7 @@ def _has_lz4(bind: sa.Connection) -> bool:
         return False
     found = bind.scalar(
         sa.text(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
-            "WHERE name = 'default_toast_compression'"
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
         )
     )
     return bool(found)
