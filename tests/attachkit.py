@@ -44,14 +44,7 @@ def customer_mail(
     msg["Message-ID"] = message_id
     msg["Date"] = "Mon, 23 Nov 2026 09:00:00 +0000"
     msg.set_content("The printer is on fire, see the pictures.")
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-        for cid, data in inline:
-            msg.get_payload()[1].add_related(data, "image", "png", cid=f"<{cid}>")
-    for name, ctype, data in files:
-        maintype, subtype = ctype.split("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return msg.as_bytes(policy=SMTP)
+    return with_parts(msg, html, inline, files)
 
 
 def agent_reply(
@@ -79,14 +72,7 @@ def agent_reply(
         f"> {line}" for line in notice.get_body(("plain",)).get_content().split("\n")
     )
     msg.set_content(f"{text}\n\nOn Mon, 23 Nov 2026 at 10:00, Example Support wrote:\n{quoted}\n")
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-        for cid, data in inline:
-            msg.get_payload()[1].add_related(data, "image", "png", cid=f"<{cid}>")
-    for name, ctype, data in files:
-        maintype, subtype = ctype.split("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return msg.as_bytes(policy=SMTP)
+    return with_parts(msg, html, inline, files)
 
 
 def quoting_html(new: str, quoted_cid: str | None = None) -> str:
@@ -107,3 +93,21 @@ def files_of(message: EmailMessage) -> dict[str, bytes]:
         for part in message.walk()
         if part.get_filename() and not part.is_multipart()
     }
+
+
+def with_parts(
+    msg: EmailMessage,
+    html: str | None,
+    inline: list[tuple[str, bytes]],
+    files: list[tuple[str, str, bytes]],
+) -> bytes:
+    """`msg` (its text set) with the HTML alternative, its inline pictures and the files,
+    as a mail client sends it."""
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+        for cid, data in inline:
+            msg.get_payload()[1].add_related(data, "image", "png", cid=f"<{cid}>")
+    for name, ctype, data in files:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes(policy=SMTP)
