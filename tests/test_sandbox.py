@@ -106,3 +106,11 @@ def test_a_message_over_the_memory_limit_fails_alone_and_its_child_is_replaced(p
     assert _address_space_limit(child.process.pid) == str(64 << 20)
     assert parser.parse(make_mail(subject="Free"), ParseLimits(), None, 30).subject == "Free"
     assert _address_space_limit(child.process.pid) == "unlimited"
+
+
+def test_a_new_childs_start_up_is_not_charged_to_its_first_message(parser):
+    """A child imports the parser before it says it is ready: with a tight time limit,
+    the first message a fresh child reads is not timed out for the child's imports."""
+    parser.prestart(1)
+    first = parser.parse(make_mail(subject="First"), ParseLimits(), None, timeout=0.02)
+    assert first.subject == "First"

@@ -307,8 +307,12 @@ def _widen(fd: int) -> None:
 def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> None:
     """The child: run the jobs the parent sends until the pipe closes."""
     logging.disable(logging.CRITICAL)  # library warnings would echo raw message text
-    module, _, function = handler.partition(":")
-    run_job: Callable[[Any], Any] = getattr(importlib.import_module(module), function)
+    module_name, _, function = handler.partition(":")
+    module = importlib.import_module(module_name)
+    run_job: Callable[[Any], Any] = getattr(module, function)
+    prepare = getattr(module, "prepare_child", None)
+    if prepare is not None:  # before "ready": start-up work is not charged to the first jobs
+        prepare()
     requests = Connection(read_fd, writable=False)
     conn = Connection(write_fd, readable=False)
     conn.send("ready")

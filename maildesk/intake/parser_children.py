@@ -145,6 +145,23 @@ def _outcome(result: Result) -> _Outcome:
     return ParseError(value)
 
 
+_WARM_UP = (
+    b"From: Warm Up <warm@example.org>\r\nTo: desk@example.org\r\nSubject: =?utf-8?q?warm?=\r\n"
+    b"Date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <warm@example.org>\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\nwarm up\r\n"
+)
+
+
+def prepare_child() -> None:
+    """Runs in a new child before it says it is ready (maildesk.common.children calls
+    it): the parser's imports, which the daemon itself does without, and one small
+    parse for what is set up on first use, so neither counts against a job's time."""
+    import maildesk.intake.large_mail  # noqa: F401
+    from maildesk.intake.parse import parse_message
+
+    parse_message(_WARM_UP, limits=ParseLimits())
+
+
 def _parse_job(job: _Job) -> ParsedMessage | _LargeResult:
     """Runs in the child: one message, every failure but MemoryError a ParseError."""
     from maildesk.intake.parse import parse_message
