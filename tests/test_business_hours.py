@@ -49,5 +49,8 @@ def test_a_calendar_in_use_gives_the_due_times_of_a_new_one(start, minutes):
     # thousands of times across DST changes and holidays, must answer as a new one does.
     moment, duration = start.replace(tzinfo=UTC), timedelta(minutes=minutes)
     fresh = Calendar.office("Europe/Berlin", holidays=[date(2026, 12, 25)])
-    assert BERLIN.add(moment, duration) == fresh.add(moment, duration)
+    # It also remembers its latest answers (a batch asks about one moment many times).
+    for _ in range(2):
+        assert BERLIN.add(moment, duration) == fresh.add(moment, duration)
+        assert BERLIN.is_open(moment) == fresh.is_open(moment)
     assert BERLIN.between(moment, moment + duration) == fresh.between(moment, moment + duration)

@@ -26,6 +26,11 @@ class Calendar:
     _utc_days: dict[date, list[tuple[datetime, datetime]]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+    # Answers for the latest moments asked about: a batch of mail is routed at one
+    # `now`, so every new ticket in it asks for the same due times and opening state.
+    _answers: dict[tuple[datetime, timedelta | None], datetime | bool] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def always_open(cls) -> Calendar:
@@ -51,13 +56,32 @@ class Calendar:
 
     def is_open(self, moment: datetime) -> bool:
         """True when `moment` falls inside opening hours."""
-        local = moment.astimezone(self.tz)
-        return any(s <= local < e for s, e in self._intervals_on(local.date()))
+        key = (moment, None)
+        found = self._answers.get(key)
+        if found is None:
+            local = moment.astimezone(self.tz)
+            found = any(s <= local < e for s, e in self._intervals_on(local.date()))
+            self._remember(key, found)
+        return bool(found)
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of business time after `start`."""
         if duration <= timedelta(0):
             return start
+        key = (start, duration)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._add(start, duration)
+            self._remember(key, found)
+        assert isinstance(found, datetime)
+        return found
+
+    def _remember(self, key: tuple[datetime, timedelta | None], answer: datetime | bool) -> None:
+        if len(self._answers) >= 64:  # only the latest moments are asked about again
+            self._answers.clear()
+        self._answers[key] = answer
+
+    def _add(self, start: datetime, duration: timedelta) -> datetime:
         remaining = duration
         for begin, end in self._intervals_from(start):
             span = end - begin

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from maildesk.common.business_hours import Calendar
-from maildesk.rules.message_view import MessageView
+from maildesk.rules.message_view import MessageView, header_key
 from maildesk.rules.text_match import Matcher
 
 _SHOW = 70  # characters of a value shown when explaining a condition
@@ -96,12 +96,19 @@ class HeaderTest:
     exists: bool
     description: str
 
+    def __post_init__(self) -> None:
+        prep = self.matcher.prep if self.matcher else "raw"
+        self._key = (header_key(self.name), prep)
+
     def test(self, view: MessageView) -> bool:
+        values = view._prepared.get(self._key)  # as TextTest.test: the cached values first
+        if values is None:
+            values = view.header(self.name, self._key[1])
         if self.matcher is None:
-            return bool(view.header(self.name, "raw")) == self.exists
+            return bool(values) == self.exists
         find = self.matcher.find
         # A plain loop: this runs for every rule and message, and any(<generator>) is slower.
-        for value in view.header(self.name, self.matcher.prep):  # noqa: SIM110
+        for value in values:  # noqa: SIM110
             if find(value) is not None:
                 return True
         return False

@@ -32,6 +32,11 @@ TEXT_FIELDS: dict[str, bool] = {
 }
 
 
+def header_key(name: str) -> str:
+    """Where a header's prepared values are kept in MessageView._prepared."""
+    return "header:" + name.lower()
+
+
 class MessageView:
     """A message's fields as conditions see them; each is computed at most once."""
 
@@ -57,7 +62,8 @@ class MessageView:
         return result
 
     def header(self, name: str, prep: str) -> list[Any]:
-        key = ("header:" + name.lower(), prep)
+        """Header `name`'s values, prepared as a matcher wants them."""
+        key = (header_key(name), prep)
         try:
             return self._prepared[key]
         except KeyError:
