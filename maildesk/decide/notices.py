@@ -133,7 +133,12 @@ def address_notices(
             reply_to = signed_reply_address(support, ticket.ref, reader, reply_keys.current)
             # Where this reader forwards a customer's mail to open the ticket for them.
             context["forward_to"] = forwarding_address(support, reader, reply_keys.current)
-        addressed.append(replace(item, context=context, reply_to=reply_to, return_path=bounces_to))
+        # Built anew, not with dataclasses.replace: that is a fifth of this function's time.
+        addressed.append(
+            QueuedNotice(
+                item.notice, item.to, item.message_id, item.thread, context, reply_to, bounces_to
+            )
+        )
     return addressed
 
 

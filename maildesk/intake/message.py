@@ -184,12 +184,12 @@ class ParsedMessage:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), decoded."""
-        values = self._by_name().get(name.lower())
+        values = (self._header_index or self._by_name()).get(name.lower())
         return values[0] if values else None
 
     def header_all(self, name: str) -> list[str]:
         """Every value of header `name`, decoded."""
-        return list(self._by_name().get(name.lower(), ()))
+        return list((self._header_index or self._by_name()).get(name.lower(), ()))
 
     def _by_name(self) -> dict[str, list[str]]:
         # Screening, threading and rules ask for dozens of headers per message.
