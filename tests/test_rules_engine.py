@@ -282,3 +282,26 @@ def test_explain_reports_each_condition_and_who_set_each_field():
     data = explanation.to_dict()
     assert data["decision"]["queue"] == "billing"
     assert data["rules"][0]["conditions"]["children"][1]["result"] is False
+
+
+def test_a_strategy_asks_for_assignment_facts_only_when_it_has_a_choice():
+    # Reading open tickets per agent makes daemons take turns (PostgreSQL), so a batch
+    # reads them only when a strategy must choose between available agents.
+    from maildesk.rules import AssignmentFactsNeeded
+
+    rules = ruleset("""
+        - name: invoices
+          when: {subject: {contains_word: invoice}}
+          then: {queue: billing, assignee: least_open}
+        - name: everyone-else
+          when: {queue: {is: general}}
+          then: {assignee: least_open}
+    """)
+    unread = facts(assignment_facts=False)
+    billing = rules.evaluate(message(subject="invoice 7"), ticket=None, facts=unread)
+    assert (billing.assignee, billing.assign_choice) == ("carol@example.com", False)
+    with pytest.raises(AssignmentFactsNeeded):  # alice and bob (erin is away)
+        rules.evaluate(PLAIN, ticket=None, facts=unread)
+    counts = facts(open_counts={"alice@example.com": 3, "bob@example.com": 1})
+    general = rules.evaluate(PLAIN, ticket=None, facts=counts)
+    assert (general.assignee, general.assign_choice) == ("bob@example.com", True)

@@ -16,7 +16,7 @@ from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import AssignmentState, Event, OutboxEntry, Participant, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
-from tests.rulekit import rules_text
+from tests.rulekit import BASE, rules_text
 
 ROUND_ROBIN = rules_text("""
     - name: spread
@@ -288,3 +288,76 @@ def test_two_daemons_on_postgresql_share_round_robin_fairly(make_desk, postgres_
     assert len(got) == 20
     assert Counter(got) == {"alice@example.com": 10, "bob@example.com": 10}
     assert all(a != b for a, b in pairwise(got))  # strictly alternating
+
+
+# Billing has one agent; the help desk queue has two, carol first in turn.
+TWO_QUEUES = rules_text(
+    """
+    - name: invoices
+      when: {subject: {contains_word: invoice}}
+      then: {queue: billing, assignee: least_open}
+    - name: help
+      when: {subject: {contains_word: help}}
+      then: {queue: helpdesk, assignee: least_open}
+    """,
+    base=BASE.replace(
+        "  billing: {agents: [carol]}\n",
+        "  billing: {agents: [carol]}\n  helpdesk: {agents: [carol, alice]}\n",
+    ),
+)
+
+
+def test_a_one_agent_assignment_earlier_in_the_batch_counts_for_least_open(make_desk):
+    # The invoice goes to carol without the open-ticket counts being read (she is
+    # billing's only agent); when the help request needs them, carol's new ticket counts.
+    desk = make_desk(rules=TWO_QUEUES)
+    batch = [(make_mail(subject=s), SourceInfo()) for s in ("invoice 1", "help me")]
+    desk.pipeline.process_batch(batch)
+    assert assignees(desk) == ["carol@example.com", "alice@example.com"]
+    with desk.sessions() as s:  # only a real choice moves a queue's turn
+        assert s.get(AssignmentState, "billing") is None
+        assert s.get(AssignmentState, "helpdesk").last_agent == "alice@example.com"
+
+
+def _second_waits_for_first(make_desk, postgres_url, subject: str) -> tuple[bool, Counter]:
+    """Two daemons on one PostgreSQL ingest three `subject` requests each; the second
+    starts while the first's batch is still in its transaction. Did it have to wait for
+    that commit? And who got the six tickets?"""
+    first, second = (
+        make_desk(f"daemon{n}", database_url=postgres_url, rules=TWO_QUEUES) for n in (1, 2)
+    )
+
+    def batch(tag: str) -> list:
+        return [(make_mail(subject=f"{subject} {tag}{n}"), SourceInfo()) for n in range(3)]
+
+    others: list[threading.Thread] = []
+
+    def while_first_is_open(session, results) -> None:
+        other = threading.Thread(target=second.pipeline.process_batch, args=(batch("b"),))
+        other.start()
+        other.join(timeout=5)
+        others.append(other)
+
+    first.pipeline.finish_batch(
+        first.pipeline.start_batch(batch("a")), in_transaction=while_first_is_open
+    )
+    waited = others[0].is_alive()
+    others[0].join(timeout=60)
+    return waited, Counter(assignees(first))
+
+
+@pytest.mark.postgres
+def test_daemons_assigning_to_one_agent_queues_do_not_wait_for_each_other(
+    make_desk, postgres_url
+):
+    waited, got = _second_waits_for_first(make_desk, postgres_url, "invoice")
+    assert not waited
+    assert got == {"carol@example.com": 6}
+
+
+@pytest.mark.postgres
+def test_daemons_take_turns_when_least_open_has_a_choice(make_desk, postgres_url):
+    # Otherwise both would read the same open tickets per agent: 4 to carol, 2 to alice.
+    waited, got = _second_waits_for_first(make_desk, postgres_url, "help")
+    assert waited
+    assert got == {"carol@example.com": 3, "alice@example.com": 3}

@@ -30,14 +30,24 @@ class BatchState:
     receipts: set[ReceiptKey] = field(default_factory=set)
     auto_replies: dict[str, int] = field(default_factory=dict)  # address -> count last hour
     last_notified: dict[str, int] = field(default_factory=dict)  # address -> ticket id
-    # Facts for assignment strategies, kept current as this batch assigns tickets.
+    # Facts for assignment strategies, kept current as this batch assigns tickets. Until
+    # `assignment_facts`, they hold only this batch's own assignments (see RuleFacts).
     open_counts: dict[str, int] = field(default_factory=dict)
     last_assigned: dict[str, str] = field(default_factory=dict)
+    assignment_facts: bool = False
 
     def assigned(self, queue: str, agent: str) -> None:
         """A strategy gave `agent` a ticket in `queue`: later messages must see it."""
         self.open_counts[agent] = self.open_counts.get(agent, 0) + 1
         self.last_assigned[queue] = agent
+
+    def take_assignment_facts(self, open_counts: dict[str, int], last: dict[str, str]) -> None:
+        """The store's facts, plus what this batch assigned before they were read."""
+        for agent, count in self.open_counts.items():
+            open_counts[agent] = open_counts.get(agent, 0) + count
+        self.open_counts = open_counts
+        self.last_assigned = {**last, **self.last_assigned}
+        self.assignment_facts = True
 
     def add_ticket(self, state: TicketState) -> None:
         self.tickets[state.id] = state

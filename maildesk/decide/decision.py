@@ -82,6 +82,7 @@ class NewTicket:
     spam: bool = False
     linked_from: int | None = None  # the closed ticket a reply reopened as a new one
     assign_strategy: str | None = None
+    assign_choice: bool = False  # the strategy chose among several agents (see Routing)
     thread_index: str | None = None  # Outlook's conversation root, when the request had one
 
 

@@ -201,6 +201,7 @@ def _new_ticket(
         spam=routing.spam,
         linked_from=linked_from.id if linked_from else None,
         assign_strategy=routing.assign_strategy,
+        assign_choice=routing.assign_choice,
         thread_index=root_from_header(msg.header("Thread-Index")),
     )
     kind = _automatic_kind(ctx.screening) or MessageKind.REQUEST

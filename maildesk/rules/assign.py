@@ -11,6 +11,11 @@ from collections.abc import Mapping, Sequence
 from maildesk.rules.definitions import Agent
 
 
+class AssignmentFactsNeeded(Exception):
+    """A strategy must choose among several agents, and the facts (open tickets per
+    agent, each queue's last assignee) were not given: load them and evaluate again."""
+
+
 def rotation(agents: Sequence[Agent], last: str | None) -> list[Agent]:
     """Available agents in turn order: the one after `last` (an address) first."""
     start = 0

@@ -65,6 +65,8 @@ class Routing:
     priority: Priority | None = None
     assignee: str | None = None  # an agent address
     assign_strategy: str | None = None  # round_robin or least_open
+    # The strategy chose among several available agents (so its turn is worth recording).
+    assign_choice: bool = False
     tags: list[str] = field(default_factory=list)
     sla_policy: str | None = None
     first_response_due: datetime | None = None
@@ -86,6 +88,9 @@ class RuleFacts:
     now: datetime
     open_counts: dict[str, int] = field(default_factory=dict)  # agent address -> open tickets
     last_assigned: dict[str, str] = field(default_factory=dict)  # queue -> agent address
+    # False: the two above are not loaded yet. A strategy that has a choice between
+    # agents then raises AssignmentFactsNeeded; one with a single candidate needs neither.
+    assignment_facts: bool = True
     mailbox: str | None = None  # the source the message came from (mailbox name, "cli")
     mailbox_queue: str | None = None  # that mailbox's configured queue
     # The customer's language: detected for a new ticket (None: unclear), the ticket's own

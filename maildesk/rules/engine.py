@@ -17,7 +17,7 @@ from maildesk.common.domain import Priority, TicketState
 from maildesk.common.json_time import json_time
 from maildesk.intake.message import ParsedMessage
 from maildesk.rules.actions import FOLLOW_UP_FIELDS, Action, Assign, Draft
-from maildesk.rules.assign import pick
+from maildesk.rules.assign import AssignmentFactsNeeded, pick
 from maildesk.rules.conditions import Condition, Trace
 from maildesk.rules.definitions import Agent, Queue, Routing, RuleFacts, SlaPolicy
 from maildesk.rules.index import RuleIndex
@@ -38,13 +38,6 @@ class CompiledRule:
     follow_ups: bool = False
     enabled: bool = True
     description: str = ""
-
-    @property
-    def uses_strategy(self) -> bool:
-        return any(
-            a.field == "assignee" and isinstance(a.value, Assign) and a.value.kind == "strategy"
-            for a in self.actions
-        )
 
 
 @dataclass
@@ -136,9 +129,6 @@ class RuleSet:
         self._for_follow_up = tuple(r for r in self._for_new if r.follow_ups)
         self._new_index = RuleIndex([r.condition for r in self._for_new])
         self._follow_up_index = RuleIndex([r.condition for r in self._for_follow_up])
-        self.needs_assignment_facts = any(r.uses_strategy for r in self.rules) or any(
-            isinstance(a.value, Assign) and a.value.kind == "strategy" for a in self.default_actions
-        )
 
     # --- lookups used elsewhere ------------------------------------------------------
 
@@ -323,6 +313,9 @@ class RuleSet:
             return
         strategy = assign.value or "round_robin"
         agents = self.queue_agents(queue)
+        routing.assign_choice = sum(not a.away for a in agents) > 1
+        if routing.assign_choice and not facts.assignment_facts:
+            raise AssignmentFactsNeeded(queue)
         chosen = pick(strategy, agents, facts.open_counts, facts.last_assigned.get(queue))
         routing.assign_strategy = strategy
         names = ", ".join(a.key + (" (away)" if a.away else "") for a in agents) or "nobody"

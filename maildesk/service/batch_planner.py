@@ -27,7 +27,7 @@ from maildesk.decide.notices import address_notices
 from maildesk.decide.ticket_changes import apply_decision, state_of_new_ticket
 from maildesk.intake.message import ParsedMessage
 from maildesk.intake.message_reader import MessageReader
-from maildesk.rules import RuleFacts, RuleSet
+from maildesk.rules import AssignmentFactsNeeded, RuleFacts, RuleSet
 from maildesk.service.batch_entry import BatchEntry, BatchInputs, batch_languages, merge_targets
 from maildesk.service.entry_screening import (
     entry_keys,
@@ -124,12 +124,6 @@ class BatchPlanner:
                 last_message=partial(last_customer_message, session),
                 ticket_files=lambda tid: ticket_files(session, tid),
             )
-            if rules.needs_assignment_facts:
-                lock_assignments(session)
-                state.open_counts, state.last_assigned = (
-                    open_counts(session),
-                    last_assigned(session),
-                )
             kept = returned_and_kept(session, entries)
             ids = TicketIds(session)
             message_ids = RowIds(session, Message, "messages")
@@ -148,7 +142,11 @@ class BatchPlanner:
                 if aside:
                     results.append(aside)
                     continue
-                plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
+                try:
+                    plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
+                except AssignmentFactsNeeded:
+                    _load_assignment_facts(session, state)
+                    plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 if isinstance(plan, Decision):  # about no ticket (#find): only answered
                     receipt = entry.source.receipt
                     sent = answer_ticketless(session, msg, plan, receipt, self.config, now)
@@ -197,6 +195,8 @@ class BatchPlanner:
         before = self._find_ticket(msg, entry, state)
         try:
             decision = decide(msg, before, self._context(msg, entry, state, inputs))
+        except AssignmentFactsNeeded:
+            raise  # plan_batch loads them and asks again
         except Exception as exc:
             raise StageError("decide", f"{type(exc).__name__}: {exc}") from exc
         if decision.ticketless:
@@ -338,6 +338,7 @@ class BatchPlanner:
             now=now,
             open_counts=state.open_counts,
             last_assigned=state.last_assigned,
+            assignment_facts=state.assignment_facts,
             mailbox=source.source,
             mailbox_queue=source.queue,
         )
@@ -365,6 +366,18 @@ class BatchPlanner:
             ticket_files=inputs.ticket_files,
             languages=inputs.languages,
         )
+
+
+def _load_assignment_facts(session: Session, state: BatchState) -> None:
+    """Read the open tickets per agent and each queue's last assignee, once per batch and
+    only when a strategy has a choice to make (rules.assign.AssignmentFactsNeeded).
+
+    From here to its commit the batch holds the assignment lock (PostgreSQL), so other
+    daemons that need the facts wait: two must not read the same counts and hand two
+    tickets to one agent. Batches whose strategies have one agent to choose never wait.
+    """
+    lock_assignments(session)
+    state.take_assignment_facts(open_counts(session), last_assigned(session))
 
 
 def _visible(decision: Decision) -> bool:

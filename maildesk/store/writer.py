@@ -101,11 +101,16 @@ def _update_tickets(session: Session, changes: list[tuple[dict[str, Any], int]])
 
 
 def _record_assignments(session: Session, plans: list[Plan]) -> None:
-    """Round robin: remember each queue's last agent given a ticket by a strategy."""
+    """Round robin: remember each queue's last agent given a ticket by a strategy.
+
+    Not when the strategy had only one agent to give it to: the next turn is the same
+    either way, and the row this writes is locked until the batch commits, which would
+    make daemons that assign in that queue wait for each other.
+    """
     last_assigned: dict[str, str] = {}
     for plan in plans:
         new = plan.decision.new_ticket
-        if new is not None and new.assign_strategy and new.assignee:
+        if new is not None and new.assign_choice and new.assignee:
             last_assigned[new.queue] = new.assignee
     for queue, agent in last_assigned.items():
         record_assignment(session, queue, agent)
