@@ -35,7 +35,11 @@ class MessageReader:
     # their part bodies above `spill_bytes` go straight to the blob store.
     skeleton_from: int = 4 << 20
     spill_bytes: int = 256 << 10
-    parallel: int = 2  # sandboxed parses of one batch run side by side (one per core)
+    # Sandboxed parses of one batch that run side by side. One: a child parses a batch
+    # in about half the time the main process takes to decide and write the one before,
+    # so a second child only competed for the cores (bench/postgres.py on 2 cores, one
+    # daemon: 647-653 against 552-595 messages/s, 26 MiB less; SQLite within noise).
+    parallel: int = 1
 
     def __init__(self, config: Config, blobs: BlobWriter, parser: MessageParser | None = None):
         self.config = config
