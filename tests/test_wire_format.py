@@ -348,3 +348,26 @@ def test_templates_with_files_html_and_hostile_names(renderer, template, languag
         assert shown == (template != "attachments"), case  # the file list has no HTML body
         names = {clean_text(p.get_filename()) for p in message.iter_attachments()}
         assert names >= {clean_text(f"{value}.pdf"), "no type"}, case
+
+
+def test_the_render_child_renders_without_pydantic_or_the_database_layer():
+    # What a child is sent is plain values (DeskSender), so it never imports the config
+    # models: that kept pydantic (about 11 MB) in every daemon's render process.
+    from pathlib import Path
+
+    from maildesk.common.config import Config
+    from maildesk.outgoing.render_jobs import (
+        ChildRenderer,
+        RenderedNotice,
+        RenderSettings,
+        shared_pool,
+    )
+
+    settings = RenderSettings.of(Config(tickets=TICKETS))
+    (notice,) = ChildRenderer(settings).render_many([_job("ack", "en", "Printer")])
+    assert isinstance(notice, RenderedNotice) and "Printer" in notice.subject
+    pids = [child.process.pid for child in shared_pool().idle]
+    assert pids, "the render child is gone"
+    for pid in pids:
+        mapped = Path(f"/proc/{pid}/maps").read_text()
+        assert "pydantic_core" not in mapped and "sqlalchemy" not in mapped

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from maildesk.common.children import ChildPool, ChildUnavailable, run_one, shared
-from maildesk.common.config import Config, TicketsConfig
 from maildesk.common.domain import AUTO_REPLIED
 from maildesk.common.thread_index import decode_root
 from maildesk.intake.message import Address
@@ -31,9 +30,10 @@ from maildesk.outgoing.file_parts import FilePart
 from maildesk.outgoing.header_text import clean_text
 from maildesk.outgoing.templates import Renderer
 
-if TYPE_CHECKING:  # the render process never imports the database layer
+if TYPE_CHECKING:  # the render process imports neither the database layer nor pydantic
     from sqlalchemy import Row
 
+    from maildesk.common.config import Config, TicketsConfig
     from maildesk.store.blobs import BlobStore
     from maildesk.store.models import OutboxEntry
 
@@ -74,7 +74,34 @@ class RenderedNotice:
     problem: str | None = None  # an admin template failed and the shipped one was used
 
 
-def render_notice(job: RenderJob, renderer: Renderer, tickets: TicketsConfig) -> RenderedNotice:
+class Sender(Protocol):
+    """Who a notification comes from: config's `tickets:` section, or a DeskSender."""
+
+    @property
+    def support_name(self) -> str: ...
+    @property
+    def support_address(self) -> str: ...
+    @property
+    def id_domain(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeskSender:
+    """What rendering reads of `tickets:`, as plain values: the render child is sent
+    these and needs neither pydantic nor the config models (about 11 MB less)."""
+
+    support_name: str
+    support_address: str
+    id_domain: str
+    language: str
+
+    @classmethod
+    def of(cls, tickets: TicketsConfig) -> DeskSender:
+        t = tickets
+        return cls(t.support_name, t.support_address, t.id_domain, t.language)
+
+
+def render_notice(job: RenderJob, renderer: Renderer, tickets: Sender) -> RenderedNotice:
     """The RFC 5322 bytes and subject of a queued notification (logs nothing: the
     caller reports `problem`, as it may run in a child process)."""
     rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
@@ -119,12 +146,14 @@ class RenderSettings:
     """The part of the configuration rendering reads (what a child is sent)."""
 
     templates: Path | None
-    tickets: TicketsConfig
+    tickets: DeskSender
     timeout: float
 
     @classmethod
     def of(cls, config: Config) -> RenderSettings:
-        return cls(config.templates, config.tickets, config.limits.processing_seconds)
+        return cls(
+            config.templates, DeskSender.of(config.tickets), config.limits.processing_seconds
+        )
 
     def renderer(self) -> Renderer:
         return Renderer(self.templates, default_language=self.tickets.language)

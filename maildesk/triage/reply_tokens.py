@@ -17,9 +17,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from maildesk.common.config import TicketsConfig
 from maildesk.intake.message import ParsedMessage
+
+if TYPE_CHECKING:  # imported in the render child (compose -> screen), which has no pydantic
+    from maildesk.common.config import TicketsConfig
 
 TOKEN_BYTES = 10  # 80 bits, 16 base32 characters: short enough for a 64-character local part
 _TAGGED = re.compile(r"^(?P<local>[^+@]+)\+(?P<tag>[^@]+)@(?P<domain>[^@]+)$")
