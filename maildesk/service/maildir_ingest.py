@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maildesk.common.config import MaildirConfig
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from maildesk.service.desk import Desk
 
 log = logging.getLogger(__name__)
+
+LISTED = 10_000  # unseen messages listed at a time (oldest first); then the next ones
 
 
 class MaildirIngest(SourceIngest):
@@ -45,11 +48,25 @@ class MaildirIngest(SourceIngest):
         When `interrupt` is set, the batch in hand is finished and marked first.
         """
         assert self.maildir is not None, "open() first"
-        waiting = self.maildir.waiting()
-        if not waiting:
-            self.lease.record("idle", success=True, backlog=0)
-            return 0
-        log.info("maildir %s: %d message(s) to ingest", self.name, len(waiting))
+        done = 0
+        while True:  # a big backlog in slices of LISTED, so it is never listed whole
+            waiting = self.maildir.waiting(LISTED)
+            if not waiting:
+                break
+            if not done:
+                log.info("maildir %s: %d message(s) to ingest", self.name, self.maildir.unseen)
+            taken, interrupted = self._ingest(waiting, interrupt)
+            done += taken
+            if interrupted or len(waiting) < LISTED:
+                break
+        self.lease.record("idle", success=True, backlog=max(self.maildir.unseen - done, 0))
+        return done
+
+    def _ingest(
+        self, waiting: list[Path], interrupt: threading.Event | None
+    ) -> tuple[int, bool]:
+        """Ingest listed messages; (how many were committed, whether `interrupt` stopped it)."""
+        assert self.maildir is not None
         source = SourceInfo(source=self.name, queue=self.config.queue)
         done = 0
         for _path, _result in ingest_paths(
@@ -63,9 +80,8 @@ class MaildirIngest(SourceIngest):
         ):
             done += 1
             if done % self.config.batch_size == 0 and interrupt is not None and interrupt.is_set():
-                break  # between batches: the next one (read, not written) stays unseen
-        self.lease.record("idle", success=True, backlog=len(waiting) - done)
-        return done
+                return done, True  # between batches: the next one (read, not written) stays unseen
+        return done, False
 
     def wait(self, seconds: float, interrupt: threading.Event) -> None:
         """Sleep until the next poll, or `interrupt`."""
