@@ -94,3 +94,14 @@ def test_the_mta_pipe_loads_neither_click_nor_the_config_model_nor_the_pipeline(
         "maildesk.intake",
         "maildesk.intake.spool",
     }
+
+
+def test_ingesting_in_process_loads_no_template_engine(tmp_path, desk_dir):
+    # The pipeline queues notifications; rendering them is the render child's job, so
+    # the daemon's own process (like `ingest --now`) never imports Jinja (about 11 MB).
+    from tests.conftest import make_mail
+
+    args = ("--config", str(desk_dir / "maildesk.yaml"), "ingest", "--now", "-")
+    loaded = modules_loaded(tmp_path, *args, stdin=make_mail(subject="Printer on fire"))
+    assert "maildesk.service.pipeline" in loaded  # it did ingest here
+    assert {"jinja2", "maildesk.outgoing.templates"} & loaded == set()

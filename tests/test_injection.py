@@ -12,7 +12,7 @@ from sqlalchemy import select
 from maildesk.intake.message import Address
 from maildesk.outgoing.compose import Envelope, compose
 from maildesk.outgoing.render_jobs import render_entry
-from maildesk.outgoing.templates import Rendered
+from maildesk.outgoing.rendered import Rendered
 from maildesk.store.models import OutboxEntry
 from tests.conftest import make_mail
 

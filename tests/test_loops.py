@@ -368,7 +368,7 @@ def test_names_and_subjects_with_line_breaks_stay_inside_their_header():
 
     from maildesk.intake.message import Address
     from maildesk.outgoing.compose import Envelope, compose
-    from maildesk.outgoing.templates import Rendered
+    from maildesk.outgoing.rendered import Rendered
 
     envelope = Envelope(
         sender=Address("Alice\r\nBcc: a@evil.example via Support", "support@example.com"),

@@ -25,7 +25,8 @@ from maildesk.intake.parse import MAX_SUBJECT
 from maildesk.outgoing.compose import Envelope, compose
 from maildesk.outgoing.header_text import clean_text
 from maildesk.outgoing.render_jobs import RenderJob, render_notice
-from maildesk.outgoing.templates import Rendered, Renderer
+from maildesk.outgoing.rendered import Rendered
+from maildesk.outgoing.templates import Renderer
 from tests.wirecheck import mailboxes_of, parse, subject_of, wire_problems
 
 LONG_WORD_SUBJECT = "x" * 1000  # a Subject of one 1,000-character word

@@ -31,7 +31,7 @@ from maildesk.outgoing.header_text import (
     text_header,
 )
 from maildesk.outgoing.mime_policy import POLICY, UTF8_POLICY
-from maildesk.outgoing.templates import Rendered
+from maildesk.outgoing.rendered import Rendered
 from maildesk.triage.screen import LOOP_HEADER
 
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|отв)\s*:\s*)+", re.IGNORECASE)

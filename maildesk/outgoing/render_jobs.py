@@ -28,12 +28,12 @@ from maildesk.intake.message import Address
 from maildesk.outgoing.compose import Envelope, compose
 from maildesk.outgoing.file_parts import FilePart
 from maildesk.outgoing.header_text import clean_text
-from maildesk.outgoing.templates import Renderer
 
 if TYPE_CHECKING:  # the render process imports neither the database layer nor pydantic
     from sqlalchemy import Row
 
     from maildesk.common.config import Config, TicketsConfig
+    from maildesk.outgoing.templates import Renderer
     from maildesk.store.blobs import BlobStore
     from maildesk.store.models import OutboxEntry
 
@@ -156,6 +156,8 @@ class RenderSettings:
         )
 
     def renderer(self) -> Renderer:
+        from maildesk.outgoing.templates import Renderer  # Jinja: the render child's import
+
         return Renderer(self.templates, default_language=self.tickets.language)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,13 @@ import jinja2.sandbox
 
 from maildesk.common.errors import MaildeskError
 from maildesk.common.resources import default_templates_dir
+from maildesk.outgoing.rendered import Rendered
 
 log = logging.getLogger(__name__)
 
 
 class TemplateError(MaildeskError):
     """A notification template is missing or fails to render."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str | None
 
 
 class Renderer:

@@ -7,7 +7,9 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.common import metrics
 from maildesk.common.config import Config
 from maildesk.common.errors import RulesError
-from maildesk.outgoing.templates import Renderer
 from maildesk.rules import RuleSet, load_rules
 from maildesk.service.ingest_results import IngestResult
 from maildesk.service.knowledge_base import KnowledgeBase
@@ -28,6 +29,9 @@ from maildesk.store.db import (
     make_sessionmaker,
     require_current_schema,
 )
+
+if TYPE_CHECKING:
+    from maildesk.outgoing.templates import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,6 @@ class Desk:
     sessions: sessionmaker[Session]  # for work that writes
     blobs: BlobStore
     rules: RulesHolder
-    renderer: Renderer
     pipeline: Pipeline
     knowledge_base: KnowledgeBase | None = None
     readers: sessionmaker[Session] | None = None  # read-only: never waits for a writer
@@ -106,6 +109,15 @@ class Desk:
     # Called (in the ingest thread) after a batch that queued notifications commits: the
     # daemon's sender puts its wake-up here, so mail leaves without waiting for a poll.
     outbox_waiters: list[Callable[[], None]] = field(default_factory=list)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """Templates rendered in this process (`outbox show`, the demo). Made on first use:
+        a daemon renders in its render child, so its own process never imports Jinja."""
+        from maildesk.outgoing.templates import Renderer
+
+        language = self.rules.current.default_language
+        return Renderer(self.config.templates, default_language=language)
 
     def read_session(self) -> Session:
         """A session for reading only (listing, showing, reports)."""
@@ -121,7 +133,6 @@ class Desk:
         readers = make_read_sessionmaker(engine)
         blobs = build_blob_store(config.storage, engine, readers)
         rules = RulesHolder.load(config.rules)
-        renderer = Renderer(config.templates, default_language=rules.current.default_language)
         kb = KnowledgeBase(config.knowledge_base) if config.knowledge_base else None
         checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
         outbox_waiters: list[Callable[[], None]] = []
@@ -144,7 +155,7 @@ class Desk:
             knowledge_base=kb,
             on_batch=committed,
         )
-        desk = cls(config, engine, sessions, blobs, rules, renderer, pipeline, kb, readers)
+        desk = cls(config, engine, sessions, blobs, rules, pipeline, kb, readers)
         desk.outbox_waiters = outbox_waiters
         if checkpointer is not None:
             checkpointer.start()
