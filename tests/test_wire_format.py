@@ -372,3 +372,18 @@ def test_the_render_child_renders_without_pydantic_or_the_database_layer():
     for pid in pids:
         mapped = Path(f"/proc/{pid}/maps").read_text()
         assert "pydantic_core" not in mapped and "sqlalchemy" not in mapped
+
+
+def test_a_new_render_child_has_jinja_before_its_first_job():
+    # Imported before the child says it is ready, not against the first job's time limit.
+    from pathlib import Path
+
+    from maildesk.common.children import ChildPool
+
+    pool = ChildPool("maildesk.outgoing.render_jobs:_render_job", "renderer", max_idle=1)
+    try:
+        pool.prestart(1)
+        (child,) = pool.idle
+        assert "markupsafe" in Path(f"/proc/{child.process.pid}/maps").read_text()
+    finally:
+        pool.close()

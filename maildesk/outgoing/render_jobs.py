@@ -232,6 +232,13 @@ def reported(outcomes: list[Outcome]) -> list[Outcome]:
     return outcomes
 
 
+def prepare_child() -> None:
+    """Runs in a new render child before it says it is ready (maildesk.common.children
+    calls it): Jinja, which the daemon's own process does without, is imported here
+    rather than in the first job, against that job's time limit."""
+    import maildesk.outgoing.templates  # noqa: F401
+
+
 # In the child: Renderers kept for reuse (jinja2 re-reads a template file that changed).
 _renderers: dict[tuple[Path | None, str], Renderer] = {}
 
