@@ -490,3 +490,25 @@ def test_without_a_render_process_the_sender_renders_itself(
     with caplog.at_level("WARNING"):
         assert send_all(desk) == 2
     assert "rendering notifications in the daemon's process" in caplog.text
+
+
+def test_a_send_is_recorded_only_under_the_claim_it_was_sent_with(make_desk, smtp_sink):
+    # A sender thought dead whose rows another sender claimed since must not mark them:
+    # they are the other sender's to record (and to send, if it has not yet).
+    from maildesk.store.outbox_queue import SENT, Mark
+
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    ingest(desk, 2)
+    queue = sender(desk).queue
+    token, rows = queue.claim()
+    ids = [row.id for row in rows]
+    with desk.sessions() as s, s.begin():  # another sender takes the first one over
+        s.execute(update(OutboxEntry).where(OutboxEntry.id == ids[0]).values(claimed_by="b:1"))
+    marks = [Mark(i, dict(SENT), delivered=True) for i in ids]
+    assert queue.write_marks(marks, token) == len(ids) - 1
+    by_id = {r.id: r for r in outbox_rows(desk)}
+    assert (by_id[ids[0]].status, by_id[ids[0]].claimed_by) == ("sending", "b:1")
+    assert {by_id[i].status for i in ids[1:]} == {"sent"}
+    assert all(by_id[i].attempts == 1 and by_id[i].sent_at for i in ids[1:])
+    assert queue.write_marks([marks[0]]) == 1  # without a claim to check: written
+    assert {r.status for r in outbox_rows(desk) if r.id in ids} == {"sent"}

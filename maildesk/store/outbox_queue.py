@@ -13,6 +13,7 @@ heartbeat has expired (it died) are claimable at once; other claims when their l
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -160,18 +161,11 @@ class OutboxQueue:
             ids = self._due_ids(session, now)
             if not ids:
                 return token, []
-            session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id.in_(ids), _due(now, leases.db_now(session)))
-                .values(status="sending", claimed_by=token, claimed_until=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
+            mark, read = _claim_statements()
+            params = {"ids": ids, "now": now, "db_now": leases.db_now(session), "token": token}
+            session.execute(mark, {**params, "until": now + self.lease})
             # Plain rows, not ORM objects: this runs beside the sender's event loop.
-            rows = session.execute(
-                select(*CLAIMED)
-                .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == token)
-                .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
-            ).all()
+            rows = session.execute(read, {"ids": ids, "token": token}).all()
         return token, list(rows)
 
     def _due_ids(self, session: Session, now: datetime) -> list[int]:
@@ -224,12 +218,8 @@ class OutboxQueue:
         written = 0
         with self.sessions() as session, session.begin():
             if plain:
-                written += session.execute(
-                    update(OutboxEntry)
-                    .where(OutboxEntry.id.in_(plain), *fence)
-                    .values(**SENT, sent_at=now, attempts=OutboxEntry.attempts + 1)
-                    .execution_options(synchronize_session=False)
-                ).rowcount  # type: ignore[attr-defined]
+                params = {"ids": plain, "now": now, "token": token}
+                written += session.execute(_sent(token is not None), params).rowcount  # type: ignore[attr-defined]
             for mark in marks:
                 if mark.entry_id in plain:
                     continue
@@ -259,6 +249,40 @@ class OutboxQueue:
         if soonest is None:
             return longest
         return min(max((soonest - self.clock()).total_seconds(), 0.0), longest)
+
+
+@functools.cache
+def _claim_statements() -> tuple[Any, Any]:
+    """Claim rows `ids` that are still due for `token` until `until`; read them back.
+    Built once (see _sent)."""
+    ids = bindparam("ids", expanding=True)
+    mark = (
+        update(OutboxEntry)
+        .where(OutboxEntry.id.in_(ids), _due(bindparam("now"), bindparam("db_now")))
+        .values(status="sending", claimed_by=bindparam("token"), claimed_until=bindparam("until"))
+        .execution_options(synchronize_session=False)
+    )
+    read = (
+        select(*CLAIMED)
+        .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == bindparam("token"))
+        .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
+    )
+    return mark, read
+
+
+@functools.cache
+def _sent(fenced: bool) -> Any:
+    """Mark rows `ids` sent (only those still claimed under `token` when `fenced`). Built
+    once: building it with the ids as literals was most of recording a group of sends."""
+    where = [OutboxEntry.id.in_(bindparam("ids", expanding=True))]
+    if fenced:
+        where.append(OutboxEntry.claimed_by == bindparam("token"))
+    return (
+        update(OutboxEntry)
+        .where(*where)
+        .values(**SENT, sent_at=bindparam("now"), attempts=OutboxEntry.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _due(now: datetime, db_now: datetime) -> Any:
