@@ -242,3 +242,18 @@ def test_a_backlog_is_listed_a_slice_at_a_time_oldest_first(desk, tmp_path, monk
     assert subjects == [f"request {n}" for n in range(6, -1, -1)]
     assert sorted(p.name for p in (box / "cur").iterdir()) == [f"{n}.M.host:2,S" for n in range(7)]
     assert maildir.waiting() == []
+
+
+def test_ingest_maildir_takes_a_backlog_a_slice_at_a_time(desk_dir, tmp_path, monkeypatch):
+    from maildesk.service import maildir_ingest
+
+    monkeypatch.setattr(maildir_ingest, "LISTED", 2)
+    box = make_maildir(tmp_path / "Maildir")
+    for n in range(5):
+        deliver(box, f"new/{n}.M.host", make_mail(subject=f"request {n}"), 1000 + n)
+    result = run(desk_dir, "ingest", "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        *(f"new/{n}.M.host: created MD-{n + 1}" for n in range(5)),
+        f"{box}: 5 unseen message(s) ingested and marked seen",
+    ]

@@ -136,16 +136,18 @@ def _ingest_files(desk: Desk, paths: list[Path], queue: str | None) -> int:
 def _ingest_maildir(desk: Desk, maildir: Maildir, queue: str | None) -> int:
     from maildesk.service.file_ingest import ingest_paths
     from maildesk.service.ingest_results import SourceInfo
+    from maildesk.service.maildir_ingest import LISTED
 
-    waiting = maildir.waiting()
     source = SourceInfo(source=f"maildir:{maildir.root.resolve().name}", queue=queue)
-    failed = 0
-    for path, result in ingest_paths(
-        desk.pipeline, waiting, lambda _: source, committed=maildir.mark_seen
-    ):
-        _report(f"{path.parent.name}/{path.name}", result)
-        failed += not result.stored
-    echo(f"{maildir.root}: {len(waiting)} unseen message(s) ingested and marked seen")
+    failed = taken = 0
+    for waiting in maildir.slices(LISTED):  # a backlog is never listed whole
+        for path, result in ingest_paths(
+            desk.pipeline, waiting, lambda _: source, committed=maildir.mark_seen
+        ):
+            _report(f"{path.parent.name}/{path.name}", result)
+            failed += not result.stored
+        taken += len(waiting)
+    echo(f"{maildir.root}: {taken} unseen message(s) ingested and marked seen")
     return failed
 
 

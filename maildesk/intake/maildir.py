@@ -46,6 +46,17 @@ class Maildir:
         self.unseen = unseen.count
         return [Path(folder, name) for _, name, folder in found]
 
+    def slices(self, size: int) -> Iterator[list[Path]]:
+        """The unseen messages, oldest first, `size` at a time: each slice is listed
+        once the one before has been taken (marked seen), so a backlog is never
+        listed whole."""
+        while True:
+            waiting = self.waiting(size)
+            if waiting:
+                yield waiting
+            if len(waiting) < size:
+                return
+
     def _unseen(self) -> _Unseen:
         return _Unseen(
             [

@@ -49,15 +49,12 @@ class MaildirIngest(SourceIngest):
         """
         assert self.maildir is not None, "open() first"
         done = 0
-        while True:  # a big backlog in slices of LISTED, so it is never listed whole
-            waiting = self.maildir.waiting(LISTED)
-            if not waiting:
-                break
+        for waiting in self.maildir.slices(LISTED):
             if not done:
                 log.info("maildir %s: %d message(s) to ingest", self.name, self.maildir.unseen)
             taken, interrupted = self._ingest(waiting, interrupt)
             done += taken
-            if interrupted or len(waiting) < LISTED:
+            if interrupted:
                 break
         self.lease.record("idle", success=True, backlog=max(self.maildir.unseen - done, 0))
         return done
