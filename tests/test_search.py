@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from sqlalchemy import text as sa_text
 
 from maildesk.common.search_query import WORD, QueryError, parse_query
+from maildesk.common.search_words import fold, folded_words, tsvector_text
+from maildesk.intake.parse import parse_message
+from maildesk.intake.search_document import add_search_vector
 from maildesk.store.db import make_engine, upgrade
 from maildesk.store.search import SearchFilters, search_tickets
-from maildesk.store.search_postgres import tsvector_text
-from maildesk.store.search_terms import fold, folded_words
+from maildesk.store.search_index import message_document
+from maildesk.store.search_postgres import _vectors
 from tests.conftest import make_mail, run_maildesk
 from tests.test_migrations import OLD_TICKET, desk_on, write_old_ticket
 
@@ -238,6 +241,11 @@ def test_the_tsvectors_written_by_maildesk_are_those_postgresql_would_make(postg
         "same " * 400 + "other",  # more than 255 positions of one word
         "x" * 3000 + " short words after a very long one",
     ] + ["".join(letters[(n * k) % len(letters)] for k in range(n % 17 + 1)) for n in range(300)]
+    # The parser child makes the vector of a message without its ticket ref; the store
+    # puts the ref's in front with `||`: that must be the vector of the whole document.
+    joined = sa_text(
+        "SELECT CAST(:ref AS tsvector) || CAST(:rest AS tsvector), to_tsvector('simple', :words)"
+    )
     engine = make_engine(postgres_url)
     try:
         with engine.connect() as conn:
@@ -248,5 +256,14 @@ def test_the_tsvectors_written_by_maildesk_are_those_postgresql_would_make(postg
                     {"ours": tsvector_text(words), "words": " ".join(words)},
                 ).one()
                 assert ours == theirs, text[:60]
+            for text in texts[:4]:
+                msg = parse_message(make_mail(subject="Re: help", body=text))
+                add_search_vector(msg)  # as the parser child does
+                for ref in ("MD-42", "same-7", "w5-w17"):  # the last two repeat text words
+                    ref_vector, rest = _vectors(ref, msg)
+                    whole = " ".join(folded_words(message_document(ref, msg)))
+                    params = {"ref": ref_vector, "rest": rest, "words": whole}
+                    ours, theirs = conn.execute(joined, params).one()
+                    assert ours == theirs, (ref, text[:60])
     finally:
         engine.dispose()

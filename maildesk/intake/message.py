@@ -77,6 +77,8 @@ class ParseLimits:
     spill_bytes: int = 256 * 1024
     # The most a parser child may hold (its RLIMIT_AS); 0: no limit. Not enforced in-process.
     memory_bytes: int = 0
+    # Make each message's search vector too (a desk on PostgreSQL): the child has the time.
+    search_vectors: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ class ParsedMessage:
     # The first attached message (see attached_original), read by the parser with this
     # one's limits, one level deep: a forward's original is never parsed in the daemon.
     attached_message: ParsedMessage | None = None
+    # PostgreSQL's search vector of the message without its ticket ref, made by the
+    # parser child (intake.search_document), and a checksum of the text it was made of.
+    search_vector: str | None = None
+    search_vector_of: int = 0
     _header_index: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )

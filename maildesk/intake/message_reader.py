@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 from maildesk.common.config import Config
+from maildesk.common.db_url import parse_url
 from maildesk.common.errors import ParseError, ProcessingTimeout, SkeletonTooLarge, StageError
 from maildesk.intake.blob_writer import BlobWriter, InlineSink
 from maildesk.intake.message import ParsedMessage, ParseLimits, human_size
@@ -51,6 +52,9 @@ class MessageReader:
             shared_sandbox() if config.limits.isolate_parser else InlineParser()
         )
         self._pool: ThreadPoolExecutor | None = None
+        # On PostgreSQL the parser children also make each message's search vector.
+        driver = parse_url(config.database.url).drivername
+        self.on_postgresql = driver.partition("+")[0] in ("postgresql", "postgres")
 
     def start(self) -> None:
         """Start the parser children now (a daemon does at start-up), so the first batch
@@ -167,6 +171,7 @@ class MessageReader:
             max_attachment_bytes=limits.max_attachment_bytes,
             spill_bytes=self.spill_bytes,
             memory_bytes=limits.parser_memory_bytes,
+            search_vectors=self.on_postgresql,
         )
 
     def _parse_bytes(self, raw: bytes) -> ParsedMessage:

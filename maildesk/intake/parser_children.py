@@ -156,7 +156,8 @@ def prepare_child() -> None:
     """Runs in a new child before it says it is ready (maildesk.common.children calls
     it): the parser's imports, which the daemon itself does without, and one small
     parse for what is set up on first use, so neither counts against a job's time."""
-    import maildesk.intake.large_mail  # noqa: F401
+    import maildesk.intake.large_mail
+    import maildesk.intake.search_document  # noqa: F401
     from maildesk.intake.parse import parse_message
 
     parse_message(_WARM_UP, limits=ParseLimits())
@@ -165,12 +166,19 @@ def prepare_child() -> None:
 def _parse_job(job: _Job) -> ParsedMessage | _LargeResult:
     """Runs in the child: one message, every failure but MemoryError a ParseError."""
     from maildesk.intake.parse import parse_message
+    from maildesk.intake.search_document import add_search_vector
 
     try:
         if isinstance(job, _LargeJob):
-            return _read_large(job)
+            large = _read_large(job)
+            if large.msg is not None and job.limits.search_vectors:
+                add_search_vector(large.msg)
+            return large
         raw, limits, spilled = job
-        return parse_message(raw, limits=limits, spilled=spilled)
+        msg = parse_message(raw, limits=limits, spilled=spilled)
+        if limits.search_vectors:
+            add_search_vector(msg)
+        return msg
     except (ParseError, MemoryError):
         raise  # MemoryError: children.run_one reports the limit
     except Exception as exc:

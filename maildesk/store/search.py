@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -20,6 +20,9 @@ from maildesk.common.search_query import SearchHit, SearchTerm, parse_query
 from maildesk.store.models import Message, Ticket
 from maildesk.store.search_terms import TermMatcher, snippet
 
+if TYPE_CHECKING:  # `maildesk search` reads the index without the intake stage
+    from maildesk.intake.message import ParsedMessage
+
 SEARCH_TABLE = "search_index"
 SNIPPET_SOURCE_CHARS = 100_000  # as much of a body as is indexed
 
@@ -27,8 +30,8 @@ SNIPPET_SOURCE_CHARS = 100_000  # as much of a body as is indexed
 class SearchBackend(Protocol):
     """What a database must do for search: index messages, find those matching a term."""
 
-    def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        """Add documents (message id, text) to the index, in the caller's transaction."""
+    def index(self, session: Session, messages: Sequence[tuple[int, str, ParsedMessage]]) -> None:
+        """Index stored messages (message id, ticket ref, message) in the caller's transaction."""
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         """A query for the ids of the messages whose document contains `term`."""
@@ -58,10 +61,10 @@ def backend_for(session: Session) -> SearchBackend:
     return Fts5Search()
 
 
-def index_messages(session: Session, documents: Sequence[tuple[int, str]]) -> None:
-    """Index stored messages (id, text of `search_index.message_document`)."""
-    if documents:
-        backend_for(session).index(session, documents)
+def index_messages(session: Session, messages: Sequence[tuple[int, str, ParsedMessage]]) -> None:
+    """Index stored messages: (message id, its ticket's ref, the message)."""
+    if messages:
+        backend_for(session).index(session, messages)
 
 
 def search_tickets(

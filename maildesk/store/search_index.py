@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from maildesk.intake.filenames import safe_filename
 from maildesk.intake.message import ParsedMessage
-
-# Past this a body is not indexed: a tsvector holds at most 1 MB, and nobody searches
-# for a word deep in a pasted log.
-MAX_INDEXED_CHARS = 100_000
+from maildesk.intake.search_document import body_document
 
 
 def message_document(ref: str, msg: ParsedMessage) -> str:
     """The ticket's ref, the subject, names and addresses, attachment names and text."""
-    people = [str(a) for a in (msg.sender, *msg.to, *msg.cc) if a is not None]
-    names = [safe_filename(a.filename) for a in msg.attachments]
-    parts = [ref, msg.subject, *people, *names, msg.text[:MAX_INDEXED_CHARS]]
-    return "\n".join(part for part in parts if part)
+    return "\n".join(part for part in (ref, body_document(msg)) if part)

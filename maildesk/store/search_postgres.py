@@ -11,64 +11,69 @@ stem Polish as English; stems come from the query side instead (`search_terms`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Select, cast, column, literal, select, table
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session
 
 from maildesk.common.search_query import SearchTerm
+from maildesk.common.search_words import MAX_POSITIONS_PER_WORD, folded_words, tsvector_text
 from maildesk.store.pg_bulk import execute_binary
-from maildesk.store.search_terms import folded_words, prefixes
+from maildesk.store.search_terms import prefixes
+
+if TYPE_CHECKING:  # `maildesk search` reads the index without the intake stage
+    from maildesk.intake.message import ParsedMessage
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
 # One statement per batch: an executemany would be one INSERT per message on the server.
 # The tsvectors are written out here, not made by to_tsvector on the server: that
 # took 0.12 ms a message of the server's time, while the daemon waited for it, against
 # 0.035 ms to write them here; and the words are then exactly folded_words'.
+# The ref's vector || the rest's (made by the parser child: intake.search_document):
+# `||` moves the right-hand positions past the left-hand ones, so the result is the
+# vector of the whole document, ref first (tests/test_search.py holds it to that).
 _INSERT = (
     "INSERT INTO search_index (message_id, words) "
-    "SELECT m, w::tsvector FROM unnest(%b::integer[], %b::text[]) AS d(m, w)"
+    "SELECT m, r::tsvector || w::tsvector "
+    "FROM unnest(%b::integer[], %b::text[], %b::text[]) AS d(m, r, w)"
 )
-MAX_POSITION = 16383  # PostgreSQL's limits for a tsvector entry
-MAX_POSITIONS_PER_WORD = 255
-MAX_WORD_BYTES = 2047
 
 
 class PostgresSearch:
     """SearchBackend for PostgreSQL."""
 
-    def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        ids = [message_id for message_id, _ in documents]
-        vectors = [tsvector_text(folded_words(text)) for _, text in documents]
-        execute_binary(session, _INSERT, (ids, vectors))
+    def index(self, session: Session, messages: Sequence[tuple[int, str, ParsedMessage]]) -> None:
+        vectors = [_vectors(ref, msg) for _, ref, msg in messages]
+        ids = [pk for pk, _, _ in messages]
+        execute_binary(session, _INSERT, (ids, [r for r, _ in vectors], [w for _, w in vectors]))
 
     def matching(self, term: SearchTerm) -> Select[Any]:
         query = cast(literal(tsquery(term)), TSQUERY)
         return select(_INDEX.c.message_id).where(_INDEX.c.words.op("@@")(query))
 
 
-def tsvector_text(words: list[str]) -> str:
-    """`words` as a tsvector in PostgreSQL's input syntax, as to_tsvector('simple') makes
-    it of them: each word once with its positions (from 1, at most 255, none above
-    16383). Words hold only letters and digits, so quoting them is enough; a word too
-    long for an index entry is left out (and not counted)."""
-    if any(len(word) > MAX_WORD_BYTES // 4 for word in words):
-        words = [word for word in words if len(word.encode()) <= MAX_WORD_BYTES]
-    positions: dict[str, list[str]] = {}
-    for word, position in zip(words, _POSITIONS, strict=False):  # stops at MAX_POSITION
-        positions.setdefault(word, []).append(position)
-    last = _POSITIONS[-1]
-    for word in words[MAX_POSITION:]:  # all at the last position, once each
-        found = positions.setdefault(word, [])
-        if found[-1:] != [last]:
-            found.append(last)
-    return " ".join(
-        f"'{word}':" + ",".join(found[:MAX_POSITIONS_PER_WORD]) for word, found in positions.items()
-    )
+def _vectors(ref: str, msg: ParsedMessage) -> tuple[str, str]:
+    """The ref's vector and the rest's (see _INSERT)."""
+    from maildesk.intake.search_document import body_document, search_vector_of
+
+    ref_words = folded_words(ref)
+    rest = search_vector_of(msg)
+    if any(_positions(rest, word) >= MAX_POSITIONS_PER_WORD for word in ref_words):
+        # `||` would keep one position more of this word than to_tsvector does: rare
+        # enough (a ref's word 255 times in a mail) to make the whole vector here.
+        return tsvector_text(ref_words + folded_words(body_document(msg))), ""
+    return tsvector_text(ref_words), rest
 
 
-_POSITIONS = tuple(str(number) for number in range(1, MAX_POSITION + 1))
+def _positions(vector: str, word: str) -> int:
+    """How many positions `word` has in `vector` (tsvector_text's syntax)."""
+    entry = f"'{word}':"
+    start = 0 if vector.startswith(entry) else vector.find(" " + entry) + 1
+    if start == 0 and not vector.startswith(entry):
+        return 0
+    end = vector.find(" ", start)
+    return vector[start + len(entry) : end if end != -1 else None].count(",") + 1
 
 
 def tsquery(term: SearchTerm) -> str:

@@ -9,13 +9,17 @@ their index rows with FTS5's 'delete' command and the same text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, Select, Text, column, select, table
 from sqlalchemy.orm import Session
 
 from maildesk.common.search_query import SearchTerm
-from maildesk.store.search_terms import fold_letters, prefixes
+from maildesk.common.search_words import fold_letters
+from maildesk.store.search_terms import prefixes
+
+if TYPE_CHECKING:  # `maildesk search` reads the index without the intake stage
+    from maildesk.intake.message import ParsedMessage
 
 _INDEX = table("search_index", column("rowid", Integer), column("words", Text))
 _INSERT = "INSERT INTO search_index (rowid, words) VALUES (?, ?)"
@@ -24,8 +28,10 @@ _INSERT = "INSERT INTO search_index (rowid, words) VALUES (?, ?)"
 class Fts5Search:
     """SearchBackend for SQLite."""
 
-    def index(self, session: Session, documents: Sequence[tuple[int, str]]) -> None:
-        rows = [(message_id, fold_letters(text)) for message_id, text in documents]
+    def index(self, session: Session, messages: Sequence[tuple[int, str, ParsedMessage]]) -> None:
+        from maildesk.store.search_index import message_document
+
+        rows = [(pk, fold_letters(message_document(ref, msg))) for pk, ref, msg in messages]
         # Straight to the driver: one executemany, without per-row parameter processing.
         session.connection().exec_driver_sql(_INSERT, rows)
 

@@ -14,58 +14,18 @@ import functools
 import itertools
 import re
 import threading
-import unicodedata
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 from maildesk.common.search_query import WORD, SearchTerm
+from maildesk.common.search_words import fold
 
 PREFIX_MIN_LETTERS = 5  # shorter words match whole words only
 STEM_MIN_LETTERS = 4  # a stem shorter than this would match too much
 SNIPPET_WORDS_BEFORE, SNIPPET_WORDS_AFTER = 6, 14
 SNIPPET_MAX_CHARS = 200
-_LATIN_MARKS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
-# Letters SQLite's tokenizer keeps apart that people type either way: Russian writes
-# е for ё, and Polish typed without its letters has l for ł.
-_LETTERS = (("ё", "е"), ("Ё", "Е"), ("ł", "l"), ("Ł", "L"))
 _stemmer_lock = threading.Lock()
-
-
-def fold_letters(text: str) -> str:
-    """ё as е and ł as l (see _LETTERS)."""
-    if not text.isascii():
-        for letter, plain in _LETTERS:  # str.replace: 40 times faster than str.translate
-            text = text.replace(letter, plain)
-    return text
-
-
-def fold(text: str) -> str:
-    """Lower case, accents off Latin letters (ą -> a, é -> e), ё as е, ł as l: what
-    SQLite's `unicode61 remove_diacritics 2` and `fold_letters` do, in Python."""
-    text = fold_letters(unicodedata.normalize("NFC", text).lower())
-    if text.isascii():
-        return text
-    stripped = _LATIN_MARKS.sub("", unicodedata.normalize("NFD", text))
-    return unicodedata.normalize("NFC", stripped)
-
-
-def folded_words(text: str) -> list[str]:
-    """The words of `text` as PostgreSQL's index gets them (folded, separators dropped)."""
-    if text.isascii():
-        return WORD.findall(text.lower())
-    # Folding never reaches across white space, and most of a mail's tokens recur from
-    # mail to mail: folding each distinct token once is 3-4 times faster than folding
-    # (three Unicode normalisations of) the whole text.
-    words: list[str] = []
-    for token in text.split():
-        words.extend(_folded_token(token))
-    return words
-
-
-@functools.lru_cache(maxsize=16384)
-def _folded_token(token: str) -> tuple[str, ...]:
-    return tuple(WORD.findall(fold(token)))
 
 
 @functools.cache

@@ -40,7 +40,6 @@ from maildesk.store.models import (
 )
 from maildesk.store.outbox import outbox_rows
 from maildesk.store.search import index_messages
-from maildesk.store.search_index import message_document
 from maildesk.store.ticket_rows import changed_values, event_rows, ticket_values
 
 __all__ = ["Plan", "add_receipt", "write_plans"]
@@ -81,7 +80,7 @@ def write_plans(session: Session, plans: list[Plan], config: Config, blobs: Blob
     for ticket_id in created:
         rows.add(Ticket, **ticket_values(final[ticket_id]))
     rows.insert(session)
-    index_messages(session, [(p.message_pk, message_document(p.after.ref, p.msg)) for p in plans])
+    index_messages(session, [(p.message_pk, p.after.ref, p.msg) for p in plans])
     _update_tickets(session, [(changed_values(b, final[i]), i) for i, b in first_seen.items()])
     _record_assignments(session, plans)
     session.flush()
