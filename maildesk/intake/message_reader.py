@@ -79,7 +79,7 @@ class MessageReader:
         """Start reading a batch; the returned function waits for the results (input order).
 
         With the sandboxed parser the reading goes on in the background: the small messages
-        in `parallel` chunks (one round trip to a child each), big ones one by one. Inline
+        in `parallel` lanes of round trips of at most `chunk`, big ones one by one. Inline
         parsing (which holds the GIL anyway, and whose time limit needs the main thread)
         happens right here.
         """
