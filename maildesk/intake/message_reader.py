@@ -53,8 +53,7 @@ class MessageReader:
         )
         self._pool: ThreadPoolExecutor | None = None
         # On PostgreSQL the parser children also make each message's search vector.
-        driver = parse_url(config.database.url).drivername
-        self.on_postgresql = driver.partition("+")[0] in ("postgresql", "postgres")
+        self.on_postgresql = parse_url(config.database.url).backend == "postgresql"
 
     def start(self) -> None:
         """Start the parser children now (a daemon does at start-up), so the first batch

@@ -74,17 +74,6 @@ class RenderedNotice:
     problem: str | None = None  # an admin template failed and the shipped one was used
 
 
-class Sender(Protocol):
-    """Who a notification comes from: config's `tickets:` section, or a DeskSender."""
-
-    @property
-    def support_name(self) -> str: ...
-    @property
-    def support_address(self) -> str: ...
-    @property
-    def id_domain(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class DeskSender:
     """What rendering reads of `tickets:`, as plain values: the render child is sent
@@ -101,7 +90,7 @@ class DeskSender:
         return cls(t.support_name, t.support_address, t.id_domain, t.language)
 
 
-def render_notice(job: RenderJob, renderer: Renderer, tickets: Sender) -> RenderedNotice:
+def render_notice(job: RenderJob, renderer: Renderer, tickets: DeskSender) -> RenderedNotice:
     """The RFC 5322 bytes and subject of a queued notification (logs nothing: the
     caller reports `problem`, as it may run in a child process)."""
     rendered, problem = renderer.render_or_fall_back(job.template, job.language, job.context)
@@ -272,7 +261,8 @@ def render_entry(
         job = RenderJob.of(entry)
         files, spooled = file_parts_for(entry.headers.get("attachments") or [], blobs)
         try:
-            rendered = render_notice(replace(job, files=tuple(files)), renderer, config.tickets)
+            sender = DeskSender.of(config.tickets)
+            rendered = render_notice(replace(job, files=tuple(files)), renderer, sender)
         finally:
             remove(spooled)
         reported([rendered])  # an admin template replaced by the shipped one is logged

@@ -27,11 +27,10 @@ if TYPE_CHECKING:  # `maildesk search` reads the index without the intake stage
 
 _INDEX = table("search_index", column("message_id", Integer), column("words", TSVECTOR))
 # One statement per batch: an executemany would be one INSERT per message on the server.
-# The tsvectors are written out here, not made by to_tsvector on the server: that
-# took 0.12 ms a message of the server's time, while the daemon waited for it, against
-# 0.035 ms to write them here; and the words are then exactly folded_words'.
-# The ref's vector || the rest's (made by the parser child: intake.search_document):
-# `||` moves the right-hand positions past the left-hand ones, so the result is the
+# The tsvectors are written by maildesk, not made by to_tsvector on the server (0.12 ms
+# a message of the server's time, which the daemon waited for), so the words are exactly
+# folded_words'. The rest of a message's vector comes from its parser child
+# (intake.search_document); `||` moves its positions past the ref's, which gives the
 # vector of the whole document, ref first (tests/test_search.py holds it to that).
 _INSERT = (
     "INSERT INTO search_index (message_id, words) "
@@ -68,12 +67,13 @@ def _vectors(ref: str, msg: ParsedMessage) -> tuple[str, str]:
 
 def _positions(vector: str, word: str) -> int:
     """How many positions `word` has in `vector` (tsvector_text's syntax)."""
-    entry = f"'{word}':"
-    start = 0 if vector.startswith(entry) else vector.find(" " + entry) + 1
-    if start == 0 and not vector.startswith(entry):
+    padded = " " + vector  # every entry then starts after a space
+    entry = f" '{word}':"
+    found = padded.find(entry)
+    if found == -1:
         return 0
-    end = vector.find(" ", start)
-    return vector[start + len(entry) : end if end != -1 else None].count(",") + 1
+    end = padded.find(" ", found + len(entry))
+    return padded[found + len(entry) : end if end != -1 else None].count(",") + 1
 
 
 def tsquery(term: SearchTerm) -> str:
