@@ -24,7 +24,7 @@ from maildesk.intake.message import Address
 from maildesk.intake.parse import MAX_SUBJECT
 from maildesk.outgoing.compose import Envelope, compose
 from maildesk.outgoing.header_text import clean_text
-from maildesk.outgoing.render_jobs import RenderJob, render_notice
+from maildesk.outgoing.render_jobs import DeskSender, RenderJob, render_notice
 from maildesk.outgoing.rendered import Rendered
 from maildesk.outgoing.templates import Renderer
 from tests.wirecheck import mailboxes_of, parse, subject_of, wire_problems
@@ -160,6 +160,7 @@ def test_a_part_that_quotes_the_boundary_gets_another():
 # Every template in every language, with hostile text wherever the customer's text goes.
 LANGUAGES = ["en", "ru"]
 TICKETS = TicketsConfig(support_address="support@example.com", support_name="Example Support")
+SENDER = DeskSender.of(TICKETS)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,7 @@ def _job(template: str, language: str, value: str) -> RenderJob:
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_every_template_and_language_with_hostile_input(renderer, template, language):
     for case, value in HOSTILE.items():
-        notice = render_notice(_job(template, language, value), renderer, TICKETS)
+        notice = render_notice(_job(template, language, value), renderer, SENDER)
         raw = notice.raw
         assert wire_problems(raw) == [], (case, raw[:1500])
         assert subject_of(raw) == notice.subject, case
@@ -342,7 +343,7 @@ def test_templates_with_files_html_and_hostile_names(renderer, template, languag
         job.context["files"] = {"attached": [{"name": value, "size": "1 KB"}], "withheld": [listed]}
         job.context.setdefault("part", 1)
         job.context.setdefault("parts", 1)
-        notice = render_notice(replace(job, files=tuple(_files(value))), renderer, TICKETS)
+        notice = render_notice(replace(job, files=tuple(_files(value))), renderer, SENDER)
         assert wire_problems(notice.raw) == [], (case, notice.raw[:1500])
         message = parse(notice.raw)
         shown = 'src="cid:pic1@example.org"' in message.get_body(("html",)).get_content()
