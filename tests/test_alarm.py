@@ -1,4 +1,4 @@
-"""The time limit a parser or render child puts on each job (common.children.alarm)."""
+"""The time limit a parser or render child puts on each job (common.child_jobs.alarm)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from maildesk.common.children import alarm
+from maildesk.common.child_jobs import alarm
 from maildesk.common.errors import ProcessingTimeout
 
 

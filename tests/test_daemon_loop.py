@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 from maildesk.cli.daemon import background_tasks
 from maildesk.common.backoff import Backoff
+from maildesk.common.children import ChildPool
+from maildesk.intake.parser_children import shared_sandbox
+from maildesk.outgoing.render_jobs import shared_pool as render_pool
 from maildesk.service.daemon import Daemon
 from tests.conftest import make_mail
 
@@ -29,7 +34,10 @@ def test_background_tasks_start_and_stop_with_the_daemon(desk):
     async def main() -> int:
         daemon = Daemon(desk, tasks=[sender])
         running = asyncio.create_task(daemon.run())
-        await asyncio.sleep(0.2)
+        for _ in range(200):  # after the parser child and the language models are ready
+            if seen:
+                break
+            await asyncio.sleep(0.05)
         assert seen == ["started"]
         daemon.stopping.set()
         return await running
@@ -91,4 +99,58 @@ def test_notifications_go_out_as_soon_as_ingest_commits_them(make_desk, smtp_sin
         return waited
 
     assert asyncio.run(main()) < 3.0  # the next poll would have come after 4 s
+    assert "[MD-1]" in smtp_sink.received[0].parsed()["Subject"]
+
+
+def _child_processes() -> list[int]:
+    """This process's parser and render children (pids) that are running."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"child_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_an_idle_daemon_lets_its_children_go_and_new_mail_starts_them_again(
+    make_desk, smtp_sink, tmp_path, monkeypatch
+):
+    """limits.child_idle_seconds: a quiet desk is one process; the next mail is still
+    parsed and acknowledged (its parser and render children start again)."""
+    monkeypatch.setattr(ChildPool, "idle_seconds", ChildPool.idle_seconds)  # put back after
+    maildir = tmp_path / "Maildir"
+    for folder in ("cur", "new", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    maildirs = f"maildirs:\n  - {{name: inbox, path: {maildir}, poll_seconds: 0.1}}\n"
+    limits = "limits:\n  child_idle_seconds: 0.5\n"
+    desk = make_desk(extra=smtp_sink.smtp_config() + maildirs + limits)
+
+    async def wait_for(condition, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+
+    def all_retired_since(counts: tuple[int, int]) -> bool:
+        now = (shared_sandbox().retired, render_pool().retired)
+        return all(a > b for a, b in zip(now, counts, strict=True)) and not _child_processes()
+
+    async def main() -> None:
+        daemon = Daemon(desk, tasks=background_tasks(desk, "node:1:test"), holder="node:1:test")
+        counts = (shared_sandbox().retired, render_pool().retired)
+        running = asyncio.create_task(daemon.run())
+        # Started with the daemon (parser and renderer), they leave once it is quiet.
+        await wait_for(lambda: all_retired_since(counts))
+        counts = (shared_sandbox().retired, render_pool().retired)
+        (maildir / "new" / "1.M1P1.test").write_bytes(make_mail(subject="After a quiet spell"))
+        await wait_for(lambda: bool(smtp_sink.received))
+        await wait_for(lambda: all_retired_since(counts))
+        daemon.stopping.set()
+        await running
+
+    asyncio.run(main())
     assert "[MD-1]" in smtp_sink.received[0].parsed()["Subject"]

@@ -114,3 +114,27 @@ def test_a_new_childs_start_up_is_not_charged_to_its_first_message(parser):
     parser.prestart(1)
     first = parser.parse(make_mail(subject="First"), ParseLimits(), None, timeout=0.02)
     assert first.subject == "First"
+
+
+def _wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_child_idle_for_idle_seconds_exits_and_the_next_job_starts_one(parser):
+    """An idle desk does not keep its parser children (~30 MB each): each exits once it
+    has had no job for idle_seconds, counted from its own last job."""
+    parser.idle_seconds = 1.5
+    parser.prestart(2)
+    first, second = parser.idle
+    time.sleep(0.8)
+    assert parser.parse(make_mail(subject="Used"), ParseLimits(), None, 30).subject == "Used"
+    # The job went to one of them (`second`), so `second` is idle since the job only.
+    _wait_until(lambda: not first.alive())
+    assert parser.idle == [second] and second.alive()
+    _wait_until(lambda: not second.alive())
+    assert parser.idle == [] and parser.retired == 2
+    assert parser.parse(make_mail(subject="Later"), ParseLimits(), None, 30).subject == "Later"
+    assert parser.started == 3

@@ -9,6 +9,10 @@ finishes nothing for `timeout` plus a grace period (stuck in code that ignores
 signals) is killed, that job fails, and the rest of the chunk goes to a new child. A
 crash (even in C code) kills only the child, and only the job it was on fails.
 
+A child left idle for `ChildPool.idle_seconds` exits (as Postfix's daemons do after
+`max_idle`): an idle desk then holds only its own process, and the next job starts a
+child again (about 0.2 s).
+
 A chunk may also carry a memory limit: the child sets it as its address-space limit
 (RLIMIT_AS) before the chunk, so a job that would allocate more fails with MemoryError
 instead of taking the machine's memory; a child that hit its limit is replaced.
@@ -20,21 +24,19 @@ Each job's result is ("ok", value), ("timeout", message), ("memory", message) or
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
-import resource
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from maildesk.common.errors import MaildeskError, ProcessingTimeout
+from maildesk.common.child_jobs import Result, timeout_message
+from maildesk.common.errors import MaildeskError
 
 log = logging.getLogger(__name__)
 
@@ -43,62 +45,13 @@ STARTUP_SECONDS = 60
 # stops a slow job itself (SIGALRM), so only code that ignores signals needs the kill.
 KILL_GRACE_SECONDS = 1.0
 
-Result = tuple[str, Any]
-
 
 class ChildUnavailable(MaildeskError):
     """A child process could not be started."""
 
 
-def timeout_message(timeout: float) -> str:
-    return f"processing took longer than {timeout:g} s"
-
-
-def memory_message(limit: int) -> str:
-    """What ran out, for "the message ... to parse" and the like."""
-    return f"needs more than {limit >> 20} MiB" if limit else "needs more memory than there is"
-
-
-@contextmanager
-def alarm(timeout: float) -> Iterator[None]:
-    """Raise ProcessingTimeout in the block after `timeout` seconds (main thread only).
-
-    The SIGALRM handler is installed once and stays, doing nothing outside a block:
-    installing and restoring it around every job was 5% of a parser child's time.
-    """
-    global _alarm_armed
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
-    ):
-        yield
-        return
-    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
-        signal.signal(signal.SIGALRM, _on_alarm)
-    _alarm_armed = True
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        yield
-    except _Expired:
-        raise ProcessingTimeout(timeout_message(timeout)) from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _alarm_armed = False
-
-
-_alarm_armed = False
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    if _alarm_armed:
-        raise _Expired
-
-
-class _Expired(BaseException):
-    """Raised by the alarm; a BaseException so a job's `except Exception` can't eat it."""
-
-
 class Child:
-    """One child: `python -c` running `_child_main`, talking pickles over pipes.
+    """One child: `python -c` running `child_jobs.child_main`, talking pickles over pipes.
 
     Not multiprocessing: its spawn and forkserver modes re-import the parent's main
     script in the child, which breaks any script without a `__main__` guard, and fork
@@ -112,7 +65,7 @@ class Child:
         _widen(from_child_w)
         os.set_blocking(progress_r, False)
         fds = (to_child_r, from_child_w, progress_w)
-        code = f"import maildesk.common.children as c; c._child_main({handler!r}, *{fds})"
+        code = f"import maildesk.common.child_jobs as c; c.child_main({handler!r}, *{fds})"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
             pass_fds=fds,
@@ -125,6 +78,7 @@ class Child:
         self.to_child = Connection(to_child_w, readable=False)
         self.from_child = Connection(from_child_r, writable=False)
         self.progress = progress_r  # one byte per job done
+        self.idle_since = 0.0  # time.monotonic() when last put back in its pool
         # Wait for the child's imports, so they never count against a job's time.
         try:
             ready = self.from_child.poll(STARTUP_SECONDS) and self.from_child.recv() == "ready"
@@ -185,6 +139,12 @@ def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
 class ChildPool:
     """Runs `handler` ("module:function", called once per job) in idle children kept for reuse."""
 
+    # A child idle this long exits; 0 keeps idle children. A minute by default
+    # (limits.child_idle_seconds; set for the whole process by `retire_idle_after`): a
+    # burst's batches follow each other within milliseconds, and mail a minute apart
+    # pays 0.2 s of start-up, while a quiet desk does not keep ~30 MB per child.
+    idle_seconds: float = 60.0
+
     def __init__(self, handler: str, name: str, max_idle: int = 4):
         self.handler = handler
         self.name = name  # "parser", "renderer": how errors name the process
@@ -192,6 +152,9 @@ class ChildPool:
         self.idle: list[Child] = []
         self.lock = threading.Lock()
         self.started = 0  # children started so far (each timeout costs one)
+        self.retired = 0  # children that exited after idle_seconds without a job
+        self._retirer: threading.Thread | None = None  # runs while children are idle
+        self._wake = threading.Event()  # the retirer looks again (closed, limit changed)
 
     def run(self, jobs: Sequence[Any], timeout: float, memory_bytes: int = 0) -> list[Result]:
         """Run the jobs in one round trip to a child (one answer for all of them, so the
@@ -265,16 +228,42 @@ class ChildPool:
         return Child(self.handler, self.name)
 
     def _release(self, child: Child) -> None:
+        child.idle_since = time.monotonic()
         with self.lock:
             if len(self.idle) < self.max_idle:
                 self.idle.append(child)
+                if self.idle_seconds and self._retirer is None:
+                    self._retirer = threading.Thread(
+                        target=self._retire_idle, name=f"maildesk-{self.name}-idle", daemon=True
+                    )
+                    self._retirer.start()
                 return
         child.stop()
+
+    def _retire_idle(self) -> None:
+        """Stop each child idle for idle_seconds; ends when no child is idle or children
+        are to stay (0): the next _release starts it again."""
+        while True:
+            with self.lock:
+                limit, now = self.idle_seconds, time.monotonic()
+                due = [c for c in self.idle if limit and now - c.idle_since >= limit]
+                self.idle = [c for c in self.idle if c not in due]
+                self.retired += len(due)
+                oldest = min((c.idle_since for c in self.idle), default=None) if limit else None
+                if oldest is None:
+                    self._retirer = None
+            for child in due:
+                child.stop()
+            if oldest is None:
+                return
+            self._wake.wait(max(0.01, oldest + limit - time.monotonic()))
+            self._wake.clear()
 
     def close(self) -> None:
         """Stop the idle children (busy ones stop when their caller is done)."""
         with self.lock:
             idle, self.idle = self.idle, []
+        self._wake.set()
         for child in idle:
             child.stop()
 
@@ -294,6 +283,14 @@ def shared(key: str, make: Callable[[], _P]) -> _P:
         return cast(_P, pool)
 
 
+def retire_idle_after(seconds: float) -> None:
+    """How long an idle child lives, for every pool of this process (0: for ever)."""
+    ChildPool.idle_seconds = seconds
+    with _shared_lock:
+        for pool in _shared.values():
+            pool._wake.set()  # a retirer asleep on the old limit looks again
+
+
 def _widen(fd: int) -> None:
     """Let a pipe hold a whole chunk's answer (Linux), so the child never waits on us."""
     try:
@@ -304,57 +301,3 @@ def _widen(fd: int) -> None:
         pass
 
 
-def _child_main(handler: str, read_fd: int, write_fd: int, progress_fd: int) -> None:
-    """The child: run the jobs the parent sends until the pipe closes."""
-    logging.disable(logging.CRITICAL)  # library warnings would echo raw message text
-    module_name, _, function = handler.partition(":")
-    module = importlib.import_module(module_name)
-    run_job: Callable[[Any], Any] = getattr(module, function)
-    prepare = getattr(module, "prepare_child", None)
-    if prepare is not None:  # before "ready": start-up work is not charged to the first jobs
-        prepare()
-    requests = Connection(read_fd, writable=False)
-    conn = Connection(write_fd, readable=False)
-    conn.send("ready")
-    while True:
-        try:
-            jobs, timeout, memory_bytes = requests.recv()
-        except (EOFError, OSError):
-            return
-        limit_memory(memory_bytes)
-        results = []
-        for job in jobs:
-            results.append(run_one(run_job, job, timeout, memory_bytes))
-            os.write(progress_fd, b".")
-        try:
-            conn.send(results)
-        except (EOFError, OSError):
-            return
-
-
-def limit_memory(limit: int) -> None:
-    """Cap this process's address space at `limit` bytes (0: as much as the hard limit
-    allows). The soft limit only: the next chunk may ask for a different one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = limit or hard
-    if hard != resource.RLIM_INFINITY:
-        wanted = min(wanted, hard)
-    if wanted != soft:
-        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
-
-
-def run_one(
-    run_job: Callable[[Any], Any], job: Any, timeout: float, memory_bytes: int = 0
-) -> Result:
-    """One job's result, its errors as messages; the time limit holds on the main thread."""
-    try:
-        with alarm(timeout):
-            return ("ok", run_job(job))
-    except ProcessingTimeout as exc:
-        return ("timeout", str(exc))
-    except MemoryError:
-        return ("memory", memory_message(memory_bytes))
-    except MaildeskError as exc:
-        return ("error", str(exc))
-    except Exception as exc:
-        return ("error", f"{type(exc).__name__}: {exc}")

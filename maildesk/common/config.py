@@ -228,6 +228,9 @@ class LimitsConfig(_Section):
     # The most memory (address space) a parser child may use; a message that needs more
     # is quarantined. 0: no limit. Not enforced with isolate_parser: false.
     parser_memory_bytes: int = Field(default=1 << 30, ge=0)
+    # A parser or render child with no work for this long exits (the next one starts in
+    # about 0.2 s), so an idle daemon is one process. 0: children stay.
+    child_idle_seconds: float = Field(default=60, ge=0)
     auto_replies_per_hour: int = Field(default=5, ge=0)
     # Automatic mail that matched no ticket (`maildesk automatic list`) is kept this long.
     automatic_keep_days: float = Field(default=30, gt=0)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
-from maildesk.common.children import ChildPool, ChildUnavailable, Result, alarm, shared
+from maildesk.common.child_jobs import Result, alarm
+from maildesk.common.children import ChildPool, ChildUnavailable, shared
 from maildesk.common.errors import ParseError, ProcessingTimeout, SkeletonTooLarge
 from maildesk.intake.blob_writer import BlobWriter
 from maildesk.intake.folder_blobs import FolderBlobs, adopt_all, job_folder
@@ -153,7 +154,7 @@ _WARM_UP = (
 
 
 def prepare_child() -> None:
-    """Runs in a new child before it says it is ready (maildesk.common.children calls
+    """Runs in a new child before it says it is ready (maildesk.common.child_jobs calls
     it): the parser's imports, which the daemon itself does without, and one small
     parse for what is set up on first use, so neither counts against a job's time."""
     import maildesk.intake.large_mail
@@ -180,7 +181,7 @@ def _parse_job(job: _Job) -> ParsedMessage | _LargeResult:
             add_search_vector(msg)
         return msg
     except (ParseError, MemoryError):
-        raise  # MemoryError: children.run_one reports the limit
+        raise  # MemoryError: child_jobs.run_one reports the limit
     except Exception as exc:
         raise ParseError(f"parser failed: {type(exc).__name__}: {exc}") from None
 

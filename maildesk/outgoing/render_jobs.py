@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from maildesk.common.children import ChildPool, ChildUnavailable, run_one, shared
+from maildesk.common.child_jobs import run_one
+from maildesk.common.children import ChildPool, ChildUnavailable, shared
 from maildesk.common.domain import AUTO_REPLIED
 from maildesk.common.thread_index import decode_root
 from maildesk.intake.message import Address
@@ -222,7 +223,7 @@ def reported(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def prepare_child() -> None:
-    """Runs in a new render child before it says it is ready (maildesk.common.children
+    """Runs in a new render child before it says it is ready (maildesk.common.child_jobs
     calls it): Jinja, which the daemon's own process does without, is imported here
     rather than in the first job, against that job's time limit."""
     import maildesk.outgoing.templates  # noqa: F401

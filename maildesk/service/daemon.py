@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maildesk.common.children import retire_idle_after
 from maildesk.common.config import Config, SourceConfig, SpoolConfig
 from maildesk.common.config_file import load_config
 from maildesk.common.errors import (
@@ -122,6 +123,7 @@ class Daemon:
             self.config.spool,
         )
         _warn_if_only_the_spool(self.config)
+        retire_idle_after(self.config.limits.child_idle_seconds)
         await asyncio.to_thread(self.desk.pipeline.reader.start)
         await asyncio.to_thread(language.prepare)
         settle_heap()
