@@ -25,9 +25,11 @@ def run(cli: CliContext, once: bool) -> None:
 
     SIGTERM or SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
     """
+    from maildesk.common.freed_memory import share_thread_heaps
     from maildesk.service.daemon import Daemon
     from maildesk.store.leases import holder_id
 
+    share_thread_heaps()  # before the daemon starts its threads
     config = cli.config()
     if logging.getLogger().level != logging.DEBUG:  # -v wins over log_level
         setup_logging(config.log_level)
