@@ -417,24 +417,30 @@ class DovecotServer:
         self.root = root
         self.name = name
         self.instance = f"maildesk-{root.name}"  # unique: its processes are found by it
-        self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.extra_conf = extra_conf
         self.users: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._counter = 0
+        self._started = False
         for sub in ("run", "state", "mail", "users"):
             (root / sub).mkdir(exist_ok=True)
         os.chown(root / "mail", DOVECOT_MAIL_UID, DOVECOT_MAIL_UID)
         self._make_certificate()
-        (root / "dovecot.conf").write_text(
+        self._configure()
+
+    def _configure(self) -> None:
+        """dovecot.conf with three free ports."""
+        self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
+        (self.root / "dovecot.conf").write_text(
             _DOVECOT_CONF.format(
-                d=root,
+                d=self.root,
                 instance=self.instance,
                 uid=DOVECOT_MAIL_UID,
                 imap=self.imap_port,
                 imaps=self.imaps_port,
                 lmtp=self.lmtp_port,
             )
-            + extra_conf
+            + self.extra_conf
         )
 
     @property
@@ -455,19 +461,36 @@ class DovecotServer:
         (self.root / "key.pem").chmod(0o644)  # read by Dovecot's unprivileged processes
 
     def start(self) -> None:
-        """Start the master and wait for the IMAP greeting."""
-        self.proc = subprocess.Popen(
-            ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
+        """Start the master and wait for the IMAP greeting. The first start takes other
+        ports if one it was given has been taken meanwhile (free_port only names a port
+        free when asked: a server of the other test worker may bind it first)."""
+        for attempt in range(1 if self._started else 3):
+            if attempt:
+                self._configure()
+            if self._start_once():
+                self._started = True
+                return
+        pytest.fail(f"Dovecot did not start:\n{self.log()[-2000:]}{self._stderr()[-2000:]}")
+
+    def _start_once(self) -> bool:
+        with (self.root / "dovecot.stderr").open("wb") as stderr:  # errors before its log
+            self.proc = subprocess.Popen(
+                ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        deadline = time.monotonic() + 20
         while not self._greets():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail(f"Dovecot did not start:\n{self.log()[-2000:]}")
+                self.stop(hard=True)
+                return False
             time.sleep(0.01)
+        return True
+
+    def _stderr(self) -> str:
+        path = self.root / "dovecot.stderr"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def _greets(self) -> bool:
         try:
