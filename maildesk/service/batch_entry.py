@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from maildesk.common.domain import Status
 from maildesk.common.errors import StageError
 from maildesk.common.search_query import SearchHit
+from maildesk.decide.batch_state import BatchState
 from maildesk.decide.commands import parse_commands
 from maildesk.decide.decision import FileRef, LastMessage
 from maildesk.decide.kb import Article
@@ -68,15 +70,29 @@ def merge_targets(entries: list[BatchEntry], prefix: str) -> set[str]:
     return refs
 
 
-def batch_languages(entries: list[BatchEntry]) -> dict[str, str | None]:
-    """The language of each person's mail in the batch, told in one call (the ones that
-    open a ticket need it; telling the few follow-ups too costs less than calls one by one)."""
+def batch_languages(entries: list[BatchEntry], state: BatchState) -> dict[str, str | None]:
+    """The language of each person's mail in the batch that may open a ticket, told in
+    one call (cheaper than calls one by one). Not of a requester's or participant's
+    reply to an open ticket the batch holds (a third of the mail of a busy desk): only
+    a new ticket takes its language, and should such a reply open one after all,
+    deciding tells its language alone."""
     people = [
         e.parsed
         for e in entries
         if isinstance(e.parsed, ParsedMessage)
         and e.screening is not None
         and e.screening.kind in (MailClass.PERSON, MailClass.LIST)
+        and not _follows_up(e.parsed, e.keys, state)
     ]
     found = detect_languages([language_text(msg) for msg in people])
     return {msg.dedup_key: language for msg, language in zip(people, found, strict=True)}
+
+
+def _follows_up(msg: ParsedMessage, keys: ThreadKeys, state: BatchState) -> bool:
+    """Is `msg` a reply by one of its people to an open ticket (loaded for the batch)?"""
+    ticket = state.find_ticket(keys)
+    return (
+        ticket is not None
+        and ticket.status is not Status.CLOSED
+        and (msg.from_addr == ticket.requester or msg.from_addr in ticket.participants)
+    )

@@ -119,7 +119,7 @@ class BatchPlanner:
             )
             inputs = replace(
                 inputs,
-                languages=batch_languages(entries),
+                languages=batch_languages(entries, state),
                 searches=searches,
                 last_message=partial(last_customer_message, session),
                 ticket_files=lambda tid: ticket_files(session, tid),
