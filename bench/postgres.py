@@ -1,6 +1,7 @@
 """Ingest on PostgreSQL: one daemon, then N daemons side by side, each on its own Maildir.
 
     python bench/postgres.py [--messages 2000] [--daemons 1,2,4] [--runs 1] [--tcp]
+        [--rules example|fixed|choice|choice-unlocked]
 
 Starts its own PostgreSQL cluster (as the test suite does; see bench/pgserver.py),
 reached over its Unix socket (`--tcp`: over loopback TCP). For each daemon count D it
@@ -50,8 +51,10 @@ def fill_maildir(root: Path, n: int, seed: int) -> int:
 
 
 def bench_rules(kind: str) -> str:
-    """The example rules; "fixed": with its one assignment strategy (least_open, which
-    makes daemons take turns at deciding) replaced by a named agent."""
+    """The example rules; "fixed": with its one assignment strategy (least_open, for the
+    one-agent billing and russian queues) replaced by a named agent; "choice": least_open
+    for the general queue too, where it chooses between alice and bob (which makes
+    daemons take turns unless "-unlocked": daemon.assignment_lock: false)."""
     from maildesk.common.resources import example_rules
 
     rules = example_rules().read_text()
@@ -59,6 +62,12 @@ def bench_rules(kind: str) -> str:
         fixed = rules.replace("assignee: least_open", "assignee: carol")
         assert fixed != rules, "the example rules no longer use least_open"
         return fixed
+    if kind.startswith("choice"):
+        choice = rules.replace(
+            "queue: {in: [billing, russian]}", "queue: {in: [billing, russian, general]}"
+        )
+        assert choice != rules, "the example rules no longer assign billing and russian"
+        return choice
     return rules
 
 
@@ -69,12 +78,17 @@ def daemon(url: str, maildir: Path, source: str, rules: str) -> None:
     from maildesk.service.desk import settle_heap
     from maildesk.service.file_ingest import ingest_paths
     from maildesk.service.ingest_results import SourceInfo
+    from maildesk.store import leases
 
     work = maildir.parent / f"{source}-desk"
     work.mkdir()
     config = f"database: {{url: '{url}'}}\nstorage: {{path: data}}\n"
+    if rules.endswith("-unlocked"):
+        config += "daemon: {assignment_lock: false}\n"
     desk = bench_desk(work, config, bench_rules(rules))
     desk.pipeline.reader.start()  # as the daemon does at start-up
+    with desk.sessions.begin() as session:  # `maildesk run` beats: daemons count each other
+        leases.beat(session, f"bench:{source}", 3600, mailboxes=1)
     settle_heap()
     box = Maildir(maildir)
     waiting = box.waiting()
@@ -175,7 +189,7 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str, rules: st
             proc.stdin.write("bye\n")
             proc.stdin.flush()
             proc.wait(RUN_TIMEOUT)
-        stored = _count(cluster, name)
+        stored, assigned = _count(cluster, name), _assigned(cluster, name)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -201,6 +215,7 @@ def run_once(cluster: Cluster, daemons: int, messages: int, name: str, rules: st
         "waits": dict(waits.waits.most_common()),
         "outcomes": dict(outcomes),
         "stored": stored,
+        "assigned": assigned,
         "load": load,
         "rules": rules,
     }
@@ -211,6 +226,18 @@ def _count(cluster: Cluster, database: str) -> int:
 
     with psycopg.connect(cluster.conninfo(database)) as conn:
         return conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+def _assigned(cluster: Cluster, database: str) -> dict[str, int]:
+    """Open tickets per agent: how evenly least_open shared them out."""
+    import psycopg
+
+    with psycopg.connect(cluster.conninfo(database)) as conn:
+        rows = conn.execute(
+            "SELECT assignee, count(*) FROM tickets WHERE assignee IS NOT NULL "
+            "GROUP BY assignee ORDER BY assignee"
+        ).fetchall()
+    return {agent.partition("@")[0]: count for agent, count in rows}
 
 
 def show(result: dict) -> None:
@@ -232,7 +259,8 @@ def show(result: dict) -> None:
         f"{', '.join(f'{r:.0f}' for r in result['rss_mb'])} MiB "
         f"(PSS {', '.join(f'{r:.0f}' for r in result['pss_mb'])} MiB)\n"
         f"  lock waits: {waited} of {result['busy_samples']} busy-backend samples "
-        f"({waited / busy:.0%}): {waits}",
+        f"({waited / busy:.0%}): {waits}\n"
+        f"  open tickets per agent: {result['assigned']}",
         flush=True,
     )
 
@@ -245,9 +273,10 @@ def main() -> None:
     parser.add_argument("--tcp", action="store_true", help="loopback TCP, not the Unix socket")
     parser.add_argument(
         "--rules",
-        choices=["example", "fixed"],
+        choices=["example", "fixed", "choice", "choice-unlocked"],
         default="example",
-        help="fixed: the example rules without their least_open assignment",
+        help="fixed: the example rules without their least_open assignment; choice: "
+        "least_open between two agents too (-unlocked: daemon.assignment_lock: false)",
     )
     parser.add_argument("--json", action="store_true", help="print each run as JSON too")
     parser.add_argument("--daemon", nargs=4, help=argparse.SUPPRESS)

@@ -9,10 +9,11 @@ from itertools import pairwise
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from maildesk.cli import cli
 from maildesk.service.ingest_results import SourceInfo
+from maildesk.store import leases
 from maildesk.store.models import AssignmentState, Event, OutboxEntry, Participant, Ticket
 from maildesk.store.queries import ticket_detail
 from tests.conftest import make_mail
@@ -319,12 +320,15 @@ def test_a_one_agent_assignment_earlier_in_the_batch_counts_for_least_open(make_
         assert s.get(AssignmentState, "helpdesk").last_agent == "alice@example.com"
 
 
-def _second_waits_for_first(make_desk, postgres_url, subject: str) -> tuple[bool, Counter]:
+def _second_waits_for_first(
+    make_desk, postgres_url, subject: str, extra: str = ""
+) -> tuple[bool, Counter]:
     """Two daemons on one PostgreSQL ingest three `subject` requests each; the second
     starts while the first's batch is still in its transaction. Did it have to wait for
     that commit? And who got the six tickets?"""
     first, second = (
-        make_desk(f"daemon{n}", database_url=postgres_url, rules=TWO_QUEUES) for n in (1, 2)
+        make_desk(f"daemon{n}", database_url=postgres_url, rules=TWO_QUEUES, extra=extra)
+        for n in (1, 2)
     )
 
     def batch(tag: str) -> list:
@@ -361,3 +365,37 @@ def test_daemons_take_turns_when_least_open_has_a_choice(make_desk, postgres_url
     waited, got = _second_waits_for_first(make_desk, postgres_url, "help")
     assert waited
     assert got == {"carol@example.com": 3, "alice@example.com": 3}
+
+
+@pytest.mark.postgres
+def test_without_the_assignment_lock_daemons_choose_side_by_side(make_desk, postgres_url):
+    """daemon.assignment_lock: false. The second daemon does not wait, not even for the
+    round-robin pointer the first holds; each balances its own batch from the same
+    counts, so the six tickets split 4/2 instead of 3/3 (corrected by later batches)."""
+    unlocked = "daemon:\n  assignment_lock: false\n"
+    waited, got = _second_waits_for_first(make_desk, postgres_url, "help", unlocked)
+    assert not waited
+    assert got == {"carol@example.com": 4, "alice@example.com": 2}
+
+
+@pytest.mark.postgres
+def test_without_the_assignment_lock_the_next_batch_evens_out(make_desk, postgres_url):
+    unlocked = "daemon:\n  assignment_lock: false\n"
+    _second_waits_for_first(make_desk, postgres_url, "help", unlocked)
+    desk = make_desk("daemon3", database_url=postgres_url, rules=TWO_QUEUES, extra=unlocked)
+    desk.pipeline.process_batch([(make_mail(subject=f"help c{n}"), SourceInfo()) for n in (1, 2)])
+    assert Counter(assignees(desk)) == {"carol@example.com": 4, "alice@example.com": 4}
+
+
+def test_without_the_assignment_lock_each_of_n_daemons_evens_out_its_nth(make_desk):
+    """Two ingesting daemons (live heartbeats) read the same counts: carol 4 open
+    tickets, alice none. Were each to even that out in full, together they would hand
+    alice 8; each counts its own picks twice, so this batch gives alice 3 of 4."""
+    desk = make_desk(rules=TWO_QUEUES, extra="daemon:\n  assignment_lock: false\n")
+    desk.pipeline.process_batch([(make_mail(subject=f"help a{n}"), SourceInfo()) for n in range(4)])
+    with desk.sessions.begin() as s:
+        s.execute(update(Ticket).values(assignee="carol@example.com"))
+        for holder in ("node1:1:a", "node2:1:b"):
+            leases.beat(s, holder, 60, mailboxes=1)
+    desk.pipeline.process_batch([(make_mail(subject=f"help b{n}"), SourceInfo()) for n in range(4)])
+    assert Counter(assignees(desk)[4:]) == {"alice@example.com": 3, "carol@example.com": 1}

@@ -172,6 +172,12 @@ class DaemonConfig(_Section):
     max_backoff_seconds: float = Field(default=300, ge=1)
     # This machine's name in leases and `maildesk status` (default: the host name).
     node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    # Daemons on one PostgreSQL take turns at batches where least_open or round_robin
+    # chooses among several agents, so the choice counts every ticket (strict). False:
+    # each daemon chooses from what is committed and balances its own batch; the counts
+    # may then be off by about one ticket per daemon until the next batch, and the
+    # daemons no longer wait for each other.
+    assignment_lock: bool = True
 
 
 class MaildirConfig(_Section):

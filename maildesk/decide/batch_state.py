@@ -35,19 +35,26 @@ class BatchState:
     open_counts: dict[str, int] = field(default_factory=dict)
     last_assigned: dict[str, str] = field(default_factory=dict)
     assignment_facts: bool = False
+    # Daemons choosing side by side from the same store counts (no assignment lock): each
+    # of this batch's own picks counts this many times, so that together they even out
+    # a difference once, instead of each of them evening it out in full.
+    deciders: int = 1
 
     def assigned(self, queue: str, agent: str) -> None:
         """A strategy gave `agent` a ticket in `queue`: later messages must see it."""
-        self.open_counts[agent] = self.open_counts.get(agent, 0) + 1
+        self.open_counts[agent] = self.open_counts.get(agent, 0) + self.deciders
         self.last_assigned[queue] = agent
 
-    def take_assignment_facts(self, open_counts: dict[str, int], last: dict[str, str]) -> None:
+    def take_assignment_facts(
+        self, open_counts: dict[str, int], last: dict[str, str], deciders: int = 1
+    ) -> None:
         """The store's facts, plus what this batch assigned before they were read."""
         for agent, count in self.open_counts.items():
-            open_counts[agent] = open_counts.get(agent, 0) + count
+            open_counts[agent] = open_counts.get(agent, 0) + count * deciders
         self.open_counts = open_counts
         self.last_assigned = {**last, **self.last_assigned}
         self.assignment_facts = True
+        self.deciders = deciders
 
     def add_ticket(self, state: TicketState) -> None:
         self.tickets[state.id] = state

@@ -43,6 +43,7 @@ from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
 from maildesk.store.find_mail import answer_ticketless, run_find_commands
 from maildesk.store.last_message import last_customer_message
+from maildesk.store.leases import ingesting_daemons
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.ticket_files import ticket_files
@@ -145,7 +146,7 @@ class BatchPlanner:
                 try:
                     plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 except AssignmentFactsNeeded:
-                    _load_assignment_facts(session, state)
+                    _load_assignment_facts(session, state, self.config.daemon.assignment_lock)
                     plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 if isinstance(plan, Decision):  # about no ticket (#find): only answered
                     receipt = entry.source.receipt
@@ -368,16 +369,24 @@ class BatchPlanner:
         )
 
 
-def _load_assignment_facts(session: Session, state: BatchState) -> None:
+def _load_assignment_facts(session: Session, state: BatchState, lock: bool) -> None:
     """Read the open tickets per agent and each queue's last assignee, once per batch and
     only when a strategy has a choice to make (rules.assign.AssignmentFactsNeeded).
 
-    From here to its commit the batch holds the assignment lock (PostgreSQL), so other
-    daemons that need the facts wait: two must not read the same counts and hand two
-    tickets to one agent. Batches whose strategies have one agent to choose never wait.
+    With `lock` (daemon.assignment_lock), from here to its commit the batch holds the
+    assignment lock (PostgreSQL), so other daemons that need the facts wait: two must
+    not read the same counts and hand two tickets to one agent. Batches whose
+    strategies have one agent to choose never wait.
     """
-    lock_assignments(session)
-    state.take_assignment_facts(open_counts(session), last_assigned(session))
+    if lock:
+        lock_assignments(session)
+        state.take_assignment_facts(open_counts(session), last_assigned(session))
+        return
+    # Without it, N daemons read the same counts at once: if each evened out a
+    # difference in full, together they would overshoot it N times (measured with 4:
+    # 2,304 against 2,412 tickets), so each evens out its Nth.
+    deciders = ingesting_daemons(session)
+    state.take_assignment_facts(open_counts(session), last_assigned(session), deciders)
 
 
 def _visible(decision: Decision) -> bool:

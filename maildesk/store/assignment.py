@@ -11,6 +11,9 @@ from maildesk.store.models import AssignmentState, Ticket
 # Tickets that still need work from their assignee count towards least_open.
 UNRESOLVED = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value)
 _ASSIGNMENT_LOCK = 0x6D64_A551  # a PostgreSQL advisory lock key of our own ("md assign")
+# With a queue's hashtext, the two-key advisory lock that a batch moving the queue's
+# round-robin pointer holds (two-key locks are a key space apart from one-key ones).
+_POINTER_LOCKS = 0x6D64_7274  # "mdrt"
 
 
 def lock_assignments(session: Session) -> None:
@@ -45,10 +48,22 @@ def last_assigned(session: Session) -> dict[str, str]:
 
 
 def record_assignment(session: Session, queue: str, agent: str) -> None:
-    """Move `queue`'s round-robin pointer to `agent`, in the caller's transaction."""
+    """Move `queue`'s round-robin pointer to `agent`, in the caller's transaction.
+
+    On PostgreSQL not while another daemon's batch is moving it (possible with
+    daemon.assignment_lock: false): that batch moves the turn itself, and waiting for
+    its commit would make the daemons take turns after all.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
+
+        mine = session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:queue))"),
+            {"space": _POINTER_LOCKS, "queue": queue},
+        )
+        if not mine:
+            return
     else:
         from sqlalchemy.dialects.sqlite import insert
     statement = insert(AssignmentState).values(queue=queue, last_agent=agent)

@@ -87,6 +87,14 @@ def beat(session: Session, holder: str, seconds: float, mailboxes: int) -> None:
         session.add(Lease(name=HEARTBEAT + holder, acquired_at=now, **values))
 
 
+def ingesting_daemons(session: Session) -> int:
+    """How many daemons with a live heartbeat ingest mailboxes (at least 1: the caller)."""
+    live = select(func.count()).where(
+        Lease.name.startswith(HEARTBEAT), Lease.expires_at >= db_now(session), Lease.token > 0
+    )
+    return max(1, session.scalar(live) or 0)
+
+
 def heartbeat_gone(holder: Any, now: datetime) -> ColumnElement[bool]:
     """SQL: `holder` (a column or expression) is a daemon whose heartbeat has expired."""
     beat = aliased(Lease)
