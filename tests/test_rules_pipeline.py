@@ -387,11 +387,15 @@ def test_without_the_assignment_lock_the_next_batch_evens_out(make_desk, postgre
     assert Counter(assignees(desk)) == {"carol@example.com": 4, "alice@example.com": 4}
 
 
-def test_without_the_assignment_lock_each_of_n_daemons_evens_out_its_nth(make_desk):
+@pytest.mark.postgres
+def test_without_the_assignment_lock_each_of_n_daemons_evens_out_its_nth(
+    make_desk, postgres_url
+):
     """Two ingesting daemons (live heartbeats) read the same counts: carol 4 open
     tickets, alice none. Were each to even that out in full, together they would hand
     alice 8; each counts its own picks twice, so this batch gives alice 3 of 4."""
-    desk = make_desk(rules=TWO_QUEUES, extra="daemon:\n  assignment_lock: false\n")
+    unlocked = "daemon:\n  assignment_lock: false\n"
+    desk = make_desk(database_url=postgres_url, rules=TWO_QUEUES, extra=unlocked)
     desk.pipeline.process_batch([(make_mail(subject=f"help a{n}"), SourceInfo()) for n in range(4)])
     with desk.sessions.begin() as s:
         s.execute(update(Ticket).values(assignee="carol@example.com"))
