@@ -65,7 +65,7 @@ def write_mail(path: Path, n: int, size: int) -> None:
             f"Subject: Logs {n}\r\nMessage-ID: <logs-{n}@example.org>\r\n"
             'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n'
             "--b0\r\nContent-Type: text/plain\r\n\r\nThe logs.\r\n--b0\r\n"
-            'Content-Type: application/octet-stream\r\nContent-Disposition: attachment; '
+            "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
             'filename="logs.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode()
         )
         left = size

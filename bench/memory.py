@@ -225,5 +225,6 @@ def run(args: argparse.Namespace, database_url: str | None) -> int:
     print("target peak < 3x attachment size:", "met" if ok else "NOT met")
     return 0 if ok else 1
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -159,7 +159,9 @@ def file_cases() -> list[Case]:
         ),
         _eml("yahoo-01-no-mime-version.eml", text=("The reset link says expired",)),
         # A bounce and an out-of-office reply about nothing of ours: no ticket.
-        _eml("dsn-01-bounce.eml", subject="Undelivered Mail Returned to Sender", automatic="bounce"),
+        _eml(
+            "dsn-01-bounce.eml", subject="Undelivered Mail Returned to Sender", automatic="bounce"
+        ),
         _eml(
             "ooo-01-out-of-office.eml",
             subject="Réponse automatique : Absence",

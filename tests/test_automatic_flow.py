@@ -275,9 +275,7 @@ def scrape(port: int) -> dict[str, float]:
 PROBE = b"X-Probe: report-read-in-the-daemon\r\n"
 
 
-def test_reports_are_read_in_the_parser_child_and_travel_on_the_parsed_message(
-    desk, monkeypatch
-):
+def test_reports_are_read_in_the_parser_child_and_travel_on_the_parsed_message(desk, monkeypatch):
     """flufl.bounce's scan, SES JSON and ARF parts are read where the parser runs; the
     daemon takes what the parse carried back (it fails here if it reads a report itself)."""
     feed = email.feedparser.FeedParser.feed

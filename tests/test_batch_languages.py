@@ -38,9 +38,7 @@ def test_only_mail_that_may_open_a_ticket_has_its_language_told():
     new = _entry(make_mail(subject="Принтер", body=RUSSIAN))
     reply = _entry(make_mail(subject="Re: [MD-7] Printer", body=RUSSIAN))
     to_closed = _entry(make_mail(subject="Re: [MD-8] Printer", body=RUSSIAN))
-    stranger = _entry(
-        make_mail(sender="x@elsewhere.example", subject="[MD-7]", body=RUSSIAN)
-    )
+    stranger = _entry(make_mail(sender="x@elsewhere.example", subject="[MD-7]", body=RUSSIAN))
     languages = batch_languages([new, reply, to_closed, stranger], state)
     assert languages == {
         new.parsed.dedup_key: "ru",

@@ -73,7 +73,9 @@ def _stage(module: str) -> str | None:
 
 
 def test_every_module_lives_in_a_stage_package():
-    loose = [m for m in _modules() if _stage(m) is None and m not in ("maildesk", "maildesk.__main__")]
+    loose = [
+        m for m in _modules() if _stage(m) is None and m not in ("maildesk", "maildesk.__main__")
+    ]
     assert loose == [], f"modules outside the stage packages {FLOW}: {loose}"
 
 
@@ -149,7 +151,9 @@ def test_each_package_says_what_it_is_for():
     for stage in FLOW:
         init = PACKAGE / stage / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
-        assert len(doc) > 60 and "import" in doc.lower(), f"{init}: say what it is for and what it imports"
+        assert len(doc) > 60 and "import" in doc.lower(), (
+            f"{init}: say what it is for and what it imports"
+        )
 
 
 def test_flow_order_matches_the_readme():

@@ -34,8 +34,9 @@ def _chunks_per_blob(desk) -> dict[str, tuple[int, int]]:
     """sha256 -> (number of chunks, biggest chunk) for every blob in blob_chunks."""
     with desk.read_session() as s:
         rows = s.execute(
-            select(BlobChunk.sha256, func.count(), func.max(func.length(BlobChunk.data)))
-            .group_by(BlobChunk.sha256)
+            select(BlobChunk.sha256, func.count(), func.max(func.length(BlobChunk.data))).group_by(
+                BlobChunk.sha256
+            )
         ).all()
     return {sha: (n, biggest) for sha, n, biggest in rows}
 
@@ -102,7 +103,9 @@ def _all_blobs(desk) -> dict[str, str]:
     """SHA-256 of every raw message and attachment the tickets point at -> bytes' digest."""
     with desk.read_session() as s:
         messages = s.scalars(select(Message)).all()
-        shas = {m.raw_sha256 for m in messages} | {a.sha256 for m in messages for a in m.attachments}
+        shas = {m.raw_sha256 for m in messages} | {
+            a.sha256 for m in messages for a in m.attachments
+        }
     return {sha: stream_digest(desk.blobs.open(sha))[0] for sha in shas if sha}
 
 
@@ -125,7 +128,9 @@ def test_migrate_moves_files_into_the_database_while_a_daemon_ingests(
     def deliver(seed: int) -> None:
         """A big message into the Maildir; returns once the daemon has stored it."""
         count = _count(new, Message)
-        write_big_message(box / "tmp" / f"{seed}", 3 * MB // 2, seed=seed, message_id=f"<d{seed}@x>")
+        write_big_message(
+            box / "tmp" / f"{seed}", 3 * MB // 2, seed=seed, message_id=f"<d{seed}@x>"
+        )
         (box / "tmp" / f"{seed}").rename(box / "new" / f"{seed}")
         wait_until(lambda: _count(new, Message) > count, 30, f"message {seed} stored", daemon)
 
@@ -143,9 +148,7 @@ def test_migrate_moves_files_into_the_database_while_a_daemon_ingests(
 
     try:
         deliver(99)  # the daemon is up and ingesting
-        summary = migrate_files(
-            new.blobs.files, ChunkBlobs(new.sessions, new.readers), meanwhile
-        )
+        summary = migrate_files(new.blobs.files, ChunkBlobs(new.sessions, new.readers), meanwhile)
         assert summary.moved >= 8 and not summary.failed
         assert any(seen)  # reads happened while blobs were in both places
         again = run_maildesk(tmp_path / "new", "blobs", "migrate")  # what the daemon wrote
@@ -203,9 +206,7 @@ def test_migrate_carries_on_after_being_killed(make_desk, postgres_url, tmp_path
     assert set(_chunks_per_blob(desk)) == {sha for sha, _ in stored}
 
 
-def test_migrate_keeps_a_file_whose_bytes_do_not_match_its_name(
-    make_desk, postgres_url, tmp_path
-):
+def test_migrate_keeps_a_file_whose_bytes_do_not_match_its_name(make_desk, postgres_url, tmp_path):
     desk = make_desk("desk", database_url=postgres_url, extra=_storage("files"))
     good, bad = b"a" * (2 * MB), b"b" * (2 * MB)
     good_sha = hashlib.sha256(good).hexdigest()
@@ -226,4 +227,3 @@ def test_migrate_refuses_sqlite(desk_dir):
     result = run_maildesk(desk_dir, "blobs", "migrate")
     assert result.exit_code != 0
     assert "needs a PostgreSQL database.url" in str(result.exception) + result.output
-

@@ -351,9 +351,7 @@ def _second_waits_for_first(
 
 
 @pytest.mark.postgres
-def test_daemons_assigning_to_one_agent_queues_do_not_wait_for_each_other(
-    make_desk, postgres_url
-):
+def test_daemons_assigning_to_one_agent_queues_do_not_wait_for_each_other(make_desk, postgres_url):
     waited, got = _second_waits_for_first(make_desk, postgres_url, "invoice")
     assert not waited
     assert got == {"carol@example.com": 6}
@@ -388,9 +386,7 @@ def test_without_the_assignment_lock_the_next_batch_evens_out(make_desk, postgre
 
 
 @pytest.mark.postgres
-def test_without_the_assignment_lock_each_of_n_daemons_evens_out_its_nth(
-    make_desk, postgres_url
-):
+def test_without_the_assignment_lock_each_of_n_daemons_evens_out_its_nth(make_desk, postgres_url):
     """Two ingesting daemons (live heartbeats) read the same counts: carol 4 open
     tickets, alice none. Were each to even that out in full, together they would hand
     alice 8; each counts its own picks twice, so this batch gives alice 3 of 4."""

@@ -40,8 +40,25 @@ def test_every_event_ships_text_and_escaped_html(language, name):
 _EXPRESSION = re.compile(r"{[{%](.*?)[}%]}", re.DOTALL)
 _STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
 _NAME = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)*")
-_JINJA_WORDS = {"if", "else", "endif", "for", "in", "endfor", "block", "endblock", "extends",
-                "include", "and", "or", "not", "is", "defined", "format", "datetime"}
+_JINJA_WORDS = {
+    "if",
+    "else",
+    "endif",
+    "for",
+    "in",
+    "endfor",
+    "block",
+    "endblock",
+    "extends",
+    "include",
+    "and",
+    "or",
+    "not",
+    "is",
+    "defined",
+    "format",
+    "datetime",
+}
 
 
 def variables(path) -> set[str]:

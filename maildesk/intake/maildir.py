@@ -99,5 +99,3 @@ class _Unseen:
 
 def _flags(name: str) -> str:
     return name.partition(":2,")[2]
-
-

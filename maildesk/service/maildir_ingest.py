@@ -59,9 +59,7 @@ class MaildirIngest(SourceIngest):
         self.lease.record("idle", success=True, backlog=max(self.maildir.unseen - done, 0))
         return done
 
-    def _ingest(
-        self, waiting: list[Path], interrupt: threading.Event | None
-    ) -> tuple[int, bool]:
+    def _ingest(self, waiting: list[Path], interrupt: threading.Event | None) -> tuple[int, bool]:
         """Ingest listed messages; (how many were committed, whether `interrupt` stopped it)."""
         assert self.maildir is not None
         source = SourceInfo(source=self.name, queue=self.config.queue)
