@@ -8,8 +8,10 @@ Once the daemon has looked at the Maildir, the N messages of bench/corpus.py are
 into its new/ at once; the clock runs until every message is stored and every
 notification it caused has been accepted by the sink. Prints messages/s for the whole,
 notifications/s, CPU per message of the daemon (with its parser and render children)
-and of the sink, and the daemon's peak RSS summed over its processes, while working
-and once idle. `--rules acks` keeps only the acknowledgement (no agent notifications).
+and of the sink, and the daemon's peak RSS summed over its processes, while working,
+idle 2 s after the last send, and idle once its children have left (the bench sets
+`limits.child_idle_seconds` to 5 s). `--rules acks` keeps only the acknowledgement
+(no agent notifications).
 """
 
 from __future__ import annotations
