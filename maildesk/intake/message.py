@@ -174,7 +174,7 @@ class ParsedMessage:
     # PostgreSQL's search vector of the message without its ticket ref, made by the
     # parser child (intake.search_document), and a checksum of the text it was made of.
     search_vector: str | None = None
-    search_vector_of: int = 0
+    search_vector_checksum: int = 0
     _header_index: dict[str, list[str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )

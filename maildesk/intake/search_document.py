@@ -30,19 +30,19 @@ def body_document(msg: ParsedMessage) -> str:
 def add_search_vector(msg: ParsedMessage) -> None:
     """Give `msg` (and the message it carries) the tsvector of its body_document, with a
     checksum of that document: whoever changes the message after this (a list post
-    given its author's name) changes the document, and search_vector_of tells."""
+    given its author's name) changes the document, and `search_vector_of` tells."""
     for each in (msg, msg.attached_message):
         if each is not None:
             document = body_document(each)
             each.search_vector = tsvector_text(folded_words(document))
-            each.search_vector_of = document_checksum(document)
+            each.search_vector_checksum = document_checksum(document)
 
 
 def search_vector_of(msg: ParsedMessage) -> str:
     """The tsvector of `msg`'s body_document: the parser child's, if made of the
     document as it is now, else made here."""
     document = body_document(msg)
-    if msg.search_vector is not None and msg.search_vector_of == document_checksum(document):
+    if msg.search_vector is not None and msg.search_vector_checksum == document_checksum(document):
         return msg.search_vector
     return tsvector_text(folded_words(document))
 

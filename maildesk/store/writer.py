@@ -103,8 +103,7 @@ def _record_assignments(session: Session, plans: list[Plan]) -> None:
     """Round robin: remember each queue's last agent given a ticket by a strategy.
 
     Not when the strategy had only one agent to give it to: the next turn is the same
-    either way, and the row this writes is locked until the batch commits, which would
-    make daemons that assign in that queue wait for each other.
+    either way, and the batch then touches no row another daemon's batch may want.
     """
     last_assigned: dict[str, str] = {}
     for plan in plans:
