@@ -71,3 +71,51 @@ def test_two_processes_racing_on_one_message_store_it_once(make_desk, postgres_u
     with a.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 1
         assert s.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+def test_a_batch_takes_its_ticket_numbers_in_one_round_trip(pg_desk, monkeypatch):
+    from maildesk.store import pg_bulk
+
+    asked: list[tuple[str, int]] = []
+    next_ids = pg_bulk.next_ids
+
+    def counting(session, sequence, count):
+        asked.append((sequence, count))
+        return next_ids(session, sequence, count)
+
+    monkeypatch.setattr(pg_bulk, "next_ids", counting)
+    new = [
+        (make_mail(subject=f"Case {n}", sender=f"c{n}@example.net", message_id=f"<n{n}@x>"), None)
+        for n in range(40)
+    ]
+    replies = [
+        (make_mail(subject="Re: Case", sender=f"c{n}@example.net", in_reply_to=f"<n{n}@x>"), None)
+        for n in range(10)
+    ]
+    results = pg_desk.pipeline.process_batch([(raw, SourceInfo()) for raw, _ in new + replies])
+    assert [r.ticket_ref for r in results[:40]] == [f"MD-{n}" for n in range(1, 41)]
+    assert [r.ticket_ref for r in results[40:]] == [f"MD-{n}" for n in range(1, 11)]
+    ticket_calls = [count for sequence, count in asked if "tickets" in sequence]
+    assert ticket_calls == [50]  # 40 new and 10 that might have been, in one round trip
+    # The ten numbers left over are the next batch's, without asking again.
+    later = pg_desk.pipeline.process_one(make_mail(subject="Later", sender="late@example.net"))
+    assert later.ticket_ref == "MD-41"
+    assert [count for sequence, count in asked if "tickets" in sequence] == [50]
+
+
+def test_every_table_is_copied_in_binary_and_other_types_as_text():
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.dialects import postgresql
+
+    from maildesk.store.models import Base
+    from maildesk.store.pg_bulk import _copy_statement
+
+    dialect = postgresql.dialect()
+    for table in Base.metadata.sorted_tables:
+        keys = tuple(c.key for c in table.columns)
+        statement, types = _copy_statement(dialect, table, keys)
+        assert statement.endswith("(FORMAT BINARY)"), table.name
+        assert types is not None and len(types) == len(keys)
+    odd = Table("odd", MetaData(), Column("id", Integer), Column("tags", postgresql.ARRAY(Integer)))
+    statement, types = _copy_statement(dialect, odd, ("id", "tags"))
+    assert statement == "COPY odd (id, tags) FROM STDIN" and types is None

@@ -127,6 +127,9 @@ class BatchPlanner:
             )
             kept = returned_and_kept(session, entries)
             ids = TicketIds(session)
+            # One round trip for the batch's ticket numbers, not one per 16: the mail
+            # whose language is told is the mail that may open a ticket.
+            ids.reserve(len(inputs.languages))
             message_ids = RowIds(session, Message, "messages")
             results: list[IngestResult | None] = []
             plans: list[tuple[int, Plan]] = []
