@@ -194,3 +194,43 @@ def test_big_values_are_compressed_with_lz4(make_desk, postgres_url):
     with desk.sessions() as s:
         assert s.scalar(text("SELECT pg_column_compression(text_body) FROM messages")) == "lz4"
         assert s.scalar(text("SELECT pg_column_compression(data) FROM blobs")) == "lz4"
+
+
+def test_a_blob_stored_by_another_daemon_meanwhile_fails_no_message(
+    make_desk, postgres_url, monkeypatch
+):
+    from maildesk.store import blob_rows, bulk
+
+    a = make_desk("a", database_url=postgres_url)
+    b = make_desk("b", database_url=postgres_url)
+    logo = bytes(range(256)) * 16
+    mail = [
+        make_mail(subject=f"Order {n}", attachments=[("logo.png", "image/png", logo)])
+        for n in range(3)
+    ]
+    assert a.pipeline.process_one(mail[0]).outcome == "created"
+    # As if daemon a had stored the logo between b's look for stored blobs and its COPY
+    # (once: when b's batch is redone, its look finds the logo).
+    calls = []
+
+    def racing(session, blobs):
+        pretend = "SELECT sha256 FROM blobs WHERE false AND sha256 = ANY(%s)"
+        original = blob_rows._STORED
+        if not calls:
+            blob_rows._STORED = pretend
+        calls.append(len(blobs))
+        try:
+            return insert_new_blobs(session, blobs)
+        finally:
+            blob_rows._STORED = original
+
+    insert_new_blobs = blob_rows.insert_new_blobs
+    monkeypatch.setattr(bulk, "insert_new_blobs", racing)
+    results = b.pipeline.process_batch([(raw, SourceInfo()) for raw in mail[1:]])
+    assert [r.outcome for r in results] == ["created", "created"]
+    assert len(calls) > 1  # the batch was redone after the COPY failed
+    with b.sessions() as s:
+        shas = [a.sha256 for a in s.scalars(select(Attachment))]
+        assert len(shas) == 3 and len(set(shas)) == 1
+    with b.blobs.open(shas[0]) as fh:
+        assert fh.read() == logo

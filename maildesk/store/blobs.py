@@ -2,10 +2,10 @@
 
 Everything is stored under its SHA-256, so the same attachment sent twice is stored
 once and a name chosen by a sender never becomes a path. Blobs up to a size limit go
-into the `blobs` table in the same transaction as the rows that point at them (fast,
-atomic, one backup). Bigger ones go to the backend `storage.backend` names, written and
-made durable before the transaction that refers to them commits: chunk rows in the
-database (blob_chunks.py) or files `root/ab/<sha256>` (blob_files.py).
+into the `blobs` table (blob_rows.py) in the same transaction as the rows that point
+at them (fast, atomic, one backup). Bigger ones go to the backend `storage.backend`
+names, written and made durable before the transaction that refers to them commits:
+chunk rows in the database (blob_chunks.py) or files `root/ab/<sha256>` (blob_files.py).
 
 Reads look in every place, the configured one first, so a blob is found wherever it is
 while `maildesk blobs migrate` moves files into the database.
@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import StorageConfig
 from maildesk.intake.blob_writer import InlineSink, stream_into
 from maildesk.store.blob_chunks import ChunkBlobs
 from maildesk.store.blob_files import FileBlobs
+from maildesk.store.blob_rows import insert_blobs
 from maildesk.store.db import make_engine, make_sessionmaker
 from maildesk.store.models import Blob
-from maildesk.store.pg_bulk import execute_binary
 
 __all__ = ["BigBlobs", "BlobStore", "InlineSink", "build_blob_store", "insert_blobs"]
 
@@ -185,50 +184,3 @@ def build_blob_store(
     if copies is not engine:
         store.on_close.append(copies.dispose)
     return store
-
-
-def insert_blobs(session: Session, blobs: dict[str, bytes]) -> None:
-    """Insert blob rows, skipping those already stored (same hash, same bytes)."""
-    if not blobs:
-        return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        _insert_blobs_postgresql(session, blobs)
-        return
-    rows = [{"sha256": sha, "size": len(data), "data": data} for sha, data in blobs.items()]
-    statement = sqlite.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
-    if dialect != "sqlite":
-        statement = insert(Blob)  # other databases: plain insert (duplicates were filtered)
-    session.execute(statement, rows)
-
-
-# A statement per this many bytes: an executemany would be one INSERT per blob on the
-# server; one statement for all of a batch's blobs could hold hundreds of megabytes
-# (at 8 MB the daemon's peak RSS was 10 MB higher, at no gain in speed).
-_UNNEST_BYTES = 1 << 20
-_INSERT_UNNEST = (
-    "INSERT INTO blobs (sha256, size, data) "
-    "SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::bytea[]) "
-    "ON CONFLICT (sha256) DO NOTHING"
-)
-
-
-def _insert_blobs_postgresql(session: Session, blobs: dict[str, bytes]) -> None:
-    for chunk in _by_size(list(blobs.items()), _UNNEST_BYTES):
-        shas = [sha for sha, _ in chunk]
-        sizes = [len(data) for _, data in chunk]
-        execute_binary(session, _INSERT_UNNEST, (shas, sizes, [data for _, data in chunk]))
-
-
-def _by_size(items: list[tuple[str, bytes]], limit: int) -> Iterator[list[tuple[str, bytes]]]:
-    """Runs of items of at most `limit` bytes together (or one bigger item alone)."""
-    chunk: list[tuple[str, bytes]] = []
-    size = 0
-    for item in items:
-        if chunk and size + len(item[1]) > limit:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item[1])
-    if chunk:
-        yield chunk

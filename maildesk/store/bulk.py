@@ -16,7 +16,7 @@ from sqlalchemy import Dialect, Table, func, select
 from sqlalchemy.orm import Session
 
 from maildesk.store.bind_values import bound_rows
-from maildesk.store.blobs import insert_blobs
+from maildesk.store.blob_rows import insert_new_blobs
 from maildesk.store.models import (
     Attachment,
     Base,
@@ -97,7 +97,7 @@ class Rows:
         return values
 
     def insert(self, session: Session) -> None:
-        insert_blobs(session, self.blobs)
+        insert_new_blobs(session, self.blobs)
         for model in self.ORDER:
             rows = self.rows.get(model)
             if rows:
