@@ -85,14 +85,14 @@ def test_a_batch_takes_its_ticket_numbers_in_one_round_trip(pg_desk, monkeypatch
 
     monkeypatch.setattr(pg_bulk, "next_ids", counting)
     new = [
-        (make_mail(subject=f"Case {n}", sender=f"c{n}@example.net", message_id=f"<n{n}@x>"), None)
+        make_mail(subject=f"Case {n}", sender=f"c{n}@example.net", message_id=f"<n{n}@x>")
         for n in range(40)
     ]
     replies = [
-        (make_mail(subject="Re: Case", sender=f"c{n}@example.net", in_reply_to=f"<n{n}@x>"), None)
+        make_mail(subject="Re: Case", sender=f"c{n}@example.net", in_reply_to=f"<n{n}@x>")
         for n in range(10)
     ]
-    results = pg_desk.pipeline.process_batch([(raw, SourceInfo()) for raw, _ in new + replies])
+    results = pg_desk.pipeline.process_batch([(raw, SourceInfo()) for raw in new + replies])
     assert [r.ticket_ref for r in results[:40]] == [f"MD-{n}" for n in range(1, 41)]
     assert [r.ticket_ref for r in results[40:]] == [f"MD-{n}" for n in range(1, 11)]
     ticket_calls = [count for sequence, count in asked if "tickets" in sequence]

@@ -161,15 +161,15 @@ _BINARY_TYPES = {
 @functools.cache
 def _copy_statement(
     dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[str, list[str] | None]:
+) -> tuple[str, tuple[str, ...] | None]:
     """The COPY statement, binary with the columns' type names when all are known."""
     quote = dialect.identifier_preparer
     names = ", ".join(quote.format_column(table.c[key]) for key in keys)
     copy = f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
-    types = [_BINARY_TYPES.get(_type_name(dialect, table.c[key].type)) for key in keys]
-    if None in types:
+    types = tuple(_BINARY_TYPES.get(_type_name(dialect, table.c[key].type), "") for key in keys)
+    if "" in types:
         return copy, None
-    return f"{copy} (FORMAT BINARY)", types  # type: ignore[return-value]
+    return f"{copy} (FORMAT BINARY)", types
 
 
 def _type_name(dialect: Dialect, type_: Any) -> str:
