@@ -106,7 +106,8 @@ def test_requester_messages_chain_references_of_everything_they_saw(conversation
     assert ids(relayed["References"]) == ["c1@example.org", t0]
     assert ids(resolved["In-Reply-To"]) == ["c2@example.org"]
     assert ids(resolved["References"]) == ["c1@example.org", t0, r1, "c2@example.org"]
-    assert "a1@example.com" not in str(relayed["References"]) + str(resolved["References"])
+    # (compared as whole ids: a random one may end in "...a1@example.com")
+    assert "a1@example.com" not in ids(relayed["References"]) + ids(resolved["References"])
 
 
 def test_agent_copies_thread_in_each_agents_own_view(conversation):
