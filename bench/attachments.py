@@ -92,7 +92,7 @@ async def drain(desk: Desk) -> tuple[int, float]:
     try:
         sent = await sender.drain()
     finally:
-        await sender.transport.close()
+        await sender.close()
     return sent, time.perf_counter() - started
 
 

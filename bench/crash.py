@@ -60,7 +60,7 @@ def send(root: Path, port: int, lease: float) -> None:
         try:
             await sender.drain()
         finally:
-            await sender.transport.close()
+            await sender.close()
 
     asyncio.run(run())
     desk.close()

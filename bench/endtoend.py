@@ -1,6 +1,6 @@
 """End to end: `maildesk run` ingests N messages from a Maildir and sends every notification.
 
-    python bench/endtoend.py [N] [--postgres] [--rules example|acks]
+    python bench/endtoend.py [N] [--postgres] [--rules example|acks] [--sessions 2]
 
 Starts an aiosmtpd sink in its own process and `maildesk run` (one daemon, SQLite
 unless --postgres: a throwaway cluster as in bench/postgres.py) on an empty Maildir.
@@ -44,7 +44,7 @@ TIMEOUT = 1800
 UNSENT = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"
 
 
-def write_desk(work: Path, url: str, port: int, rules: str) -> Path:
+def write_desk(work: Path, url: str, port: int, rules: str, sessions: int) -> Path:
     (work / "Maildir").mkdir()
     for folder in ("cur", "new", "tmp"):
         (work / "Maildir" / folder).mkdir()
@@ -52,7 +52,7 @@ def write_desk(work: Path, url: str, port: int, rules: str) -> Path:
     (work / "maildesk.yaml").write_text(
         f"database: {{url: '{url}'}}\nstorage: {{path: data}}\nrules: rules.yaml\n"
         "tickets:\n  support_address: support@example.com\n  support_name: Example Support\n"
-        f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  sessions: {sessions}\n"
         # Every acknowledgement goes out, however often a customer writes.
         "limits:\n  auto_replies_per_hour: 1000000\n"
         # Children leave after 5 s without work (60 by default), so the bench shows the
@@ -103,7 +103,7 @@ def database(postgres: bool, work: Path) -> Iterator[str]:
 def run(args: argparse.Namespace, work: Path, url: str) -> None:
     port = free_port()
     rules = ACK_RULES if args.rules == "acks" else example_rules().read_text()
-    config = write_desk(work, url, port, rules)
+    config = write_desk(work, url, port, rules, args.sessions)
     paths, size = stage(work, args.n)
     sink = start_sink(port)
     command = [sys.executable, "-m", "maildesk", "--config", str(config), "run"]
@@ -151,7 +151,10 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
         sink.wait(10)
         watch.dispose()
     whole, n, daemon_pid = done - started, args.n, daemon.pid
-    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; rules: {args.rules}")
+    print(
+        f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; rules: {args.rules}; "
+        f"SMTP sessions: {args.sessions}"
+    )
     print(f"messages: {n} ({size / 1e6:.1f} MB); notifications sent {sent}, not sent {failed}")
     print(f"ingest done after {ingested - started:.2f} s; everything sent after {whole:.2f} s")
     print(
@@ -178,6 +181,7 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=2000)
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL")
     parser.add_argument("--rules", choices=["example", "acks"], default="example")
+    parser.add_argument("--sessions", type=int, default=2, help="smtp.sessions (default 2)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="maildesk-bench-e2e-"))
     try:

@@ -37,7 +37,7 @@ def send_all(root: Path, port: int) -> None:
         try:
             await sender.drain()
         finally:
-            await sender.transport.close()
+            await sender.close()
 
     asyncio.run(run())
     desk.close()

@@ -1,10 +1,10 @@
-"""Outbox sender throughput: notifications per second to a local SMTP server over one connection.
+"""Outbox sender throughput: notifications per second to a local SMTP server.
 
-    python bench/outbox.py [--count 3000] [--history 0] [--database-url URL]
+    python bench/outbox.py [--count 3000] [--history 0] [--database-url URL] [--sessions 2]
 
 Queues COUNT acknowledgements through the real pipeline (SQLite in a temporary folder
 unless --database-url is given), starts an aiosmtpd sink in a separate process, then
-times one `OutboxSender.drain()`: claim, send over one SMTP connection, mark sent.
+times one `OutboxSender.drain()`: claim, send over SESSIONS SMTP connections, mark sent.
 --history N first fills the outbox with N notifications marked sent (2.2 KB each), as
 a desk that has run for a while keeps them: claiming must not slow down as they grow.
 Prints notifications/s, CPU per notification (this process, the render process, the
@@ -52,11 +52,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_desk(root: Path, port: int, database_url: str | None) -> Desk:
+def make_desk(root: Path, port: int, database_url: str | None, sessions: int = 2) -> Desk:
     config = (
         f"database:\n  url: {database_url or 'sqlite:///maildesk.db'}\n"
         "tickets:\n  support_address: support@example.com\n  support_name: Example Support\n"
-        f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  sessions: {sessions}\n"
         # One requester per message, so the rate limit never holds an ack back.
         "limits:\n  auto_replies_per_hour: 1000000\n"
     )
@@ -104,21 +104,24 @@ async def drain(desk: Desk) -> tuple[int, float, list[float]]:
     sender = build_sender(desk.config, desk.sessions, batch_size=100)
     sender.prepare()  # as `run` does when the daemon starts: the render process is up
     latencies: list[float] = []
-    send = sender.transport.send
 
-    async def timed(envelope_from, recipients, raw):
-        started = time.perf_counter()
-        try:
-            return await send(envelope_from, recipients, raw)
-        finally:
-            latencies.append(time.perf_counter() - started)
+    def timed(send):
+        async def timed_send(envelope_from, recipients, raw):
+            started = time.perf_counter()
+            try:
+                return await send(envelope_from, recipients, raw)
+            finally:
+                latencies.append(time.perf_counter() - started)
 
-    sender.transport.send = timed  # type: ignore[method-assign]
+        return timed_send
+
+    for transport in sender.transports:  # one per SMTP session (smtp.sessions)
+        transport.send = timed(transport.send)  # type: ignore[method-assign]
     started = time.perf_counter()
     try:
         sent = await sender.drain()
     finally:
-        await sender.transport.close()
+        await sender.close()
     return sent, time.perf_counter() - started, latencies
 
 
@@ -140,11 +143,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--history", type=int, default=0, help="sent notifications kept")
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
+    parser.add_argument("--sessions", type=int, default=2, help="smtp.sessions (default 2)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="maildesk-bench-outbox-"))
     port = free_port()
     sink = start_sink(port)
-    desk = make_desk(root, port, args.database_url)
+    desk = make_desk(root, port, args.database_url, args.sessions)
     try:
         if args.history:
             queue(desk, args.history, prefix="old")
@@ -186,7 +190,7 @@ def main() -> None:
         print(f"outbox already holds {args.history} sent notifications")
     print(f"database: {database}; {pending} notifications queued in {queued_in:.1f} s "
           f"(avg {size:.0f} bytes each)")  # fmt: skip
-    print(f"sent {sent} (marked sent: {done}) in {seconds:.2f} s over one SMTP connection, "
+    print(f"sent {sent} (marked sent: {done}) in {seconds:.2f} s over {args.sessions} SMTP session(s), "
           "rendering each notification before its first attempt included")  # fmt: skip
     print(f"throughput: {sent / seconds:.0f} notifications/s")
     print(

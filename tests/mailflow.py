@@ -35,7 +35,7 @@ def send_all(desk: Desk, **options: Any) -> int:
         try:
             return await outbox_sender.drain()
         finally:
-            await outbox_sender.transport.close()
+            await outbox_sender.close()
 
     return asyncio.run(drain())
 

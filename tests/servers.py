@@ -173,6 +173,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple | None = None  # the client's address and port: one per SMTP session
 
     def parsed(self):
         import email
@@ -235,7 +236,9 @@ class SmtpSink:
             await asyncio.sleep(self.data_delays.pop(0))
         if self.data_replies:
             return self.data_replies.pop(0)
-        item = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        item = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.peer
+        )
         with self._cond:
             self.received.append(item)
             self._cond.notify_all()

@@ -56,7 +56,7 @@ def test_a_hanging_send_does_not_keep_the_ones_before_it_unrecorded(make_desk, s
         await asyncio.sleep(1.0)
         during = await asyncio.to_thread(statuses, desk)
         await task
-        await outbox_sender.transport.close()
+        await outbox_sender.close()
         return during
 
     during = asyncio.run(scenario())

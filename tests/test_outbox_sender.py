@@ -37,11 +37,33 @@ def run_cli(desk, *args: str):
 
 
 def test_one_connection_carries_every_notification(make_desk, smtp_sink):
-    desk = make_desk(extra=smtp_sink.smtp_config())
+    desk = make_desk(extra=smtp_sink.smtp_config(extra="  sessions: 1\n"))
     ingest(desk, 10)
     assert send_all(desk) == 30  # an ack and two agent copies per request
     assert len(smtp_sink.received) == 30
     assert smtp_sink.sessions == 1
+
+
+def test_two_sessions_share_the_sending_and_a_tickets_mail_keeps_its_order(make_desk, smtp_sink):
+    # smtp.sessions: 2 (the default): both sessions send, each ticket's notifications
+    # all through one of them, in the order they were queued.
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    ingest(desk, 10)
+    for n in range(0, 10, 2):  # a second message on half the tickets
+        desk.pipeline.process_one(
+            make_mail(sender=f"c{n}@example.org", subject=f"Re: [MD-{n + 1}] Request {n}")
+        )
+    queued = [(row.ticket_id, row.message_id) for row in outbox_rows(desk)]  # by id
+    assert send_all(desk) == len(queued) == 40
+    assert smtp_sink.sessions == 2
+    arrived = {r.parsed()["Message-ID"].strip("<>"): (position, r.peer)
+               for position, r in enumerate(smtp_sink.received)}  # fmt: skip
+    assert len(arrived) == 40  # each once
+    for ticket in {t for t, _ in queued}:
+        mine = [arrived[message_id] for t, message_id in queued if t == ticket]
+        assert [position for position, _ in mine] == sorted(position for position, _ in mine)
+        assert len({peer for _, peer in mine}) == 1
+    assert len({peer for _, peer in arrived.values()}) == 2
 
 
 def test_sends_are_recorded_in_groups_not_one_transaction_each(make_desk, smtp_sink, monkeypatch):
@@ -66,7 +88,7 @@ def test_sends_are_recorded_in_groups_not_one_transaction_each(make_desk, smtp_s
         try:
             return await outbox_sender.drain()
         finally:
-            await outbox_sender.transport.close()
+            await outbox_sender.close()
 
     assert asyncio.run(drain()) == 45
     assert sum(groups) == 45
@@ -294,7 +316,7 @@ def test_two_daemons_share_the_outbox_without_sending_twice(
             return list(await asyncio.gather(*(s.drain() for s in senders)))
         finally:
             for s in senders:
-                await s.transport.close()
+                await s.close()
 
     try:
         counts = asyncio.run(both())
@@ -396,8 +418,37 @@ def test_internationalised_address_goes_out_with_smtputf8(make_desk, smtputf8):
         assert "does not take SMTPUTF8 addresses" in unicode_ack.last_error
 
 
+def test_a_session_that_cannot_connect_stops_the_batch_and_the_rest_waits(make_desk, smtp_sink):
+    # One of the two sessions finds no server: the other stops after the send in hand,
+    # what was sent is recorded, the rest is given back, and nothing goes out twice.
+    from maildesk.common.config import SmtpConfig
+    from maildesk.outgoing.smtp import SmtpTransport
+    from tests.servers import free_port
+
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    ingest(desk, 10)
+    half_down = sender(desk)
+    nowhere = SmtpConfig(host="127.0.0.1", port=free_port(), security="none", timeout=2)
+    half_down.transports[1] = SmtpTransport(nowhere)
+
+    async def drain() -> int:
+        try:
+            return await half_down.drain()
+        finally:
+            await half_down.close()
+
+    sent = asyncio.run(drain())
+    assert half_down.unavailable and "cannot reach SMTP server" in half_down.unavailable
+    rows = outbox_rows(desk)
+    assert sent == len(smtp_sink.received) == sum(r.status == "sent" for r in rows) < 30
+    waiting = [r for r in rows if r.status != "sent"]
+    assert {r.status for r in waiting} == {"pending"} and not any(r.claimed_by for r in waiting)
+    assert send_all(desk) == 30 - sent
+    assert sorted(smtp_sink.message_ids()) == sorted(r.message_id for r in rows)
+
+
 def test_a_server_that_stops_answering_is_left_and_the_mail_retried(make_desk, smtp_sink, clock):
-    config = smtp_sink.smtp_config().replace("timeout: 5", "timeout: 0.3")
+    config = smtp_sink.smtp_config(extra="  sessions: 1\n").replace("timeout: 5", "timeout: 0.3")
     desk = make_desk(extra=config, rules=NO_AGENTS)
     ingest(desk, 2)
     smtp_sink.data_delays = [2.0]  # the first message's DATA gets no answer in time

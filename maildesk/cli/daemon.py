@@ -98,7 +98,7 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
             try:
                 await sender.drain()
             finally:
-                await sender.transport.close()
+                await sender.close()
             return
         # Ingest commits in worker threads; each batch that queued mail wakes the sender
         # here, and on PostgreSQL so does every other process's (LISTEN/NOTIFY).

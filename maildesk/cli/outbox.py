@@ -159,7 +159,7 @@ def _drain(cli: CliContext) -> None:
         try:
             return await sender.drain()
         finally:
-            await sender.transport.close()
+            await sender.close()
 
     sent = asyncio.run(drain())
     echo(f"sent {sent} notification(s)")

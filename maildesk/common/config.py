@@ -214,6 +214,9 @@ class SmtpConfig(_Section):
     password: Secret | None = None
     timeout: float = 30
     max_attempts: int = Field(default=10, ge=1)
+    # SMTP sessions a sender keeps open and sends over side by side (a ticket's mail
+    # always goes through one, in order): one session waits for every server reply.
+    sessions: int = Field(default=2, ge=1, le=20)
 
     @property
     def effective_port(self) -> int:

@@ -13,12 +13,11 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common import metrics
@@ -27,18 +26,15 @@ from maildesk.common.config import Config, SmtpConfig
 from maildesk.common.errors import SendError, SmtpUnavailable
 from maildesk.common.events import first_set
 from maildesk.common.freed_memory import release_freed_memory
-from maildesk.common.redact import redact
-from maildesk.outgoing.file_sources import MissingFile, file_parts_for, remove
+from maildesk.outgoing.claim_rendering import render_claimed
 from maildesk.outgoing.mark_writer import MarkWriter
 from maildesk.outgoing.render_jobs import (
     ChildRenderer,
     NoticeRenderer,
-    RenderedNotice,
-    RenderJob,
     RenderSettings,
 )
 from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
-from maildesk.store.outbox_queue import KEEP_RAW_BYTES, SENT, Job, Mark, OutboxQueue
+from maildesk.store.outbox_queue import SENT, Job, Mark, OutboxQueue
 from maildesk.store.outbox_signal import listen_outbox
 
 log = logging.getLogger(__name__)
@@ -56,9 +52,12 @@ def build_sender(
     """An OutboxSender over SMTP as configured (reads the SMTP password secret now)."""
     smtp = config.smtp
     password = smtp.password.read("SMTP password") if smtp.password else None
-    transport = SmtpTransport(smtp, helo=config.tickets.id_domain, password=password)
+    transports = [
+        SmtpTransport(smtp, helo=config.tickets.id_domain, password=password)
+        for _ in range(smtp.sessions)
+    ]
     options.setdefault("renderer", ChildRenderer(RenderSettings.of(config)))
-    return OutboxSender(sessions, transport, smtp, clock=clock or _utcnow, **options)
+    return OutboxSender(sessions, transports, smtp, clock=clock or _utcnow, **options)
 
 
 if TYPE_CHECKING:
@@ -74,12 +73,17 @@ def default_worker_id() -> str:
 
 
 class OutboxSender:
-    """Sends due outbox rows over one transport; `run` for the daemon, `drain` for the CLI."""
+    """Sends due outbox rows; `run` for the daemon, `drain` for the CLI.
+
+    Given several transports (SMTP sessions), it sends over all of them side by side:
+    a claimed batch is split into lanes by ticket, one lane per transport, so a ticket's
+    notifications still leave one after the other, in order.
+    """
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        transport: Transport,
+        transport: Transport | Sequence[Transport],
         config: SmtpConfig,
         *,
         clock: Clock,
@@ -103,7 +107,8 @@ class OutboxSender:
         # Turns queued notifications into bytes once, before their first attempt.
         self.renderer = renderer
         self.blobs = blobs  # where the files notifications carry are read from
-        self.transport = transport
+        self.transports = list(transport) if isinstance(transport, Sequence) else [transport]
+        self.transport = self.transports[0]
         self.config = config
         self.clock = clock
         self.lease = self.queue.lease
@@ -197,31 +202,49 @@ class OutboxSender:
             if listener is not None:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
-            await self.transport.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """End every SMTP session politely."""
+        for transport in self.transports:
+            await transport.close()
 
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
-        """Send claimed jobs in order; (how many were accepted, whether SMTP was unreachable)."""
-        marks = MarkWriter(self._write_marks, token)
-        renew_at = self.clock() + self.lease / 2
+        """Send claimed jobs, each lane in order; (how many were accepted, whether SMTP
+        was unreachable)."""
+        batch = _Batch(token, MarkWriter(self._write_marks, token), self.clock() + self.lease / 2)
+        lanes = zip(self.transports, _lanes(jobs, len(self.transports)), strict=True)
+        sent = await asyncio.gather(*(self._send_lane(batch, t, lane) for t, lane in lanes))
+        await batch.marks.close()
+        if self.unavailable is not None:
+            log.warning(
+                "outbox: %s; %d notification(s) wait", self.unavailable, len(jobs) - batch.done
+            )
+            await asyncio.to_thread(self._release, token, self.unavailable)
+            return sum(sent), True
+        return sum(sent), False
+
+    async def _send_lane(self, batch: _Batch, transport: Transport, jobs: list[Job]) -> int:
+        """Send one lane's jobs in order over `transport`; stop when SMTP is unreachable
+        (from this lane or another)."""
         sent = 0
-        for index, job in enumerate(jobs):
-            if self.clock() >= renew_at:
-                await asyncio.to_thread(self._renew, token)
-                renew_at = self.clock() + self.lease / 2
+        for job in jobs:
+            if self.unavailable is not None:
+                break
+            if self.clock() >= batch.renew_at:
+                batch.renew_at = self.clock() + self.lease / 2  # one lane renews
+                await asyncio.to_thread(self._renew, batch.token)
             try:
-                mark = await self._attempt(job)
+                mark = await self._attempt(transport, job)
             except SmtpUnavailable as exc:
                 self.unavailable = str(exc)
-                log.warning("outbox: %s; %d notification(s) wait", exc, len(jobs) - index)
-                await marks.close()
-                await asyncio.to_thread(self._release, token, str(exc))
-                return sent, True
+                break
             sent += mark.delivered
-            await marks.add(mark)
-        await marks.close()
-        return sent, False
+            batch.done += 1
+            await batch.marks.add(mark)
+        return sent
 
-    async def _attempt(self, job: Job) -> Mark:
+    async def _attempt(self, transport: Transport, job: Job) -> Mark:
         """Send one job; what to record about it (SmtpUnavailable passes through)."""
         raw = job.raw
         if raw is None:  # a big message: read now, so only the one being sent is in memory
@@ -229,7 +252,7 @@ class OutboxSender:
             if raw is None:
                 return Mark(job.id, self._failed(job, "its rendered bytes are gone"))
         try:
-            refused = await self.transport.send(job.envelope_from, job.recipients, raw)
+            refused = await transport.send(job.envelope_from, job.recipients, raw)
         except SmtpUnavailable:
             raise
         except SendError as exc:
@@ -287,7 +310,8 @@ class OutboxSender:
     def _claim(self) -> tuple[str, list[Job]]:
         """Claim due rows, then render those never rendered, outside any transaction."""
         token, rows = self.queue.claim()
-        rendered = self._render([row for row in rows if row.raw_size is None])
+        todo = [row for row in rows if row.raw_size is None]
+        rendered = render_claimed(todo, self.renderer, self.blobs, self.queue)
         jobs = []
         for r in rows:
             if r.raw_size is not None:  # rendered before; None: big, read when sent
@@ -297,55 +321,8 @@ class OutboxSender:
             else:
                 continue  # could not be rendered: failed
             jobs.append(Job(r.id, r.message_id, r.envelope_from, list(r.recipients), raw,
-                            r.attempts))  # fmt: skip
+                            r.attempts, r.ticket_id))  # fmt: skip
         return token, jobs
-
-    def _render(self, rows: list[Row[Any]]) -> dict[int, bytes | None]:
-        """Render claimed rows once and keep the bytes (retries resend them); a row that
-        cannot be rendered fails, visibly, and the others go on. {id: bytes, or None for
-        a big message, read again when it is sent}. Rows with files go one at a time."""
-        plain = [row for row in rows if not row.headers.get("attachments")]
-        rendered: dict[int, bytes | None] = {}
-        if plain:
-            rendered.update(self._render_jobs(plain, [RenderJob.of(row) for row in plain]))
-        for row in rows:
-            if row.headers.get("attachments"):
-                done = self._render_with_files(row)
-                rendered.update(
-                    {k: v if len(v) <= KEEP_RAW_BYTES else None for k, v in done.items()}
-                )
-        return rendered
-
-    def _render_with_files(self, row: Row[Any]) -> dict[int, bytes]:
-        try:
-            files, spooled = file_parts_for(row.headers["attachments"], self.blobs)
-        except (MissingFile, OSError) as exc:
-            return self._render_jobs([row], [str(exc)])
-        try:
-            job = replace(RenderJob.of(row), files=tuple(files))
-            return self._render_jobs([row], [job])
-        finally:
-            remove(spooled)
-
-    def _render_jobs(self, rows: list[Row[Any]], jobs: list[RenderJob | str]) -> dict[int, bytes]:
-        """Render `jobs` (a str: why that row cannot be) and store the outcomes."""
-        todo = [job for job in jobs if isinstance(job, RenderJob)]
-        if self.renderer is None:
-            results: list[RenderedNotice | str] = ["no renderer configured"] * len(todo)
-        else:
-            results = self.renderer.render_many(todo) if todo else []
-        rendered = iter(results)
-        outcomes = [next(rendered) if isinstance(job, RenderJob) else job for job in jobs]
-        done, failed = [], []
-        for row, outcome in zip(rows, outcomes, strict=True):
-            if isinstance(outcome, RenderedNotice):
-                done.append({"id": row.id, "raw": outcome.raw, "subject": outcome.subject})
-                continue
-            log.error("notification %s to %s cannot be rendered: %s", row.id, row.to_addr, outcome)
-            error = redact(f"cannot render template {row.template}: {outcome}")[:2000]
-            failed.append({"id": row.id, "attempts": row.attempts + 1, "last_error": error})
-        self.queue.store_rendered(done, failed)
-        return {d["id"]: d["raw"] for d in done}
 
     def _renew(self, token: str) -> None:
         self.queue.renew(token)
@@ -370,6 +347,25 @@ class OutboxSender:
 
     def _seconds_until_due(self) -> float:
         return self.queue.seconds_until_due(self.poll_seconds)
+
+
+@dataclass
+class _Batch:
+    """A claimed batch being sent: its claim, its marks, when the claim is next renewed."""
+
+    token: str
+    marks: MarkWriter
+    renew_at: datetime
+    done: int = 0  # jobs sent or given up on (marked)
+
+
+def _lanes(jobs: list[Job], count: int) -> list[list[Job]]:
+    """`jobs` in `count` lanes, each in claim order; a ticket's jobs all in one lane."""
+    lanes: list[list[Job]] = [[] for _ in range(count)]
+    for job in jobs:
+        key = job.ticket_id if job.ticket_id is not None else job.id
+        lanes[key % count].append(job)
+    return lanes
 
 
 def _temporary(refused: dict[str, Refusal]) -> list[str]:

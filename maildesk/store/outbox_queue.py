@@ -41,6 +41,7 @@ class Job:
     recipients: list[str]
     raw: bytes | None  # None: a big message, read just before it is sent (`raw_of`)
     attempts: int
+    ticket_id: int | None = None  # a ticket's notifications are sent in order (one lane)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ CLAIMED = (
     ),
     func.length(OutboxEntry.raw).label("raw_size"),
     OutboxEntry.attempts,
+    OutboxEntry.ticket_id,
     OutboxEntry.to_addr,
     OutboxEntry.template,
     OutboxEntry.language,
