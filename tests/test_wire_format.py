@@ -227,6 +227,17 @@ def test_property_generated_names_and_subjects(subject, name, other):
     assert mailboxes_of(raw, "Cc") == [(clean_text(other), "cc@example.net")]
 
 
+def test_headers_encoded_once_are_reused_only_for_the_same_text():
+    # A ticket's notifications share subject and names, so folded headers are kept
+    # (header_text._encoded); each message must still read back as its own.
+    subject = "Принтер не печатает — " + "очень " * 20
+    for name in ("Иван Петров", "Иван Петров", "Анна Петрова", "Иван Петров"):
+        raw = compose(envelope(subject, name), Rendered("s", "text", None))
+        assert wire_problems(raw) == []
+        assert subject_of(raw) == clean_text(f"Re: [MD-1] {subject}")
+        assert mailboxes_of(raw, "To")[0] == (name, "customer@example.org")
+
+
 # The limits intake applies (documented in the README) leave valid text behind.
 @pytest.mark.parametrize(
     ("text", "kept"),
