@@ -111,43 +111,40 @@ def _ships(env: jinja2.Environment, name: str) -> bool:
     return any(n.endswith(f"/{name}.txt.j2") for n in env.list_templates())
 
 
-def _has(env: jinja2.Environment, template: str) -> bool:
+def _load(env: jinja2.Environment, name: str) -> jinja2.Template | None:
+    """Template `name`, or None when there is none; a syntax error raises TemplateError.
+    (Each lookup checks the file for changes: the render child picks up an admin's edit.)"""
     try:
-        env.get_template(template)
+        return env.get_template(name)
     except jinja2.TemplateNotFound:
-        return False
-    except jinja2.TemplateSyntaxError:
-        return True
-    return True
+        return None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(_describe(exc, name, exc.lineno)) from None
 
 
 def _render(
     env: jinja2.Environment, name: str, language: str, default: str, context: dict[str, Any]
 ) -> Rendered:
-    lang = language if _has(env, f"{language}/{name}.txt.j2") else default
-    text_name = f"{lang}/{name}.txt.j2"
-    try:
-        text_tmpl = env.get_template(text_name)
-    except jinja2.TemplateNotFound:
+    lang = language
+    text_tmpl = _load(env, f"{language}/{name}.txt.j2")
+    if text_tmpl is None and language != default:
+        lang = default
+        text_tmpl = _load(env, f"{default}/{name}.txt.j2")
+    if text_tmpl is None:
         where = ", ".join(str(p) for p in _search_path(env))
-        raise TemplateError(f"template {text_name} not found in {where}") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(_describe(exc, text_name, exc.lineno)) from None
+        raise TemplateError(f"template {lang}/{name}.txt.j2 not found in {where}")
     for block in ("subject", "body"):
         if block not in text_tmpl.blocks:
             raise TemplateError(f"{text_tmpl.filename}: needs a {{% block {block} %}}")
     subject = _run(env, text_tmpl, context, "subject")
     text = _run(env, text_tmpl, context, "body")
     html = None
-    html_name = f"{lang}/{name}.html.j2"
-    if _has(env, html_name):
-        try:
-            html_tmpl = env.get_template(html_name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(_describe(exc, html_name, exc.lineno)) from None
-        # Only the HTML that sits next to the text template belongs to it.
-        if Path(html_tmpl.filename or "").parent == Path(text_tmpl.filename or "").parent:
-            html = _run(env, html_tmpl, context, None)
+    html_tmpl = _load(env, f"{lang}/{name}.html.j2")
+    # Only the HTML that sits next to the text template belongs to it.
+    if html_tmpl is not None and (
+        Path(html_tmpl.filename or "").parent == Path(text_tmpl.filename or "").parent
+    ):
+        html = _run(env, html_tmpl, context, None)
     return Rendered(" ".join(subject.split()), text, html)
 
 
