@@ -26,7 +26,7 @@ from alembic.script import ScriptDirectory
 from maildesk.store.db import MIGRATIONS, make_engine, upgrade
 from maildesk.store.models import Base
 from maildesk.store.search import described_by_models
-from tests.conftest import run_maildesk, write_config
+from tests.conftest import make_mail, run_maildesk, write_config
 
 SCRIPTS = ScriptDirectory(str(MIGRATIONS))
 # Oldest first: the order a database created by the first release went through.
@@ -321,3 +321,27 @@ def _ticket_subjects(url: str) -> list[str]:
             return list(conn.execute(sa.text("SELECT subject FROM tickets")).scalars())
     finally:
         engine.dispose()
+
+
+def test_downgrading_past_0009_puts_each_relayed_text_back_in_its_row(new_database, tmp_path):
+    url = new_database()
+    desk = desk_on(url, tmp_path / "desk")
+    assert run_maildesk(desk, "db", "upgrade").exit_code == 0
+    mail = make_mail(subject="Printer jams", body="The printer jams on every page.")
+    assert run_maildesk(desk, "ingest", "--now", "-", input=mail).exit_code == 0
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS))
+    alembic.attributes["engine"] = engine = make_engine(url)
+    command.downgrade(alembic, "0008_lookup_indexes")
+    engine.dispose()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT audience, context FROM outbox")).all()
+    finally:
+        engine.dispose()
+    bodies = {
+        audience: (json.loads(context) if isinstance(context, str) else context).get("body")
+        for audience, context in rows
+    }
+    assert bodies["agents"].strip() == "The printer jams on every page."

@@ -57,10 +57,13 @@ class RenderJob:
     @classmethod
     def of(cls, entry: OutboxEntry | Row[Any]) -> RenderJob:
         """From an outbox row (an ORM object or a plain row with the same columns)."""
+        context = entry.context
+        if "body" not in context and entry.stored_body is not None:
+            context = {**context, "body": entry.stored_body}  # kept once, in its message
         return cls(
             entry.template,
             entry.language,
-            entry.context,
+            context,
             entry.headers,
             entry.message_id,
             entry.created_at,

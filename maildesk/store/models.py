@@ -314,6 +314,10 @@ class OutboxEntry(Base):
     language: Mapped[str] = mapped_column(String(10), default="en")
     # What to render: template variables and header data, fixed when the change happened.
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set when the notification relays a stored message's text (a customer's mail to
+    # the agents): the context then has no "body", which is read from that message when
+    # the row is claimed, so the text is stored once and not once more for every reader.
+    body_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     subject: Mapped[str] = mapped_column(Text, default="")
     # The exact bytes, rendered before the first attempt so every retry resends the same mail.
@@ -325,6 +329,13 @@ class OutboxEntry(Base):
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+
+    body_message: Mapped[Message | None] = relationship()
+
+    @property
+    def stored_body(self) -> str | None:
+        """The text of the message this notification relays (None: its body is in context)."""
+        return self.body_message.text_body if self.body_message is not None else None
 
 
 class AssignmentState(Base):

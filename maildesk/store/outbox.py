@@ -37,17 +37,22 @@ def outbox_rows(
     envelope_from: str,
     now: datetime,
     replying: bool = True,
+    relayed: tuple[int, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The outbox rows for queued notices about `ticket`, and the thread_refs rows of
     their Message-IDs.
 
     `replying` says the notices answer a message (Auto-Submitted: auto-replied) rather
-    than a timer or the command line (auto-generated).
+    than a timer or the command line (auto-generated). `relayed` is the id and text of
+    the message row written with them: a notice whose body is that text refers to it.
     """
     root = ticket_thread_root(ticket.thread_index, ticket.created_at, ticket.message_id)
     entries, refs = [], []
     for item in queued:
-        entries.append(_row(item, ticket, envelope_from, now, replying, root))
+        entry = _row(item, ticket, envelope_from, now, replying, root)
+        if relayed is not None:
+            _refer_to_stored_text(entry, *relayed)
+        entries.append(entry)
         refs.append(
             {
                 "message_id": item.message_id,
@@ -58,6 +63,15 @@ def outbox_rows(
             }
         )
     return entries, refs
+
+
+def _refer_to_stored_text(entry: dict[str, Any], message_pk: int, text: str) -> None:
+    """Leave the body out of `entry`'s context when it is the stored message's text: each
+    agent's copy of a customer's mail would otherwise store the whole text again."""
+    context = entry["context"]
+    if text and context.get("body") == text:
+        entry["context"] = {k: v for k, v in context.items() if k != "body"}
+        entry["body_message_id"] = message_pk
 
 
 def _row(
@@ -127,6 +141,7 @@ def pending_row(
         "message_id": message_id,
         "language": language,
         "context": context,
+        "body_message_id": None,
         "headers": headers,
         "subject": "",
         "raw": None,

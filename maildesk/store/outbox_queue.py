@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.common.redact import redact
 from maildesk.store import leases
 from maildesk.store.db import make_read_sessionmaker
-from maildesk.store.models import OutboxEntry
+from maildesk.store.models import Message, OutboxEntry
 
 Clock = Callable[[], datetime]
 
@@ -85,6 +85,7 @@ CLAIMED = (
     OutboxEntry.headers,
     OutboxEntry.created_at,
     OutboxEntry.automatic,
+    Message.text_body.label("stored_body"),  # a relayed message's text (models.OutboxEntry)
 )
 
 
@@ -266,6 +267,7 @@ def _claim_statements() -> tuple[Any, Any]:
     )
     read = (
         select(*CLAIMED)
+        .outerjoin(Message, Message.id == OutboxEntry.body_message_id)
         .where(OutboxEntry.id.in_(ids), OutboxEntry.claimed_by == bindparam("token"))
         .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
     )

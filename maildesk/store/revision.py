@@ -9,7 +9,7 @@ from maildesk.common.errors import SchemaOutOfDate
 
 # The newest migration in migrations/versions; tests/test_migrations.py checks it is
 # Alembic's head, so a new migration must update it.
-HEAD_REVISION = "0008_lookup_indexes"
+HEAD_REVISION = "0009_outbox_body_message"
 
 
 def recorded_revision(versions: list[str]) -> str | None:

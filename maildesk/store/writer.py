@@ -144,7 +144,11 @@ def _write_plan(rows: Rows, plan: Plan, config: Config, blobs: BlobStore) -> Non
         plan.keep_raw(rows.blob)
     _message_rows(rows, plan, blobs)
     entries, refs = outbox_rows(
-        plan.queued, plan.after, envelope_from=config.tickets.support_address, now=now
+        plan.queued,
+        plan.after,
+        envelope_from=config.tickets.support_address,
+        now=now,
+        relayed=(plan.message_pk, plan.msg.text),
     )
     for entry, ref in zip(entries, refs, strict=True):
         rows.add(OutboxEntry, **entry)
