@@ -55,14 +55,7 @@ def send(root: Path, port: int, lease: float) -> None:
     desk = make_desk(root, port, None)
     sender = build_sender(desk.config, desk.sessions, batch_size=100, lease_seconds=lease)
     sender.prepare()
-
-    async def run() -> None:
-        try:
-            await sender.drain()
-        finally:
-            await sender.close()
-
-    asyncio.run(run())
+    asyncio.run(sender.drain_and_close())
     desk.close()
 
 

@@ -32,14 +32,7 @@ def send_all(root: Path, port: int) -> None:
     desk = make_desk(root, port, None)
     sender = build_sender(desk.config, desk.sessions, batch_size=100)
     sender.prepare()
-
-    async def run() -> None:
-        try:
-            await sender.drain()
-        finally:
-            await sender.close()
-
-    asyncio.run(run())
+    asyncio.run(sender.drain_and_close())
     desk.close()
 
 

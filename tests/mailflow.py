@@ -29,15 +29,7 @@ def sender(desk: Desk, **options: Any) -> OutboxSender:
 
 def send_all(desk: Desk, **options: Any) -> int:
     """Drain the desk's outbox once over a fresh connection; the number sent."""
-    outbox_sender = sender(desk, **options)
-
-    async def drain() -> int:
-        try:
-            return await outbox_sender.drain()
-        finally:
-            await outbox_sender.close()
-
-    return asyncio.run(drain())
+    return asyncio.run(sender(desk, **options).drain_and_close())
 
 
 def outbox_rows(desk: Desk) -> list[OutboxEntry]:

@@ -83,14 +83,7 @@ def test_sends_are_recorded_in_groups_not_one_transaction_each(make_desk, smtp_s
         write(marks, token)
 
     outbox_sender._write_marks = counted
-
-    async def drain() -> int:
-        try:
-            return await outbox_sender.drain()
-        finally:
-            await outbox_sender.close()
-
-    assert asyncio.run(drain()) == 45
+    assert asyncio.run(outbox_sender.drain_and_close()) == 45
     assert sum(groups) == 45
     assert len(groups) <= 10
     assert {r.status for r in outbox_rows(desk)} == {"sent"}

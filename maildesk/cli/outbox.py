@@ -154,14 +154,7 @@ def _drain(cli: CliContext) -> None:
 
     desk = cli.desk()
     sender = build_sender(cli.config(), desk.sessions, blobs=desk.blobs)
-
-    async def drain() -> int:
-        try:
-            return await sender.drain()
-        finally:
-            await sender.close()
-
-    sent = asyncio.run(drain())
+    sent = asyncio.run(sender.drain_and_close())
     echo(f"sent {sent} notification(s)")
     if sender.unavailable:
         fail(f"{sender.unavailable}; the rest stay queued")

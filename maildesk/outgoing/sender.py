@@ -204,6 +204,13 @@ class OutboxSender:
                 await asyncio.gather(listener, return_exceptions=True)
             await self.close()
 
+    async def drain_and_close(self) -> int:
+        """`drain`, then end the sessions whatever happened: one `maildesk outbox send`."""
+        try:
+            return await self.drain()
+        finally:
+            await self.close()
+
     async def close(self) -> None:
         """End every SMTP session politely."""
         for transport in self.transports:
