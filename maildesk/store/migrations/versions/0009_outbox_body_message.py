@@ -6,8 +6,9 @@ Revises: 0008_lookup_indexes
 Each agent's copy of a customer's mail carried the whole text in its row's context,
 so a queue of three agents stored the text three times more besides the message row.
 A row may now name the message whose text is its body; claiming reads it from there.
-Rows written before keep their body in the context and render as they did. On SQLite
-
+Rows written before keep their body in the context and render as they did. Both
+databases add the column in place (no table copy), so the upgrade is quick on a big
+outbox.
 """
 
 from collections.abc import Sequence
