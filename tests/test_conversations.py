@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Event, Message, Participant, Ticket
 from tests.conftest import make_mail
 from tests.mailflow import parse, reply_to, send_all
@@ -183,3 +185,34 @@ def test_outside_a_list_queue_answering_a_customers_message_is_not_enough(make_d
         "MD-1": ("anna@customer.example", []),
         "MD-2": (CARLA, []),
     }
+
+
+@pytest.mark.parametrize("one_batch", [False, True], ids=["one by one", "in one batch"])
+def test_mail_a_stranger_got_stored_on_a_ticket_is_no_proof_for_joining_it(make_desk, one_batch):
+    # An auto-reply naming the ticket is kept on it as an internal note, from whoever sent
+    # it. Answering that note proves nothing: only mail from the ticket's own people (its
+    # requester, participants and agents) counts as the conversation.
+    desk = make_desk()
+    desk.pipeline.process_one(make_mail(sender=ANNA, subject="VPN down"))
+    planted = make_mail(
+        sender=CARLA,
+        subject="Re: [MD-1] away",
+        message_id="<probe-1@partner.example>",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    joining = make_mail(
+        sender=CARLA,
+        cc="eve@elsewhere.example",
+        subject="hello",
+        in_reply_to="<probe-1@partner.example>",
+    )
+    if one_batch:
+        results = desk.pipeline.process_batch(
+            [(raw, SourceInfo(source="test")) for raw in (planted, joining)]
+        )
+    else:
+        results = [desk.pipeline.process_one(raw) for raw in (planted, joining)]
+    assert results[0].ticket_ref == "MD-1"  # kept, as every automatic mail on a ticket is
+    found = tickets(desk)
+    assert found["MD-1"] == ("anna@customer.example", [])
+    assert found[results[1].ticket_ref][0] == CARLA != found["MD-1"][0]

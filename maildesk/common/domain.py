@@ -44,6 +44,12 @@ class Author(StrEnum):
     SYSTEM = "system"
 
 
+# Whose mail on a ticket is its conversation: answering such a mail proves one saw it
+# (a way to join the ticket). Not automatic or unverified mail, which anyone can get
+# kept on a ticket by naming it.
+CONVERSATION_AUTHORS = frozenset({Author.REQUESTER, Author.PARTICIPANT, Author.AGENT})
+
+
 class MessageKind(StrEnum):
     REQUEST = "request"  # the message that opened the ticket
     REPLY = "reply"  # a customer's follow-up

@@ -145,19 +145,22 @@ class BatchState:
         outbound: list[tuple[str, str | None]],
         automatic_to: list[str],
         agent: str | None = None,
+        conversation: bool = True,
     ) -> None:
         """Remember what a decided message changed, for the rest of the batch.
 
         `outbound` is (Message-ID, reader) per queued notification; reader None is the
         requester's side, else the agent's address. `agent` is the author when an agent
-        wrote the message (it joins that agent's own thread).
+        wrote the message (it joins that agent's own thread). `conversation`: its author is
+        one of CONVERSATION_AUTHORS, so who was on it may join by answering it.
         """
         thread = list(state.thread_ids)
         agents = {a: list(ids) for a, ids in state.agent_threads.items()}
         if msg.message_id:
             self.thread_refs.setdefault(msg.message_id, state.id)
-            people = {msg.from_addr, *(a.address for a in msg.recipients)}
-            self.audiences.setdefault(msg.message_id, frozenset(people))
+            if conversation:
+                people = {msg.from_addr, *(a.address for a in msg.recipients)}
+                self.audiences.setdefault(msg.message_id, frozenset(people))
             if visible_message and msg.message_id not in thread:
                 thread.append(msg.message_id)
             if agent:

@@ -16,7 +16,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import Config
-from maildesk.common.domain import Author, TicketState
+from maildesk.common.domain import CONVERSATION_AUTHORS, Author, TicketState
 from maildesk.common.errors import StageError
 from maildesk.common.message_ids import new_message_id
 from maildesk.decide.batch_state import BatchState
@@ -242,6 +242,7 @@ class BatchPlanner:
                 for q in queued
             ],
             agent=msg.from_addr if decision.author is Author.AGENT else None,
+            conversation=decision.author in CONVERSATION_AUTHORS,
             automatic_to=[
                 q.to[0].address
                 for q in queued

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
-from maildesk.common.domain import TicketState
+from maildesk.common.domain import CONVERSATION_AUTHORS, TicketState
 from maildesk.decide.batch_state import BatchState
 from maildesk.intake.message import ParsedMessage
 from maildesk.store.models import Message, OutboxEntry, Participant, Receipt, ThreadRef, Ticket
@@ -108,12 +108,14 @@ def _thread_refs(session: Session, message_ids: list[str]) -> tuple[dict[str, in
 
 
 def _audiences(session: Session, message_ids: list[str]) -> dict[str, frozenset[str]]:
-    """Who wrote and received each stored message: From, To and Cc addresses."""
+    """Who wrote and received each stored message of a ticket's conversation (see
+    CONVERSATION_AUTHORS): From, To and Cc addresses."""
     found: dict[str, frozenset[str]] = {}
+    authors = sorted(a.value for a in CONVERSATION_AUTHORS)
     for chunk in _chunks(message_ids):
         query = select(
             Message.message_id, Message.from_addr, Message.to_addrs, Message.cc_addrs
-        ).where(Message.message_id.in_(chunk))
+        ).where(Message.message_id.in_(chunk), Message.author_kind.in_(authors))
         for message_id, sender, to, cc in session.execute(query):
             people = {sender, *(_address(a) for a in [*(to or []), *(cc or [])])}
             found[message_id] = frozenset(p for p in people if p)
