@@ -561,3 +561,34 @@ def test_a_send_is_recorded_only_under_the_claim_it_was_sent_with(make_desk, smt
     assert all(by_id[i].attempts == 1 and by_id[i].sent_at for i in ids[1:])
     assert queue.write_marks([marks[0]]) == 1  # without a claim to check: written
     assert {r.status for r in outbox_rows(desk) if r.id in ids} == {"sent"}
+
+
+def test_a_batch_claimed_ahead_of_a_slow_one_is_sent_once(make_desk, smtp_sink, clock):
+    # The next batch is claimed while the current one is sent. When that takes longer
+    # than the lease (several SMTP timeouts), the claim ahead has run out by the time its
+    # batch starts, and the claim after it would take the same rows back and send them
+    # again.
+    desk = make_desk(extra=smtp_sink.smtp_config(extra="  sessions: 1\n"))
+    ingest(desk, 2)  # an acknowledgement and two agent copies each: two batches of three
+    outbox_sender = sender(desk, batch_size=3, lease_seconds=120)
+    claim, claims = outbox_sender._claim, []
+
+    def counted_claim():
+        claims.append(claim())
+        return claims[-1]
+
+    (transport,) = outbox_sender.transports
+    send = transport.send
+
+    async def slow_send(*args):
+        while len(claims) < 2:  # the batch after this one has been claimed
+            await asyncio.sleep(0.01)
+        result = await send(*args)
+        clock.advance(seconds=50)  # each send waits for a timeout
+        return result
+
+    outbox_sender._claim = counted_claim
+    transport.send = slow_send
+    assert asyncio.run(outbox_sender.drain_and_close()) == 6
+    ids = Counter(r.parsed()["Message-ID"] for r in smtp_sink.received)
+    assert sorted(ids.values()) == [1] * 6

@@ -137,18 +137,24 @@ class OutboxSender:
         self.unavailable = None
         sent = 0
         # The next batch is claimed (and rendered) while the current one is being sent.
-        claim: asyncio.Future[tuple[str, list[Job]]] | None = asyncio.ensure_future(
+        claim: asyncio.Future[tuple[str, list[Job], datetime]] | None = asyncio.ensure_future(
             asyncio.to_thread(self._claim)
         )
         try:
             while claim is not None:
-                token, jobs = await claim
+                token, jobs, claimed_at = await claim
                 claim = None
                 if not jobs:
                     return sent
                 if stop is not None and stop.is_set():
                     await asyncio.to_thread(self._release, token, "not sent: the sender stopped")
                     return sent
+                if self.clock() - claimed_at >= self.lease / 2:
+                    # Claimed ahead while a long batch was sent: before the next claim
+                    # (which would take these rows back once their lease ran out), renew
+                    # the lease and send only the rows no other sender took meanwhile.
+                    held = await asyncio.to_thread(self._renew, token)
+                    jobs = [job for job in jobs if job.id in held]
                 claim = asyncio.ensure_future(asyncio.to_thread(self._claim))
                 batch_sent, stopped = await self._send_batch(token, jobs)
                 sent += batch_sent
@@ -157,7 +163,7 @@ class OutboxSender:
             return sent
         finally:
             if claim is not None:  # claimed ahead but not sent: give the rows back untouched
-                token, jobs = await claim
+                token, jobs, _ = await claim
                 if jobs:
                     why = self.unavailable or "not sent: the sender stopped"
                     await asyncio.to_thread(self._release, token, why)
@@ -240,7 +246,9 @@ class OutboxSender:
                 break
             if self.clock() >= batch.renew_at:
                 batch.renew_at = self.clock() + self.lease / 2  # one lane renews
-                await asyncio.to_thread(self._renew, batch.token)
+                batch.held = await asyncio.to_thread(self._renew, batch.token)
+            if batch.held is not None and job.id not in batch.held:
+                continue  # its claim ran out and another sender took it: theirs to send
             try:
                 mark = await self._attempt(transport, job)
             except SmtpUnavailable as exc:
@@ -314,8 +322,11 @@ class OutboxSender:
 
     # Database steps, each a short transaction, run in a worker thread.
 
-    def _claim(self) -> tuple[str, list[Job]]:
-        """Claim due rows, then render those never rendered, outside any transaction."""
+    def _claim(self) -> tuple[str, list[Job], datetime]:
+        """Claim due rows, then render those never rendered, outside any transaction.
+
+        Returns the claim's token, its jobs and a time just before it was made."""
+        claimed_at = self.clock()
         token, rows = self.queue.claim()
         todo = [row for row in rows if row.raw_size is None]
         rendered = render_claimed(todo, self.renderer, self.blobs, self.queue)
@@ -329,10 +340,10 @@ class OutboxSender:
                 continue  # could not be rendered: failed
             jobs.append(Job(r.id, r.message_id, r.envelope_from, list(r.recipients), raw,
                             r.attempts, r.ticket_id))  # fmt: skip
-        return token, jobs
+        return token, jobs, claimed_at
 
-    def _renew(self, token: str) -> None:
-        self.queue.renew(token)
+    def _renew(self, token: str) -> set[int]:
+        return self.queue.renew(token)
 
     def _release(self, token: str, error: str) -> None:
         self.queue.release(token, error)
@@ -364,6 +375,7 @@ class _Batch:
     marks: MarkWriter
     renew_at: datetime
     done: int = 0  # jobs sent or given up on (marked)
+    held: set[int] | None = None  # after a renewal: the rows still claimed under `token`
 
 
 def _lanes(jobs: list[Job], count: int) -> list[list[Job]]:

@@ -187,15 +187,17 @@ class OutboxQueue:
             found += session.execute(query).all()
         return [row.id for row in sorted(found)[: self.batch_size]]
 
-    def renew(self, token: str) -> None:
-        """Extend the lease of everything claimed under `token`."""
+    def renew(self, token: str) -> set[int]:
+        """Extend the lease of everything still claimed under `token`; the ids of those rows."""
         with self.sessions() as session, session.begin():
-            session.execute(
+            held = session.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.claimed_by == token, OutboxEntry.status == "sending")
                 .values(claimed_until=self.clock() + self.lease)
+                .returning(OutboxEntry.id)
                 .execution_options(synchronize_session=False)
             )
+            return set(held.scalars())
 
     def release(self, token: str, error: str) -> None:
         """Give claimed rows back untouched (no attempt counted): the server was unreachable."""
