@@ -216,3 +216,26 @@ def test_mail_a_stranger_got_stored_on_a_ticket_is_no_proof_for_joining_it(make_
     found = tickets(desk)
     assert found["MD-1"] == ("anna@customer.example", [])
     assert found[results[1].ticket_ref][0] == CARLA != found["MD-1"][0]
+
+
+def test_only_a_reply_to_the_conversation_brings_the_people_on_its_cc(make_desk, smtp_sink):
+    desk = make_desk(extra=smtp_sink.smtp_config())
+    desk.pipeline.process_one(make_mail(sender=ANNA, subject="VPN down"))
+    send_all(desk)
+    (ack,) = mail_to(smtp_sink, "anna@customer.example")
+    # Anyone can write From: Anna and name [MD-1]; that mail is Anna's as far as anyone
+    # can tell, but it does not get Eve the ticket's mail.
+    forged = make_mail(sender=ANNA, cc="eve@elsewhere.example", subject="Re: [MD-1] VPN down")
+    assert desk.pipeline.process_one(forged).ticket_ref == "MD-1"
+    assert tickets(desk) == {"MD-1": ("anna@customer.example", [])}
+    # Anna answering the acknowledgement brings Ben in.
+    desk.pipeline.process_one(
+        make_mail(sender=ANNA, cc=BEN, subject=f"Re: {ack['Subject']}", **reply_to(ack))
+    )
+    assert tickets(desk) == {"MD-1": ("anna@customer.example", [BEN])}
+    with desk.sessions() as s:
+        reasons = list(s.scalars(select(Event.reason).where(Event.kind == "not_joined")))
+    assert reasons == [
+        "eve@elsewhere.example not added: the mail answers none of this ticket's messages "
+        "(an agent's #cc adds them)"
+    ]

@@ -82,8 +82,23 @@ def test_requester_and_participants_are_told_apart(sender, author):
 
 def test_new_people_in_cc_of_a_reply_join_and_known_ones_are_not_added_twice():
     on = ticket(participants={"boss@example.org": "cc"})
-    d = decide_mail(on, cc="boss@example.org, New <new@example.org>, bob@example.com")
+    cc = "boss@example.org, New <new@example.org>, bob@example.com"
+    d = decide_mail(on, cc=cc, options={"in_conversation": True})
     assert d.participants == [(Address("New", "new@example.org"), "cc")]
+
+
+def test_a_mail_that_only_names_the_ticket_adds_nobody_from_its_cc():
+    # The requester's From is easy to forge, and the ticket number easy to guess: only a
+    # mail that answers one of the ticket's messages may bring new people onto it.
+    d = decide_mail(ticket(), cc="Eve <eve@elsewhere.example>")
+    assert d.participants == []
+    assert d.notes == [
+        (
+            "not_joined",
+            "eve@elsewhere.example not added: the mail answers none of this ticket's "
+            "messages (an agent's #cc adds them)",
+        )
+    ]
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,8 @@ def test_a_field_a_ticket_does_not_have_is_refused():
 
 def test_a_customer_reply_merges_participants_and_marks_customer_activity():
     start = ticket(participants={"boss@example.org": "cc"})
-    d = decide_mail(start, cc="Boss <boss@example.org>, new@example.org, customer@example.org")
+    cc = "Boss <boss@example.org>, new@example.org, customer@example.org"
+    d = decide_mail(start, cc=cc, options={"in_conversation": True})  # it answers us
     state, events = apply_decision(start, d, NOW)
     assert state.participants == {"boss@example.org": "cc", "new@example.org": "cc"}
     assert (state.last_customer_at, state.last_agent_at, state.updated_at) == (NOW, None, NOW)

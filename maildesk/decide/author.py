@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from maildesk.common.domain import Author, TicketState
 from maildesk.decide.agent_identity import verify_agent
-from maildesk.decide.decision import DecideContext
-from maildesk.intake.message import ParsedMessage
+from maildesk.decide.decision import DecideContext, Decision
+from maildesk.intake.message import Address, ParsedMessage
+from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.screen import MailClass
 
 
@@ -56,3 +57,28 @@ def _colleague(sender: str, ticket: TicketState, ctx: DecideContext) -> bool:
         return False
     domain = ticket.requester.rpartition("@")[2]
     return bool(domain) and sender.rpartition("@")[2] == domain
+
+
+def is_customer(address: str, ctx: DecideContext) -> bool:
+    """Not one of the desk's own addresses (support+anything@ too) nor an agent's."""
+    if "@" not in address or base_address(address) in ctx.own_addresses:
+        return False
+    return ctx.rules.agent_by_address(address) is None
+
+
+def copied_people(
+    msg: ParsedMessage, ticket: TicketState, ctx: DecideContext, decision: Decision
+) -> list[tuple[Address, str]]:
+    """The customers a follow-up puts on To/Cc, who join the ticket; only when it answers
+    the ticket's conversation: anyone can forge the requester's From and add themselves."""
+    copied = [
+        (a, "cc")
+        for a in msg.cc + msg.to
+        if is_customer(a.address, ctx) and not ticket.is_participant(a.address)
+    ]
+    if copied and not (ctx.in_conversation or ctx.referenced):
+        names = ", ".join(a.address for a, _ in copied)
+        reason = f"{names} not added: the mail answers none of this ticket's messages"
+        decision.notes.append(("not_joined", f"{reason} (an agent's #cc adds them)"))
+        return []
+    return copied

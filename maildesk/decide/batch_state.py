@@ -103,6 +103,15 @@ class BatchState:
         """Whether In-Reply-To/References name a message on `ticket` (merges followed)."""
         return any(self._follow(self.tickets[t]).id == ticket.id for _, t in self._references(keys))
 
+    def answers_conversation(self, keys: ThreadKeys, ticket: TicketState) -> bool:
+        """Whether In-Reply-To/References name one of our messages on `ticket`, or one of
+        its conversation (CONVERSATION_AUTHORS): mail its people saw, not only its number."""
+        return any(
+            self._follow(self.tickets[t]).id == ticket.id
+            and (message_id in self.our_ids or message_id in self.audiences)
+            for message_id, t in self._references(keys)
+        )
+
     def _by_tokens(self, numbers: list[int]) -> list[TicketState]:
         found = []
         for number in numbers:

@@ -159,6 +159,9 @@ class DecideContext:
     # The ticket was found by a Message-ID of a message on it that this one answers (its
     # In-Reply-To/References), proof or not: enough to join in a `participants: list` queue.
     answers: bool = False
+    # What it answers is ours or mail of the ticket's own people (CONVERSATION_AUTHORS):
+    # the sender saw the conversation, which a forged From alone does not show.
+    in_conversation: bool = False
     # A ticket's latest customer mail by ticket id (told to an agent it is assigned to).
     last_message: Callable[[int], LastMessage | None] | None = None
     # What files notifications carry, and the files stored on a ticket (by ticket id;

@@ -22,6 +22,7 @@ from typing import Any
 
 from maildesk.common.domain import TicketState
 from maildesk.decide.agent_identity import Verdict, verify_forward
+from maildesk.decide.author import is_customer
 from maildesk.decide.decision import DecideContext
 from maildesk.intake.message import (
     Address,
@@ -29,7 +30,7 @@ from maildesk.intake.message import (
     ParsedMessage,
     attached_original,
 )
-from maildesk.triage.reply_tokens import FORWARD_TAG, addressed_to, base_address, check_reply
+from maildesk.triage.reply_tokens import FORWARD_TAG, addressed_to, check_reply
 
 MAX_SCAN = 100_000  # characters of a forward's text searched for the forwarded mail
 # Languages whose month and day names forward headers are read in (dateparser).
@@ -79,7 +80,7 @@ def forward_on_behalf(
         original_from = meta.email.from_.address.strip().lower()
     else:
         return None
-    if not _is_customer(original_from, ctx):
+    if not is_customer(original_from, ctx):
         return None
     me = Address(agent.name, agent.address)
     verdict = verify_forward(msg, agent.address, ctx)
@@ -216,9 +217,3 @@ def _client_zone(msg: ParsedMessage) -> tzinfo:
     except (TypeError, ValueError):
         return UTC
     return sent.tzinfo or UTC
-
-
-def _is_customer(address: str, ctx: DecideContext) -> bool:
-    if "@" not in address or base_address(address) in ctx.own_addresses:
-        return False
-    return ctx.rules.agent_by_address(address) is None

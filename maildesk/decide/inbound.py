@@ -22,7 +22,7 @@ from maildesk.decide.audience import (
     assignee_or_queue_of,
     watchers,
 )
-from maildesk.decide.author import classify_author, join_reason
+from maildesk.decide.author import classify_author, copied_people, is_customer, join_reason
 from maildesk.decide.decision import Change, DecideContext, Decision, NewTicket, Notice
 from maildesk.decide.forward_decision import on_behalf, unverified_forward
 from maildesk.decide.forwards import Forward, forward_on_behalf
@@ -34,7 +34,6 @@ from maildesk.decide.sla import pause_changes, priority_changes
 from maildesk.intake.message import Address, ParsedMessage, human_size
 from maildesk.triage.language import detect_language, language_text
 from maildesk.triage.list_author import relay_note
-from maildesk.triage.reply_tokens import base_address
 from maildesk.triage.robots import robot_recipient
 from maildesk.triage.screen import MailClass, Screening
 from maildesk.triage.thread_keys import strip_token
@@ -214,7 +213,7 @@ def _new_ticket(
         rule_hits=list(routing.hits),
     )
     decision.participants = [
-        *((a, "cc") for a in msg.cc + msg.to if _is_customer(a.address, ctx)),
+        *((a, "cc") for a in msg.cc + msg.to if is_customer(a.address, ctx)),
         *((Address("", c), "cc") for c in routing.cc),
         *((agent_address(w, ctx.rules), "watcher") for w in routing.watchers),
     ]
@@ -278,11 +277,7 @@ def _follow_up(msg: ParsedMessage, ticket: TicketState, ctx: DecideContext) -> D
         )
     elif ticket.status is Status.RESOLVED:
         decision.notes.append(("thanks", "a thank-you on a resolved ticket: it stays resolved"))
-    decision.participants = [
-        (a, "cc")
-        for a in msg.cc + msg.to
-        if _is_customer(a.address, ctx) and not ticket.is_participant(a.address)
-    ]
+    decision.participants = copied_people(msg, ticket, ctx, decision)
     if author is Author.PARTICIPANT and msg.sender and not ticket.is_participant(msg.from_addr):
         decision.participants.insert(0, (msg.sender, "cc"))
         why = join_reason(msg.from_addr, ticket, ctx)
@@ -383,8 +378,3 @@ def _may_auto_reply(ctx: DecideContext, msg: ParsedMessage) -> bool:
     if robot_recipient(msg.from_addr, msg):
         return False
     return ctx.screening.may_auto_reply and ctx.auto_replies_last_hour < ctx.auto_reply_limit
-
-
-def _is_customer(address: str, ctx: DecideContext) -> bool:
-    own = base_address(address) in ctx.own_addresses  # support+anything@ is ours too
-    return not own and ctx.rules.agent_by_address(address) is None

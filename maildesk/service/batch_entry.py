@@ -57,6 +57,7 @@ class BatchEntry:
     returns_ours: bool = False  # the bounce returns a notification we sent
     referenced: bool = False  # its ticket was found by a Message-ID it quotes
     answers: bool = False  # its ticket holds a message it answers (In-Reply-To/References)
+    in_conversation: bool = False  # that message is ours or its ticket's people's
 
 
 def merge_targets(entries: list[BatchEntry], prefix: str) -> set[str]:

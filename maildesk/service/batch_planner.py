@@ -298,6 +298,7 @@ class BatchPlanner:
         is_agent = self.rules().agent_by_address(msg.from_addr) is not None
         found, entry.referenced = state.thread(entry.keys, msg.from_addr, is_agent=is_agent)
         entry.answers = found is not None and state.answers(entry.keys, found)
+        entry.in_conversation = found is not None and state.answers_conversation(entry.keys, found)
         if found is None and entry.screening and entry.screening.kind is MailClass.AUTO_REPLY:
             found = state.last_notified_ticket(msg.from_addr)
         return found
@@ -359,6 +360,7 @@ class BatchPlanner:
             last_message=inputs.last_message,
             referenced=entry.referenced,
             answers=entry.answers,
+            in_conversation=entry.in_conversation,
             tickets=tickets,
             rules=inputs.rules,
             now=now,
