@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from maildesk.common.liveness import Liveness
 from maildesk.service.balancer import Balancer, Share, decide, fair_share
 from maildesk.service.mailbox_worker import MailboxWorker
 from maildesk.service.source_ingest import lease_name
@@ -147,3 +148,24 @@ def test_hand_over_waits_for_the_batch_in_hand(make_desk, tmp_path):
     after = lease()
     assert after is not None and not after.live  # released for another daemon to take
     assert len(list((box / "new").iterdir())) == 4  # the rest waits for the next holder
+
+
+def test_the_heartbeat_tells_the_sender_how_long_it_holds(desk):
+    now = [100.0]
+    liveness = Liveness(clock=lambda: now[0])
+    assert liveness.holds()  # no heartbeat yet: nothing can lapse
+    balancer = Balancer(desk, "node-a:1:x", dict, liveness)
+
+    async def one_round() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(balancer.run(stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+
+    asyncio.run(one_round())
+    lasts = balancer.heartbeat_seconds  # the heartbeat lasts this long from the renewal
+    now[0] = 100.0 + lasts * 2 / 3 - 0.5  # a third of it is kept for a send in hand
+    assert liveness.holds()
+    now[0] = 100.0 + lasts * 2 / 3 + 0.5
+    assert not liveness.holds()

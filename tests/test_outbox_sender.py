@@ -592,3 +592,30 @@ def test_a_batch_claimed_ahead_of_a_slow_one_is_sent_once(make_desk, smtp_sink, 
     assert asyncio.run(outbox_sender.drain_and_close()) == 6
     ids = Counter(r.parsed()["Message-ID"] for r in smtp_sink.received)
     assert sorted(ids.values()) == [1] * 6
+
+
+def test_a_daemon_whose_heartbeat_may_lapse_leaves_its_claims_to_the_others(make_desk, smtp_sink):
+    # Other daemons take a daemon's claims once its heartbeat lapses (it cannot reach
+    # the database, say); sending them on would send them twice.
+    from maildesk.outgoing.sender import HEARTBEAT_LAPSING
+
+    desk = make_desk(extra=smtp_sink.smtp_config(extra="  sessions: 1\n"))
+    ingest(desk, 2)  # six notifications, one batch
+    holds = [True]
+    outbox_sender = sender(desk, may_send=lambda: holds[0])
+    (transport,) = outbox_sender.transports
+    send = transport.send
+
+    async def send_then_lapse(*args):
+        holds[0] = False  # the heartbeat was not renewed during the first send
+        return await send(*args)
+
+    transport.send = send_then_lapse
+    assert asyncio.run(outbox_sender.drain_and_close()) == 1
+    assert outbox_sender.unavailable == HEARTBEAT_LAPSING
+    rows = outbox_rows(desk)
+    assert sorted(r.status for r in rows) == ["pending"] * 5 + ["sent"]
+    assert {r.last_error for r in rows if r.status == "pending"} == {HEARTBEAT_LAPSING}
+    assert all(r.claimed_by is None for r in rows)
+    assert send_all(desk) == 5  # the next claim (here, ours again) sends the rest
+    assert sorted(Counter(r.parsed()["Message-ID"] for r in smtp_sink.received).values()) == [1] * 6

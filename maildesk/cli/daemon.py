@@ -14,6 +14,7 @@ import click
 from maildesk.cli.common import CliContext, echo, pass_cli, print_json, print_table, setup_logging
 
 if TYPE_CHECKING:
+    from maildesk.common.liveness import Liveness
     from maildesk.service.daemon import BackgroundTask
 
 
@@ -26,6 +27,7 @@ def run(cli: CliContext, once: bool) -> None:
     SIGTERM or SIGINT finish the batch in hand and exit; SIGHUP reloads maildesk.yaml.
     """
     from maildesk.common.freed_memory import share_thread_heaps
+    from maildesk.common.liveness import Liveness
     from maildesk.service.daemon import Daemon
     from maildesk.store.leases import holder_id
 
@@ -41,11 +43,13 @@ def run(cli: CliContext, once: bool) -> None:
     # One name for the daemon's leases, heartbeat and notification claims: when its
     # heartbeat stops, other daemons take all three over at once.
     holder = holder_id(config.daemon.node)
+    liveness = Liveness()  # renewed by the daemon's heartbeat, watched by its sender
     daemon = Daemon(
         desk,
         config_path=cli.path if cli.path.exists() else None,
-        tasks=background_tasks(desk, holder),
+        tasks=background_tasks(desk, holder, liveness),
         holder=holder,
+        liveness=liveness,
     )
     code = asyncio.run(daemon.run_once() if once else daemon.run())
     if once:
@@ -73,7 +77,9 @@ class JournalFormatter(logging.Formatter):
         return f"<{_PRIORITIES.get(record.levelname, 6)}>{super().format(record)}"
 
 
-def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTask]:
+def background_tasks(
+    desk: Any, holder: str | None = None, liveness: Liveness | None = None
+) -> list[BackgroundTask]:
     """The daemon's jobs besides the mailboxes: the outbox sender and the scheduler.
 
     Each is `async def task(stop: asyncio.Event)`; see maildesk.service.daemon.BackgroundTask.
@@ -89,7 +95,12 @@ def background_tasks(desk: Any, holder: str | None = None) -> list[BackgroundTas
             desk.config.metrics_port, desk.config.database_url(), desk.config.metrics_address
         )
     sender = build_sender(
-        desk.config, desk.sessions, clock=desk.pipeline.clock, worker_id=holder, blobs=desk.blobs
+        desk.config,
+        desk.sessions,
+        clock=desk.pipeline.clock,
+        worker_id=holder,
+        blobs=desk.blobs,
+        may_send=liveness.holds if liveness is not None else None,
     )
     scheduler = Scheduler(desk, holder=holder)
 

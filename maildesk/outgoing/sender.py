@@ -64,6 +64,11 @@ if TYPE_CHECKING:
     from maildesk.store.blobs import BlobStore
 
 
+HEARTBEAT_LAPSING = (
+    "this daemon's heartbeat was not renewed in time; what it claimed is left to the others"
+)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -95,8 +100,12 @@ class OutboxSender:
         reconnect_seconds: tuple[float, float] = (1.0, 60.0),
         renderer: NoticeRenderer | None = None,
         blobs: BlobStore | None = None,
+        may_send: Callable[[], bool] | None = None,
     ):
         self.worker_id = worker_id or default_worker_id()
+        # False once the daemon's heartbeat may lapse (common/liveness.py): then other
+        # daemons take over what this one claimed, and it must not send it too.
+        self.may_send = may_send
         self.queue = OutboxQueue(
             sessions,
             clock=clock,
@@ -242,6 +251,8 @@ class OutboxSender:
         (from this lane or another)."""
         sent = 0
         for job in jobs:
+            if self.unavailable is None and self.may_send is not None and not self.may_send():
+                self.unavailable = HEARTBEAT_LAPSING
             if self.unavailable is not None:
                 break
             if self.clock() >= batch.renew_at:

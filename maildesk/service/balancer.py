@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from maildesk.common.events import first_set
+from maildesk.common.liveness import Liveness
 from maildesk.service.source_ingest import lease_name
 from maildesk.store import leases
 
@@ -87,10 +88,17 @@ def decide(mine: int, others: Sequence[int], mailboxes: int, free: int) -> int:
 class Balancer:
     """The daemon's heartbeat and its share of the mailboxes; `run` is a background task."""
 
-    def __init__(self, desk: Desk, holder: str, seats: Callable[[], Mapping[str, Seat]]) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        holder: str,
+        seats: Callable[[], Mapping[str, Seat]],
+        liveness: Liveness | None = None,
+    ) -> None:
         self.desk = desk
         self.holder = holder
         self.seats = seats
+        self.liveness = liveness or Liveness()  # the sender stops when it no longer holds
         lease_seconds = desk.config.daemon.lease_seconds
         self.round_seconds = lease_seconds / 6
         self.heartbeat_seconds = lease_seconds / 2
@@ -113,7 +121,9 @@ class Balancer:
                 self.kicked.clear()
                 wait = self.round_seconds
                 try:
+                    started = self.liveness.clock()
                     held = await asyncio.to_thread(self._beat, len(self.seats()))
+                    self.liveness.renewed(started, self.heartbeat_seconds)
                     if self._balance(held):
                         wait /= 4  # short of our share: take what is handed over soon
                 except Exception as exc:  # the database is down: workers keep their leases

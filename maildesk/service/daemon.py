@@ -26,6 +26,7 @@ from maildesk.common.config_file import load_config
 from maildesk.common.errors import (
     FileProblems,
 )
+from maildesk.common.liveness import Liveness
 from maildesk.service.balancer import Balancer
 from maildesk.service.desk import settle_heap
 from maildesk.service.mailbox_worker import MailboxWorker
@@ -56,6 +57,7 @@ class Daemon:
         config_path: Path | None = None,
         tasks: Sequence[BackgroundTask] = (),
         holder: str | None = None,
+        liveness: Liveness | None = None,
     ):
         self.desk = desk
         self.config_path = config_path
@@ -67,7 +69,7 @@ class Daemon:
         # Tasks started from signal handlers: the event loop keeps only weak references,
         # so an unreferenced task could be garbage-collected before it finishes.
         self._signal_tasks: set[asyncio.Task[None]] = set()
-        self.balancer = Balancer(desk, self.holder, self._shared_seats)
+        self.balancer = Balancer(desk, self.holder, self._shared_seats, liveness)
 
     @property
     def config(self) -> Config:
