@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from maildesk.outgoing.render_jobs import (
     NoticeRenderer,
     RenderSettings,
 )
+from maildesk.outgoing.send_lanes import SendingBatch, lanes
 from maildesk.outgoing.smtp import Refusal, SmtpTransport, Transport
 from maildesk.store.outbox_queue import SENT, Job, Mark, OutboxQueue
 from maildesk.store.outbox_signal import listen_outbox
@@ -234,9 +234,10 @@ class OutboxSender:
     async def _send_batch(self, token: str, jobs: list[Job]) -> tuple[int, bool]:
         """Send claimed jobs, each lane in order; (how many were accepted, whether SMTP
         was unreachable)."""
-        batch = _Batch(token, MarkWriter(self._write_marks, token), self.clock() + self.lease / 2)
-        lanes = zip(self.transports, _lanes(jobs, len(self.transports)), strict=True)
-        sent = await asyncio.gather(*(self._send_lane(batch, t, lane) for t, lane in lanes))
+        marks = MarkWriter(self._write_marks, token)
+        batch = SendingBatch(token, marks, self.clock() + self.lease / 2)
+        paired = zip(self.transports, lanes(jobs, len(self.transports)), strict=True)
+        sent = await asyncio.gather(*(self._send_lane(batch, t, lane) for t, lane in paired))
         await batch.marks.close()
         if self.unavailable is not None:
             log.warning(
@@ -246,7 +247,7 @@ class OutboxSender:
             return sum(sent), True
         return sum(sent), False
 
-    async def _send_lane(self, batch: _Batch, transport: Transport, jobs: list[Job]) -> int:
+    async def _send_lane(self, batch: SendingBatch, transport: Transport, jobs: list[Job]) -> int:
         """Send one lane's jobs in order over `transport`; stop when SMTP is unreachable
         (from this lane or another)."""
         sent = 0
@@ -376,26 +377,6 @@ class OutboxSender:
 
     def _seconds_until_due(self) -> float:
         return self.queue.seconds_until_due(self.poll_seconds)
-
-
-@dataclass
-class _Batch:
-    """A claimed batch being sent: its claim, its marks, when the claim is next renewed."""
-
-    token: str
-    marks: MarkWriter
-    renew_at: datetime
-    done: int = 0  # jobs sent or given up on (marked)
-    held: set[int] | None = None  # after a renewal: the rows still claimed under `token`
-
-
-def _lanes(jobs: list[Job], count: int) -> list[list[Job]]:
-    """`jobs` in `count` lanes, each in claim order; a ticket's jobs all in one lane."""
-    lanes: list[list[Job]] = [[] for _ in range(count)]
-    for job in jobs:
-        key = job.ticket_id if job.ticket_id is not None else job.id
-        lanes[key % count].append(job)
-    return lanes
 
 
 def _temporary(refused: dict[str, Refusal]) -> list[str]:
