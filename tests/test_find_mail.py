@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from maildesk.service.ingest_results import SourceInfo
 from maildesk.store.models import Message, Ticket
 from tests.conftest import make_mail
 from tests.mailflow import MailFlow, reply_to
@@ -107,3 +108,16 @@ def test_a_find_without_words_is_explained(flow):
     alice_writes(flow, '#find ""')
     (answer,) = flow.deliver()
     assert "nothing to search for in '\"\"': give at least one word" in body(answer)
+
+
+def test_a_find_mail_taken_again_is_answered_once(flow):
+    # A Maildir or spool file taken again after a crash (between the commit and moving
+    # it to cur/), or the same file fed twice: the mail is not stored, yet known.
+    raw = make_mail(sender=ALICE, subject="search", body="#find printer", message_id="<q7@x.org>")
+    results = [flow.desk.pipeline.process_one(raw) for _ in range(2)]
+    batch = flow.desk.pipeline.process_batch([(raw, SourceInfo(source="again"))] * 2)
+    assert [(r.outcome, r.reason) for r in [*results, *batch]] == [
+        ("answered", ""),
+        *[("duplicate", "already answered (mid:q7@x.org)")] * 3,
+    ]
+    assert len(flow.deliver()) == 1

@@ -38,12 +38,11 @@ from maildesk.service.entry_screening import (
 from maildesk.service.ingest_results import IngestResult, SourceInfo
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.service.set_aside import keep_once, returned_and_kept
-from maildesk.store.assignment import last_assigned, lock_assignments, open_counts
+from maildesk.store.assignment import load_assignment_facts
 from maildesk.store.bounce_flags import clear_bouncing, record_bounce
 from maildesk.store.bulk import RowIds, TicketIds
-from maildesk.store.find_mail import answer_ticketless, run_find_commands
+from maildesk.store.find_mail import answer_ticketless, answered_before, run_find_commands
 from maildesk.store.last_message import last_customer_message
-from maildesk.store.leases import ingesting_daemons
 from maildesk.store.lookup import load_batch_state
 from maildesk.store.models import Message, Ticket
 from maildesk.store.ticket_files import ticket_files
@@ -118,6 +117,7 @@ class BatchPlanner:
             searches = run_find_commands(
                 session, readable, lambda a: bool(rules.agent_by_address(a))
             )
+            answered = answered_before(session, readable)
             inputs = replace(
                 inputs,
                 languages=batch_languages(entries, state),
@@ -142,6 +142,10 @@ class BatchPlanner:
                 if duplicate:
                     results.append(duplicate)
                     continue
+                if msg.dedup_key in answered:  # a #find mail taken again: answered once
+                    reason = f"already answered ({msg.dedup_key})"
+                    results.append(IngestResult("duplicate", reason=reason))
+                    continue
                 aside = self._set_aside(session, entry, msg, state, kept, now)
                 if aside:
                     results.append(aside)
@@ -149,11 +153,12 @@ class BatchPlanner:
                 try:
                     plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 except AssignmentFactsNeeded:
-                    _load_assignment_facts(session, state, self.config.daemon.assignment_lock)
+                    load_assignment_facts(session, state, self.config.daemon.assignment_lock)
                     plan = self._plan(msg, entry, state, (ids, message_ids), inputs)
                 if isinstance(plan, Decision):  # about no ticket (#find): only answered
                     receipt = entry.source.receipt
                     sent = answer_ticketless(session, msg, plan, receipt, self.config, now)
+                    answered.add(msg.dedup_key)
                     results.append(IngestResult("answered", notifications=sent))
                     continue
                 plans.append((index, plan))
@@ -373,26 +378,6 @@ class BatchPlanner:
             ticket_files=inputs.ticket_files,
             languages=inputs.languages,
         )
-
-
-def _load_assignment_facts(session: Session, state: BatchState, lock: bool) -> None:
-    """Read the open tickets per agent and each queue's last assignee, once per batch and
-    only when a strategy has a choice to make (rules.assign.AssignmentFactsNeeded).
-
-    With `lock` (daemon.assignment_lock), from here to its commit the batch holds the
-    assignment lock (PostgreSQL), so other daemons that need the facts wait: two must
-    not read the same counts and hand two tickets to one agent. Batches whose
-    strategies have one agent to choose never wait.
-    """
-    if lock:
-        lock_assignments(session)
-    # Without it, N daemons on PostgreSQL read the same counts at once: if each evened
-    # out a difference in full, together they would overshoot it N times (measured with
-    # 4: 2,304 against 2,412 tickets), so each evens out its Nth. (SQLite's batches
-    # hold the write lock from their start: their counts are always current.)
-    side_by_side = not lock and session.get_bind().dialect.name == "postgresql"
-    deciders = ingesting_daemons(session) if side_by_side else 1
-    state.take_assignment_facts(open_counts(session), last_assigned(session), deciders)
 
 
 def _visible(decision: Decision) -> bool:

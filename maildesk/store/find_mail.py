@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from maildesk.common.config import Config
@@ -21,7 +21,7 @@ from maildesk.decide.decision import Decision, Notice
 from maildesk.decide.notices import per_reader
 from maildesk.decide.template_context import ticketless_context
 from maildesk.intake.message import ParsedMessage
-from maildesk.store.models import OutboxEntry
+from maildesk.store.models import AnsweredMail, OutboxEntry
 from maildesk.store.outbox import pending_row
 from maildesk.store.search import SearchFilters, search_tickets
 from maildesk.store.writer import add_receipt
@@ -51,6 +51,15 @@ def run_find_commands(
     return found
 
 
+def answered_before(session: Session, messages: Iterable[ParsedMessage]) -> set[str]:
+    """The dedup keys of those `#find` mails that were answered already (answer_ticketless)."""
+    keys = list({m.dedup_key for m in messages if _FIND.search(m.text)})
+    if not keys:
+        return set()
+    query = select(AnsweredMail.dedup_key).where(AnsweredMail.dedup_key.in_(keys))
+    return set(session.scalars(query))
+
+
 def answer_ticketless(
     session: Session,
     msg: ParsedMessage,
@@ -59,8 +68,8 @@ def answer_ticketless(
     config: Config,
     now: datetime,
 ) -> list[str]:
-    """Queue the notices of a decision about no ticket and record the mail's receipt
-    (the mail itself is not stored); the notices' Message-IDs."""
+    """Queue the notices of a decision about no ticket and record that the mail was
+    answered, and its receipt (the mail itself is not stored); the notices' Message-IDs."""
     rows = [
         _row(single, msg, config, now)
         for notice in decision.notices
@@ -68,6 +77,7 @@ def answer_ticketless(
     ]
     if rows:
         session.execute(insert(OutboxEntry), rows)
+    session.add(AnsweredMail(dedup_key=msg.dedup_key, answered_at=now))
     if receipt:
         add_receipt(session, receipt, msg.dedup_key, "answered", now)
     return [row["message_id"] for row in rows]

@@ -347,6 +347,16 @@ class AssignmentState(Base):
     last_agent: Mapped[str | None] = mapped_column(String(320))
 
 
+class AnsweredMail(Base):
+    """Mail answered without a ticket (an agent's `#find`): not stored, but known, so the
+    same mail taken again (after a crash, or fed twice) is a duplicate, not asked again."""
+
+    __tablename__ = "answered_mail"
+
+    dedup_key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    answered_at: Mapped[datetime]
+
+
 class AutomaticMail(Base):
     """Automatic mail that matched no ticket (bounces, complaints, auto-replies): kept
     apart from the agents' queue for `limits.automatic_keep_days`, raw bytes in blobs."""

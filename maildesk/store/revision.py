@@ -9,7 +9,7 @@ from maildesk.common.errors import SchemaOutOfDate
 
 # The newest migration in migrations/versions; tests/test_migrations.py checks it is
 # Alembic's head, so a new migration must update it.
-HEAD_REVISION = "0009_outbox_body_message"
+HEAD_REVISION = "0010_answered_mail"
 
 
 def recorded_revision(versions: list[str]) -> str | None:
