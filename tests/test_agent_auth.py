@@ -283,3 +283,15 @@ def test_a_trusted_server_must_be_an_authserv_id(tmp_path):
 def test_trusted_servers_are_read_in_lower_case(tmp_path):
     path = write(tmp_path, "tickets:\n  require_agent_auth: true\n  trusted_authserv: [MX.A]\n")
     assert load_config(path).tickets.trusted_authserv == ["mx.a"]
+
+
+def test_mail_with_two_from_headers_is_never_the_agents():
+    # A stranger puts From: alice above a message that example.com signed for another of
+    # its users: DKIM checks one From, maildesk would read the other.
+    raw = mail(ar(GENUINE), MX_HOP).replace(
+        b"From: Alice <alice@example.com>\r\n",
+        b"From: Alice <alice@example.com>\r\nFrom: Mallory <mallory@example.com>\r\n",
+    )
+    assert parse_message(raw).from_addr == "alice@example.com"  # the first is read
+    auth = authenticate_agent(parse_message(raw), "alice@example.com", TICKETS)
+    assert auth == AgentAuth(False, "the mail has 2 From headers")

@@ -12,6 +12,8 @@ the agent's domain, and nothing in it may speak against it:
   temperror, permerror, and a pass for another domain. A forged header that ends up
   inside the block sits beside the server's verdict on the real sender, which is never
   a pass for the agent's domain. `dmarc=fail` vetoes too; other methods are ignored.
+- Mail with more than one From header is never believed: a DKIM pass covers the From
+  its signer signed, which need not be the one maildesk reads.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def authenticate_agent(msg: ParsedMessage, agent: str, tickets: TicketsConfig) -
     trusted = frozenset(s.strip().lower() for s in tickets.trusted_authserv)
     if not trusted:
         return AgentAuth(False, "no mail server is trusted to vouch for senders")
+    froms = len(msg.header_all("From"))
+    if froms > 1:  # DKIM signs one of them, the desk reads another: neither is believed
+        return AgentAuth(False, f"the mail has {froms} From headers")
     block = top_block(msg.headers, trusted)
     if block.problem:
         return AgentAuth(False, block.problem)
