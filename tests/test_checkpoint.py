@@ -43,3 +43,13 @@ def test_closing_the_desk_stops_the_checkpoint_thread(make_desk):
     desk.close()
     assert not thread.is_alive()
     assert desk.checkpointer is None
+
+
+def test_every_connection_syncs_its_commits_to_disk(make_desk):
+    # A batch's mail is marked done at its source (moved to cur/, deleted from the
+    # spool, moved on IMAP) once its commit returns: with synchronous=NORMAL a power cut
+    # could take back commits whose mail the source no longer offers.
+    desk = make_desk()
+    with desk.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
