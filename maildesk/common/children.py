@@ -178,6 +178,10 @@ class ChildPool:
                 self._release(child)
             return answer
         done, failure = answer  # the child was lost on jobs[done]; the others go again
+        if done >= len(jobs):  # lost while answering (an answer too big to send, say):
+            if len(jobs) == 1:  # which job's answer is unknown, so each goes alone, once
+                return [failure]
+            return [r for job in jobs for r in self.run([job], timeout, memory_bytes)]
         before = self.run(jobs[:done], timeout, memory_bytes) if done else []
         rest = jobs[done + 1 :]
         after = self.run(rest, timeout, memory_bytes) if rest else []
