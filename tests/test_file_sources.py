@@ -257,3 +257,29 @@ def test_ingest_maildir_takes_a_backlog_a_slice_at_a_time(desk_dir, tmp_path, mo
         *(f"new/{n}.M.host: created MD-{n + 1}" for n in range(5)),
         f"{box}: 5 unseen message(s) ingested and marked seen",
     ]
+
+
+def test_sighup_reloads_the_rules_even_when_the_file_looks_unchanged(tmp_path):
+    # An edit of the same size within one mtime tick (or a copy that kept the old mtime)
+    # is not seen by the periodic check; SIGHUP is how an admin makes sure.
+    import os
+    import signal
+
+    from tests.daemon_helpers import DaemonProcess, desk_dir
+
+    config = desk_dir(tmp_path / "desk", [])
+    rules = config.parent / "rules.yaml"
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_log("nothing to ingest")
+        before = rules.stat()
+        text = rules.read_text()
+        edited = text.replace("priority: high", "priority: urgn", 1)  # same size, invalid
+        assert edited != text and len(edited) == len(text)
+        rules.write_text(edited)
+        os.utime(rules, ns=(before.st_atime_ns, before.st_mtime_ns))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("rules not reloaded, keeping the last good rules")
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()

@@ -199,7 +199,16 @@ class Daemon:
         old = self.config
         ignored = [
             key
-            for key in ("database", "storage", "tickets", "templates", "smtp", "limits", "daemon")
+            for key in (
+                "database",
+                "storage",
+                "tickets",
+                "rules",
+                "templates",
+                "smtp",
+                "limits",
+                "daemon",
+            )
             if getattr(old, key) != getattr(new, key)
         ]
         if ignored:
@@ -213,7 +222,7 @@ class Daemon:
         }
         await self._apply_mailboxes({m.name: m for m in new.sources})
         self.balancer.kick()
-        self.desk.rules.mtime = 0.0  # reload the rules too, even if unchanged
+        self.desk.rules.signature = ()  # reload the rules too, even if they look unchanged
         await asyncio.to_thread(self.desk.rules.reload_if_changed)
         log.info("config reloaded: %d mailbox(es)", len(self.workers))
 
