@@ -249,3 +249,27 @@ def test_example_rules_file_is_valid_and_complete():
     }
     assert rules.sla_policies and rules.sla_by_priority
     assert any(rule.follow_ups for rule in rules.rules)
+
+
+@pytest.mark.parametrize(
+    ("hours", "says"),
+    [
+        (
+            '["09:00-13:00", "12:00-17:00"]',
+            "opening hours 09:00-13:00, 12:00-17:00 overlap; join them into one span",
+        ),
+        (
+            '"22:00-06:00"',
+            "opening hours '22:00-06:00' must look like \"09:00-17:00\" in calendar 'office' — "
+            "a span cannot pass midnight: end it at 24:00 and start the next day at 00:00",
+        ),
+    ],
+)
+def test_opening_hours_that_would_count_time_twice_or_wrap_are_refused(hours, says):
+    # Overlapping spans were counted twice: an 8-hour target came due an hour early.
+    text = BASE.replace('hours: {mon-fri: "09:00-17:00"}', f"hours: {{mon-fri: {hours}}}")
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text)
+    (problem,) = caught.value.problems
+    assert says in problem.message
+    assert problem.line == BASE.splitlines().index('    hours: {mon-fri: "09:00-17:00"}') + 1

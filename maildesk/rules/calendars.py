@@ -13,6 +13,7 @@ sla:
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar
@@ -109,9 +110,25 @@ def _spans(value: Any) -> Spans:
             continue
         span = _span(item.strip())
         if span is None:
-            raise _Wrong(f"opening hours '{item}' must look like \"09:00-17:00\"", "")
+            raise _Wrong(f"opening hours '{item}' must look like \"09:00-17:00\"", _hint(item))
         spans.append(span)
-    return tuple(sorted(spans))
+    spans.sort()
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:  # counted twice, due times would come early
+            raise _Wrong(f"opening hours {_text(spans)} overlap; join them into one span", "")
+    return tuple(spans)
+
+
+def _hint(item: str) -> str:
+    """For a span past midnight: how to write it."""
+    match = _SPAN.match(item.strip())
+    if match and (int(match[1]), int(match[2])) > (int(match[3]), int(match[4])):
+        return " — a span cannot pass midnight: end it at 24:00 and start the next day at 00:00"
+    return ""
+
+
+def _text(spans: list[tuple[time, time]]) -> str:
+    return ", ".join(f"{s:%H:%M}-{'24:00' if e == _END_OF_DAY else f'{e:%H:%M}'}" for s, e in spans)
 
 
 def _span(text: str) -> tuple[time, time] | None:
