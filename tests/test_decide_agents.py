@@ -11,12 +11,14 @@ from maildesk.common.domain import Author, MessageKind, Priority, Status, Ticket
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.kb import Article
 from maildesk.intake.message import Address
+from maildesk.triage.reply_tokens import signed_reply_address
 from maildesk.triage.thread_keys import ThreadKeys, subject_ticket_numbers
 from tests.decidekit import (
     ALICE,
     BOB,
     CAROL,
     CUSTOMER,
+    KEYS,
     NOW,
     agent_writes,
     changed,
@@ -240,6 +242,26 @@ def test_merge_follows_a_target_that_was_merged_itself():
     batch = _desk_tickets(ticket(), middle, older)
     d = agent_writes("#merge MD-3\n", ticket(), options={"find_ticket": _finder(batch)})
     assert d.merge_into == older and changed(d)["merged_into_id"] == 2
+
+
+def test_an_answer_to_a_merged_tickets_notification_is_the_agents_on_the_ticket_it_joined():
+    # MD-2 was merged into this ticket; Alice answers a notification she had about MD-2.
+    # The mail lands here, and MD-2's signed reply address proves it is hers.
+    target = ticket(status=Status.OPEN)
+    merged = ticket(id=2, ref="MD-2", merged_into=target.ref, merged_into_id=target.id)
+    batch = _desk_tickets(target, merged)
+    signed = signed_reply_address("support@example.com", "MD-2", ALICE, KEYS.current)
+    d = agent_writes(
+        "It is the same printer.", target, to=signed, options={"find_ticket": _finder(batch)}
+    )
+    assert d.author is Author.AGENT
+    assert one_notice(d, "agent_reply").body_text == "It is the same printer."
+    # A signed address of a ticket that was not merged here proves nothing here.
+    other = ticket(id=3, ref="MD-3")
+    batch.add_ticket(other)
+    signed = signed_reply_address("support@example.com", "MD-3", ALICE, KEYS.current)
+    d = agent_writes("Hello", target, to=signed, options={"find_ticket": _finder(batch)})
+    assert d.author is Author.UNVERIFIED
 
 
 def test_merge_of_a_closed_ticket_leaves_its_status():

@@ -34,6 +34,12 @@ def verify_agent(
 ) -> Verdict:
     """Whether `msg`, from `agent`'s address about `ticket`, is the agent's own mail."""
     tickets = ctx.tickets
+    find = ctx.find_ticket
+
+    def merged_here(ref: str) -> bool:  # the agent answers a ticket merged into this one
+        found = find(ref) if find is not None else None
+        return found is not None and found.id == ticket.id
+
     signed = check_reply(
         addressed_to(msg),
         support=tickets.support_address,
@@ -41,6 +47,7 @@ def verify_agent(
         agent=agent,
         keys=ctx.reply_keys,
         now=ctx.now,
+        merged_here=merged_here,
     )
     return _verdict(msg, agent, ctx, signed)
 

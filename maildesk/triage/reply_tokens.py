@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -112,19 +112,21 @@ def check_reply(
     agent: str,
     keys: ReplyKeys | None,
     now: datetime,
+    merged_here: Callable[[str], bool] | None = None,
 ) -> ReplyCheck:
-    """Did `agent`'s message about `ref` come to the signed address we gave them for it?"""
+    """Did `agent`'s message about `ref` come to the signed address we gave them for it
+    (or for a ticket `merged_here` says was merged into it)?"""
     tags = _signed_tags(recipients, support)
     if keys is None:
         return ReplyCheck(False, "no reply secret is configured, so no reply can be verified")
     if not tags:
         return ReplyCheck(False, "it was not sent to the reply address of a notification")
     for tag_ref, tag_token in tags:
-        if tag_ref != ref.lower():
+        if tag_ref != ref.lower() and not (merged_here is not None and merged_here(tag_ref)):
             continue
         for key in keys.accepted(now):
-            if hmac.compare_digest(tag_token, token(key, ref, agent)):
-                return ReplyCheck(True, f"sent to the signed reply address for {ref.upper()}")
+            if hmac.compare_digest(tag_token, token(key, tag_ref, agent)):
+                return ReplyCheck(True, f"sent to the signed reply address for {tag_ref.upper()}")
     return ReplyCheck(False, f"its reply address is not the one we gave {agent} for {ref.upper()}")
 
 
