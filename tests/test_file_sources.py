@@ -120,6 +120,48 @@ def test_a_message_taken_by_another_reader_is_skipped(desk_dir, tmp_path):
     assert _names(box / "cur") == ["1.A.host:2,S", "2.B.host:2,S"]
 
 
+def test_a_file_that_cannot_be_read_stays_and_the_others_go_on(
+    desk_dir, tmp_path, monkeypatch, caplog
+):
+    # Mode 000 or another owner (the tests run as root, which reads anything), or a disk
+    # error: that file waits in new/ for the next pass; the files after it are ingested.
+    import pathlib
+
+    box = make_maildir(tmp_path / "Maildir")
+    for n, subject in enumerate(["First", "Unreadable", "Last"], start=1):
+        deliver(box, f"new/{n}.A.host", make_mail(subject=subject), 100 * n)
+    real_open = pathlib.Path.open
+
+    def open_(self, *args, **kwargs):
+        if self.name == "2.A.host":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+    from maildesk.common.config_file import load_config
+    from maildesk.service.desk import Desk
+
+    maildir = Maildir(box)
+    desk = Desk.build(load_config(desk_dir / "maildesk.yaml"))
+    try:
+        results = list(
+            ingest_paths(
+                desk.pipeline,
+                maildir.waiting(),
+                lambda _: SourceInfo(),
+                committed=maildir.mark_seen,
+            )
+        )
+    finally:
+        desk.close()
+    assert [(p.name, r.outcome) for p, r in results] == [
+        ("1.A.host", "created"),
+        ("3.A.host", "created"),
+    ]
+    assert _names(box / "new") == ["2.A.host"]
+    assert "2.A.host cannot be read (Permission denied): left in place" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -72,23 +72,39 @@ def ingest_paths(
 
 
 def _read(pipeline: Pipeline, paths: Sequence[Path]) -> tuple[list[Path], list[IncomingMail]]:
-    """The files that are still there, and their messages (spooled when big)."""
+    """The files that are still there and readable, and their messages (spooled when big).
+
+    A file that cannot be read (its mode or owner, a disk error) stays where it is, for
+    the next pass once fixed, and does not hold up the files after it."""
     found: list[Path] = []
     mails: list[IncomingMail] = []
     try:
         for path in paths:
             try:
-                stream = path.open("rb")
+                with path.open("rb") as stream:
+                    mail = pipeline.reader.receive(stream)
             except FileNotFoundError:  # another reader of the Maildir took it: not ours
                 log.info("%s: gone before it was read; skipped", path)
                 continue
-            with stream:
-                mails.append(pipeline.reader.receive(stream))
+            except OSError as exc:
+                _report_unreadable(path, exc)
+                continue
+            mails.append(mail)
             found.append(path)
     except BaseException:
         discard_all(mails)
         raise
     return found, mails
+
+
+_reported: set[tuple[Path, str]] = set()  # logged once per process, not at every poll
+
+
+def _report_unreadable(path: Path, exc: OSError) -> None:
+    why = exc.strerror or type(exc).__name__
+    if (path, why) not in _reported:
+        _reported.add((path, why))
+        log.error("%s cannot be read (%s): left in place, the other files go on", path, why)
 
 
 @dataclass
