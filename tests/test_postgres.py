@@ -119,3 +119,42 @@ def test_every_table_is_copied_in_binary_and_other_types_as_text():
     odd = Table("odd", MetaData(), Column("id", Integer), Column("tags", postgresql.ARRAY(Integer)))
     statement, types = _copy_statement(dialect, odd, ("id", "tags"))
     assert statement == "COPY odd (id, tags) FROM STDIN" and types is None
+
+
+def test_a_message_id_too_long_for_an_index_entry_is_left_out_and_the_mail_stored(pg_desk):
+    # 700 characters, each 4 bytes in UTF-8 and random enough not to compress: 2,800
+    # bytes, over PostgreSQL's 2,704 for an index entry. The batch used to fail for
+    # good ("database unavailable: index row size ...") and block the mailbox.
+    import random
+
+    rng = random.Random(7)
+    hostile = "".join(chr(rng.randrange(0x1F300, 0x1F5FF)) for _ in range(700)) + "@x.org"
+    raw = f"Message-ID: <{hostile}>\n".encode() + make_mail(subject="Long id", message_id=None)
+    result = pg_desk.pipeline.process_one(raw)
+    assert result.outcome == "created", result.reason
+    assert pg_desk.pipeline.process_one(raw).outcome == "duplicate"  # by its bytes' hash
+
+
+def test_a_value_postgresql_refuses_is_the_messages_fault_not_an_outage(postgres_url):
+    import random
+
+    import sqlalchemy as sa
+
+    from maildesk.service.pipeline import _outage
+    from maildesk.store.db import make_engine
+
+    engine = make_engine(postgres_url)
+    rng = random.Random(7)
+    value = "".join(chr(rng.randrange(0x1F300, 0x1F5FF)) for _ in range(1000))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE t (v text UNIQUE)")
+            with pytest.raises(sa.exc.OperationalError) as refused:
+                conn.execute(sa.text("INSERT INTO t VALUES (:v)"), {"v": value})
+    finally:
+        engine.dispose()
+    assert "index row size" in str(refused.value) and not _outage(refused.value)
+    down = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+    with pytest.raises(sa.exc.OperationalError) as unreachable:
+        down.connect()
+    assert _outage(unreachable.value)

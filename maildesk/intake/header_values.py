@@ -27,7 +27,9 @@ _ADDR_RE = re.compile(
 MAX_NAME = 200  # characters of a display name kept (README: Hostile and broken mail)
 MAX_ADDRESSES = 100
 MAX_IDS = 100
-MAX_ID_LENGTH = 900
+# Bytes, not characters: a unique index entry holds at most 2,704 bytes on PostgreSQL,
+# and 900 characters of 4-byte UTF-8 are 3,600 (the batch could never be written).
+MAX_ID_BYTES = 900
 
 
 def scrub(text: str) -> str:
@@ -117,7 +119,7 @@ def id_list(value: str | None) -> list[str]:
         found = [value.strip()]  # a bare id without angle brackets, as some mailers send
     seen: dict[str, None] = {}
     for item in found:
-        if len(item) <= MAX_ID_LENGTH:
+        if len(item.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES:
             seen.setdefault(item, None)
     return list(seen)[:MAX_IDS]
 

@@ -170,9 +170,9 @@ class Pipeline:
             try:
                 with session.begin_nested():
                     return self._run(session, entries)
-            except OperationalError:
-                raise
             except Exception as exc:  # redo one by one: only the guilty message is quarantined
+                if _outage(exc):
+                    raise
                 log.info(
                     "batch of %d failed while writing (%s); retrying one by one", len(entries), exc
                 )
@@ -182,14 +182,14 @@ class Pipeline:
         try:
             with session.begin_nested():
                 return self._run(session, [entry])[0]
-        except OperationalError:
-            raise
         except IntegrityError as exc:
             # Usually another daemon stored the same message a moment earlier: once more,
             # it is then a duplicate. If it fails again, it is quarantined like any other
             # failure, so one message can never make its batch fail for good.
             return self._retry_one(session, entry, f"integrity error: {exc.orig}")
         except Exception as exc:
+            if _outage(exc):
+                raise
             stage = exc.stage if isinstance(exc, StageError) else "store"
             return self._quarantine(session, entry, stage, f"{type(exc).__name__}: {exc}")
 
@@ -197,9 +197,9 @@ class Pipeline:
         try:
             with session.begin_nested():
                 return self._run(session, [entry])[0]
-        except OperationalError:
-            raise
         except Exception as exc:
+            if _outage(exc):
+                raise
             again = f"{type(exc).__name__}: {exc}"
             return self._quarantine(session, entry, "store", f"{first}; then {again}")
 
@@ -246,3 +246,14 @@ class StartedBatch:
 
 def _incoming(raw: Raw) -> IncomingMail:
     return raw if isinstance(raw, IncomingMail) else IncomingMail.from_bytes(raw)
+
+
+def _outage(exc: Exception) -> bool:
+    """The database cannot take the batch now (connection, locks, disk): try it again
+    later. Not PostgreSQL's refusals of one message's values (SQLSTATE classes 22, data
+    exception, and 54, a limit such as an index entry's size), which are reported as
+    OperationalError too but would fail every retry: that message is quarantined."""
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return state[:2] not in ("22", "54")
