@@ -345,3 +345,32 @@ def test_big_message_is_fetched_in_pieces_and_stored_byte_exact(dovecot, mailbox
             b"\r\n", b"\n"
         )
     assert not list((desk.blobs.root / ".tmp").glob("spool-*"))  # spool files removed
+
+
+def test_a_fetch_that_fails_after_a_big_message_leaves_no_spool_file(dovecot, mailbox, monkeypatch):
+    # The batch is fetched again later; the big message spooled before the failure must
+    # not stay behind in the blob store's .tmp (each retry would leave another copy).
+    from imapclient import IMAPClient
+    from imapclient.exceptions import IMAPClientError
+
+    user, desk, ingest = mailbox()
+    desk.pipeline.reader.skeleton_from = 200_000
+    payload = bytes(range(256)) * 4000
+    big = make_mail(subject="big", attachments=[("a.bin", "application/octet-stream", payload)])
+    dovecot.append(user, [big, make_mail(subject="small")])
+    original_fetch, original_source_fetch = IMAPClient.fetch, ImapSource.fetch
+
+    def failing(self, messages, data, *args, **kwargs):
+        if list(data) == ["BODY.PEEK[]"]:  # the small messages, fetched after the big one
+            raise IMAPClientError("simulated: connection lost")
+        return original_fetch(self, messages, data, *args, **kwargs)
+
+    def small_threshold(self, uids, spool=None, big=4 << 20):
+        return original_source_fetch(self, uids, spool=spool, big=200_000)
+
+    monkeypatch.setattr(IMAPClient, "fetch", failing)
+    monkeypatch.setattr(ImapSource, "fetch", small_threshold)
+    ingest.open()
+    with pytest.raises(SourceError, match="simulated"):
+        ingest.sync()
+    assert not list((desk.blobs.root / ".tmp").glob("spool-*"))

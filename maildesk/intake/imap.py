@@ -27,7 +27,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from maildesk.common.config import MailboxConfig
 from maildesk.common.errors import MailboxAuthError, SecretError, SourceError
 from maildesk.intake.imap_internals import buffered_responses, imaplib_of
-from maildesk.intake.raw_mail import IncomingMail
+from maildesk.intake.raw_mail import IncomingMail, discard_all
 
 log = logging.getLogger(__name__)
 
@@ -219,23 +219,39 @@ class ImapSource:
         """
         if not uids:
             return []
-        large: list[FetchedMessage] = []
-        if spool is not None:
-            sizes = self._sizes(list(uids))
-            for uid in [u for u in uids if sizes.get(u, 0) > big]:
+        found: list[FetchedMessage] = []
+        try:
+            if spool is not None:
+                sizes = self._sizes(list(uids))
+                for uid in [u for u in uids if sizes.get(u, 0) > big]:
+                    fetched = self._fetch_big(uid, spool)
+                    if fetched is not None:
+                        found.append(fetched)
+                uids = [u for u in uids if sizes.get(u, 0) <= big]
+            if uids:
                 with self._errors("fetch"):
-                    large.append(FetchedMessage(uid, b"", spool(_Pieces(self._client(), uid))))
-            uids = [u for u in uids if sizes.get(u, 0) <= big]
-            if not uids:
-                return large
-        with self._errors("fetch"):
-            data = self._client().fetch(list(uids), ["BODY.PEEK[]"])
-        found = large
-        for uid, item in data.items():
-            raw = item.get(b"BODY[]")
-            if raw is not None:
-                found.append(FetchedMessage(int(uid), bytes(raw)))
+                    data = self._client().fetch(list(uids), ["BODY.PEEK[]"])
+                for uid, item in data.items():
+                    raw = item.get(b"BODY[]")
+                    if raw is not None:
+                        found.append(FetchedMessage(int(uid), bytes(raw)))
+        except BaseException:  # the batch is fetched again: its big messages' spool files go
+            discard_all(m.mail for m in found)
+            raise
         return sorted(found, key=lambda m: m.uid)
+
+    def _fetch_big(
+        self, uid: int, spool: Callable[[BinaryIO], IncomingMail]
+    ) -> FetchedMessage | None:
+        """One big message spooled piece by piece; None when it is gone (expunged
+        meanwhile: the server returns nothing for it), as for a small one."""
+        pieces = _Pieces(self._client(), uid)
+        with self._errors("fetch"):
+            mail = spool(pieces)
+        if pieces.offset == 0:
+            mail.discard()
+            return None
+        return FetchedMessage(uid, b"", mail)
 
     # --- acknowledging ------------------------------------------------------------------
 
