@@ -78,3 +78,17 @@ def test_deleted_file_keeps_the_rules_in_force(make_desk, caplog):
     assert "file not found" in caplog.text
     result = desk.pipeline.process_one(make_mail(subject="invoice 4"))
     assert queue_of(desk, result.ticket_ref) == "billing"
+
+
+def test_a_reload_naming_a_template_nobody_wrote_is_refused_as_rules_check_would(make_desk, caplog):
+    # Accepted, every acknowledgement it chose would fail when rendered: no customer
+    # would hear back. `maildesk rules check` refuses it; so does the running daemon.
+    desk = make_desk(rules=TO_BILLING)
+    good = desk.rules.current
+    desk.config.rules.write_text(TO_BILLING.replace("queue: billing}", "auto_reply: ack-vip}"))
+    with caplog.at_level(logging.ERROR, logger="maildesk.service.desk"):
+        assert desk.rules.reload_if_changed() is False
+    assert desk.rules.current is good
+    assert "auto_reply template 'ack-vip' in rule 'invoices' does not exist" in caplog.text
+    assert "rules not reloaded, keeping the last good rules" in caplog.text
+    assert "ack-vip" in (desk.rules.last_error or "")

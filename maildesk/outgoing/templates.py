@@ -13,6 +13,7 @@ import jinja2.sandbox
 from maildesk.common.errors import MaildeskError
 from maildesk.common.resources import default_templates_dir
 from maildesk.outgoing.rendered import Rendered
+from maildesk.outgoing.template_files import template_dirs, template_names
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +32,15 @@ class Renderer:
 
     def __init__(self, override_dir: Path | None = None, default_language: str = "en"):
         shipped = default_templates_dir()
-        override = override_dir if override_dir and override_dir.is_dir() else None
-        if override is not None and override.resolve() == shipped.resolve():
-            override = None
-        self.dirs = [d for d in (override, shipped) if d and d.is_dir()]
+        self.dirs = template_dirs(override_dir)
         self.default_language = default_language
         self.env = _environment(self.dirs)
         # Used when an admin template fails at send time: the notification still goes out.
-        self.shipped_env = _environment([shipped]) if override is not None else None
+        self.shipped_env = _environment([shipped]) if len(self.dirs) > 1 else None
 
     def template_names(self) -> list[str]:
         """Every `<lang>/<name>` that has a text template."""
-        names = {
-            n.removesuffix(".txt.j2")
-            for n in self.env.list_templates()
-            if n.endswith(".txt.j2") and "/" in n and not n.rsplit("/", 1)[1].startswith("_")
-        }
-        return sorted(names)
+        return template_names(self.dirs)
 
     def languages(self) -> list[str]:
         """The languages that have at least one template."""

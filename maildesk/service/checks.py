@@ -29,7 +29,7 @@ def check_rules(config: Config) -> str:
 
 def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
     """What rules.yaml names that lives elsewhere: mailbox queues and auto-reply templates."""
-    from maildesk.outgoing.templates import Renderer
+    from maildesk.outgoing.template_files import template_dirs, template_names
 
     problems = []
     for mailbox in config.sources:
@@ -42,7 +42,7 @@ def rules_cross_problems(config: Config, rules: RuleSet) -> list[Problem]:
                     f"does not define (queues: {', '.join(rules.queues)})",
                 )
             )
-    available = set(Renderer(config.templates).template_names())
+    available = set(template_names(template_dirs(config.templates)))
     wanted = [(rules.default_auto_reply, "default", None)] + [
         (a.value, f"rule '{r.name}'", r.line)
         for r in rules.rules

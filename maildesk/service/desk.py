@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.common import metrics
 from maildesk.common.config import Config
-from maildesk.common.errors import RulesError
+from maildesk.common.errors import Problem, RulesError
 from maildesk.rules import RuleSet, load_rules
+from maildesk.service.checks import rules_cross_problems
 from maildesk.service.ingest_results import IngestResult
 from maildesk.service.knowledge_base import KnowledgeBase
 from maildesk.service.pipeline import Clock, Pipeline, utcnow
@@ -44,6 +45,9 @@ class RulesHolder:
     current: RuleSet
     signature: tuple[int, ...] = field(default=())  # the file as last read (mtime, size, inode)
     last_error: str | None = None  # why the newest file was rejected, until a good one loads
+    # What a new file must also agree with (templates, mailboxes' queues), as `maildesk
+    # check` asks: a reload that names a template nobody wrote is refused like a typo.
+    cross_check: Callable[[RuleSet], list[Problem]] | None = None
 
     @classmethod
     def load(cls, path: Path) -> RulesHolder:
@@ -60,6 +64,9 @@ class RulesHolder:
         self.signature = signature
         try:
             rules = load_rules(self.path)
+            problems = self.cross_check(rules) if self.cross_check is not None else []
+            if problems:
+                raise RulesError(str(self.path), problems)
         except RulesError as exc:
             self.last_error = str(exc)
             log.error("rules not reloaded, keeping the last good rules: %s", exc)
@@ -157,6 +164,7 @@ class Desk:
         )
         desk = cls(config, engine, sessions, blobs, rules, pipeline, kb, readers)
         desk.outbox_waiters = outbox_waiters
+        rules.cross_check = lambda new: rules_cross_problems(desk.config, new)
         if checkpointer is not None:
             checkpointer.start()
             desk.checkpointer = checkpointer
