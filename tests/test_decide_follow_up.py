@@ -29,7 +29,7 @@ from tests.decidekit import (
     templates,
     ticket,
 )
-from tests.rulekit import ruleset
+from tests.rulekit import BASE, ruleset
 
 REPLY = "Re: [MD-7] Printer on fire"
 
@@ -246,6 +246,34 @@ def test_time_spent_pending_is_credited_to_the_new_policy():
     assert changed(d)["resolution_due"] == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
+def test_a_new_policy_credits_the_waiting_on_its_own_calendar():
+    # Office hours for normal tickets, round the clock for urgent ones. Pending from
+    # Friday 11:00 to Monday 09:00 (Berlin) is 70 hours on the urgent policy's calendar,
+    # though only 6 business hours on the office one.
+    base = BASE.replace(
+        "urgent: {first_response: 1h, resolution: 4h}",
+        "urgent: {first_response: 1h, resolution: 8h, calendar: 24x7}",
+    )
+    rules = ruleset(
+        """
+        - name: outage
+          follow_ups: true
+          when: {body: {contains_word: outage}}
+          then: {priority: urgent}
+        """,
+        base,
+    )
+    friday = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    pending = [
+        (friday + timedelta(hours=1)).isoformat(),
+        datetime(2026, 11, 23, 8, 0, tzinfo=UTC).isoformat(),
+    ]
+    on = ticket(created_at=friday, sla_state={"pauses": [pending]})
+    d = decide_mail(on, rules=rules, body="It is an outage now.")
+    # 8 hours from Friday 10:00 with the 70 waited credited: Monday 16:00 in Berlin.
+    assert changed(d)["resolution_due"] == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
 def test_lowering_the_priority_brings_the_lower_priority_sla():
     urgent = ticket(
         priority=Priority.URGENT,
@@ -267,7 +295,7 @@ def test_a_reply_to_a_pending_ticket_restarts_the_resolution_clock_later():
     on = ticket(status=Status.PENDING, sla_state={"pending_since": CREATED.isoformat(), "x": 1})
     d = decide_mail(on, subject=REPLY, body="Here is the log.")
     assert changed(d)["status"] is Status.OPEN
-    assert changed(d)["sla_state"] == {"x": 1, "paused_seconds": 7200.0}
+    assert changed(d)["sla_state"] == {"x": 1, "pauses": [[CREATED.isoformat(), NOW.isoformat()]]}
     # 16 business hours were left at 09:00 Monday; from 11:00 that is Wednesday 11:00.
     assert changed(d)["resolution_due"] == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     moved = next(c for c in d.changes if c.field == "resolution_due")

@@ -21,7 +21,10 @@ from maildesk.rules import RuleSet, SlaPolicy
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
-PAUSED = "paused_seconds"  # business time spent pending, credited to the resolution clock
+# When the ticket waited (pending), as [from, until] ISO times: a new policy credits that
+# time on its own calendar (24x7 counts a weekend an office calendar skips).
+PAUSES = "pauses"
+PAUSED = "paused_seconds"  # written before PAUSES: business time on the calendar of then
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def pause_changes(
     if resolution_due is not None and calendar is not None:
         waited = calendar.between(since, now)
         # Kept so that a new policy (the priority changed) credits the wait as well.
-        rest[PAUSED] = rest.get(PAUSED, 0) + waited.total_seconds()
+        rest[PAUSES] = [*rest.get(PAUSES, []), [since.isoformat(), now.isoformat()]]
         if waited:
             remaining = (
                 calendar.between(since, resolution_due) if resolution_due > since else waited * 0
@@ -164,8 +167,11 @@ def _due_times(
     if policy is None:
         return {FIRST_RESPONSE: None, RESOLUTION: None}
     first, resolution = policy.due(created_at)
-    if policy.resolution is not None and state.get(PAUSED):
-        credit = timedelta(seconds=state[PAUSED])
+    credit = timedelta(seconds=state.get(PAUSED, 0))
+    for since, until in state.get(PAUSES, []):
+        start, end = datetime.fromisoformat(since), datetime.fromisoformat(until)
+        credit += policy.calendar.between(start, end)
+    if policy.resolution is not None and credit:
         resolution = policy.calendar.add(created_at, policy.resolution + credit)
     return {FIRST_RESPONSE: first, RESOLUTION: resolution}
 
