@@ -5,6 +5,8 @@ Pure: plain messages, rules and ticket snapshots in memory, no database.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from maildesk.common.domain import Author, MessageKind, Priority, Status, TicketState
@@ -171,6 +173,15 @@ def test_pending_pauses_the_resolution_clock():
         "first_response_warned": True,
         "pending_since": NOW.isoformat(),
     }
+
+
+def test_the_status_a_mail_leaves_decides_the_pause_not_the_first_it_names():
+    # "#status open" then "#status pending" leaves the ticket pending: its pause goes on.
+    waiting = {"pending_since": (NOW - timedelta(hours=2)).isoformat()}
+    on = ticket(status=Status.PENDING, sla_state=waiting)
+    d = agent_writes("#status open\n#status pending\n", on)
+    assert changed(d).get("status", Status.PENDING) is Status.PENDING
+    assert "sla_state" not in changed(d) and "resolution_due" not in changed(d)
 
 
 def test_a_raised_priority_by_command_brings_the_urgent_sla():

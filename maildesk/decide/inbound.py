@@ -110,7 +110,8 @@ def _forwarded(forward: Forward, ticket: TicketState | None, ctx: DecideContext)
 
 def _sla_pause(ticket: TicketState, changes: list[Change], ctx: DecideContext) -> list[Change]:
     """Stop the resolution clock while the ticket waits for the customer (if configured)."""
-    new_status = next((Status(c.value) for c in changes if c.field == "status"), None)
+    # The status the mail leaves ("#status open" then "#status pending": pending).
+    new_status = next((Status(c.value) for c in reversed(changes) if c.field == "status"), None)
     if not ctx.tickets.pause_sla_when_pending or new_status is None:
         return []
     policy = ctx.rules.sla_policies.get(ticket.sla_policy or "")
