@@ -374,3 +374,35 @@ def test_a_fetch_that_fails_after_a_big_message_leaves_no_spool_file(dovecot, ma
     with pytest.raises(SourceError, match="simulated"):
         ingest.sync()
     assert not list((desk.blobs.root / ".tmp").glob("spool-*"))
+
+
+def test_a_message_the_server_will_not_fetch_does_not_hold_up_the_others(
+    dovecot, mailbox, monkeypatch, caplog
+):
+    # Exchange answers NO for a corrupt item; the batch's other messages are fetched
+    # one by one and ingested, and that one is asked for again at the next pass.
+    from imapclient import IMAPClient
+    from imapclient.exceptions import IMAPClientError
+
+    user, desk, ingest = mailbox()
+    dovecot.append(user, [make_mail(subject=f"Mail {n}") for n in range(1, 4)])
+    original_fetch = IMAPClient.fetch
+    refused: list[int] = []
+
+    def refusing(self, messages, data, *args, **kwargs):
+        if list(data) == ["BODY.PEEK[]"] and 2 in list(messages):
+            refused.append(2)
+            raise IMAPClientError("FETCH failed: NO [UNAVAILABLE] Server Unavailable")
+        return original_fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(IMAPClient, "fetch", refusing)
+    ingest.open()
+    with caplog.at_level(logging.ERROR, logger="maildesk.intake.imap"):
+        ingest.sync()
+    assert "UID 2 not fetched, the server says: FETCH failed: NO [UNAVAILABLE]" in caplog.text
+    with desk.sessions() as s:
+        assert sorted(s.scalars(select(Ticket.subject))) == ["Mail 1", "Mail 3"]
+    monkeypatch.setattr(IMAPClient, "fetch", original_fetch)
+    assert ingest.sync() == 1  # readable again: taken at the next pass
+    with desk.sessions() as s:
+        assert sorted(s.scalars(select(Ticket.subject))) == ["Mail 1", "Mail 2", "Mail 3"]

@@ -230,7 +230,7 @@ class ImapSource:
                 uids = [u for u in uids if sizes.get(u, 0) <= big]
             if uids:
                 with self._errors("fetch"):
-                    data = self._client().fetch(list(uids), ["BODY.PEEK[]"])
+                    data = self._fetch_small(list(uids))
                 for uid, item in data.items():
                     raw = item.get(b"BODY[]")
                     if raw is not None:
@@ -239,6 +239,22 @@ class ImapSource:
             discard_all(m.mail for m in found)
             raise
         return sorted(found, key=lambda m: m.uid)
+
+    def _fetch_small(self, uids: list[int]) -> dict[int, Any]:
+        """BODY.PEEK[] of `uids`. When the server refuses the batch (NO: a message it
+        cannot read, such as Exchange's corrupt items), each is asked for alone, and one
+        it refuses alone is left out, logged, and asked for again next time: it must not
+        hold up the messages after it. A broken connection still fails the batch."""
+        try:
+            return self._client().fetch(uids, ["BODY.PEEK[]"])
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            if len(uids) > 1:
+                return {k: v for uid in uids for k, v in self._fetch_small([uid]).items()}
+            why = _text(exc)
+            log.error("%s: UID %d not fetched, the server says: %s", self.where, uids[0], why)
+            return {}
 
     def _fetch_big(
         self, uid: int, spool: Callable[[BinaryIO], IncomingMail]
