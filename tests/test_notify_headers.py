@@ -151,3 +151,41 @@ def test_message_ids_are_unique_random_and_not_repeated_by_a_forked_child():
     os.waitpid(pid, 0)
     child = os.read(read, 200).decode()
     assert child != new_message_id("MD-7", "x")
+
+
+EXCHANGE_ID = (
+    "DB9PR10MB5547A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6@DB9PR10MB5547.EURPRD10.PROD.OUTLOOK.COM"
+)
+
+
+def _raw_headers(raw: bytes) -> dict[str, str]:
+    """Header lines as written (folds joined), not as the email package decodes them."""
+    head = raw[: raw.index(b"\r\n\r\n")].decode("ascii").replace("\r\n ", " ")
+    return {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in head.split("\r\n")}
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    [EXCHANGE_ID, "CAJbx5L=Gq0Xk1+ZpL7vQ2m=ab@mail.gmail.com"],
+    ids=["exchange", "gmail"],
+)
+def test_long_and_gmail_message_ids_and_a_deep_thread_index_go_out_as_written(desk, message_id):
+    # Mail clients compare Message-IDs as written: an Exchange Online id (87 characters)
+    # or the Thread-Index of a long conversation must not come out as an encoded word,
+    # and a Gmail id with "=" must not be dropped, or the mail starts a thread apart.
+    from maildesk.outgoing.render_jobs import render_entry
+
+    desk.pipeline.process_one(make_mail(message_id=f"<{message_id}>"))
+    (ack,) = [r for r in outbox_rows(desk) if r.audience == "requester"]
+    written = _raw_headers(ack.raw)
+    assert written["In-Reply-To"] == f"<{message_id}>"
+    assert written["References"] == f"<{message_id}>"
+    # Ten replies deep, as the conversation grows: the same row rendered again.
+    deeper = [message_id, *(f"reply{n}.{message_id}" for n in range(9))]
+    ack.headers = {**ack.headers, "references": deeper, "thread_depth": len(deeper)}
+    ack.raw = None
+    written = _raw_headers(render_entry(ack, desk.renderer, desk.config, desk.blobs))
+    assert written["References"].split() == [f"<{i}>" for i in deeper]
+    index = written["Thread-Index"]
+    assert "=?" not in index and len(base64.b64decode(index)) == ROOT_BYTES + 5 * 10
+    assert all(len(line) <= 998 for line in ack.raw.split(b"\r\n"))

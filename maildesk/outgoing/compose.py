@@ -26,6 +26,7 @@ from maildesk.intake.message import Address
 from maildesk.outgoing.file_parts import FilePart, file_parts
 from maildesk.outgoing.header_text import (
     FoldedHeader,
+    TokenHeader,
     address_header,
     clean_text,
     text_header,
@@ -35,7 +36,7 @@ from maildesk.outgoing.rendered import Rendered
 from maildesk.triage.screen import LOOP_HEADER
 
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|отв)\s*:\s*)+", re.IGNORECASE)
-_SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@=?]+@[^\s<>()\[\]\\,;:\"@]+$")
+_SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+$")
 _FIELD_NAME = re.compile(rb"(?:^|\r\n)([!-9;-~]+):")  # at a line start (RFC 5322 2.2)
 _ID_UNSAFE = re.compile(r"[\s<>\x00-\x1f\x7f\u0085\u2028\u2029]")
 MAX_REFERENCES = 20
@@ -119,7 +120,7 @@ def _set(msg: EmailMessage, name: str, value: str) -> None:
     """Add a header. Ours (FoldedHeader) and our ASCII tokens are kept as they are (the
     policy still folds a long one): parsing each into a header object took longer than
     the rest of the message."""
-    if isinstance(value, FoldedHeader) or value.isascii():
+    if isinstance(value, FoldedHeader | TokenHeader) or value.isascii():
         msg.set_raw(name, value)
     else:
         msg[name] = value
@@ -195,17 +196,18 @@ def _headers(e: Envelope) -> list[tuple[str, Any]]:
         ("Reply-To", address_header("Reply-To", [_mailbox(e.reply_to)])),
         ("Subject", text_header("Subject", e.subject)),
         ("Date", email.utils.format_datetime(e.date)),
-        ("Message-ID", f"<{clean_id(e.message_id)}>"),
+        ("Message-ID", TokenHeader("Message-ID", f"<{clean_id(e.message_id)}>")),
     ]
     if e.in_reply_to and safe_ids([e.in_reply_to]):
-        headers.append(("In-Reply-To", f"<{e.in_reply_to}>"))
+        headers.append(("In-Reply-To", TokenHeader("In-Reply-To", f"<{e.in_reply_to}>")))
     refs = trim_references(safe_ids(e.references))
     if refs:
-        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
+        headers.append(("References", TokenHeader("References", " ".join(f"<{r}>" for r in refs))))
     # Outlook groups conversations by these two, not by References.
     headers.append(("Thread-Topic", text_header("Thread-Topic", thread_topic(e.subject))))
     if e.thread_root:
-        headers.append(("Thread-Index", thread_index(e.thread_root, e.thread_depth, e.date)))
+        index = thread_index(e.thread_root, e.thread_depth, e.date)
+        headers.append(("Thread-Index", TokenHeader("Thread-Index", index)))
     if e.auto_submitted:
         headers += [
             ("Auto-Submitted", clean_token(e.auto_submitted)),

@@ -79,6 +79,33 @@ class FoldedHeader(str):
         return _encoded(self.name, chunks, policy.max_line_length, policy.linesep)
 
 
+class TokenHeader(str):
+    """A header of ASCII tokens (Message-IDs, a Thread-Index), folded only between tokens
+    and never encoded. The email package refolds a line over the policy's length, and a
+    token that cannot fit one line (an Exchange Message-ID of 70 characters, the
+    Thread-Index of a long conversation) comes out as an RFC 2047 encoded word, which no
+    mail client reads as an id: the message would not thread."""
+
+    name: str
+    defects: tuple[()] = ()
+
+    def __new__(cls, name: str, value: str) -> TokenHeader:
+        self = super().__new__(cls, value)
+        self.name = name
+        return self
+
+    def fold(self, *, policy: Policy) -> str:
+        """`Name: tokens`, a token per line where they do not fit the policy's length (a
+        line may then run to the token's length; RFC 5322 allows 998)."""
+        limit = policy.max_line_length or 998
+        lines = [f"{self.name}:"]
+        for token in self.split():
+            if len(lines[-1]) + 1 + len(token) > limit and lines[-1] != f"{self.name}:":
+                lines.append("")
+            lines[-1] += " " + token
+        return policy.linesep.join(lines) + policy.linesep
+
+
 def _tag(charset: str | Charset) -> str:
     return charset if isinstance(charset, str) else _RAW_TAG
 
