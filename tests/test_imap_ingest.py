@@ -351,7 +351,7 @@ def test_a_fetch_that_fails_after_a_big_message_leaves_no_spool_file(dovecot, ma
     # The batch is fetched again later; the big message spooled before the failure must
     # not stay behind in the blob store's .tmp (each retry would leave another copy).
     from imapclient import IMAPClient
-    from imapclient.exceptions import IMAPClientError
+    from imapclient.exceptions import IMAPClientAbortError
 
     user, desk, ingest = mailbox()
     desk.pipeline.reader.skeleton_from = 200_000
@@ -362,7 +362,7 @@ def test_a_fetch_that_fails_after_a_big_message_leaves_no_spool_file(dovecot, ma
 
     def failing(self, messages, data, *args, **kwargs):
         if list(data) == ["BODY.PEEK[]"]:  # the small messages, fetched after the big one
-            raise IMAPClientError("simulated: connection lost")
+            raise IMAPClientAbortError("simulated: connection lost")
         return original_fetch(self, messages, data, *args, **kwargs)
 
     def small_threshold(self, uids, spool=None, big=4 << 20):

@@ -27,6 +27,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from maildesk.common.config import MailboxConfig
 from maildesk.common.errors import MailboxAuthError, SecretError, SourceError
 from maildesk.intake.imap_internals import buffered_responses, imaplib_of
+from maildesk.intake.imap_pieces import MessagePieces
 from maildesk.intake.raw_mail import IncomingMail, discard_all
 
 log = logging.getLogger(__name__)
@@ -52,25 +53,6 @@ class FetchedMessage:
     uid: int
     raw: bytes
     mail: IncomingMail | None = None  # a big message, spooled to disk instead of `raw`
-
-
-class _Pieces:
-    """A message's bytes read in pieces with BODY.PEEK[]<offset.length> (a file-like reader)."""
-
-    def __init__(self, client: IMAPClient, uid: int, piece: int = 1 << 20):
-        self.client, self.uid, self.piece, self.offset, self.done = client, uid, piece, 0, False
-
-    def read(self, size: int = -1) -> bytes:
-        if self.done:
-            return b""
-        want = self.piece if size is None or size < 0 else min(size, self.piece)
-        section = f"BODY.PEEK[]<{self.offset}.{want}>"
-        data = self.client.fetch([self.uid], [section]).get(self.uid, {})
-        chunk = next((v for k, v in data.items() if k.startswith(b"BODY[]")), b"") or b""
-        self.offset += len(chunk)
-        if len(chunk) < want:
-            self.done = True
-        return bytes(chunk)
 
 
 class ImapSource:
@@ -261,7 +243,7 @@ class ImapSource:
     ) -> FetchedMessage | None:
         """One big message spooled piece by piece; None when it is gone (expunged
         meanwhile: the server returns nothing for it), as for a small one."""
-        pieces = _Pieces(self._client(), uid)
+        pieces = MessagePieces(self._client(), uid)
         with self._errors("fetch"):
             mail = spool(pieces)
         if pieces.offset == 0:
