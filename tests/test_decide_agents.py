@@ -13,7 +13,7 @@ from maildesk.common.domain import Author, MessageKind, Priority, Status, Ticket
 from maildesk.decide.batch_state import BatchState
 from maildesk.decide.kb import Article
 from maildesk.intake.message import Address
-from maildesk.triage.reply_tokens import signed_reply_address
+from maildesk.triage.reply_tokens import forwarding_address, signed_reply_address
 from maildesk.triage.thread_keys import ThreadKeys, subject_ticket_numbers
 from tests.decidekit import (
     ALICE,
@@ -71,6 +71,24 @@ def test_a_reply_that_is_only_a_quote_is_relayed_whole_and_the_ticket_says_so():
     assert one_notice(d, "agent_reply").body_text == QUOTED.strip()
     assert [kind for kind, _ in d.notes] == ["reply_whole"]
     assert changed(d)["first_response_at"] == NOW
+
+
+def test_a_reply_that_would_send_a_notification_to_agents_whole_sends_nothing():
+    # Alice answers a note notification with her signature only. Sent whole, the quoted
+    # internal note and her signed forwarding address would reach the customer.
+    forward_to = forwarding_address("support@example.com", ALICE, KEYS.current)
+    note = (
+        "Bob added an internal note to MD-7:\n\nThe customer is on the old plan.\n\n-- \n"
+        f"A customer wrote to you directly? Forward their mail to {forward_to}\n"
+    )
+    quoted = "".join(f"> {line}\n" for line in note.splitlines())
+    d = agent_writes(f"-- \nAlice\n\nOn Mon, Nov 23, 2026, Bob wrote:\n{quoted}")
+    assert notices(d, "agent_reply") == []
+    assert (d.kind, d.internal) == (MessageKind.NOTE, True)
+    told = one_notice(d, "command_error")
+    assert (
+        readers(told) == [ALICE] and "nothing was sent to the requester" in told.extra["errors"][0]
+    )
 
 
 def test_an_empty_reply_sends_nothing_and_tells_the_agent():

@@ -21,6 +21,7 @@ from maildesk.decide.notice_files import Reply, agent_reply, attachment_notices
 from maildesk.intake.message import Address, ParsedMessage
 from maildesk.intake.quotes import WHOLE, extract_reply, reply_source
 from maildesk.rules import Agent
+from maildesk.triage.reply_tokens import quotes_signed_address
 
 
 @dataclass
@@ -71,16 +72,19 @@ def agent_mail(
     decision.merge_into = outcome.merge_into
     if inserted:
         decision.notes.append(("kb", f"inserted {', '.join(inserted)}"))
+    # Sent whole, a quoted notification to agents (an internal note, the footer with the
+    # agent's signed addresses) would reach the requester: then nothing is sent.
+    leaks = extracted.how == WHOLE and quotes_signed_address(body, ctx.tickets.support_address)
     if internal:
         _note(decision, ticket, ctx, me, body)
-    elif body.strip():
+    elif body.strip() and not leaks:
         _relay(decision, ticket, ctx, me, reply, outcome)
         if extracted.how == WHOLE:
             decision.notes.append(("reply_whole", _WHOLE_NOTE))
     else:
         decision.kind, decision.internal = MessageKind.NOTE, True
         if not block.commands:
-            _tell_empty(decision, me)
+            _tell_not_sent(decision, me, _LEAKS if leaks else _EMPTY)
     owner = outcome.new_owner
     if owner is not None and owner.address != me.address:
         said = body if body.strip() else ""
@@ -103,13 +107,18 @@ _WHOLE_NOTE = (
     "was sent to the requester"
 )
 _EMPTY = "the message has no text of its own, so there was nothing to send"
+_LEAKS = (
+    "no answer of yours was found apart from the quoted notification, which is for "
+    "agents only (it carries your signed addresses): nothing was sent to the requester; "
+    "write your answer above the quote"
+)
 
 
-def _tell_empty(decision: Decision, me: Address) -> None:
-    """An agent's mail with no text and no command: kept as a note, and the agent is told
-    that the requester got nothing (rather than left to think the answer went out)."""
-    decision.notes.append(("reply_empty", _EMPTY))
-    extra = {"errors": [_EMPTY], "commands": []}
+def _tell_not_sent(decision: Decision, me: Address, why: str) -> None:
+    """An agent's mail with nothing to relay and no command: kept as a note, and the agent
+    is told that the requester got nothing (rather than left to think the answer went out)."""
+    decision.notes.append(("reply_empty" if why == _EMPTY else "reply_not_sent", why))
+    extra = {"errors": [why], "commands": []}
     decision.notices.append(Notice("command_error", [me], "agents", from_agent=me, extra=extra))
 
 

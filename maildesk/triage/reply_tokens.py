@@ -144,6 +144,18 @@ def _signed_tags(recipients: Iterable[str], support: str) -> list[tuple[str, str
     return found
 
 
+def quotes_signed_address(text: str, support: str) -> bool:
+    """Whether `text` holds one of the desk's signed addresses (a reply or forwarding
+    address, as the footer of a notification to agents carries them)."""
+    local, _, domain = support.lower().partition("@")
+    pattern = rf"{re.escape(local)}\+([a-z0-9.\-]+)@{re.escape(domain)}"
+    for match in re.finditer(pattern, text.lower()):
+        tag = match[1]
+        if _SIGNED_TAG.match(tag) or _FORWARD_TAG.match(tag):
+            return True
+    return False
+
+
 def forwarding_address(support: str, agent: str, key: bytes) -> str:
     """`agent`'s personal intake address: a customer's mail the agent forwards to it opens
     the ticket for that customer (signed like a reply address, for no ticket)."""
