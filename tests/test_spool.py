@@ -223,3 +223,20 @@ def test_the_drain_moves_what_it_took_to_cur_then_deletes_it_and_old_tmp_files(m
     assert drain.sync() == 0
     drain.wait(0.3, threading.Event())
     assert list((folder / "cur").iterdir()) == []  # deleted while waiting for mail
+
+
+def test_a_mailbox_taken_out_of_the_config_no_longer_fails_status(desk_dir):
+    # It failed (a wrong password), then the admin removed it: status still lists its
+    # last state, as not configured, and no longer exits 1 for it for ever.
+    from maildesk.common.config_file import load_config
+    from maildesk.store.db import make_engine, make_sessionmaker
+    from maildesk.store.models import MailboxState
+
+    engine = make_engine(load_config(desk_dir / "maildesk.yaml").database_url())
+    with make_sessionmaker(engine)() as session, session.begin():
+        session.add(MailboxState(name="old", state="auth-failed", last_error="bad password"))
+    engine.dispose()
+    result = run(desk_dir, "status", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = [r for r in json.loads(result.output) if r["name"] == "old"]
+    assert (row["configured"], row["failing"]) == (False, False)

@@ -132,7 +132,9 @@ def mailbox_status(session: Session, config: Config) -> list[dict[str, Any]]:
                 "last_error_at": row.last_error_at if row else None,
                 "uidvalidity": row.uidvalidity if row else None,
                 "last_uid": row.last_uid if row else None,
-                "failing": row is not None and row.state in FAILING_STATES,
+                # A mailbox taken out of maildesk.yaml no longer fails: its last state
+                # stays listed (as not configured), but it is nothing to alert on.
+                "failing": name in configured and row is not None and row.state in FAILING_STATES,
                 "now": now,
             }
         )
