@@ -474,3 +474,35 @@ def test_warnings_and_breaches_follow_the_new_due_times(flow):
     assert scheduler.run_once().breached == ["MD-1"]
     breach = [m for m in flow.deliver() if "SLA BREACH" in body(m)]
     assert breach and "carol@example.com" in {a for m in breach for a in to(m)}
+
+
+@pytest.mark.parametrize("job", ["sla", "reminder"])
+def test_a_ticket_resolved_after_the_scheduler_listed_it_gets_no_notice(flow, monkeypatch, job):
+    # The scheduler lists its candidates first, then takes each under its row lock; an
+    # agent who resolves the ticket in between must not get a breach or a reminder.
+    import maildesk.service.scheduler as scheduler_module
+    from maildesk.store.ticket_updates import change_status
+
+    flow.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
+    flow.desk.pipeline.process_one(make_mail(subject="URGENT: help"))  # 1 h first response
+    flow.deliver()
+    flow.clock.advance(hours=30)  # past every due time, and a day without agent action
+    load = scheduler_module.load_ticket_state
+
+    def resolved_meanwhile(session, ticket_id):
+        with flow.desk.sessions() as other, other.begin():
+            change_status(
+                other, ticket_id, Status.RESOLVED, actor="alice@example.com",
+                reason="fixed", now=flow.clock(), config=flow.desk.config,
+            )  # fmt: skip
+        return load(session, ticket_id)
+
+    scheduler, now = Scheduler(flow.desk), flow.clock()
+    monkeypatch.setattr(scheduler_module, "load_ticket_state", resolved_meanwhile)
+    if job == "sla":
+        assert scheduler._sla(now) == ([], [])
+    else:
+        assert scheduler._each(scheduler._reminder_candidates(now), scheduler._remind, now) == []
+    with flow.desk.sessions() as s:
+        templates = set(s.scalars(select(OutboxEntry.template)))
+    assert not templates & {"sla_breach", "sla_warning", "reminder"}, templates

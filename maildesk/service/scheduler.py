@@ -157,6 +157,8 @@ class Scheduler:
                     ticket = load_ticket_state(session, ticket_id)
                 except LookupError:
                     continue
+                if not _waiting_for_us(ticket, OPEN):  # changed since it was listed
+                    continue
                 for event in self._sla_events(ticket, now):
                     ticket = self._send_sla(session, ticket, event, now)
                     (breached if event.stage == "breach" else warned).append(ticket.ref)
@@ -211,6 +213,8 @@ class Scheduler:
 
     def _remind(self, session: Session, ticket: TicketState, now: datetime) -> bool:
         hours = self.config.tickets.remind_after_hours
+        if not _waiting_for_us(ticket, (Status.NEW.value, Status.OPEN.value)):
+            return False  # resolved, marked spam or merged since it was listed
         last_agent = ticket.last_agent_at or ticket.created_at
         reminded = ticket.sla_state.get("reminded_at")
         quiet_since = max(last_agent, ticket.last_customer_at or ticket.created_at)
@@ -234,3 +238,9 @@ class Scheduler:
         notice = Notice("reminder", agents, "agents", extra={"hours": hours})
         queue_notices(session, after, [notice], self.config, now)
         return True
+
+
+def _waiting_for_us(ticket: TicketState, statuses: tuple[str, ...]) -> bool:
+    """Read again under the ticket's row lock: the list of candidates was read before,
+    and an agent may have resolved, merged or marked it spam in between."""
+    return ticket.status.value in statuses and not ticket.spam and ticket.merged_into_id is None
