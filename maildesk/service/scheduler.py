@@ -93,6 +93,14 @@ class Scheduler:
                 log.exception("scheduler round failed; trying again next round")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+        # Stopping cleanly: another daemon takes the timers over at its next round, not
+        # once the lease runs out (up to three rounds later).
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
+        with self.desk.sessions() as session, session.begin():
+            leases.release(session, LEASE, self.holder)
 
     # --- jobs ---------------------------------------------------------------------------
 
