@@ -253,3 +253,17 @@ def test_a_dropped_attachment_on_a_follow_up_tags_the_ticket():
     d = decide(msg, ticket(), context(msg))
     assert [(c.field, c.value) for c in d.changes] == [("tag", "oversized")]
     assert "oversized" in templates(d)
+
+
+def test_a_held_strangers_oversized_mail_tells_them_nothing():
+    # Held mail gets no acknowledgement on purpose; the size notice must not be one.
+    raw = make_mail(
+        sender="eve@elsewhere.example",
+        subject="Re: [MD-7] Printer on fire",
+        attachments=[("video.mp4", "video/mp4", b"x" * 4096)],
+    )
+    msg = parse_message(raw, limits=ParseLimits(max_attachment_bytes=1024))
+    d = decide(msg, ticket(), context(msg, tickets={"stranger_with_token": "hold"}))
+    assert d.new_ticket is not None and set(d.new_ticket.tags) == {"held", "oversized"}
+    assert "oversized" not in templates(d)
+    assert [kind for kind, _ in d.notes] == ["held", "size_limit"]

@@ -185,3 +185,16 @@ def test_a_forward_from_a_russian_gmail_is_read_too(make_desk):
     assert messages[0].date == ORIGINAL_DATE
     assert messages[0].text_body == "Принтер на третьем этаже снова горит."
     assert messages[1].text_body == "Возьми, пожалуйста."
+
+
+def test_the_customer_of_a_forward_is_not_told_of_an_attachment_dropped_for_size(make_desk):
+    # Dana never wrote to the desk: Alice's forward lost the attachment, not Dana's mail.
+    desk = make_desk(extra="limits:\n  max_attachment_bytes: 16\n")
+    desk.config = desk.config.model_copy(
+        update={"tickets": desk.config.tickets.model_copy(update={"forward_ack": False})}
+    )
+    desk.pipeline.config = desk.config
+    desk.pipeline.process_one(forward("gmail", to=alices_forwarding_address(desk)))
+    _, _, events, outbox = stored(desk)
+    assert any(kind == "size_limit" for kind, _ in events)  # the ticket's log says so
+    assert not [o for o in outbox if o[1] == DANA], outbox

@@ -345,7 +345,7 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
         decision.new_ticket.tags.append(OVERSIZED_TAG)
     else:
         decision.changes.append(Change("tag", OVERSIZED_TAG, "message over a size limit"))
-    if msg.sender is None or not _may_auto_reply(ctx, msg):
+    if msg.sender is None or not _may_auto_reply(ctx, msg) or not _writes_back(decision):
         return
     details = {
         "message": msg.oversized,
@@ -357,6 +357,14 @@ def _size_limits(msg: ParsedMessage, ctx: DecideContext, decision: Decision) -> 
     decision.notices.append(
         Notice("oversized", [msg.sender], "requester", extra={"oversized": details})
     )
+
+
+def _writes_back(decision: Decision) -> bool:
+    """Whether the desk writes to the mail's sender at all: not to the customer of an
+    agent's forward (who never wrote to the desk), nor about held, spam or ignored mail."""
+    new = decision.new_ticket
+    quiet = new is not None and (new.spam or {HELD_TAG, "ignored"} & set(new.tags))
+    return decision.forwarded is None and not quiet
 
 
 def sets_aside(screening: Screening, ticket: TicketState | None) -> bool:
