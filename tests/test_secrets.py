@@ -78,6 +78,20 @@ def test_a_password_written_where_a_secret_belongs_is_not_echoed(tmp_path):
     _assert_clean(output)
 
 
+def test_a_mistake_next_to_a_secret_does_not_echo_it(tmp_path):
+    # A reply secret written as plain text, and a mailbox entry whose error (no host)
+    # would show the whole entry, its password included.
+    path = write_config(
+        tmp_path,
+        extra=f"mailboxes:\n  - {{name: s, username: u, password: {{env: X}}, a: {FILE_PW}}}\n",
+    )
+    text = path.read_text().replace("reply_secret: {file: reply.key}", f"reply_secret: {CMD_TOKEN}")
+    path.write_text(text)
+    output = _check_output(path)
+    assert "tickets.reply_secret" in output and "mailboxes.0.host: Field required" in output
+    _assert_clean(output)
+
+
 def test_logged_secrets_and_exception_text_are_redacted(secret_config, caplog):
     tmp_path, extra = secret_config
     config = load_config(write_config(tmp_path, extra=extra))

@@ -27,7 +27,7 @@ def problems_from(exc: ValidationError, doc: YamlDocument, root: type[BaseModel]
                 f" — allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
             )
             message = f"unknown key '{key}'{hint}"
-        elif any(str(part) in SECRET_KEYS for part in loc):
+        elif any(_secretive(part) for part in loc):
             # Never echo what was written where a secret belongs: it may be the secret.
             how = "{env: NAME}, {file: PATH} or {command: CMD}"
             message = f"{key}: {error['msg']} (write {how})"
@@ -56,6 +56,18 @@ def _allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [name for name in model.model_fields if name != "source"]
 
 
+def _secretive(part: Any) -> bool:
+    """A key that holds a secret: `password`, `reply_secret`, `previous_reply_secret`..."""
+    name = str(part)
+    return name in SECRET_KEYS or name.endswith(tuple(f"_{key}" for key in SECRET_KEYS))
+
+
 def _short(value: Any) -> str:
+    """What was written, to show: never a mapping's or a list's values (a mailbox entry
+    holds its password beside the key that is wrong)."""
+    if isinstance(value, dict):
+        return "a mapping of " + (", ".join(map(str, value)) or "nothing")
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
