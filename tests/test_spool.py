@@ -240,3 +240,38 @@ def test_a_mailbox_taken_out_of_the_config_no_longer_fails_status(desk_dir):
     assert result.exit_code == 0, result.output
     (row,) = [r for r in json.loads(result.output) if r["name"] == "old"]
     assert (row["configured"], row["failing"]) == (False, False)
+
+
+def test_through_a_symlinked_config_the_pipe_and_status_name_the_same_spool(desk_dir, tmp_path):
+    # /etc/maildesk.yaml -> the desk's: the daemon resolves the link, so must the pipe,
+    # or the MTA's mail lands in a folder nothing drains.
+    link = tmp_path / "etc" / "maildesk.yaml"
+    link.parent.mkdir()
+    link.symlink_to(desk_dir / "maildesk.yaml")
+    assert pipe(link, make_mail(subject="via the link")).returncode == 0
+    assert len(spooled(desk_dir)) == 1 and not (link.parent / "spool").exists()
+
+
+def test_a_closed_stdout_does_not_turn_a_stored_message_into_a_failure(desk_dir):
+    # Postfix takes any exit but 0 and 75 as a permanent failure and bounces the mail,
+    # though it was stored: once it is in the spool, the pipe exits 0.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maildesk",
+            "--config",
+            str(desk_dir / "maildesk.yaml"),
+            "ingest",
+            "-",
+        ],
+        input=make_mail().decode(),
+        stdout=subprocess.DEVNULL,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(spooled(desk_dir)) == 1

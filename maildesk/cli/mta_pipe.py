@@ -9,6 +9,7 @@ keeps it and retries.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 TYPE_CHECKING = False  # typing itself costs each piped message a few milliseconds
@@ -44,7 +45,11 @@ def spool_stdin(
     except SpoolError as exc:
         err.write(f"error: {exc}; the message was not stored, try again later\n")
         return EX_TEMPFAIL
-    out.write(f"-: spooled {name}\n")
+    # stdout closed (None when it was closed at start-up): the message is stored, and
+    # that is what the exit code tells the MTA.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        out.write(f"-: spooled {name}\n")
+        out.flush()
     return 0
 
 

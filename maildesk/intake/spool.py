@@ -54,7 +54,9 @@ def spool_folder(config_arg: StrPath | None) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpoolError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     folder = read_spool_key(text, path) or DEFAULT_FOLDER
-    return os.path.join(os.path.dirname(os.path.abspath(path)), folder)
+    # realpath, as the daemon resolves the config's folder: through a symlinked
+    # maildesk.yaml both must name the same spool, or what the MTA hands over waits for ever.
+    return os.path.join(os.path.dirname(os.path.realpath(path)), folder)
 
 
 def read_spool_key(text: str, where: str) -> str | None:
