@@ -143,9 +143,10 @@ def test_status_shows_the_backlog_and_its_oldest_message(desk_dir):
     config = desk_dir / "maildesk.yaml"
     for subject in ("one", "two"):
         assert pipe(config, make_mail(subject=subject)).returncode == 0
-    rows = json.loads(run(desk_dir, "status", "--json").output)
-    (row,) = [r for r in rows if r["name"].startswith("spool@")]
-    assert (row["backlog"], row["failing"]) == (2, False)
+    shown = run(desk_dir, "status", "--json")
+    (row,) = [r for r in json.loads(shown.output) if r["name"].startswith("spool@")]
+    # No daemon runs: the mail waits and nothing takes it, which monitoring must see.
+    assert (row["backlog"], row["failing"], shown.exit_code) == (2, True, 1)
     assert row["oldest_at"] is not None
     table = run(desk_dir, "status").output
     assert "2, oldest" in table.splitlines()[2]

@@ -141,7 +141,8 @@ def status(cli: CliContext, as_json: bool) -> None:
     for this machine's spool, the messages waiting in it and when the oldest came; then
     each daemon: how many mailboxes it holds, since when, whether it is alive.
 
-    Exits 1 when a mailbox is failing, so a monitoring check can call it.
+    Exits 1 when a mailbox is failing, or mail waits in one no daemon holds (none runs,
+    or it died), so a monitoring check can call it.
     """
     from sqlalchemy.orm import Session
 
@@ -160,6 +161,8 @@ def status(cli: CliContext, as_json: bool) -> None:
         row["oldest_at"] = oldest if row["name"] == spool.name else None
         if row["name"] == spool.name:
             row["backlog"] = waiting
+        if row["configured"] and not row["holder"] and row["backlog"]:
+            row["failing"] = True  # mail is waiting and nothing takes it
     if as_json:
         print_json(rows)
     elif not rows:
