@@ -61,3 +61,23 @@ def test_a_blob_is_stored_once_and_bytes_under_a_wrong_name_not_at_all(chunks):
         chunks.copy(io.BytesIO(data + b"!"), wrong)
     assert not chunks.exists(wrong) and chunks.open(wrong) is None
     assert chunks.exists(_sha(data))
+
+
+def test_a_blob_file_handed_to_the_render_process_survives_its_migration(make_desk):
+    # `maildesk blobs migrate` moves a file into the database and deletes it; a
+    # notification being rendered meanwhile must still read its attachment.
+    from maildesk.outgoing.file_sources import file_parts_for, remove
+
+    desk = make_desk()
+    data = bytes(range(256)) * 8192  # 2 MiB: over inline_max, so a file
+    sha256 = desk.blobs.put(data, lambda *_: None)
+    assert desk.blobs.files.exists(sha256)
+    ref = {"sha256": sha256, "size": len(data), "filename": "log.bin"}
+    parts, spooled = file_parts_for([ref], desk.blobs)
+    desk.blobs.path_for(sha256).unlink()  # what migrate does once its copy committed
+    try:
+        with open(parts[0].source, "rb") as fh:
+            assert fh.read() == data
+    finally:
+        remove(spooled)
+    assert not any(p.exists() for p in spooled)

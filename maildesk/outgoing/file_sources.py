@@ -1,7 +1,8 @@
 """Where the render process finds the bytes of a notification's files.
 
 The render process has no database. A blob kept as a file (`storage.backend: files`)
-is read by the child straight from its path; a small blob (a `blobs` row) is handed
+is read by the child through a hard link made for it (cheap, and the bytes stay
+while `blobs migrate` moves the file); a small blob (a `blobs` row) is handed
 over as bytes; a big one in the database (chunks) is first copied, chunk by chunk, to
 a spool file under `storage.path`. So the sender's process never holds a big file
 whole, and the child reads each one once, while it writes the message.
@@ -9,6 +10,7 @@ whole, and the child reads each one once, while it writes the message.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +59,9 @@ def _source(ref: dict[str, Any], blobs: BlobStore, spooled: list[Path]) -> bytes
     sha256 = str(ref.get("sha256", ""))
     try:
         if blobs.files.exists(sha256):
-            return str(blobs.path_for(sha256))
+            pinned = _pinned(blobs.path_for(sha256), blobs, spooled)
+            if pinned is not None:
+                return pinned
         with blobs.open(sha256) as stream:
             if int(ref.get("size") or 0) <= blobs.inline_max:
                 return stream.read()
@@ -69,6 +73,22 @@ def _source(ref: dict[str, Any], blobs: BlobStore, spooled: list[Path]) -> bytes
     except (FileNotFoundError, ValueError):
         name = ref.get("filename") or "?"
         raise MissingFile(f"attachment {name!r} (blob {sha256}) is not in the blob store") from None
+
+
+def _pinned(path: Path, blobs: BlobStore, spooled: list[Path]) -> str | None:
+    """A hard link to a blob file, for the render child to read: `maildesk blobs migrate`
+    may move the file into the database and delete it before the child opens it, and the
+    link keeps its bytes until the notification is rendered. None when it was moved
+    already (it is read from the database then)."""
+    fh, tmp = blobs.temp_file()  # a free name in the spool folder, on the blobs' filesystem
+    fh.close()
+    tmp.unlink()
+    try:
+        os.link(path, tmp)
+    except FileNotFoundError:
+        return None
+    spooled.append(tmp)
+    return str(tmp)
 
 
 def remove(paths: Sequence[Path]) -> None:
