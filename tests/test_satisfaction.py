@@ -108,6 +108,13 @@ def test_token_round_trip_and_every_way_it_fails():
         verify_token(token, SECRET, NOW + timedelta(days=31))
     with pytest.raises(RatingTokenError, match="incomplete"):
         verify_token(token.rsplit(".", 1)[0], SECRET, NOW)
+    # An empty secret (an empty file or variable) would accept anyone's token.
+    forged = make_token("MD-42", 1, "", NOW + timedelta(days=3650))
+    with pytest.raises(RatingTokenError, match="secret is empty"):
+        verify_token(forged, "", NOW)
+    # A signature with other characters is refused, not a crash.
+    with pytest.raises(RatingTokenError, match="altered"):
+        verify_token(f"{ref}.{rating}.{expires}.sign\u00e9d", SECRET, NOW)
 
 
 def test_mailto_links_write_a_reply_that_parses_and_verifies():

@@ -140,12 +140,14 @@ def make_token(ref: str, rating: int, secret: str, expires: datetime) -> str:
 
 def verify_token(token: str, secret: str, now: datetime) -> tuple[str, int]:
     """(ticket ref, rating) from a valid token; RatingTokenError saying what is wrong."""
+    if not secret.strip():  # an empty key signs nothing: anyone could make the token
+        raise RatingTokenError("the satisfaction secret is empty; rating links cannot be checked")
     parts = token.strip().split(".")
     if len(parts) != 4 or not parts[1].isdigit() or not parts[2].isdigit():
         raise RatingTokenError("this rating link is incomplete; copy the whole link")
     ref, rating, expires, signature = parts
     expected = _signature(secret, f"{ref}.{rating}.{expires}")
-    if not hmac.compare_digest(signature, expected):
+    if not hmac.compare_digest(signature.encode(errors="replace"), expected.encode()):
         raise RatingTokenError(
             "this rating link was altered or signed with another secret; it is not accepted"
         )
