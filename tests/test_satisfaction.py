@@ -167,10 +167,19 @@ def test_rating_partial_renders_the_links():
 
 
 @pytest.fixture
-def rated_desk(make_desk, monkeypatch):
+def rated_desk(make_desk, monkeypatch, clock):
+    """A desk whose MD-1 was resolved (rating links go out with that notice)."""
+    from maildesk.common.domain import Status
+    from maildesk.store.ticket_updates import change_status
+
     monkeypatch.setenv("MAILDESK_TEST_RATING_SECRET", SECRET)
     desk = make_desk(extra="satisfaction:\n  secret: {env: MAILDESK_TEST_RATING_SECRET}\n")
     assert desk.pipeline.process_one(make_mail(subject="Printer on fire")).ticket_ref == "MD-1"
+    with desk.sessions() as session, session.begin():
+        change_status(
+            session, 1, Status.RESOLVED, actor="alice@example.com", reason="fixed", now=clock(),
+            config=desk.config,
+        )  # fmt: skip
     return desk
 
 
@@ -203,5 +212,21 @@ def test_rate_command_refuses_a_forged_link(rated_desk):
     forged = make_token("MD-1", 5, "guessed", datetime.now(UTC) + timedelta(days=1))
     result = CliRunner().invoke(cli, ["--config", rated_desk.config.source, "rate", forged])
     assert isinstance(result.exception, RatingTokenError)
+    with rated_desk.sessions() as s:
+        assert s.scalars(select(Ticket.rating)).one() is None
+
+
+def test_a_link_of_a_ticket_reopened_since_rates_nothing(rated_desk):
+    from maildesk.common.domain import Status
+    from maildesk.store.ticket_updates import change_status
+
+    with rated_desk.sessions() as session, session.begin():
+        change_status(
+            session, 1, Status.OPEN, actor="customer@example.org", reason="still broken",
+            now=datetime.now(UTC), config=rated_desk.config,
+        )  # fmt: skip
+    token = make_token("MD-1", 5, SECRET, datetime.now(UTC) + timedelta(days=1))
+    result = CliRunner().invoke(cli, ["--config", rated_desk.config.source, "rate", token])
+    assert result.exit_code != 0 and "MD-1 is open now" in str(result.exception or result.output)
     with rated_desk.sessions() as s:
         assert s.scalars(select(Ticket.rating)).one() is None

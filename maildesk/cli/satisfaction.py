@@ -29,6 +29,9 @@ def rate(cli: CliContext, token: str, comment: str) -> None:
     desk = cli.desk()
     with desk.sessions() as session, session.begin():
         ticket = get_ticket(session, ref)
+        if ticket.status not in ("resolved", "closed") or ticket.merged_into_id is not None:
+            # As a rating by mail: a link of a ticket reopened since rates nothing.
+            raise MaildeskError(f"{ref} is {ticket.status} now; its rating link no longer applies")
         reply = RatingReply(rating, comment.strip()[:MAX_COMMENT])
         record_rating(session, ticket.id, reply, now=now, actor=ticket.requester, via="by link")
     echo(f"{ref} rated {rating}")
