@@ -186,3 +186,18 @@ class Db:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def run_for(task, seconds: float) -> None:
+    """Run a background task (`task(stop)`, as the daemon runs them) for `seconds`, then
+    set its stop event and wait for it to finish."""
+    import asyncio
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(task(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await running
+
+    asyncio.run(go())

@@ -509,17 +509,9 @@ def test_a_ticket_resolved_after_the_scheduler_listed_it_gets_no_notice(flow, mo
 
 
 def test_a_scheduler_that_stops_cleanly_hands_the_timers_over_at_once(flow):
-    import asyncio
+    from tests.daemon_helpers import run_for
 
     first = Scheduler(flow.desk, holder="node-a:1:x", interval=0.1)
     second = Scheduler(flow.desk, holder="node-b:2:x")
-
-    async def one_round_then_stop() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(first.run(stop))
-        await asyncio.sleep(0.3)
-        stop.set()
-        await task
-
-    asyncio.run(one_round_then_stop())
+    run_for(first.run, 0.3)
     assert not second.run_once().skipped  # not after the lease's 60 s

@@ -15,6 +15,7 @@ from maildesk.service.source_ingest import lease_name
 from maildesk.store import leases
 from maildesk.store.models import Message
 from tests.conftest import make_mail
+from tests.daemon_helpers import run_for
 from tests.test_file_sources import deliver, make_maildir
 
 
@@ -155,15 +156,7 @@ def test_the_heartbeat_tells_the_sender_how_long_it_holds(desk):
     liveness = Liveness(clock=lambda: now[0])
     assert liveness.holds()  # no heartbeat yet: nothing can lapse
     balancer = Balancer(desk, "node-a:1:x", dict, liveness)
-
-    async def one_round() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(balancer.run(stop))
-        await asyncio.sleep(0.3)
-        stop.set()
-        await task
-
-    asyncio.run(one_round())
+    run_for(balancer.run, 0.3)
     lasts = balancer.heartbeat_seconds  # the heartbeat lasts this long from the renewal
     now[0] = 100.0 + lasts * 2 / 3 - 0.5  # a third of it is kept for a send in hand
     assert liveness.holds()

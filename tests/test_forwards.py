@@ -68,12 +68,16 @@ def test_a_forward_to_the_agents_address_opens_the_ticket_for_the_customer(make_
     assert any(kind == "forwarded" and "signed forwarding address" in why for kind, why in events)
 
 
-def test_the_acknowledgement_to_the_customer_can_be_switched_off(make_desk):
-    desk = make_desk(extra="")
-    desk.config = desk.config.model_copy(
-        update={"tickets": desk.config.tickets.model_copy(update={"forward_ack": False})}
-    )
+def without_forward_ack(desk):
+    """`tickets.forward_ack: false`: the customer of an agent's forward hears nothing."""
+    tickets = desk.config.tickets.model_copy(update={"forward_ack": False})
+    desk.config = desk.config.model_copy(update={"tickets": tickets})
     desk.pipeline.config = desk.config
+    return desk
+
+
+def test_the_acknowledgement_to_the_customer_can_be_switched_off(make_desk):
+    desk = without_forward_ack(make_desk(extra=""))
     desk.pipeline.process_one(forward("gmail", to=alices_forwarding_address(desk)))
     _, _, _, outbox = stored(desk)
     assert ticket(desk).requester == DANA and not [o for o in outbox if o[1] == DANA]
@@ -189,11 +193,7 @@ def test_a_forward_from_a_russian_gmail_is_read_too(make_desk):
 
 def test_the_customer_of_a_forward_is_not_told_of_an_attachment_dropped_for_size(make_desk):
     # Dana never wrote to the desk: Alice's forward lost the attachment, not Dana's mail.
-    desk = make_desk(extra="limits:\n  max_attachment_bytes: 16\n")
-    desk.config = desk.config.model_copy(
-        update={"tickets": desk.config.tickets.model_copy(update={"forward_ack": False})}
-    )
-    desk.pipeline.config = desk.config
+    desk = without_forward_ack(make_desk(extra="limits:\n  max_attachment_bytes: 16\n"))
     desk.pipeline.process_one(forward("gmail", to=alices_forwarding_address(desk)))
     _, _, events, outbox = stored(desk)
     assert any(kind == "size_limit" for kind, _ in events)  # the ticket's log says so
