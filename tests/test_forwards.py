@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from maildesk.store.models import Attachment, Event, Message, OutboxEntry
+from maildesk.store.models import Attachment, Event, Message, OutboxEntry, Participant
 from maildesk.triage.reply_tokens import forwarding_address, load_reply_keys
 from tests.conftest import make_mail
 from tests.forward_samples import (
@@ -198,3 +198,17 @@ def test_the_customer_of_a_forward_is_not_told_of_an_attachment_dropped_for_size
     _, _, events, outbox = stored(desk)
     assert any(kind == "size_limit" for kind, _ in events)  # the ticket's log says so
     assert not [o for o in outbox if o[1] == DANA], outbox
+
+
+def test_a_forward_about_a_customers_ticket_brings_whom_their_mail_copied(make_desk):
+    # The agent vouches for the customer's mail: its Cc joins, though the forward itself
+    # answers none of the ticket's messages (the rule that keeps forged mail out).
+    desk = make_desk()
+    desk.pipeline.process_one(make_mail(sender=f"Dana <{DANA}>", subject="Printer broken"))
+    raw = forward_as_attachment(
+        to=alices_forwarding_address(desk), original_headers={"Cc": "erin@example.net"}
+    ).replace(b"Fwd: ", b"Fwd: Re: [MD-1] ", 1)
+    assert desk.pipeline.process_one(raw).ticket_ref == "MD-1"
+    with desk.sessions() as s:
+        cc = list(s.scalars(select(Participant.address).where(Participant.role == "cc")))
+    assert cc == ["erin@example.net"]

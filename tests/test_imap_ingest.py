@@ -406,3 +406,24 @@ def test_a_message_the_server_will_not_fetch_does_not_hold_up_the_others(
     assert ingest.sync() == 1  # readable again: taken at the next pass
     with desk.sessions() as s:
         assert sorted(s.scalars(select(Ticket.subject))) == ["Mail 1", "Mail 2", "Mail 3"]
+
+
+def test_a_server_that_refuses_every_message_fails_the_pass(dovecot, mailbox, monkeypatch):
+    # One message refused is that message's trouble; all of them is the server's, and
+    # the mailbox must show as failing rather than pass empty.
+    from imapclient import IMAPClient
+    from imapclient.exceptions import IMAPClientError
+
+    user, _, ingest = mailbox()
+    dovecot.append(user, [make_mail(subject=f"Mail {n}") for n in range(1, 3)])
+    original_fetch = IMAPClient.fetch
+
+    def refusing_all(self, messages, data, *args, **kwargs):
+        if list(data) == ["BODY.PEEK[]"]:
+            raise IMAPClientError("FETCH failed: NO Server Unavailable")
+        return original_fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(IMAPClient, "fetch", refusing_all)
+    ingest.open()
+    with pytest.raises(SourceError, match="Server Unavailable"):
+        ingest.sync()

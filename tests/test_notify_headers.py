@@ -189,3 +189,21 @@ def test_long_and_gmail_message_ids_and_a_deep_thread_index_go_out_as_written(de
     index = written["Thread-Index"]
     assert "=?" not in index and len(base64.b64decode(index)) == ROOT_BYTES + 5 * 10
     assert all(len(line) <= 998 for line in ack.raw.split(b"\r\n"))
+
+
+def test_a_non_ascii_message_id_is_left_out_and_a_very_deep_thread_index_is_capped(desk):
+    # Message-IDs are ASCII (RFC 5322); one that is not cannot be repeated as it is, and
+    # must not stop the notification. A token is never folded, so the Thread-Index of a
+    # conversation hundreds of replies deep is capped to keep its line under 998.
+    from maildesk.outgoing.render_jobs import render_entry
+
+    raw = "Message-ID: <café-1@example.org>\n".encode() + make_mail(message_id=None)
+    desk.pipeline.process_one(raw)
+    (ack,) = [r for r in outbox_rows(desk) if r.audience == "requester"]
+    assert "In-Reply-To" not in _raw_headers(ack.raw)
+    ack.headers = {**ack.headers, "references": [], "thread_depth": 400}
+    ack.raw = None
+    rendered = render_entry(ack, desk.renderer, desk.config, desk.blobs)
+    assert all(len(line) <= 998 for line in rendered.split(b"\r\n"))
+    index = base64.b64decode(_raw_headers(rendered)["Thread-Index"])
+    assert len(index) == ROOT_BYTES + 5 * 100

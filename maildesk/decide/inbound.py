@@ -102,7 +102,9 @@ def _forwarded(forward: Forward, ticket: TicketState | None, ctx: DecideContext)
         and ticket.is_participant(original.from_addr)
         and ticket.status is not Status.CLOSED
     ):
-        decision = _with_clocks(_follow_up(original, ticket, ctx), ticket, ctx)
+        # The agent vouches for the customer's mail: whom it copied joins, as ever.
+        vouched = replace(ctx, in_conversation=True)
+        decision = _with_clocks(_follow_up(original, ticket, vouched), ticket, ctx)
     else:
         decision = _new_ticket(original, ctx)
     return on_behalf(forward, decision, ctx)

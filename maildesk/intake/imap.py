@@ -233,7 +233,10 @@ class ImapSource:
             raise
         except IMAPClientError as exc:
             if len(uids) > 1:
-                return {k: v for uid in uids for k, v in self._fetch_small([uid]).items()}
+                found = {k: v for uid in uids for k, v in self._fetch_small([uid]).items()}
+                if not found:  # every one refused: the server's trouble, not a message's
+                    raise
+                return found
             why = _text(exc)
             log.error("%s: UID %d not fetched, the server says: %s", self.where, uids[0], why)
             return {}

@@ -40,6 +40,7 @@ _SAFE_ID = re.compile(r"^[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+$")
 _FIELD_NAME = re.compile(rb"(?:^|\r\n)([!-9;-~]+):")  # at a line start (RFC 5322 2.2)
 _ID_UNSAFE = re.compile(r"[\s<>\x00-\x1f\x7f\u0085\u2028\u2029]")
 MAX_REFERENCES = 20
+MAX_THREAD_DEPTH = 100
 
 
 class ComposeError(MaildeskError):
@@ -48,7 +49,7 @@ class ComposeError(MaildeskError):
 
 def safe_ids(ids: list[str]) -> list[str]:
     """Message-IDs fit to repeat in In-Reply-To/References (plain `left@right`)."""
-    return [i for i in ids if len(i) <= 900 and "=?" not in i and _SAFE_ID.match(i)]
+    return [i for i in ids if len(i) <= 900 and i.isascii() and "=?" not in i and _SAFE_ID.match(i)]
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,9 @@ def _headers(e: Envelope) -> list[tuple[str, Any]]:
     # Outlook groups conversations by these two, not by References.
     headers.append(("Thread-Topic", text_header("Thread-Topic", thread_topic(e.subject))))
     if e.thread_root:
-        index = thread_index(e.thread_root, e.thread_depth, e.date)
+        # A token is never folded: at most 100 levels (696 characters) keeps its line
+        # under RFC 5322's 998; Outlook threads by the root and the first levels anyway.
+        index = thread_index(e.thread_root, min(e.thread_depth, MAX_THREAD_DEPTH), e.date)
         headers.append(("Thread-Index", TokenHeader("Thread-Index", index)))
     if e.auto_submitted:
         headers += [

@@ -87,6 +87,8 @@ def _pinned(path: Path, blobs: BlobStore, spooled: list[Path]) -> str | None:
         os.link(path, tmp)
     except FileNotFoundError:
         return None
+    except OSError:  # links refused here (EPERM, EMLINK): the file itself, as before
+        return str(path)
     spooled.append(tmp)
     return str(tmp)
 

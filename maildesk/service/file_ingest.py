@@ -74,22 +74,22 @@ def ingest_paths(
 def _read(pipeline: Pipeline, paths: Sequence[Path]) -> tuple[list[Path], list[IncomingMail]]:
     """The files that are still there and readable, and their messages (spooled when big).
 
-    A file that cannot be read (its mode or owner, a disk error) stays where it is, for
-    the next pass once fixed, and does not hold up the files after it."""
+    A file that cannot be opened (its mode or owner) stays where it is, for the next pass
+    once fixed, and does not hold up the files after it."""
     found: list[Path] = []
     mails: list[IncomingMail] = []
     try:
         for path in paths:
             try:
-                with path.open("rb") as stream:
-                    mail = pipeline.reader.receive(stream)
+                stream = path.open("rb")
             except FileNotFoundError:  # another reader of the Maildir took it: not ours
                 log.info("%s: gone before it was read; skipped", path)
                 continue
-            except OSError as exc:
-                _report_unreadable(path, exc)
+            except OSError as exc:  # its mode or owner: an error while reading or spooling
+                _report_unreadable(path, exc)  # (a full disk) still fails the source
                 continue
-            mails.append(mail)
+            with stream:
+                mails.append(pipeline.reader.receive(stream))
             found.append(path)
     except BaseException:
         discard_all(mails)
