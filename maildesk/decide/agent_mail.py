@@ -84,7 +84,8 @@ def agent_mail(
     else:
         decision.kind, decision.internal = MessageKind.NOTE, True
         if not block.commands:
-            _tell_not_sent(decision, me, _LEAKS if leaks else _EMPTY)
+            why = ("reply_not_sent", _LEAKS) if leaks else ("reply_empty", _EMPTY)
+            _tell_not_sent(decision, me, *why)
     owner = outcome.new_owner
     if owner is not None and owner.address != me.address:
         said = body if body.strip() else ""
@@ -114,10 +115,11 @@ _LEAKS = (
 )
 
 
-def _tell_not_sent(decision: Decision, me: Address, why: str) -> None:
-    """An agent's mail with nothing to relay and no command: kept as a note, and the agent
-    is told that the requester got nothing (rather than left to think the answer went out)."""
-    decision.notes.append(("reply_empty" if why == _EMPTY else "reply_not_sent", why))
+def _tell_not_sent(decision: Decision, me: Address, kind: str, why: str) -> None:
+    """An agent's mail with nothing to relay and no command: kept as a note (an event of
+    `kind`), and the agent is told that the requester got nothing (rather than left to
+    think the answer went out)."""
+    decision.notes.append((kind, why))
     extra = {"errors": [why], "commands": []}
     decision.notices.append(Notice("command_error", [me], "agents", from_agent=me, extra=extra))
 

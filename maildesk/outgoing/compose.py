@@ -22,6 +22,7 @@ from typing import Any
 
 from maildesk.common.errors import MaildeskError
 from maildesk.common.thread_index import thread_index
+from maildesk.intake.header_values import MAX_ID_BYTES
 from maildesk.intake.message import Address
 from maildesk.outgoing.file_parts import FilePart, file_parts
 from maildesk.outgoing.header_text import (
@@ -49,7 +50,11 @@ class ComposeError(MaildeskError):
 
 def safe_ids(ids: list[str]) -> list[str]:
     """Message-IDs fit to repeat in In-Reply-To/References (plain `left@right`)."""
-    return [i for i in ids if len(i) <= 900 and i.isascii() and "=?" not in i and _SAFE_ID.match(i)]
+    return [
+        i
+        for i in ids
+        if len(i) <= MAX_ID_BYTES and i.isascii() and "=?" not in i and _SAFE_ID.match(i)
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,9 @@ def _content(body: Rendered, policy: Policy, files: Sequence[FilePart]) -> Email
 
 
 def _set(msg: EmailMessage, name: str, value: str) -> None:
-    """Add a header. Ours (FoldedHeader) and our ASCII tokens are kept as they are (the
-    policy still folds a long one): parsing each into a header object took longer than
-    the rest of the message."""
+    """Add a header. Ours (FoldedHeader, TokenHeader) fold themselves; other ASCII values
+    are kept as they are (the policy folds a long one): parsing each into a header object
+    took longer than the rest of the message."""
     if isinstance(value, FoldedHeader | TokenHeader) or value.isascii():
         msg.set_raw(name, value)
     else:

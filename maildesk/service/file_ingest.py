@@ -85,8 +85,8 @@ def _read(pipeline: Pipeline, paths: Sequence[Path]) -> tuple[list[Path], list[I
             except FileNotFoundError:  # another reader of the Maildir took it: not ours
                 log.info("%s: gone before it was read; skipped", path)
                 continue
-            except OSError as exc:  # its mode or owner: an error while reading or spooling
-                _report_unreadable(path, exc)  # (a full disk) still fails the source
+            except OSError as exc:  # its mode or owner; an error while reading or spooling
+                _report_unreadable(path, exc)  # it below (a full disk) fails the source
                 continue
             with stream:
                 mails.append(pipeline.reader.receive(stream))

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "scheduler"
 OPEN = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value)
+AWAITING_AGENT = (Status.NEW.value, Status.OPEN.value)  # what reminders are about
 
 
 @dataclass
@@ -212,7 +213,7 @@ class Scheduler:
         cutoff = now - timedelta(hours=hours)
         with self.desk.read_session() as session:
             query = select(Ticket.id).where(
-                Ticket.status.in_((Status.NEW.value, Status.OPEN.value)),
+                Ticket.status.in_(AWAITING_AGENT),
                 Ticket.spam.is_(False),
                 Ticket.merged_into_id.is_(None),
                 Ticket.updated_at <= cutoff,
@@ -221,7 +222,7 @@ class Scheduler:
 
     def _remind(self, session: Session, ticket: TicketState, now: datetime) -> bool:
         hours = self.config.tickets.remind_after_hours
-        if not _waiting_for_us(ticket, (Status.NEW.value, Status.OPEN.value)):
+        if not _waiting_for_us(ticket, AWAITING_AGENT):
             return False  # resolved, marked spam or merged since it was listed
         last_agent = ticket.last_agent_at or ticket.created_at
         reminded = ticket.sla_state.get("reminded_at")
